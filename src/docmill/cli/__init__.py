@@ -1,0 +1,1 @@
+"""The command line: a thin adapter over the library (``docmill.run`` and the ledger)."""

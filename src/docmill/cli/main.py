@@ -1,0 +1,269 @@
+"""``docmill`` command line. Heavy modules are imported inside each command.
+
+Exit status: 0 the run completed (every document terminal, failures included);
+1 a run-level error (bad configuration, unusable ledger, missing source);
+130 interrupted (Ctrl-C); 2 a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="docmill", description="Turn piles of documents into data (text, metadata, records)."
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="process documents into an output folder (resumable)")
+    run.add_argument(
+        "sources", nargs="*", metavar="SOURCE",
+        help="files, folders (recursive) or @list.txt; none: resume the last run's sources",
+    )
+    run.add_argument("--out", required=True, metavar="DIR", help="output folder (ledger, records)")
+    run.add_argument("--workers", type=int, metavar="N", help="worker processes (default: cores)")
+    run.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="override a setting, e.g. --set extract.max_pages=3 (repeatable)",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    status = sub.add_parser("status", help="counts, pages, throughput and failures of a folder")
+    status.add_argument("dir", metavar="DIR")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    retry = sub.add_parser("retry", help="put failed documents back to pending")
+    retry.add_argument("dir", metavar="DIR")
+    retry.add_argument("--category", metavar="C", help="only this failure category")
+
+    export = sub.add_parser("export", help="one consolidated file from the records")
+    export.add_argument("dir", metavar="DIR")
+    export.add_argument("--format", required=True, choices=("jsonl", "csv", "parquet"))
+    export.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    return parser
+
+
+def _overrides(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        out[key.strip()] = value
+    return out
+
+
+def _error(message: str) -> None:
+    print(f"docmill: error: {message}", file=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from docmill.engine.api import run
+    from docmill.engine.runner import StopToken
+    from docmill.observability.logs import configure_logging
+    from docmill.settings import SettingsError, load_settings
+    from docmill.sources import SourceError
+    from docmill.state import Store, StoreError
+
+    configure_logging("INFO")
+    try:
+        overrides: dict[str, Any] = _overrides(args.overrides)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    if args.workers is not None:
+        overrides["run.workers"] = str(args.workers)
+    try:
+        settings = load_settings(args.config, overrides=overrides)
+    except SettingsError as exc:
+        _error(f"{exc} (fix the setting in the config file, DOCMILL_* env or --set)")
+        return EXIT_ERROR
+    sources = list(args.sources)
+    try:
+        if not sources:
+            store = Store.open(args.out, create=False)
+            sources = store.last_run_sources()
+            store.close()
+    except StoreError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+
+    stop = StopToken()
+
+    def on_sigint(_signum: int, _frame: object) -> None:
+        stop.request()
+        if stop.abandon:
+            print("\ndocmill: stopping now; in-flight documents go back to pending", file=sys.stderr)
+        else:
+            print(
+                "\ndocmill: draining (in-flight documents finish); Ctrl-C again to stop now",
+                file=sys.stderr,
+            )
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    signal.signal(signal.SIGTERM, on_sigint)
+    try:
+        summary = run(sources, args.out, settings, stop=stop, progress=not args.quiet)
+    except SourceError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    except StoreError as exc:
+        _error(f"{exc} (check the output folder's permissions and free space)")
+        return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not summary.completed:
+        print(
+            f"docmill: interrupted; run the same command again to resume ({args.out})",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def status_data(out_dir: str) -> dict[str, Any]:
+    from docmill.state import Store
+
+    store = Store.open(out_dir, create=False)
+    try:
+        counts = store.counts()
+        last = store.last_run()
+        failures = [
+            {
+                "category": category,
+                "count": count,
+                "examples": [
+                    {"source": src, "message": msg}
+                    for src, msg in store.failure_examples(category, 2)
+                ],
+            }
+            for category, count, _example in store.failure_summary(10)
+        ]
+        data: dict[str, Any] = {
+            "out_dir": out_dir,
+            "documents": sum(counts.values()),
+            "counts": counts,
+            "pages": store.total_pages(),
+            "failures": failures,
+            "last_run": None,
+        }
+        if last:
+            elapsed = (last["finished_at"] or last["started_at"]) - last["started_at"]
+            data["last_run"] = {
+                "status": last["status"],
+                "elapsed_s": round(elapsed, 2),
+                "documents": last["docs_finished"],
+                "pages": last["pages_finished"],
+                "docs_per_min": round(last["docs_finished"] / elapsed * 60, 1) if elapsed else None,
+                "pages_per_min": round(last["pages_finished"] / elapsed * 60, 1) if elapsed else None,
+            }
+        return data
+    finally:
+        store.close()
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from docmill.state import StoreError
+
+    try:
+        data = status_data(args.dir)
+    except StoreError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    c = data["counts"]
+    print(f"{data['out_dir']}: {data['documents']:,} documents, {data['pages']:,} pages done")
+    print(
+        "  " + "  ".join(f"{k} {c.get(k, 0):,}" for k in ("done", "failed", "skipped", "pending", "running"))
+    )
+    run = data["last_run"]
+    if run:
+        print(
+            f"  last run: {run['status']}, {run['documents']:,} documents and {run['pages']:,} pages"
+            f" in {run['elapsed_s']:.1f}s ({run['pages_per_min'] or 0:,.0f} pages/min,"
+            f" {run['docs_per_min'] or 0:,.0f} docs/min)"
+        )
+    if data["failures"]:
+        print("  failures:")
+        for f in data["failures"]:
+            print(f"    {f['category']:<12} {f['count']:>7,}")
+            for ex in f["examples"]:
+                print(f"        e.g. {ex['source']}: {ex['message'][:120]}")
+    return EXIT_OK
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    from docmill.state import Store, StoreError
+
+    try:
+        store = Store.open(args.dir, create=False)
+        try:
+            n = store.retry_failed(args.category)
+        finally:
+            store.close()
+    except StoreError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    what = f"failed ({args.category})" if args.category else "failed"
+    print(f"{n:,} {what} documents are pending again; run `docmill run --out {args.dir}` to process them")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from docmill.outputs import export_records
+    from docmill.state import Store, StoreError
+
+    try:
+        store = Store.open(args.dir, create=False)
+    except StoreError as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    try:
+        count = export_records(store.iter_records(), args.format, args.output)
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        _error(f"cannot write the export: {exc}")
+        return EXIT_ERROR
+    finally:
+        store.close()
+    if args.output:
+        print(f"{count:,} records written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+COMMANDS = {"run": cmd_run, "status": cmd_status, "retry": cmd_retry, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)  # exits with 2 on a usage error
+    if args.version:
+        from docmill import __version__
+
+        print(f"docmill {__version__}")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

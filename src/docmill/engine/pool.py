@@ -1,0 +1,224 @@
+"""A pool of worker processes supervised from outside.
+
+Each worker runs one task at a time. The driver watches every busy worker: past its
+deadline it is killed (``timeout``), over its resident-memory cap it is killed
+(``memory``), and if it dies on its own the task fails with ``crash`` and the signal.
+A killed or dead worker is replaced; a worker is also retired after ``recycle_after``
+tasks. Nothing a document does can take the pool down.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from docmill.engine.worker import worker_main
+from docmill.model import FailureCategory, ProcessOutcome
+from docmill.processors import Task
+
+Clock = Callable[[], float]
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PoolLimits:
+    timeout_s: float
+    memory_mb: int
+    recycle_after: int
+
+
+@dataclass(slots=True)
+class _Slot:
+    proc: BaseProcess
+    conn: Connection
+    task: Task | None = None
+    deadline: float = 0.0
+    tasks_done: int = 0
+    peak_rss: int = 0
+    ps: Any = field(default=None)
+
+
+def _signal_name(code: int) -> str:
+    try:
+        return signal.Signals(code).name
+    except ValueError:
+        return f"signal {code}"
+
+
+def read_rss(pid: int) -> int:
+    """Resident set size of ``pid`` in bytes (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * resource_page_size()
+    except (OSError, ValueError, IndexError):
+        import psutil
+
+        try:
+            return int(psutil.Process(pid).memory_info().rss)
+        except psutil.Error:
+            return 0
+
+
+def resource_page_size() -> int:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+class WorkerPool:
+    """Supervised worker processes. Used from one thread (the driver's)."""
+
+    def __init__(self, size: int, limits: PoolLimits, clock: Clock = time.monotonic) -> None:
+        self._size = size
+        self._limits = limits
+        self._clock = clock
+        self._ctx = multiprocessing.get_context("forkserver")
+        self._ctx.set_forkserver_preload(["docmill.engine.worker", "pypdfium2"])
+        self._slots: list[_Slot] = []
+        self.started = 0  # processes started, for stats
+        self.killed: dict[str, int] = {}
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._slots = [self._spawn() for _ in range(self._size)]
+
+    def _spawn(self) -> _Slot:
+        parent, child = self._ctx.Pipe(duplex=True)
+        cap = self._limits.memory_mb * MB
+        address_space = max(cap * 3, cap + 2048 * MB)
+        proc = self._ctx.Process(
+            target=worker_main, args=(child, address_space), daemon=True, name="docmill-worker"
+        )
+        proc.start()
+        child.close()
+        self.started += 1
+        return _Slot(proc=proc, conn=parent)
+
+    def _retire(self, slot: _Slot, *, kill: bool) -> None:
+        if kill:
+            slot.proc.kill()
+        else:
+            try:
+                slot.conn.send(None)
+            except OSError:
+                slot.proc.kill()
+        slot.proc.join(timeout=2.0 if not kill else 5.0)
+        if slot.proc.is_alive():
+            slot.proc.kill()
+            slot.proc.join(timeout=5.0)
+        slot.conn.close()
+
+    def shutdown(self, *, kill: bool = False) -> list[Task]:
+        """Stop every worker; return the tasks that were still in flight (lost)."""
+        lost = [s.task for s in self._slots if s.task is not None]
+        for slot in self._slots:
+            self._retire(slot, kill=kill or slot.task is not None)
+        self._slots = []
+        return lost
+
+    # --- work ---------------------------------------------------------------------
+
+    @property
+    def idle(self) -> int:
+        return sum(1 for s in self._slots if s.task is None)
+
+    @property
+    def busy(self) -> int:
+        return sum(1 for s in self._slots if s.task is not None)
+
+    def in_flight(self) -> list[Task]:
+        return [s.task for s in self._slots if s.task is not None]
+
+    def submit(self, task: Task) -> None:
+        for i, slot in enumerate(self._slots):
+            if slot.task is None:
+                try:
+                    slot.conn.send(task)
+                except OSError:  # the idle worker died: replace it and try once more
+                    self._retire(slot, kill=True)
+                    slot = self._slots[i] = self._spawn()
+                    slot.conn.send(task)
+                slot.task = task
+                slot.deadline = self._clock() + self._limits.timeout_s
+                slot.peak_rss = 0
+                return
+        raise RuntimeError("no idle worker")
+
+    def poll(self, wait_s: float) -> list[tuple[Task, ProcessOutcome]]:
+        """Wait up to ``wait_s`` for results; enforce deadlines and memory caps."""
+        busy = [s for s in self._slots if s.task is not None]
+        if not busy:
+            if wait_s > 0:
+                time.sleep(wait_s)
+            return []
+        handles: list[Any] = [s.conn for s in busy] + [s.proc.sentinel for s in busy]
+        wait(handles, timeout=wait_s)
+        results: list[tuple[Task, ProcessOutcome]] = []
+        now = self._clock()
+        cap = self._limits.memory_mb * MB
+        for i, slot in enumerate(self._slots):
+            task = slot.task
+            if task is None:
+                continue
+            outcome = self._receive(slot)
+            if outcome is not None:
+                results.append((task, outcome))
+                slot.task = None
+                slot.tasks_done += 1
+                if slot.tasks_done >= self._limits.recycle_after:
+                    self._retire(slot, kill=False)
+                    self._slots[i] = self._spawn()
+                continue
+            failure: ProcessOutcome | None = None
+            if not slot.proc.is_alive():
+                code = slot.proc.exitcode or 0
+                how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
+                failure = ProcessOutcome.failure(
+                    FailureCategory.CRASH, f"the worker process {how} while processing", "worker"
+                )
+            elif now > slot.deadline:
+                failure = ProcessOutcome.failure(
+                    FailureCategory.TIMEOUT,
+                    f"no result within run.timeout_s={self._limits.timeout_s:g}s; "
+                    "the worker was killed",
+                    "worker",
+                )
+            else:
+                rss = read_rss(slot.proc.pid or 0)
+                slot.peak_rss = max(slot.peak_rss, rss)
+                if rss > cap:
+                    failure = ProcessOutcome.failure(
+                        FailureCategory.MEMORY,
+                        f"worker memory {rss // MB:,} MB over run.memory_mb="
+                        f"{self._limits.memory_mb:,}; the worker was killed",
+                        "worker",
+                    )
+            if failure is not None:
+                category = str(failure.error.category) if failure.error else "crash"
+                self.killed[category] = self.killed.get(category, 0) + 1
+                self._retire(slot, kill=True)
+                self._slots[i] = self._spawn()
+                results.append((task, failure))
+        return results
+
+    def _receive(self, slot: _Slot) -> ProcessOutcome | None:
+        try:
+            if not slot.conn.poll():
+                return None
+            outcome = slot.conn.recv()
+        except (EOFError, OSError):
+            return None
+        except Exception as exc:  # an outcome that cannot be unpickled
+            return ProcessOutcome.failure(
+                FailureCategory.ERROR, f"unreadable worker result: {exc}", "worker"
+            )
+        if not isinstance(outcome, ProcessOutcome):
+            return ProcessOutcome.failure(FailureCategory.ERROR, "unexpected worker result", "worker")
+        return outcome

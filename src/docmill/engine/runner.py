@@ -1,0 +1,403 @@
+"""The run loop: enumerate lazily, hash, claim, dispatch, collect, commit, write.
+
+One thread drives everything and is the ledger's only writer. Work is pulled as room
+appears in the in-flight window (never more than ``window`` documents claimed), so
+memory stays flat however many sources there are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+
+from docmill.engine.pool import PoolLimits, WorkerPool
+from docmill.engine.sink import RecordSink
+from docmill.model import (
+    DocState,
+    ErrorInfo,
+    FailureCategory,
+    PageRange,
+    ProcessOutcome,
+    SourceFile,
+)
+from docmill.observability.progress import ProgressSnapshot
+from docmill.processors import Task
+from docmill.settings import Settings
+from docmill.sources import iter_sources
+from docmill.state import LedgerRow, Store
+
+log = logging.getLogger("docmill.engine")
+
+ENUMERATE_BATCH = 1000
+HASH_THREADS = 4
+
+
+class StopToken:
+    """Asked to stop: once drains (in-flight work finishes), twice abandons in-flight work."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    def request(self) -> None:
+        self.requests += 1
+
+    @property
+    def draining(self) -> bool:
+        return self.requests >= 1
+
+    @property
+    def abandon(self) -> bool:
+        return self.requests >= 2
+
+
+@dataclass
+class RunSummary:
+    """What a run did, and where the output folder stands."""
+
+    status: str  # completed | interrupted
+    out_dir: str
+    counts: dict[str, int]
+    pages: int
+    elapsed_s: float
+    docs_this_run: int
+    pages_this_run: int
+    failures: list[tuple[str, int, str]] = field(default_factory=list)
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+
+def sha256_file(path: str) -> tuple[str | None, str]:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        return None, f"cannot read the file: {exc.strerror or exc}"
+    return digest.hexdigest(), ""
+
+
+@dataclass
+class _Split:
+    pages: int
+    left: set[int]
+    tries: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class _InFlight:
+    row: LedgerRow
+    split: _Split | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Sequence[str],
+        out_dir: str | Path,
+        *,
+        stop: StopToken | None = None,
+        on_progress: Callable[[ProgressSnapshot], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.sources = list(sources)
+        self.out_dir = Path(out_dir)
+        self.stop = stop or StopToken()
+        self._on_progress = on_progress
+        self._clock = clock
+        self._task_ids = 0
+        self._ready: deque[Task] = deque()
+        self._inflight: dict[int, _InFlight] = {}
+        self._inflight_sha: dict[str, int] = {}
+        self._waiting: dict[str, list[int]] = {}
+        self._finished_now: list[int] = []
+        self._counts: dict[str, int] = {}
+        self._pages_total = 0
+        self._docs_run = 0
+        self._run_counts: dict[str, int] = {}
+        self.last_snapshot: ProgressSnapshot | None = None
+        self._pages_run = 0
+
+    # --- the loop -------------------------------------------------------------------
+
+    def run(self) -> RunSummary:
+        started = self._clock()
+        store = Store.open(self.out_dir)
+        try:
+            return self._run(store, started)
+        finally:
+            store.close()
+
+    def _run(self, store: Store, started: float) -> RunSummary:
+        s = self.settings
+        recovered = store.recover_interrupted()
+        if recovered:
+            log.info("resuming: %d documents interrupted in flight are pending again", recovered)
+        sink = RecordSink(
+            self.out_dir, store, s.output.format, s.output.part_max_records,
+            s.output.part_max_seconds, self._clock,
+        )
+        sink.recover()
+        run_id = store.start_run(self.sources, s.to_dict())
+        self._counts = store.counts()
+        self._pages_total = store.total_pages()
+        sources: Iterator[SourceFile] = iter_sources(self.sources, s.sources)
+        exhausted = False
+        pool = WorkerPool(
+            s.workers,
+            PoolLimits(s.run.timeout_s, s.run.memory_mb, s.run.recycle_after),
+            self._clock,
+        )
+        pool.start()
+        hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="docmill-hash")
+        self._hash_pending(store, hasher)
+        last_progress = 0.0
+        status = "interrupted"
+        try:
+            while not self.stop.abandon:
+                if not self.stop.draining:
+                    room = s.window - len(self._inflight)
+                    if room > 0:
+                        rows = store.claim_pending(room)
+                        if not rows and not exhausted:
+                            exhausted = self._enumerate(store, sources, hasher)
+                            continue
+                        for row in rows:
+                            self._admit(store, row)
+                while pool.idle and self._ready:
+                    pool.submit(self._ready.popleft())
+                for task, outcome in pool.poll(0.05 if pool.busy else 0.0):
+                    self._handle(store, task, outcome)
+                if self._finished_now:
+                    sink.write_ids(self._finished_now)
+                    self._finished_now = []
+                sink.maybe_flush()
+                now = self._clock()
+                if now - last_progress >= 0.2:
+                    last_progress = now
+                    self._report(now - started, exhausted)
+                if not self._inflight and not self._ready:
+                    if self.stop.draining:
+                        break
+                    if exhausted and store.pending_count() == 0:
+                        status = "completed"
+                        break
+        finally:
+            hasher.shutdown(wait=True)
+            lost = pool.shutdown(kill=self.stop.abandon)
+            if lost:
+                log.warning("%d documents were in flight and go back to pending", len(lost))
+            leftover = list(self._inflight)
+            leftover += [i for ids in self._waiting.values() for i in ids]
+            store.release_running(leftover)
+            if self._finished_now:
+                sink.write_ids(self._finished_now)
+            sink.flush()
+            store.finish_run(run_id, status, self._docs_run, self._pages_run)
+        self._report(self._clock() - started, exhausted)
+        return RunSummary(
+            status=status,
+            out_dir=str(self.out_dir),
+            counts=store.counts(),
+            pages=store.total_pages(),
+            elapsed_s=self._clock() - started,
+            docs_this_run=self._docs_run,
+            pages_this_run=self._pages_run,
+            failures=store.failure_summary(),
+        )
+
+    # --- sources --------------------------------------------------------------------
+
+    def _enumerate(
+        self, store: Store, sources: Iterator[SourceFile], hasher: ThreadPoolExecutor
+    ) -> bool:
+        """Add the next batch of sources to the ledger; True when there are no more."""
+        batch = list(islice(sources, ENUMERATE_BATCH))
+        if batch:
+            new, _changed = store.upsert_sources(batch)
+            self._counts[str(DocState.PENDING)] += new
+            self._hash_pending(store, hasher)
+        return len(batch) < ENUMERATE_BATCH
+
+    def _hash_pending(self, store: Store, hasher: ThreadPoolExecutor) -> None:
+        while rows := store.unhashed(ENUMERATE_BATCH):
+            hashes = list(hasher.map(lambda r: (r[0], *sha256_file(r[1])), rows))
+            unreadable: list[int] = []
+            requeued = store.set_hashes(hashes, unreadable)
+            if requeued:
+                log.info("%d changed documents will be processed again", requeued)
+            if requeued or unreadable:
+                self._counts = store.counts()
+                self._pages_total = store.total_pages()
+            self._finished_now.extend(unreadable)
+
+    # --- dispatch -------------------------------------------------------------------
+
+    def _task(self, doc: LedgerRow, page_range: PageRange | None) -> Task:
+        self._task_ids += 1
+        s = self.settings
+        return Task(
+            task_id=self._task_ids,
+            doc_id=doc.id,
+            path=doc.source,
+            page_range=page_range,
+            max_pages=s.extract.max_pages,
+            split_pages=s.run.split_pages,
+            max_file_bytes=s.run.max_file_mb * 1024 * 1024,
+        )
+
+    def _admit(self, store: Store, row: LedgerRow) -> None:
+        sha = row.sha256 or ""
+        twin = store.settled_twin(sha, row.id)
+        if twin is not None:
+            store.copy_outcome(row.id, twin.id)
+            self._settled(row.id, twin.state, twin.pages)
+            return
+        if sha in self._inflight_sha:
+            self._waiting.setdefault(sha, []).append(row.id)
+            return
+        self._inflight_sha[sha] = row.id
+        self._inflight[row.id] = _InFlight(row)
+        self._ready.append(self._task(row, None))
+
+    # --- results --------------------------------------------------------------------
+
+    def _handle(self, store: Store, task: Task, outcome: ProcessOutcome) -> None:
+        entry = self._inflight.get(task.doc_id)
+        if entry is None:
+            return  # a late result for a document already settled
+        if task.page_range is not None:
+            self._handle_range(store, entry, task, outcome)
+            return
+        if outcome.needs_split:
+            self._split(store, entry, outcome.pages or 0)
+            return
+        error = outcome.error
+        if outcome.status is DocState.FAILED and error and error.category.retryable:
+            tries = store.attempts(task.doc_id) + 1
+            if tries < self.settings.run.max_attempts:
+                store.count_attempt(task.doc_id, error)
+                log.info("retrying document %d after %s (try %d)", task.doc_id, error.category, tries)
+                self._ready.append(self._task(entry.row, None))
+                return
+            store.complete(task.doc_id, outcome, quarantined=True)
+        else:
+            store.complete(task.doc_id, outcome)
+        self._finish(store, entry.row, outcome.status, outcome.pages)
+
+    def _split(self, store: Store, entry: _InFlight, pages: int) -> None:
+        s = self.settings
+        limit = min(pages, s.extract.max_pages) if s.extract.max_pages else pages
+        size = s.run.split_pages
+        have = store.chunk_starts(entry.row.id)
+        starts = [start for start in range(0, limit, size) if start not in have]
+        entry.split = _Split(pages=pages, left=set(starts))
+        log.info("document %d has %d pages: split into ranges of %d", entry.row.id, pages, size)
+        for start in starts:
+            self._ready.append(self._task(entry.row, PageRange(start, min(start + size, limit))))
+        if not starts:
+            self._merge(store, entry)
+
+    def _handle_range(
+        self, store: Store, entry: _InFlight, task: Task, outcome: ProcessOutcome
+    ) -> None:
+        split = entry.split
+        rng = task.page_range
+        if split is None or rng is None or rng.start not in split.left:
+            return
+        if outcome.status is DocState.DONE:
+            store.save_chunk(entry.row.id, rng.start, rng.stop, outcome)
+            split.left.discard(rng.start)
+            if not split.left:
+                self._merge(store, entry)
+            return
+        error = outcome.error or ErrorInfo(FailureCategory.ERROR, "no result", "extract")
+        tries = split.tries.get(rng.start, 0) + 1
+        split.tries[rng.start] = tries
+        if error.category.retryable and tries < self.settings.run.max_attempts:
+            self._ready.append(self._task(entry.row, rng))
+            return
+        failed = ProcessOutcome.failure(
+            error.category, f"pages {rng.start + 1}-{rng.stop}: {error.message}", error.stage
+        )
+        failed.pages = split.pages
+        failed.mime = "application/pdf"
+        store.complete(entry.row.id, failed, quarantined=error.category.retryable)
+        doc_id = entry.row.id
+        self._ready = deque(t for t in self._ready if t.doc_id != doc_id)
+        self._finish(store, entry.row, DocState.FAILED, split.pages)
+
+    def _merge(self, store: Store, entry: _InFlight) -> None:
+        text: list[str] = []
+        metadata: dict[str, object] = {}
+        blank: list[int] = []
+        parse_s = 0.0
+        for chunk in store.iter_chunks(entry.row.id):
+            if not metadata:
+                metadata = dict(chunk.metadata)
+            blank.extend(chunk.metadata.get("pages_without_text", []))
+            text.extend(chunk.text)
+            parse_s += chunk.parse_s
+        metadata["pages_without_text"] = blank
+        assert entry.split is not None
+        metadata["split_ranges"] = -(-len(text) // self.settings.run.split_pages)
+        merged = ProcessOutcome(
+            status=DocState.DONE,
+            mime="application/pdf",
+            pages=entry.split.pages,
+            text=text,
+            metadata=metadata,
+            parse_s=parse_s,
+        )
+        store.complete(entry.row.id, merged)
+        self._finish(store, entry.row, DocState.DONE, entry.split.pages)
+
+    def _finish(self, store: Store, row: LedgerRow, state: DocState, pages: int | None) -> None:
+        self._inflight.pop(row.id, None)
+        sha = row.sha256 or ""
+        if self._inflight_sha.get(sha) == row.id:
+            del self._inflight_sha[sha]
+        self._settled(row.id, state, pages)
+        for twin_id in self._waiting.pop(sha, []):
+            store.copy_outcome(twin_id, row.id)
+            self._settled(twin_id, state, pages)
+
+    def _settled(self, doc_id: int, state: DocState, pages: int | None) -> None:
+        self._finished_now.append(doc_id)
+        self._counts["pending"] = max(0, self._counts.get("pending", 0) - 1)
+        self._counts[str(state)] = self._counts.get(str(state), 0) + 1
+        self._docs_run += 1
+        self._run_counts[str(state)] = self._run_counts.get(str(state), 0) + 1
+        if state is DocState.DONE and pages:
+            self._pages_run += pages
+            self._pages_total += pages
+
+    def _report(self, elapsed: float, exhausted: bool) -> None:
+        self.last_snapshot = self._snapshot(elapsed, exhausted)
+        if self._on_progress is not None:
+            self._on_progress(self.last_snapshot)
+
+    def _snapshot(self, elapsed: float, exhausted: bool) -> ProgressSnapshot:
+        """This run's progress: its finished documents against its remaining work."""
+        run = self._run_counts
+        remaining = self._counts.get("pending", 0) + self._counts.get("running", 0)
+        return ProgressSnapshot(
+            elapsed_s=elapsed,
+            total=(remaining + sum(run.values())) if exhausted else None,
+            done=run.get("done", 0),
+            failed=run.get("failed", 0),
+            skipped=run.get("skipped", 0),
+            running=len(self._inflight),
+            pages=self._pages_run,
+        )

@@ -1,0 +1,158 @@
+"""Document states, failure categories and the values a worker returns.
+
+A failure on one document is data (an :class:`ErrorInfo` in its outcome), never an
+exception that ends the run.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class DocState(enum.StrEnum):
+    """Where a document is in its life: pending -> running -> done | failed | skipped."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+TERMINAL_STATES = frozenset({DocState.DONE, DocState.FAILED, DocState.SKIPPED})
+
+
+class FailureCategory(enum.StrEnum):
+    """Why a document failed (or was skipped). Stable strings: users filter on them."""
+
+    TIMEOUT = "timeout"  # killed at its wall-clock limit
+    MEMORY = "memory"  # killed at its memory cap, or MemoryError inside the worker
+    CRASH = "crash"  # the worker died (signal or abnormal exit)
+    ENCRYPTED = "encrypted"  # needs a password we do not have
+    CORRUPT = "corrupt"  # the parser rejected the file's structure
+    EMPTY = "empty"  # zero bytes, or no pages
+    TOO_LARGE = "too_large"  # over a configured size or page limit
+    UNSUPPORTED = "unsupported"  # a type docmill does not process (skipped)
+    IO = "io"  # unreadable or vanished file
+    ERROR = "error"  # any other exception in a processor
+
+    @property
+    def retryable(self) -> bool:
+        """Failures that may not recur on another try (the rest are deterministic)."""
+        return self in (FailureCategory.TIMEOUT, FailureCategory.MEMORY, FailureCategory.CRASH)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A per-document failure: category, a human message, and the stage that failed."""
+
+    category: FailureCategory
+    message: str
+    stage: str = "extract"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"category": str(self.category), "message": self.message, "stage": self.stage}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ErrorInfo:
+        return cls(FailureCategory(data["category"]), str(data["message"]), str(data["stage"]))
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """A file found by enumeration."""
+
+    source: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageRange:
+    """A half-open range of zero-based page indexes ``[start, stop)``."""
+
+    start: int
+    stop: int
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+@dataclass(slots=True)
+class ProcessOutcome:
+    """What processing one document (or one page range of it) produced."""
+
+    status: DocState
+    mime: str | None = None
+    pages: int | None = None  # pages in the document (not only in the range)
+    text: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    error: ErrorInfo | None = None
+    parse_s: float = 0.0
+    needs_split: bool = False  # the document is over the split threshold: send ranges
+    page_range: PageRange | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = str(self.status)
+        data["error"] = self.error.to_dict() if self.error else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProcessOutcome:
+        error = data.get("error")
+        prange = data.get("page_range")
+        return cls(
+            status=DocState(data["status"]),
+            mime=data.get("mime"),
+            pages=data.get("pages"),
+            text=list(data.get("text") or []),
+            metadata=dict(data.get("metadata") or {}),
+            error=ErrorInfo.from_dict(error) if error else None,
+            parse_s=float(data.get("parse_s") or 0.0),
+            needs_split=bool(data.get("needs_split")),
+            page_range=PageRange(**prange) if prange else None,
+        )
+
+    @classmethod
+    def failure(cls, category: FailureCategory, message: str, stage: str = "extract") -> ProcessOutcome:
+        status = DocState.SKIPPED if category is FailureCategory.UNSUPPORTED else DocState.FAILED
+        return cls(status=status, error=ErrorInfo(category, message, stage))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One output record per source document, as written to the part files."""
+
+    id: int
+    source: str
+    sha256: str | None
+    size: int
+    mime: str | None
+    status: DocState
+    error: ErrorInfo | None
+    pages: int | None
+    metadata: dict[str, Any]
+    text: list[str]
+    timings: dict[str, float]
+    attempts: int
+    duplicate_of: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "sha256": self.sha256,
+            "size": self.size,
+            "mime": self.mime,
+            "status": str(self.status),
+            "error": self.error.to_dict() if self.error else None,
+            "pages": self.pages,
+            "metadata": self.metadata,
+            "text": self.text,
+            "timings": self.timings,
+            "attempts": self.attempts,
+            "duplicate_of": self.duplicate_of,
+        }

@@ -1,0 +1,1 @@
+"""Observability: log redaction, logging setup and progress reporting."""

@@ -1,0 +1,60 @@
+"""Consolidated exports: one JSON Lines, CSV or Parquet file from a stream of records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+from docmill.model import Record
+from docmill.outputs.columns import FLAT_COLUMNS, ParquetRowWriter, flat_row
+
+EXPORT_FORMATS = ("jsonl", "csv", "parquet")
+
+
+def export_records(records: Iterable[Record], fmt: str, dest: str | Path | None) -> int:
+    """Write ``records`` to ``dest`` (stdout when None, except Parquet). Returns the count.
+
+    The file is written under a temporary name and renamed, so a reader never sees a
+    half-written export. CSV joins page texts with a form feed (``\\f``).
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    if dest is None:
+        if fmt == "parquet":
+            raise ValueError("parquet export needs an output file (-o FILE)")
+        return _write_text(records, fmt, sys.stdout)
+    path = Path(dest)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        if fmt == "parquet":
+            writer = ParquetRowWriter(str(tmp), group=256)
+            for record in records:
+                writer.write(record)
+            writer.close()
+            count = writer.rows
+        else:
+            with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                count = _write_text(records, fmt, handle)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
+
+
+def _write_text(records: Iterable[Record], fmt: str, handle: TextIO) -> int:
+    count = 0
+    if fmt == "jsonl":
+        for record in records:
+            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+            count += 1
+        return count
+    writer = csv.DictWriter(handle, fieldnames=list(FLAT_COLUMNS))
+    writer.writeheader()
+    for record in records:
+        writer.writerow(flat_row(record, text_as_list=False))
+        count += 1
+    return count

@@ -1,0 +1,190 @@
+"""PDF text layer: pypdfium2 first (fast, BSD/Apache), pypdf when PDFium rejects the file.
+
+Why pypdfium2: on shared/corpus/real it extracts ~330 pages/s on one core with ~35 MB
+peak RSS, never hung on the hostile corpus (FINDINGS.md), and its licence is
+permissive; PyMuPDF is as fast but AGPL and costs ~1.2 CPU-s per fresh process.
+pypdf (BSD, pure Python) opens some damaged files PDFium refuses (broken xref tables),
+so it is the fallback; both run inside a worker the engine can kill.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
+from docmill.processors.registry import ExtractRequest
+
+PDF = "application/pdf"
+_PASSWORD_CODES = {4, 5}  # FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY
+_META_KEYS = {
+    "Title": "title",
+    "Author": "author",
+    "Subject": "subject",
+    "Keywords": "keywords",
+    "Creator": "creator",
+    "Producer": "producer",
+    "CreationDate": "created",
+    "ModDate": "modified",
+}
+
+
+def pdf_date(value: str) -> str | None:
+    """``D:20160719010507+02'00'`` -> ``2016-07-19T01:05:07+02:00`` (None if unparseable)."""
+    text = value.strip()
+    if text.startswith("D:"):
+        text = text[2:]
+    digits = "".join(ch for ch in text[:14] if ch.isdigit())
+    if len(digits) < 4:
+        return None
+    fmt = "%Y%m%d%H%M%S"[: {4: 2, 6: 4, 8: 6, 10: 8, 12: 10, 14: 12}.get(len(digits), 0)]
+    if not fmt:
+        return None
+    try:
+        stamp = datetime.strptime(digits, fmt)
+    except ValueError:
+        return None
+    out = stamp.isoformat()
+    zone = text[14:].replace("'", "")
+    if zone[:1] == "Z":
+        out += "Z"
+    elif zone[:1] in "+-" and len(zone) >= 5 and zone[1:5].isdigit():
+        out += f"{zone[0]}{zone[1:3]}:{zone[3:5]}"
+    return out
+
+
+def _clean_meta(raw: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, name in _META_KEYS.items():
+        value = raw.get(key)
+        if not isinstance(value, str) or not value.strip():
+            out[name] = None
+        elif name in ("created", "modified"):
+            out[name] = pdf_date(value) or value.strip()
+        else:
+            out[name] = value.strip().replace("\x00", "")
+    return out
+
+
+def _window(pages: int, request: ExtractRequest) -> PageRange:
+    limit = min(pages, request.max_pages) if request.max_pages else pages
+    if request.page_range is None:
+        return PageRange(0, limit)
+    return PageRange(min(request.page_range.start, limit), min(request.page_range.stop, limit))
+
+
+def _finish(
+    pages: int, text: list[str], meta: dict[str, Any], rng: PageRange, started: float
+) -> ProcessOutcome:
+    meta["pages_without_text"] = [rng.start + i for i, t in enumerate(text) if not t.strip()]
+    return ProcessOutcome(
+        status=DocState.DONE,
+        mime=PDF,
+        pages=pages,
+        text=text,
+        metadata=meta,
+        parse_s=time.perf_counter() - started,
+        page_range=rng if rng.start or rng.stop < pages else None,
+    )
+
+
+def _split_or_none(pages: int, request: ExtractRequest) -> ProcessOutcome | None:
+    if pages == 0:
+        return ProcessOutcome.failure(FailureCategory.EMPTY, "the PDF has no pages")
+    wanted = min(pages, request.max_pages) if request.max_pages else pages
+    if request.page_range is None and wanted > request.split_pages:
+        return ProcessOutcome(status=DocState.RUNNING, mime=PDF, pages=pages, needs_split=True)
+    return None
+
+
+def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
+    """Text of each page in the requested window, page count and metadata."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    started = time.perf_counter()
+    try:
+        doc = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as exc:
+        code = getattr(exc, "err_code", None)
+        if code in _PASSWORD_CODES:
+            return ProcessOutcome.failure(
+                FailureCategory.ENCRYPTED,
+                "the PDF is encrypted and needs a password (no password was given)",
+            )
+        return _extract_with_pypdf(path, request, started, f"PDFium: {exc}")
+    try:
+        pages = len(doc)
+        early = _split_or_none(pages, request)
+        if early is not None:
+            return early
+        meta = _clean_meta(doc.get_metadata_dict(skip_empty=False))
+        meta["parser"] = "pdfium"
+        meta["encrypted"] = pdfium_c.FPDF_GetSecurityHandlerRevision(doc) != -1
+        version = doc.get_version()
+        meta["pdf_version"] = f"{version // 10}.{version % 10}" if version else None
+        rng = _window(pages, request)
+        text: list[str] = []
+        unreadable: list[int] = []
+        for index in range(rng.start, rng.stop):
+            try:
+                page = doc[index]
+            except pdfium.PdfiumError:
+                unreadable.append(index)  # one broken page must not cost the others
+                text.append("")
+                continue
+            try:
+                textpage = page.get_textpage()
+                try:
+                    text.append(textpage.get_text_bounded())
+                finally:
+                    textpage.close()
+            finally:
+                page.close()
+        if unreadable and len(unreadable) == len(text):
+            return _extract_with_pypdf(path, request, started, "PDFium: no page could be loaded")
+        meta["unreadable_pages"] = unreadable
+        return _finish(pages, text, meta, rng, started)
+    finally:
+        doc.close()
+
+
+def _extract_with_pypdf(
+    path: str, request: ExtractRequest, started: float, first_error: str
+) -> ProcessOutcome:
+    """The fallback parser, for files PDFium cannot open."""
+    import pypdf
+    from pypdf.errors import FileNotDecryptedError, PdfReadError
+
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+    try:
+        reader = pypdf.PdfReader(path, strict=False)
+        if reader.is_encrypted:
+            try:
+                reader.decrypt("")
+            except Exception:
+                return ProcessOutcome.failure(
+                    FailureCategory.ENCRYPTED, "the PDF is encrypted and cannot be opened"
+                )
+        pages = len(reader.pages)
+        early = _split_or_none(pages, request)
+        if early is not None:
+            return early
+        raw = {k.lstrip("/"): str(v) for k, v in (reader.metadata or {}).items()}
+        meta = _clean_meta(raw)
+        meta["encrypted"] = bool(reader.is_encrypted)
+        meta["pdf_version"] = reader.pdf_header.removeprefix("%PDF-") or None
+        meta["parser"] = "pypdf"
+        meta["unreadable_pages"] = []
+        rng = _window(pages, request)
+        text = [reader.pages[i].extract_text() or "" for i in range(rng.start, rng.stop)]
+        return _finish(pages, text, meta, rng, started)
+    except FileNotDecryptedError:
+        return ProcessOutcome.failure(FailureCategory.ENCRYPTED, "the PDF is encrypted")
+    except MemoryError:
+        raise
+    except (PdfReadError, RecursionError, Exception) as exc:  # the file already failed PDFium
+        message = f"not a readable PDF ({first_error}; pypdf: {type(exc).__name__}: {exc})"
+        return ProcessOutcome.failure(FailureCategory.CORRUPT, message[:500])

@@ -1,0 +1,70 @@
+"""One task, start to end, inside a worker: sniff the type, pick an extractor, run it.
+
+Every exception is caught here, at the stage boundary, and turned into a failure
+category: nothing a document does escapes as an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from docmill.model import FailureCategory, PageRange, ProcessOutcome
+from docmill.processors.registry import ExtractRequest, builtin_extractors
+from docmill.sources.filetype import EMPTY, sniff
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """A unit of work sent to a worker: a document, or a page range of one."""
+
+    task_id: int
+    doc_id: int
+    path: str
+    page_range: PageRange | None
+    max_pages: int
+    split_pages: int
+    max_file_bytes: int
+
+
+def classify_exception(exc: BaseException) -> FailureCategory:
+    if isinstance(exc, MemoryError):
+        return FailureCategory.MEMORY
+    if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+        return FailureCategory.IO
+    if isinstance(exc, RecursionError):
+        return FailureCategory.CORRUPT
+    return FailureCategory.ERROR
+
+
+def process_task(task: Task) -> ProcessOutcome:
+    """Run one task; always returns an outcome."""
+    stage = "detect"
+    try:
+        size = os.path.getsize(task.path)
+        if size > task.max_file_bytes:
+            return ProcessOutcome.failure(
+                FailureCategory.TOO_LARGE,
+                f"file is {size:,} bytes, over run.max_file_mb ({task.max_file_bytes:,} bytes)",
+                stage,
+            )
+        mime = sniff(task.path)
+        if mime == EMPTY:
+            return ProcessOutcome.failure(FailureCategory.EMPTY, "the file is empty (0 bytes)", stage)
+        extractor = builtin_extractors().get(mime)
+        if extractor is None:
+            outcome = ProcessOutcome.failure(
+                FailureCategory.UNSUPPORTED,
+                f"type {mime} is not processed (detected from content; supported: PDF)",
+                stage,
+            )
+            outcome.mime = mime
+            return outcome
+        stage = "extract"
+        request = ExtractRequest(task.page_range, task.max_pages, task.split_pages)
+        return extractor(task.path, request)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            raise
+        message = f"{type(exc).__name__}: {exc}"[:500]
+        return ProcessOutcome.failure(classify_exception(exc), message, stage)

@@ -1,0 +1,266 @@
+"""The one place configuration is read.
+
+Layers, lowest first: built-in defaults < a TOML file (``docmill.toml``) < environment
+variables ``DOCMILL_<SECTION>__<KEY>`` < command-line ``--set section.key=value``.
+Every value remembers which layer set it (:meth:`Settings.origin`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "DOCMILL_"
+
+
+class SettingsError(ValueError):
+    """Bad configuration: an unknown key, a value of the wrong type or out of range."""
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How documents are executed."""
+
+    workers: int = 0  # 0: the usable cores
+    window: int = 0  # documents in flight at once; 0: 2 x workers
+    timeout_s: float = 120.0  # wall-clock limit per document (or page range)
+    memory_mb: int = 2048  # resident memory cap per worker process
+    max_attempts: int = 3  # tries for timeout/memory/crash failures before quarantine
+    recycle_after: int = 200  # documents per worker process before it is replaced
+    split_pages: int = 500  # documents above this many pages are split into ranges of it
+    progress_interval_s: float = 5.0  # seconds between progress log lines (not a terminal)
+    max_file_mb: int = 2048  # larger files end failed (too_large)
+
+
+@dataclass(frozen=True)
+class SourceSettings:
+    """Which files a folder source yields."""
+
+    include: tuple[str, ...] = ("**/*",)
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """What the text processor extracts."""
+
+    max_pages: int = 0  # 0: every page; N: only the first N pages
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """How records are written under DIR/records/."""
+
+    format: str = "jsonl"  # jsonl | parquet
+    part_max_records: int = 1000
+    part_max_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All settings, plus where each value came from."""
+
+    run: RunSettings = field(default_factory=RunSettings)
+    sources: SourceSettings = field(default_factory=SourceSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def origin(self, key: str) -> str:
+        """Which layer set ``key`` (``section.name``): default, file:PATH, env:NAME or flag."""
+        return self.origins.get(key, "default")
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: dataclasses.asdict(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "origins"
+        }
+
+    @property
+    def workers(self) -> int:
+        """The effective number of worker processes."""
+        if self.run.workers > 0:
+            return self.run.workers
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
+
+    @property
+    def window(self) -> int:
+        """The effective in-flight window."""
+        return self.run.window if self.run.window > 0 else 2 * self.workers
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "run": RunSettings,
+    "sources": SourceSettings,
+    "extract": ExtractSettings,
+    "output": OutputSettings,
+}
+
+_CHOICES: dict[str, tuple[str, ...]] = {"output.format": ("jsonl", "parquet")}
+_NON_NEGATIVE = {"run.workers", "run.window", "extract.max_pages"}
+_POSITIVE = {
+    "run.timeout_s",
+    "run.memory_mb",
+    "run.max_attempts",
+    "run.recycle_after",
+    "run.split_pages",
+    "run.progress_interval_s",
+    "run.max_file_mb",
+    "output.part_max_records",
+    "output.part_max_seconds",
+}
+
+
+def known_keys() -> list[str]:
+    """Every settable key, ``section.name``."""
+    return [f"{s}.{f.name}" for s, cls in _SECTIONS.items() for f in fields(cls)]
+
+
+def _field_type(key: str) -> Any:
+    section, name = key.split(".", 1)
+    return get_type_hints(_SECTIONS[section])[name]
+
+
+def _coerce(key: str, value: Any, from_text: bool) -> Any:
+    """Convert ``value`` to the type of ``key``; text (env, flags) is parsed leniently."""
+    kind = _field_type(key)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if from_text and str(value).lower() in ("1", "true", "yes", "on"):
+                return True
+            if from_text and str(value).lower() in ("0", "false", "no", "off"):
+                return False
+            raise TypeError
+        if kind is int:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, int):
+                return value
+            if from_text:
+                return int(str(value))
+            raise TypeError
+        if kind is float:
+            if isinstance(value, bool):
+                raise TypeError
+            if isinstance(value, int | float):
+                return float(value)
+            if from_text:
+                return float(str(value))
+            raise TypeError
+        if kind is str:
+            if isinstance(value, str):
+                return value
+            raise TypeError
+        # tuple[str, ...]
+        if isinstance(value, str) and from_text:
+            text = value.strip()
+            items = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+        else:
+            items = value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+            raise TypeError
+        return tuple(items)
+    except (TypeError, ValueError, json.JSONDecodeError):
+        raise SettingsError(
+            f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {value!r}"
+        ) from None
+
+
+def _check(key: str, value: Any) -> None:
+    if key in _CHOICES and value not in _CHOICES[key]:
+        raise SettingsError(f"{key}: {value!r} is not one of {', '.join(_CHOICES[key])}")
+    if key in _NON_NEGATIVE and value < 0:
+        raise SettingsError(f"{key}: must be >= 0, got {value!r}")
+    if key in _POSITIVE and value <= 0:
+        raise SettingsError(f"{key}: must be > 0, got {value!r}")
+
+
+def _unknown(key: str) -> SettingsError:
+    return SettingsError(f"unknown setting {key!r}; known settings: {', '.join(known_keys())}")
+
+
+def _file_layer(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from None
+    out: dict[str, Any] = {}
+    for section, table in data.items():
+        if section not in _SECTIONS or not isinstance(table, dict):
+            raise SettingsError(
+                f"{path}: unknown section [{section}]; known sections: {', '.join(_SECTIONS)}"
+            )
+        for name, value in table.items():
+            out[f"{section}.{name}"] = value
+    return out
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    out: dict[str, tuple[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, key = name[len(ENV_PREFIX) :].lower().split("__", 1)
+        out[f"{section}.{key}"] = (value, name)
+    return out
+
+
+def load_settings(
+    config_path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build :class:`Settings` from the layers. ``env`` defaults to ``os.environ``.
+
+    ``overrides`` are the command-line layer: ``{"run.workers": "4"}`` (text is parsed).
+    A ``docmill.toml`` in the working directory is read when no path is given.
+    """
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    known = set(known_keys())
+
+    path = Path(config_path) if config_path else None
+    if path is None and Path("docmill.toml").is_file():
+        path = Path("docmill.toml")
+    if path is not None:
+        for key, value in _file_layer(path).items():
+            if key not in known:
+                raise _unknown(key)
+            values[key] = _coerce(key, value, from_text=False)
+            origins[key] = f"file:{path}"
+
+    for key, (value, name) in _env_layer(os.environ if env is None else env).items():
+        if key not in known:
+            raise SettingsError(f"{name}: " + str(_unknown(key)))
+        values[key] = _coerce(key, value, from_text=True)
+        origins[key] = f"env:{name}"
+
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise _unknown(key)
+        values[key] = _coerce(key, value, from_text=isinstance(value, str))
+        origins[key] = "flag"
+
+    for key, value in values.items():
+        _check(key, value)
+
+    sections: dict[str, Any] = {}
+    for section, cls in _SECTIONS.items():
+        kwargs = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(section + ".")}
+        sections[section] = cls(**kwargs)
+    return Settings(**sections, origins=dict(origins))

@@ -1,0 +1,93 @@
+"""Named, transactional schema migrations for the ledger.
+
+Each migration runs once, inside one transaction together with the row that records
+it, so a crash never leaves a half-applied schema.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_initial",
+        """
+        CREATE TABLE documents (
+            id INTEGER PRIMARY KEY,
+            source TEXT NOT NULL UNIQUE,
+            size INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            sha256 TEXT,
+            prev_sha256 TEXT,
+            mime TEXT,
+            state TEXT NOT NULL DEFAULT 'pending',
+            attempts INTEGER NOT NULL DEFAULT 0,
+            quarantined INTEGER NOT NULL DEFAULT 0,
+            error_category TEXT,
+            error_message TEXT,
+            error_stage TEXT,
+            pages INTEGER,
+            duplicate_of INTEGER,
+            started_at REAL,
+            finished_at REAL,
+            parse_s REAL,
+            total_s REAL,
+            result BLOB,
+            part INTEGER
+        );
+        CREATE INDEX documents_state ON documents(state, id);
+        CREATE INDEX documents_sha ON documents(sha256);
+        CREATE INDEX documents_part ON documents(part);
+        CREATE INDEX documents_unwritten ON documents(id) WHERE part IS NULL
+            AND state IN ('done', 'failed', 'skipped');
+        CREATE TABLE parts (
+            part INTEGER PRIMARY KEY,
+            state TEXT NOT NULL,
+            records INTEGER NOT NULL,
+            format TEXT NOT NULL
+        );
+        CREATE TABLE chunks (
+            doc_id INTEGER NOT NULL,
+            start INTEGER NOT NULL,
+            stop INTEGER NOT NULL,
+            result BLOB NOT NULL,
+            PRIMARY KEY (doc_id, start)
+        );
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at REAL NOT NULL,
+            finished_at REAL,
+            status TEXT NOT NULL,
+            sources TEXT NOT NULL,
+            settings TEXT NOT NULL,
+            docs_finished INTEGER NOT NULL DEFAULT 0,
+            pages_finished INTEGER NOT NULL DEFAULT 0
+        );
+        """,
+    ),
+)
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations not yet applied; return their names."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+    )
+    done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
+    applied: list[str] = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute("INSERT INTO migrations VALUES (?, ?)", (name, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied

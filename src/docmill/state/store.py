@@ -1,0 +1,520 @@
+"""The ledger: a row per source document in ``DIR/docmill.db`` (SQLite, WAL).
+
+One process (the run's driver) writes; readers (``status``, ``export``) may open it at
+any time. Results are stored compressed beside their row, so the part files under
+``DIR/records`` can always be rebuilt from here: the ledger is the source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docmill.model import (
+    DocState,
+    ErrorInfo,
+    FailureCategory,
+    ProcessOutcome,
+    Record,
+    SourceFile,
+)
+from docmill.state.migrations import apply_migrations
+
+DB_NAME = "docmill.db"
+
+
+class StoreError(RuntimeError):
+    """The ledger cannot be opened or written (a run-level error)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One document's row, without its result payload."""
+
+    id: int
+    source: str
+    size: int
+    sha256: str | None
+    mime: str | None
+    state: DocState
+    attempts: int
+    pages: int | None
+    error: ErrorInfo | None
+    duplicate_of: int | None
+
+
+_ROW_COLUMNS = (
+    "id, source, size, sha256, mime, state, attempts, pages, "
+    "error_category, error_message, error_stage, duplicate_of"
+)
+
+
+def _row(r: tuple[Any, ...]) -> LedgerRow:
+    error = ErrorInfo(FailureCategory(r[8]), r[9] or "", r[10] or "") if r[8] else None
+    return LedgerRow(r[0], r[1], r[2], r[3], r[4], DocState(r[5]), r[6], r[7], error, r[11])
+
+
+def encode_payload(text: list[str], metadata: dict[str, Any]) -> bytes:
+    raw = json.dumps({"text": text, "metadata": metadata}, ensure_ascii=False)
+    return zlib.compress(raw.encode("utf-8"), 3)
+
+
+def decode_payload(blob: bytes | None) -> tuple[list[str], dict[str, Any]]:
+    if not blob:
+        return [], {}
+    data = json.loads(zlib.decompress(blob).decode("utf-8"))
+    return list(data.get("text") or []), dict(data.get("metadata") or {})
+
+
+class Store:
+    """Typed access to the ledger. Not thread-safe: one writer thread per store."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, out_dir: str | Path, *, create: bool = True) -> Store:
+        out = Path(out_dir)
+        path = out / DB_NAME
+        if not create and not path.exists():
+            raise StoreError(f"no docmill ledger at {path}: run `docmill run SOURCE --out {out}` first")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            apply_migrations(conn)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the ledger {path}: {exc}") from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction; every change inside it commits or none does."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"ledger {self.path} is not writable: {exc}") from exc
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot commit to the ledger {self.path}: {exc}") from exc
+
+    # --- runs -------------------------------------------------------------------------
+
+    def start_run(self, sources: list[str], settings: dict[str, Any]) -> int:
+        with self.transaction() as c:
+            cur = c.execute(
+                "INSERT INTO runs (started_at, status, sources, settings) VALUES (?, 'running', ?, ?)",
+                (time.time(), json.dumps(sources), json.dumps(settings)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, docs: int, pages: int) -> None:
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE runs SET finished_at=?, status=?, docs_finished=?, pages_finished=? "
+                "WHERE id=?",
+                (time.time(), status, docs, pages, run_id),
+            )
+
+    def last_run_sources(self) -> list[str]:
+        row = self._conn.execute("SELECT sources FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return list(json.loads(row[0])) if row else []
+
+    def last_run(self) -> dict[str, Any] | None:
+        row = self._conn.execute(
+            "SELECT id, started_at, finished_at, status, docs_finished, pages_finished "
+            "FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "started_at", "finished_at", "status", "docs_finished", "pages_finished")
+        return dict(zip(keys, row, strict=True))
+
+    # --- recovery ---------------------------------------------------------------------
+
+    def recover_interrupted(self) -> int:
+        """Documents left ``running`` by a crash go back to ``pending``."""
+        with self.transaction() as c:
+            cur = c.execute(
+                "UPDATE documents SET state='pending', started_at=NULL WHERE state='running'"
+            )
+            return cur.rowcount
+
+    # --- enumeration and hashing ------------------------------------------------------
+
+    def upsert_sources(self, files: Iterable[SourceFile]) -> tuple[int, int]:
+        """Add new sources as pending; note changed size/mtime for re-hashing.
+
+        Returns (new, changed).
+        """
+        new = changed = 0
+        with self.transaction() as c:
+            for f in files:
+                row = c.execute(
+                    "SELECT id, size, mtime_ns FROM documents WHERE source=?", (f.source,)
+                ).fetchone()
+                if row is None:
+                    c.execute(
+                        "INSERT INTO documents (source, size, mtime_ns) VALUES (?, ?, ?)",
+                        (f.source, f.size, f.mtime_ns),
+                    )
+                    new += 1
+                elif (row[1], row[2]) != (f.size, f.mtime_ns):
+                    c.execute(
+                        "UPDATE documents SET size=?, mtime_ns=?, "
+                        "prev_sha256=COALESCE(sha256, prev_sha256), sha256=NULL WHERE id=?",
+                        (f.size, f.mtime_ns, row[0]),
+                    )
+                    changed += 1
+        return new, changed
+
+    def unhashed(self, limit: int) -> list[tuple[int, str]]:
+        return list(
+            self._conn.execute(
+                "SELECT id, source FROM documents WHERE sha256 IS NULL "
+                "AND state IN ('pending', 'done', 'failed', 'skipped') ORDER BY id LIMIT ?",
+                (limit,),
+            )
+        )
+
+    def set_hashes(
+        self, hashes: Iterable[tuple[int, str | None, str]], failed: list[int]
+    ) -> int:
+        """Record content hashes: (id, sha256 or None, error). Returns documents re-queued.
+
+        The ids of documents that failed because they cannot be read are added to ``failed``.
+
+        A document whose content changed since it finished goes back to ``pending``; one
+        whose file cannot be read ends ``failed`` (io).
+        """
+        requeued = 0
+        with self.transaction() as c:
+            for doc_id, sha, error in hashes:
+                if sha is None:
+                    self._reset(c, doc_id)
+                    self._finish_failed(
+                        c, doc_id, ErrorInfo(FailureCategory.IO, error, "read"), sha="-"
+                    )
+                    failed.append(doc_id)
+                    continue
+                row = c.execute(
+                    "SELECT state, prev_sha256 FROM documents WHERE id=?", (doc_id,)
+                ).fetchone()
+                if row is None:
+                    continue
+                state, prev = row
+                if state != "pending" and prev is not None and prev != sha:
+                    self._reset(c, doc_id)
+                    requeued += 1
+                c.execute(
+                    "UPDATE documents SET sha256=?, prev_sha256=NULL WHERE id=?", (sha, doc_id)
+                )
+        return requeued
+
+    def _reset(self, c: sqlite3.Connection, doc_id: int) -> None:
+        """Back to pending; the part holding its old record is rewritten without it."""
+        c.execute(
+            "UPDATE parts SET state='stale' WHERE part=(SELECT part FROM documents WHERE id=?)",
+            (doc_id,),
+        )
+        c.execute(
+            "UPDATE documents SET state='pending', attempts=0, quarantined=0, error_category=NULL,"
+            " error_message=NULL, error_stage=NULL, pages=NULL, duplicate_of=NULL, result=NULL,"
+            " part=NULL, started_at=NULL, finished_at=NULL, parse_s=NULL, total_s=NULL "
+            "WHERE id=?",
+            (doc_id,),
+        )
+        c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+
+    # --- dispatch and results ---------------------------------------------------------
+
+    def claim_pending(self, limit: int, exclude: frozenset[int] = frozenset()) -> list[LedgerRow]:
+        """Take up to ``limit`` hashed pending documents and mark them ``running``."""
+        if limit <= 0:
+            return []
+        rows = [
+            _row(r)
+            for r in self._conn.execute(
+                f"SELECT {_ROW_COLUMNS} FROM documents WHERE state='pending' "
+                "AND sha256 IS NOT NULL ORDER BY id LIMIT ?",
+                (limit + len(exclude),),
+            )
+            if r[0] not in exclude
+        ][:limit]
+        if rows:
+            now = time.time()
+            with self.transaction() as c:
+                c.executemany(
+                    "UPDATE documents SET state='running', started_at=? WHERE id=?",
+                    [(now, r.id) for r in rows],
+                )
+        return rows
+
+    def pending_count(self) -> int:
+        row = self._conn.execute("SELECT COUNT(*) FROM documents WHERE state='pending'").fetchone()
+        return int(row[0])
+
+    def settled_twin(self, sha256: str, exclude_id: int) -> LedgerRow | None:
+        """A finished document with the same content (the one actually processed)."""
+        r = self._conn.execute(
+            f"SELECT {_ROW_COLUMNS} FROM documents WHERE sha256=? AND id<>? "
+            "AND state IN ('done', 'failed', 'skipped') AND duplicate_of IS NULL "
+            "AND (state<>'failed' OR quarantined=1 OR error_category NOT IN "
+            "('timeout', 'memory', 'crash')) ORDER BY id LIMIT 1",
+            (sha256, exclude_id),
+        ).fetchone()
+        return _row(r) if r else None
+
+    def complete(self, doc_id: int, outcome: ProcessOutcome, *, quarantined: bool = False) -> None:
+        """Commit a terminal outcome (done, failed or skipped) with its payload."""
+        with self.transaction() as c:
+            self._complete(c, doc_id, outcome, quarantined=quarantined)
+
+    def complete_many(self, items: Iterable[tuple[int, ProcessOutcome, bool]]) -> None:
+        with self.transaction() as c:
+            for doc_id, outcome, quarantined in items:
+                self._complete(c, doc_id, outcome, quarantined=quarantined)
+
+    def _complete(
+        self, c: sqlite3.Connection, doc_id: int, o: ProcessOutcome, *, quarantined: bool
+    ) -> None:
+        now = time.time()
+        payload = encode_payload(o.text, o.metadata) if o.text or o.metadata else None
+        err = o.error
+        c.execute(
+            "UPDATE documents SET state=?, mime=?, pages=?, error_category=?, error_message=?, "
+            "error_stage=?, quarantined=?, attempts=attempts+1, finished_at=?, parse_s=?, "
+            "total_s=? - COALESCE(started_at, ?), result=?, part=NULL, duplicate_of=NULL "
+            "WHERE id=?",
+            (
+                str(o.status),
+                o.mime,
+                o.pages,
+                str(err.category) if err else None,
+                err.message if err else None,
+                err.stage if err else None,
+                int(quarantined),
+                now,
+                o.parse_s,
+                now,
+                now,
+                payload,
+                doc_id,
+            ),
+        )
+        c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+
+    def _finish_failed(
+        self, c: sqlite3.Connection, doc_id: int, error: ErrorInfo, sha: str | None = None
+    ) -> None:
+        c.execute(
+            "UPDATE documents SET state='failed', error_category=?, error_message=?, "
+            "error_stage=?, finished_at=?, sha256=COALESCE(?, sha256), prev_sha256=NULL, "
+            "part=NULL WHERE id=?",
+            (str(error.category), error.message, error.stage, time.time(), sha, doc_id),
+        )
+
+    def copy_outcome(self, doc_id: int, twin_id: int) -> None:
+        """Report a duplicate: the twin's outcome and payload, with ``duplicate_of``."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE documents SET (state, mime, pages, error_category, error_message, "
+                "error_stage, quarantined, parse_s, result) = (SELECT state, mime, pages, "
+                "error_category, error_message, error_stage, quarantined, 0.0, result "
+                "FROM documents WHERE id=?), duplicate_of=?, finished_at=?, total_s=0.0, "
+                "part=NULL WHERE id=?",
+                (twin_id, twin_id, time.time(), doc_id),
+            )
+
+    def count_attempt(self, doc_id: int, error: ErrorInfo) -> None:
+        """A retryable failure that will be tried again: count it, keep its error."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE documents SET attempts=attempts+1, error_category=?, error_message=?, "
+                "error_stage=? WHERE id=?",
+                (str(error.category), error.message, error.stage, doc_id),
+            )
+
+    def attempts(self, doc_id: int) -> int:
+        row = self._conn.execute("SELECT attempts FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def release_running(self, doc_ids: Iterable[int]) -> None:
+        """Documents interrupted in flight go back to pending, their attempt not counted."""
+        with self.transaction() as c:
+            c.executemany(
+                "UPDATE documents SET state='pending', started_at=NULL WHERE id=? "
+                "AND state='running'",
+                [(i,) for i in doc_ids],
+            )
+
+    # --- chunks of split documents ----------------------------------------------------
+
+    def save_chunk(self, doc_id: int, start: int, stop: int, outcome: ProcessOutcome) -> None:
+        blob = zlib.compress(json.dumps(outcome.to_dict()).encode("utf-8"), 3)
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", (doc_id, start, stop, blob)
+            )
+
+    def chunk_starts(self, doc_id: int) -> set[int]:
+        return {
+            r[0] for r in self._conn.execute("SELECT start FROM chunks WHERE doc_id=?", (doc_id,))
+        }
+
+    def iter_chunks(self, doc_id: int) -> Iterator[ProcessOutcome]:
+        for (blob,) in self._conn.execute(
+            "SELECT result FROM chunks WHERE doc_id=? ORDER BY start", (doc_id,)
+        ):
+            yield ProcessOutcome.from_dict(json.loads(zlib.decompress(blob)))
+
+    # --- records and part files -------------------------------------------------------
+
+    def record(self, doc_id: int) -> Record | None:
+        r = self._conn.execute(_RECORD_SQL + " WHERE id=?", (doc_id,)).fetchone()
+        return _record(r) if r else None
+
+    def iter_records(self, *, batch: int = 200, unwritten_only: bool = False) -> Iterator[Record]:
+        """Terminal documents' records by id, fetched in batches (memory stays flat)."""
+        last = 0
+        cond = "part IS NULL AND " if unwritten_only else ""
+        while True:
+            rows = self._conn.execute(
+                _RECORD_SQL + f" WHERE {cond}state IN ('done', 'failed', 'skipped') AND id>? "
+                "ORDER BY id LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _record(r)
+            last = rows[-1][0]
+
+    def iter_part_records(self, part: int) -> Iterator[Record]:
+        for r in self._conn.execute(_RECORD_SQL + " WHERE part=? ORDER BY id", (part,)):
+            yield _record(r)
+
+    def next_part_number(self) -> int:
+        row = self._conn.execute("SELECT COALESCE(MAX(part), 0) FROM parts").fetchone()
+        return int(row[0]) + 1
+
+    def commit_part(self, part: int, doc_ids: list[int], fmt: str) -> None:
+        """A part file is complete on disk: its documents are now written."""
+        with self.transaction() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO parts VALUES (?, 'final', ?, ?)", (part, len(doc_ids), fmt)
+            )
+            c.executemany("UPDATE documents SET part=? WHERE id=?", [(part, i) for i in doc_ids])
+
+    def part_numbers(self) -> dict[int, str]:
+        return {r[0]: r[1] for r in self._conn.execute("SELECT part, state FROM parts")}
+
+    def drop_part(self, part: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE documents SET part=NULL WHERE part=?", (part,))
+            c.execute("DELETE FROM parts WHERE part=?", (part,))
+
+    def mark_part(self, part: int, records: int) -> None:
+        with self.transaction() as c:
+            if records:
+                c.execute("UPDATE parts SET state='final', records=? WHERE part=?", (records, part))
+            else:
+                c.execute("DELETE FROM parts WHERE part=?", (part,))
+
+    # --- reporting and retry ----------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        out = {str(s): 0 for s in DocState}
+        for state, n in self._conn.execute("SELECT state, COUNT(*) FROM documents GROUP BY state"):
+            out[state] = n
+        return out
+
+    def total_pages(self) -> int:
+        row = self._conn.execute(
+            "SELECT COALESCE(SUM(pages), 0) FROM documents WHERE state='done'"
+        ).fetchone()
+        return int(row[0])
+
+    def failure_summary(self, limit: int = 5) -> list[tuple[str, int, str]]:
+        """Top failure categories: (category, count, an example source)."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "SELECT error_category, COUNT(*), MIN(source) FROM documents "
+                "WHERE state='failed' GROUP BY error_category ORDER BY COUNT(*) DESC, "
+                "error_category LIMIT ?",
+                (limit,),
+            )
+        ]
+
+    def failure_examples(self, category: str, limit: int = 3) -> list[tuple[str, str]]:
+        return [
+            (r[0], r[1] or "")
+            for r in self._conn.execute(
+                "SELECT source, error_message FROM documents WHERE state='failed' AND "
+                "error_category=? ORDER BY id LIMIT ?",
+                (category, limit),
+            )
+        ]
+
+    def retry_failed(self, category: str | None = None) -> int:
+        """Failed documents (of one category, or all) back to pending."""
+        with self.transaction() as c:
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM documents WHERE state='failed'"
+                    + (" AND error_category=?" if category else ""),
+                    (category,) if category else (),
+                )
+            ]
+            for doc_id in ids:
+                self._reset(c, doc_id)
+        return len(ids)
+
+
+_RECORD_SQL = (
+    "SELECT id, source, sha256, size, mime, state, error_category, error_message, error_stage, "
+    "pages, result, parse_s, total_s, attempts, duplicate_of FROM documents"
+)
+
+
+def _record(r: tuple[Any, ...]) -> Record:
+    text, metadata = decode_payload(r[10])
+    error = ErrorInfo(FailureCategory(r[6]), r[7] or "", r[8] or "") if r[6] else None
+    timings = {"parse_s": round(r[11] or 0.0, 4), "total_s": round(r[12] or 0.0, 4)}
+    return Record(
+        id=r[0],
+        source=r[1],
+        sha256=r[2] if r[2] != "-" else None,
+        size=r[3],
+        mime=r[4],
+        status=DocState(r[5]),
+        error=error,
+        pages=r[9],
+        metadata=metadata,
+        text=text,
+        timings=timings,
+        attempts=r[13],
+        duplicate_of=r[14],
+    )
