@@ -53,5 +53,6 @@ def run(
     if reporter is not None:
         snapshot = runner.last_snapshot
         if snapshot is not None:
+            reporter.update(snapshot, force=True)
             reporter.close(format_summary(snapshot, summary.failures))
     return summary

@@ -127,6 +127,7 @@ class Runner:
         self._docs_run = 0
         self._run_counts: dict[str, int] = {}
         self.last_snapshot: ProgressSnapshot | None = None
+        self._sink: RecordSink | None = None
         self._pages_run = 0
 
     # --- the loop -------------------------------------------------------------------
@@ -149,6 +150,7 @@ class Runner:
             s.output.part_max_seconds, self._clock,
         )
         sink.recover()
+        self._sink = sink
         run_id = store.start_run(self.sources, s.to_dict())
         self._counts = store.counts()
         self._pages_total = store.total_pages()
@@ -237,7 +239,8 @@ class Runner:
             requeued = store.set_hashes(hashes, unreadable)
             if requeued:
                 log.info("%d changed documents will be processed again", requeued)
-            if requeued or unreadable:
+            if (requeued or unreadable) and self._sink is not None:
+                self._sink.rewrite_stale()
                 self._counts = store.counts()
                 self._pages_total = store.total_pages()
             self._finished_now.extend(unreadable)

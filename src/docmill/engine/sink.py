@@ -61,13 +61,21 @@ class RecordSink:
                 path.unlink(missing_ok=True)
             else:
                 on_disk[number] = path
-        for number, state in known.items():
+        for number in known:
             if number not in on_disk:
                 self._store.drop_part(number)
-            elif state == "stale":
-                self._rewrite(number, on_disk[number])
+        self.rewrite_stale()
         self._next = self._store.next_part_number()
         self.write_ids(None)
+
+    def rewrite_stale(self) -> None:
+        """Rewrite the parts holding records of documents that were reset."""
+        for number, state in self._store.part_numbers().items():
+            if state != "stale":
+                continue
+            for path in self._dir.glob(f"part-{number:06d}.*"):
+                if parse_part_name(path.name) == number:
+                    self._rewrite(number, path)
 
     def _rewrite(self, number: int, old: Path) -> None:
         fmt = "parquet" if old.suffix == ".parquet" else "jsonl"

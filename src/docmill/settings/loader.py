@@ -44,7 +44,7 @@ class SourceSettings:
 
     include: tuple[str, ...] = ("**/*",)
     exclude: tuple[str, ...] = ()
-    follow_symlinks: bool = False
+    follow_symlinks: bool = False  # walk into symlinked folders (linked files always count)
 
 
 @dataclass(frozen=True)

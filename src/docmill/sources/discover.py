@@ -60,7 +60,7 @@ def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
                 if entry.is_dir(follow_symlinks=options.follow_symlinks):
                     subdirs.append(entry.path)
                     continue
-                if not entry.is_file(follow_symlinks=options.follow_symlinks):
+                if not entry.is_file(follow_symlinks=True):  # a link to a file is that file
                     continue
             except OSError:
                 continue

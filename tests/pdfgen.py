@@ -1,0 +1,69 @@
+"""Tiny dependency-free generator of valid PDF 1.4 files with extractable text (for tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_FONT_SIZE = 12
+_LEADING = 14
+_TOP = 760
+_ESCAPES = {ord("\\"): "\\\\", ord("("): "\\(", ord(")"): "\\)", ord("\r"): "\\r"}
+
+
+def _escape(line: str) -> bytes:
+    """PDF literal string body in WinAnsi (cp1252); unencodable characters become '?'."""
+    return line.translate(_ESCAPES).encode("cp1252", errors="replace")
+
+
+def _content(text: str) -> bytes:
+    lines = text.split("\n")
+    body = b" Tj T* ".join(b"(" + _escape(line) + b")" for line in lines)
+    head = b"BT /F1 %d Tf %d TL 72 %d Td " % (_FONT_SIZE, _LEADING, _TOP)
+    return head + body + b" Tj ET\n"
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """Return a PDF with one page per string; lines split on "\\n" (Helvetica, US Letter).
+
+    ``make_pdf([])`` gives a structurally valid zero-page PDF (pdfium refuses to open it).
+    """
+    n = len(pages)
+    kids = b" ".join(b"%d 0 R" % (4 + 2 * i) for i in range(n))
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [" + kids + b"] /Count %d >>" % n,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    for i, text in enumerate(pages):
+        stream = _content(text)
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
+            b" /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
+        )
+        objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream")
+
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets: list[int] = []
+    for number, obj in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + obj + b"\nendobj\n"
+    xref_at = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref_at,
+    )
+    return bytes(out)
+
+
+def write_pdf(path: str | Path, pages: list[str]) -> Path:
+    """Write ``make_pdf(pages)`` to ``path`` (parents created) and return the path."""
+    target = Path(path)
+    data = make_pdf(pages)
+    try:
+        target.write_bytes(data)
+    except FileNotFoundError:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return target
