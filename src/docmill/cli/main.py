@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -235,6 +236,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     try:
         count = export_records(store.iter_records(), args.format, args.output)
+    except BrokenPipeError:  # `docmill export ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE

@@ -55,6 +55,11 @@ def pdf_date(value: str) -> str | None:
     return out
 
 
+def normalise_newlines(text: str) -> str:
+    """PDFium ends lines with CRLF; records use ``\n``."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _clean_meta(raw: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, name in _META_KEYS.items():
@@ -138,7 +143,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
             try:
                 textpage = page.get_textpage()
                 try:
-                    text.append(textpage.get_text_bounded())
+                    text.append(normalise_newlines(textpage.get_text_bounded()))
                 finally:
                     textpage.close()
             finally:
@@ -179,7 +184,10 @@ def _extract_with_pypdf(
         meta["parser"] = "pypdf"
         meta["unreadable_pages"] = []
         rng = _window(pages, request)
-        text = [reader.pages[i].extract_text() or "" for i in range(rng.start, rng.stop)]
+        text = [
+            normalise_newlines(reader.pages[i].extract_text() or "")
+            for i in range(rng.start, rng.stop)
+        ]
         return _finish(pages, text, meta, rng, started)
     except FileNotDecryptedError:
         return ProcessOutcome.failure(FailureCategory.ENCRYPTED, "the PDF is encrypted")
