@@ -238,3 +238,18 @@ def test_20000_documents_with_flat_driver_memory(tmp_path: Path) -> None:
     assert max(late) <= baseline * 1.2 + 10 * 2**20, (
         f"driver RSS grew from {baseline / 2**20:.1f} MB to {max(late) / 2**20:.1f} MB"
     )
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_one_is_running(tmp_path: Path) -> None:
+    src = _corpus(tmp_path / "in", 300)
+    out = tmp_path / "out"
+    first = start_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
+    deadline = time.monotonic() + 60
+    while _finished(out) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    second = run_cli("run", str(src), "--out", str(out), "--quiet")
+    first.communicate(timeout=120)
+    assert first.returncode == 0
+    assert second.returncode == 1
+    assert "another docmill run" in second.stderr and str(first.pid) in second.stderr
+    assert_exactly_once(out, _sources(src))

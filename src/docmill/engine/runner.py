@@ -136,6 +136,7 @@ class Runner:
         started = self._clock()
         store = Store.open(self.out_dir)
         try:
+            store.lock_for_run()
             return self._run(store, started)
         finally:
             store.close()

@@ -7,7 +7,9 @@ any time. Results are stored compressed beside their row, so the part files unde
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 import zlib
@@ -28,6 +30,7 @@ from docmill.model import (
 from docmill.state.migrations import apply_migrations
 
 DB_NAME = "docmill.db"
+LOCK_NAME = "docmill.lock"
 
 
 class StoreError(RuntimeError):
@@ -79,6 +82,7 @@ class Store:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self._lock_fd: int | None = None
 
     @classmethod
     def open(cls, out_dir: str | Path, *, create: bool = True) -> Store:
@@ -99,6 +103,26 @@ class Store:
 
     def close(self) -> None:
         self._conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def lock_for_run(self) -> None:
+        """Hold ``DIR/docmill.lock`` for this process: one run (one writer) per folder."""
+        path = self.path.with_name(LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise StoreError(
+                f"another docmill run (pid {holder}) is using {self.path.parent}; wait for it "
+                "to finish, or stop it (Ctrl-C) and run again to resume"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        self._lock_fd = fd
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -248,7 +272,7 @@ class Store:
 
     # --- dispatch and results ---------------------------------------------------------
 
-    def claim_pending(self, limit: int, exclude: frozenset[int] = frozenset()) -> list[LedgerRow]:
+    def claim_pending(self, limit: int) -> list[LedgerRow]:
         """Take up to ``limit`` hashed pending documents and mark them ``running``."""
         if limit <= 0:
             return []
@@ -257,10 +281,9 @@ class Store:
             for r in self._conn.execute(
                 f"SELECT {_ROW_COLUMNS} FROM documents WHERE state='pending' "
                 "AND sha256 IS NOT NULL ORDER BY id LIMIT ?",
-                (limit + len(exclude),),
+                (limit,),
             )
-            if r[0] not in exclude
-        ][:limit]
+        ]
         if rows:
             now = time.time()
             with self.transaction() as c:
