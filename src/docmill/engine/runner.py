@@ -242,9 +242,11 @@ class Runner:
                 log.info("%d changed documents will be processed again", requeued)
             if (requeued or unreadable) and self._sink is not None:
                 self._sink.rewrite_stale()
+                self._sink.write_ids(self._finished_now)
+                self._finished_now = []
+                self._sink.write_ids(None)  # unreadable files, and duplicates set apart
                 self._counts = store.counts()
                 self._pages_total = store.total_pages()
-            self._finished_now.extend(unreadable)
 
     # --- dispatch -------------------------------------------------------------------
 

@@ -94,8 +94,10 @@ class RecordSink:
     def write_ids(self, doc_ids: Iterable[int] | None) -> None:
         """Append the records of these finished documents (None: every unwritten one)."""
         if doc_ids is None:
+            pending = set(self._open.doc_ids) if self._open is not None else set()
             for record in self._store.iter_records(unwritten_only=True):
-                self._append(record)
+                if record.id not in pending:  # already in the open part
+                    self._append(record)
             return
         for doc_id in doc_ids:
             found = self._store.record(doc_id)

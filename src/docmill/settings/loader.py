@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "DOCMILL_"
@@ -71,7 +72,9 @@ class Settings:
     sources: SourceSettings = field(default_factory=SourceSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
-    origins: Mapping[str, str] = field(default_factory=dict, compare=False)
+    origins: Mapping[str, str] = field(
+        default_factory=lambda: MappingProxyType({}), compare=False
+    )
 
     def origin(self, key: str) -> str:
         """Which layer set ``key`` (``section.name``): default, file:PATH, env:NAME or flag."""
@@ -167,7 +170,11 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
         # tuple[str, ...]
         if isinstance(value, str) and from_text:
             text = value.strip()
-            items = json.loads(text) if text.startswith("[") else [v for v in text.split(",") if v]
+            items = (
+                json.loads(text)
+                if text.startswith("[")
+                else [v.strip() for v in text.split(",") if v.strip()]
+            )
         else:
             items = value
         if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
@@ -263,4 +270,4 @@ def load_settings(
     for section, cls in _SECTIONS.items():
         kwargs = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(section + ".")}
         sections[section] = cls(**kwargs)
-    return Settings(**sections, origins=dict(origins))
+    return Settings(**sections, origins=MappingProxyType(dict(origins)))

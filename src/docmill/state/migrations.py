@@ -81,6 +81,10 @@ def apply_migrations(conn: sqlite3.Connection) -> list[str]:
             continue
         conn.execute("BEGIN IMMEDIATE")
         try:
+            # another process may have applied it since we looked: check under the lock
+            if conn.execute("SELECT 1 FROM migrations WHERE name=?", (name,)).fetchone():
+                conn.execute("ROLLBACK")
+                continue
             for statement in sql.split(";"):
                 if statement.strip():
                     conn.execute(statement)

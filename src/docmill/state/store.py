@@ -256,10 +256,18 @@ class Store:
         return requeued
 
     def _reset(self, c: sqlite3.Connection, doc_id: int) -> None:
-        """Back to pending; the part holding its old record is rewritten without it."""
+        """Back to pending; the part holding its old record is rewritten without it.
+
+        Its duplicates keep their (copied) result but no longer point at it: their
+        records are written again, standing alone.
+        """
         c.execute(
-            "UPDATE parts SET state='stale' WHERE part=(SELECT part FROM documents WHERE id=?)",
-            (doc_id,),
+            "UPDATE parts SET state='stale' WHERE part IN (SELECT part FROM documents "
+            "WHERE id=? OR duplicate_of=?)",
+            (doc_id, doc_id),
+        )
+        c.execute(
+            "UPDATE documents SET duplicate_of=NULL, part=NULL WHERE duplicate_of=?", (doc_id,)
         )
         c.execute(
             "UPDATE documents SET state='pending', attempts=0, quarantined=0, error_category=NULL,"
