@@ -185,3 +185,21 @@ def test_parquet_parts(tmp_path: Path, fmt: str) -> None:
     rows = [row for p in parts for row in pq.read_table(p).to_pylist()]
     assert sorted(Path(r["source"]).name for r in rows) == ["0.pdf", "1.pdf", "2.pdf"]
     assert all(r["status"] == "done" and len(r["text"]) == 2 for r in rows)
+
+
+def test_logs_never_contain_document_text_and_mask_personal_data(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    secret = "CONFIDENTIAL-PAYLOAD-7731"
+    write_pdf(src / "letter.pdf", [f"{secret} write to jane.roe@example.com"])
+    (src / "mail-john.doe@example.com.pdf").write_bytes(b"")  # PII in a failing file name
+    out = tmp_path / "out"
+    result = run_cli("run", str(src), "--out", str(out), "--set", "run.progress_interval_s=0.1")
+    assert result.returncode == 0, result.stderr
+    logs = result.stdout + result.stderr
+    assert "docs 2/2" in logs  # progress was logged (not a terminal)
+    assert secret not in logs and "jane.roe" not in logs
+    assert "john.doe@example.com" not in logs
+    assert "[EMAIL]" in logs  # the failing file's name was reported, masked
+    (letter,) = [r for r in read_parts(out) if r["source"].endswith("letter.pdf")]
+    assert secret in letter["text"][0]  # the record keeps the text; only logs are clean

@@ -13,6 +13,7 @@ from typing import TextIO
 
 from docmill.engine.runner import Runner, RunSummary, StopToken
 from docmill.observability.progress import ProgressReporter, format_summary
+from docmill.observability.redact import redact
 from docmill.settings import Settings, load_settings
 from docmill.sources.discover import check_sources
 
@@ -54,5 +55,5 @@ def run(
         snapshot = runner.last_snapshot
         if snapshot is not None:
             reporter.update(snapshot, force=True)
-            reporter.close(format_summary(snapshot, summary.failures))
+            reporter.close(redact(format_summary(snapshot, summary.failures)))
     return summary

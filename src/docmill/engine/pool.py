@@ -133,6 +133,10 @@ class WorkerPool:
     def busy(self) -> int:
         return sum(1 for s in self._slots if s.task is not None)
 
+    def pids(self) -> list[int]:
+        """The worker processes' ids, for monitoring."""
+        return [s.proc.pid for s in self._slots if s.proc.pid is not None]
+
     def in_flight(self) -> list[Task]:
         return [s.task for s in self._slots if s.task is not None]
 
