@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine_kit import HOSTILE
-from pdfgen import write_pdf
-
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.model import DocState, FailureCategory, ProcessOutcome
 from docmill.processors import Task
+from engine_kit import HOSTILE
+from pdfgen import write_pdf
 
 
 def _task(i: int, path: Path, **kw: int) -> Task:
