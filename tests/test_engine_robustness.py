@@ -173,6 +173,7 @@ def test_kill_9_at_random_moments_then_resume_gives_exactly_once(tmp_path: Path)
         kills += 1
         records = read_parts(out)
         assert len(records) == len({r["source"] for r in records})  # never twice, even now
+        assert status(out)["last_run"]["status"] == "crashed"
     assert kills >= 3
     final = run_cli(*args)
     assert final.returncode == 0, final.stderr

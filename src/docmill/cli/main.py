@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         _error(str(exc))
         return EXIT_ERROR
     except StoreError as exc:
-        _error(f"{exc} (check the output folder's permissions and free space)")
+        _error(str(exc))
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -161,6 +161,8 @@ def status_data(out_dir: str) -> dict[str, Any]:
             "failures": failures,
             "last_run": None,
         }
+        if last and last["status"] == "running" and not store.run_in_progress():
+            last["status"] = "crashed"  # killed without a chance to record it
         if last:
             elapsed = (last["finished_at"] or last["started_at"]) - last["started_at"]
             data["last_run"] = {

@@ -11,10 +11,9 @@ import dataclasses
 import json
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, get_type_hints
 
 ENV_PREFIX = "DOCMILL_"
@@ -22,6 +21,25 @@ ENV_PREFIX = "DOCMILL_"
 
 class SettingsError(ValueError):
     """Bad configuration: an unknown key, a value of the wrong type or out of range."""
+
+
+class Origins(Mapping[str, str]):
+    """Read-only ``key -> layer`` map (picklable, unlike a mappingproxy)."""
+
+    def __init__(self, data: Mapping[str, str]) -> None:
+        self._data = dict(data)
+
+    def __getitem__(self, key: str) -> str:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"Origins({self._data!r})"
 
 
 @dataclass(frozen=True)
@@ -72,9 +90,7 @@ class Settings:
     sources: SourceSettings = field(default_factory=SourceSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
-    origins: Mapping[str, str] = field(
-        default_factory=lambda: MappingProxyType({}), compare=False
-    )
+    origins: Origins = field(default_factory=lambda: Origins({}), compare=False)
 
     def origin(self, key: str) -> str:
         """Which layer set ``key`` (``section.name``): default, file:PATH, env:NAME or flag."""
@@ -270,4 +286,4 @@ def load_settings(
     for section, cls in _SECTIONS.items():
         kwargs = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(section + ".")}
         sections[section] = cls(**kwargs)
-    return Settings(**sections, origins=MappingProxyType(dict(origins)))
+    return Settings(**sections, origins=Origins(origins))

@@ -1,5 +1,5 @@
 """The durable ledger: one SQLite file per output folder, the source of truth."""
 
-from docmill.state.store import LedgerRow, Store, StoreError
+from docmill.state.store import LedgerRow, Store, StoreBusyError, StoreError
 
-__all__ = ["LedgerRow", "Store", "StoreError"]
+__all__ = ["LedgerRow", "Store", "StoreBusyError", "StoreError"]

@@ -31,10 +31,15 @@ from docmill.state.migrations import apply_migrations
 
 DB_NAME = "docmill.db"
 LOCK_NAME = "docmill.lock"
+INIT_LOCK_NAME = "docmill.init.lock"
 
 
 class StoreError(RuntimeError):
     """The ledger cannot be opened or written (a run-level error)."""
+
+
+class StoreBusyError(StoreError):
+    """Another run holds the output folder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,13 +97,22 @@ class Store:
             raise StoreError(f"no docmill ledger at {path}: run `docmill run SOURCE --out {out}` first")
         try:
             out.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            apply_migrations(conn)
+            # Switching a new file to WAL and migrating it must not race another opener:
+            # SQLite answers "database is locked" at once there, ignoring its busy timeout.
+            init_fd = os.open(out / INIT_LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(init_fd, fcntl.LOCK_EX)
+                conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                apply_migrations(conn)
+            finally:
+                os.close(init_fd)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the ledger {path}: {exc}") from exc
+            raise StoreError(
+                f"cannot open the ledger {path}: {exc} "
+                "(check the output folder's permissions and free space)"
+            ) from exc
         return cls(conn, path)
 
     def close(self) -> None:
@@ -106,6 +120,20 @@ class Store:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor releases the flock
             self._lock_fd = None
+
+    def run_in_progress(self) -> bool:
+        """Whether a run holds this folder now (its lock), whatever the ledger says."""
+        try:
+            fd = os.open(self.path.with_name(LOCK_NAME), os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def lock_for_run(self) -> None:
         """Hold ``DIR/docmill.lock`` for this process: one run (one writer) per folder."""
@@ -116,7 +144,7 @@ class Store:
         except OSError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
             os.close(fd)
-            raise StoreError(
+            raise StoreBusyError(
                 f"another docmill run (pid {holder}) is using {self.path.parent}; wait for it "
                 "to finish, or stop it (Ctrl-C) and run again to resume"
             ) from None
@@ -130,7 +158,10 @@ class Store:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise StoreError(f"ledger {self.path} is not writable: {exc}") from exc
+            raise StoreError(
+                f"ledger {self.path} is not writable: {exc} "
+                "(check the output folder's permissions and free space)"
+            ) from exc
         try:
             yield self._conn
         except BaseException:
@@ -140,7 +171,10 @@ class Store:
             try:
                 self._conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot commit to the ledger {self.path}: {exc}") from exc
+                raise StoreError(
+                    f"cannot commit to the ledger {self.path}: {exc} "
+                    "(check the output folder's permissions and free space)"
+                ) from exc
 
     # --- runs -------------------------------------------------------------------------
 
@@ -179,6 +213,7 @@ class Store:
     def recover_interrupted(self) -> int:
         """Documents left ``running`` by a crash go back to ``pending``."""
         with self.transaction() as c:
+            c.execute("UPDATE runs SET status='crashed' WHERE status='running'")
             cur = c.execute(
                 "UPDATE documents SET state='pending', started_at=NULL WHERE state='running'"
             )
