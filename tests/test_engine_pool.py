@@ -56,6 +56,7 @@ def test_timeout_is_enforced_from_outside_and_the_worker_replaced(tmp_path: Path
         ((_, outcome),) = _collect(pool, 1)
         assert outcome.error is not None
         assert outcome.error.category is FailureCategory.TIMEOUT
+        assert outcome.error.stage == "extract"
         assert pool.killed == {"timeout": 1}
         pool.submit(_task(2, small))
         ((_, outcome),) = _collect(pool, 1)

@@ -13,7 +13,7 @@ import multiprocessing
 import signal
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -41,7 +41,7 @@ class _Slot:
     deadline: float = 0.0
     tasks_done: int = 0
     peak_rss: int = 0
-    ps: Any = field(default=None)
+    stage: str = "start"
 
 
 def _signal_name(code: int) -> str:
@@ -152,6 +152,7 @@ class WorkerPool:
                 slot.task = task
                 slot.deadline = self._clock() + self._limits.timeout_s
                 slot.peak_rss = 0
+                slot.stage = "start"
                 return
         raise RuntimeError("no idle worker")
 
@@ -185,14 +186,16 @@ class WorkerPool:
                 code = slot.proc.exitcode or 0
                 how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
                 failure = ProcessOutcome.failure(
-                    FailureCategory.CRASH, f"the worker process {how} while processing", "worker"
+                    FailureCategory.CRASH,
+                    f"the worker process {how} during {slot.stage}",
+                    slot.stage,
                 )
             elif now > slot.deadline:
                 failure = ProcessOutcome.failure(
                     FailureCategory.TIMEOUT,
-                    f"no result within run.timeout_s={self._limits.timeout_s:g}s; "
-                    "the worker was killed",
-                    "worker",
+                    f"no result within run.timeout_s={self._limits.timeout_s:g}s "
+                    f"(stage {slot.stage}); the worker was killed",
+                    slot.stage,
                 )
             else:
                 rss = read_rss(slot.proc.pid or 0)
@@ -201,8 +204,8 @@ class WorkerPool:
                     failure = ProcessOutcome.failure(
                         FailureCategory.MEMORY,
                         f"worker memory {rss // MB:,} MB over run.memory_mb="
-                        f"{self._limits.memory_mb:,}; the worker was killed",
-                        "worker",
+                        f"{self._limits.memory_mb:,} (stage {slot.stage}); the worker was killed",
+                        slot.stage,
                     )
             if failure is not None:
                 category = str(failure.error.category) if failure.error else "crash"
@@ -213,16 +216,23 @@ class WorkerPool:
         return results
 
     def _receive(self, slot: _Slot) -> ProcessOutcome | None:
-        try:
-            if not slot.conn.poll():
+        """The task's outcome if it has arrived; stage announcements update the slot."""
+        while True:
+            try:
+                if not slot.conn.poll():
+                    return None
+                message = slot.conn.recv()
+            except (EOFError, OSError):
                 return None
-            outcome = slot.conn.recv()
-        except (EOFError, OSError):
-            return None
-        except Exception as exc:  # an outcome that cannot be unpickled
+            except Exception as exc:  # an outcome that cannot be unpickled
+                return ProcessOutcome.failure(
+                    FailureCategory.ERROR, f"unreadable worker result: {exc}", slot.stage
+                )
+            if isinstance(message, ProcessOutcome):
+                return message
+            if isinstance(message, tuple) and len(message) == 2 and message[0] == "stage":
+                slot.stage = str(message[1])
+                continue
             return ProcessOutcome.failure(
-                FailureCategory.ERROR, f"unreadable worker result: {exc}", "worker"
+                FailureCategory.ERROR, "unexpected worker result", slot.stage
             )
-        if not isinstance(outcome, ProcessOutcome):
-            return ProcessOutcome.failure(FailureCategory.ERROR, "unexpected worker result", "worker")
-        return outcome

@@ -28,7 +28,13 @@ def worker_main(conn: Connection, address_space_bytes: int) -> None:
             return
         if task is None:
             return
-        outcome = process_task(task)
+        def on_stage(stage: str) -> None:
+            conn.send(("stage", stage))
+
+        try:
+            outcome = process_task(task, on_stage)
+        except (BrokenPipeError, OSError):
+            return
         try:
             conn.send(outcome)
         except (BrokenPipeError, OSError):

@@ -7,6 +7,7 @@ category: nothing a document does escapes as an exception.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from docmill.model import FailureCategory, PageRange, ProcessOutcome
@@ -37,9 +38,18 @@ def classify_exception(exc: BaseException) -> FailureCategory:
     return FailureCategory.ERROR
 
 
-def process_task(task: Task) -> ProcessOutcome:
-    """Run one task; always returns an outcome."""
+def _no_report(_stage: str) -> None:
+    return None
+
+
+def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> ProcessOutcome:
+    """Run one task; always returns an outcome.
+
+    ``on_stage`` hears each stage's name as it starts, so that a worker killed from
+    outside (timeout, memory) can still say which stage it was in.
+    """
     stage = "detect"
+    on_stage(stage)
     try:
         size = os.path.getsize(task.path)
         if size > task.max_file_bytes:
@@ -61,6 +71,7 @@ def process_task(task: Task) -> ProcessOutcome:
             outcome.mime = mime
             return outcome
         stage = "extract"
+        on_stage(stage)
         request = ExtractRequest(task.page_range, task.max_pages, task.split_pages)
         return extractor(task.path, request)
     except BaseException as exc:
