@@ -24,6 +24,7 @@ from docmill.processors import Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
+RSS_SAMPLE_S = 0.05  # how often a busy worker's resident memory is read
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,7 @@ class _Slot:
     tasks_done: int = 0
     peak_rss: int = 0
     stage: str = "start"
+    sampled_at: float = 0.0
 
 
 def _signal_name(code: int) -> str:
@@ -197,7 +199,8 @@ class WorkerPool:
                     f"(stage {slot.stage}); the worker was killed",
                     slot.stage,
                 )
-            else:
+            elif now - slot.sampled_at >= RSS_SAMPLE_S:
+                slot.sampled_at = now
                 rss = read_rss(slot.proc.pid or 0)
                 slot.peak_rss = max(slot.peak_rss, rss)
                 if rss > cap:

@@ -122,6 +122,7 @@ class Runner:
         self._inflight_sha: dict[str, int] = {}
         self._waiting: dict[str, list[int]] = {}
         self._finished_now: list[int] = []
+        self._to_commit: list[tuple[LedgerRow, ProcessOutcome, bool]] = []
         self._counts: dict[str, int] = {}
         self._pages_total = 0
         self._docs_run = 0
@@ -171,7 +172,8 @@ class Runner:
             while not self.stop.abandon:
                 if not self.stop.draining:
                     room = s.window - len(self._inflight)
-                    if room > 0:
+                    # claim in batches (fewer transactions), or at once when idle
+                    if room >= max(1, s.window // 2) or (room > 0 and not self._ready):
                         rows = store.claim_pending(room)
                         if not rows and not exhausted:
                             exhausted = self._enumerate(store, sources, hasher)
@@ -182,6 +184,7 @@ class Runner:
                     pool.submit(self._ready.popleft())
                 for task, outcome in pool.poll(0.05 if pool.busy else 0.0):
                     self._handle(store, task, outcome)
+                self._commit(store)
                 if self._finished_now:
                     sink.write_ids(self._finished_now)
                     self._finished_now = []
@@ -198,6 +201,7 @@ class Runner:
                         break
         finally:
             hasher.shutdown(wait=True)
+            self._commit(store)
             lost = pool.shutdown(kill=self.stop.abandon)
             if lost:
                 log.warning("%d documents were in flight and go back to pending", len(lost))
@@ -297,10 +301,18 @@ class Runner:
                 log.info("retrying document %d after %s (try %d)", task.doc_id, error.category, tries)
                 self._ready.append(self._task(entry.row, None))
                 return
-            store.complete(task.doc_id, outcome, quarantined=True)
+            self._to_commit.append((entry.row, outcome, True))
         else:
-            store.complete(task.doc_id, outcome)
-        self._finish(store, entry.row, outcome.status, outcome.pages)
+            self._to_commit.append((entry.row, outcome, False))
+
+    def _commit(self, store: Store) -> None:
+        """One transaction for the outcomes of a poll cycle, then their bookkeeping."""
+        batch, self._to_commit = self._to_commit, []
+        if not batch:
+            return
+        store.complete_many((row.id, outcome, quarantined) for row, outcome, quarantined in batch)
+        for row, outcome, _quarantined in batch:
+            self._finish(store, row, outcome.status, outcome.pages)
 
     def _split(self, store: Store, entry: _InFlight, pages: int) -> None:
         s = self.settings

@@ -99,10 +99,8 @@ class RecordSink:
                 if record.id not in pending:  # already in the open part
                     self._append(record)
             return
-        for doc_id in doc_ids:
-            found = self._store.record(doc_id)
-            if found is not None:
-                self._append(found)
+        for record in self._store.records(list(doc_ids)):
+            self._append(record)
 
     def _append(self, record: Record) -> None:
         if self._open is None:

@@ -71,7 +71,7 @@ def _row(r: tuple[Any, ...]) -> LedgerRow:
 
 def encode_payload(text: list[str], metadata: dict[str, Any]) -> bytes:
     raw = json.dumps({"text": text, "metadata": metadata}, ensure_ascii=False)
-    return zlib.compress(raw.encode("utf-8"), 3)
+    return zlib.compress(raw.encode("utf-8"), 1)
 
 
 def decode_payload(blob: bytes | None) -> tuple[list[str], dict[str, Any]]:
@@ -459,6 +459,19 @@ class Store:
     def record(self, doc_id: int) -> Record | None:
         r = self._conn.execute(_RECORD_SQL + " WHERE id=?", (doc_id,)).fetchone()
         return _record(r) if r else None
+
+    def records(self, doc_ids: list[int]) -> list[Record]:
+        """The records of these documents, in id order (one query per 500 ids)."""
+        out: list[Record] = []
+        for i in range(0, len(doc_ids), 500):
+            chunk = doc_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.extend(
+                _record(r)
+                for r in self._conn.execute(_RECORD_SQL + f" WHERE id IN ({marks})", chunk)
+            )
+        out.sort(key=lambda r: r.id)
+        return out
 
     def iter_records(self, *, batch: int = 200, unwritten_only: bool = False) -> Iterator[Record]:
         """Terminal documents' records by id, fetched in batches (memory stays flat)."""
