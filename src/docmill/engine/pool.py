@@ -12,8 +12,9 @@ from __future__ import annotations
 import multiprocessing
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -24,6 +25,7 @@ from docmill.processors import Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
+DEPTH = 2  # tasks per worker: the current one and the next, already in its pipe
 RSS_SAMPLE_S = 0.05  # how often a busy worker's resident memory is read
 
 
@@ -36,14 +38,22 @@ class PoolLimits:
 
 @dataclass(slots=True)
 class _Slot:
+    """One worker. ``queue[0]`` is the task it works on; the next one waits in its pipe
+    so that it never idles while the driver turns around (its deadline starts only when
+    it becomes current)."""
+
     proc: BaseProcess
     conn: Connection
-    task: Task | None = None
+    queue: deque[Task] = field(default_factory=deque)
     deadline: float = 0.0
     tasks_done: int = 0
     peak_rss: int = 0
     stage: str = "start"
     sampled_at: float = 0.0
+
+    @property
+    def task(self) -> Task | None:
+        return self.queue[0] if self.queue else None
 
 
 def _signal_name(code: int) -> str:
@@ -83,6 +93,7 @@ class WorkerPool:
         self._ctx = multiprocessing.get_context("forkserver")
         self._ctx.set_forkserver_preload(["docmill.engine.worker", "pypdfium2"])
         self._slots: list[_Slot] = []
+        self._returned: list[Task] = []
         self.started = 0  # processes started, for stats
         self.killed: dict[str, int] = {}
 
@@ -119,48 +130,72 @@ class WorkerPool:
 
     def shutdown(self, *, kill: bool = False) -> list[Task]:
         """Stop every worker; return the tasks that were still in flight (lost)."""
-        lost = [s.task for s in self._slots if s.task is not None]
+        lost = [t for s in self._slots for t in s.queue]
         for slot in self._slots:
-            self._retire(slot, kill=kill or slot.task is not None)
+            self._retire(slot, kill=kill or bool(slot.queue))
         self._slots = []
         return lost
 
     # --- work ---------------------------------------------------------------------
 
+    def _accepts(self, slot: _Slot) -> bool:
+        return (
+            len(slot.queue) < DEPTH
+            and slot.tasks_done + len(slot.queue) < self._limits.recycle_after
+        )
+
     @property
     def idle(self) -> int:
-        return sum(1 for s in self._slots if s.task is None)
+        """How many more tasks the pool takes now."""
+        return sum(
+            min(DEPTH - len(s.queue), self._limits.recycle_after - s.tasks_done - len(s.queue))
+            for s in self._slots
+            if self._accepts(s)
+        )
 
     @property
     def busy(self) -> int:
-        return sum(1 for s in self._slots if s.task is not None)
+        return sum(1 for s in self._slots if s.queue)
 
     def pids(self) -> list[int]:
         """The worker processes' ids, for monitoring."""
         return [s.proc.pid for s in self._slots if s.proc.pid is not None]
 
     def in_flight(self) -> list[Task]:
-        return [s.task for s in self._slots if s.task is not None]
+        return [t for s in self._slots for t in s.queue]
 
     def submit(self, task: Task) -> None:
-        for i, slot in enumerate(self._slots):
-            if slot.task is None:
-                try:
-                    slot.conn.send(task)
-                except OSError:  # the idle worker died: replace it and try once more
-                    self._retire(slot, kill=True)
-                    slot = self._slots[i] = self._spawn()
-                    slot.conn.send(task)
-                slot.task = task
-                slot.deadline = self._clock() + self._limits.timeout_s
-                slot.peak_rss = 0
-                slot.stage = "start"
-                return
-        raise RuntimeError("no idle worker")
+        """Give ``task`` to the least loaded worker that takes one."""
+        candidates = [i for i, s in enumerate(self._slots) if self._accepts(s)]
+        if not candidates:
+            raise RuntimeError("no idle worker")
+        i = min(candidates, key=lambda j: len(self._slots[j].queue))
+        slot = self._slots[i]
+        try:
+            slot.conn.send(task)
+        except OSError:  # the worker died: its result (if any) shows up in poll()
+            if slot.queue:
+                raise RuntimeError("worker pipe closed") from None
+            self._retire(slot, kill=True)
+            slot = self._slots[i] = self._spawn()
+            slot.conn.send(task)
+        slot.queue.append(task)
+        if len(slot.queue) == 1:
+            self._begin(slot)
+
+    def _begin(self, slot: _Slot) -> None:
+        slot.deadline = self._clock() + self._limits.timeout_s
+        slot.peak_rss = 0
+        slot.stage = "start"
+
+    def take_returned(self) -> list[Task]:
+        """Tasks that never started because their worker was killed: send them again."""
+        returned, self._returned = self._returned, []
+        return returned
 
     def poll(self, wait_s: float) -> list[tuple[Task, ProcessOutcome]]:
         """Wait up to ``wait_s`` for results; enforce deadlines and memory caps."""
-        busy = [s for s in self._slots if s.task is not None]
+        busy = [s for s in self._slots if s.queue]
         if not busy:
             if wait_s > 0:
                 time.sleep(wait_s)
@@ -168,21 +203,23 @@ class WorkerPool:
         handles: list[Any] = [s.conn for s in busy] + [s.proc.sentinel for s in busy]
         wait(handles, timeout=wait_s)
         results: list[tuple[Task, ProcessOutcome]] = []
-        now = self._clock()
         cap = self._limits.memory_mb * MB
         for i, slot in enumerate(self._slots):
+            while slot.queue:
+                outcome = self._receive(slot)
+                if outcome is None:
+                    break
+                results.append((slot.queue.popleft(), outcome))
+                slot.tasks_done += 1
+                if slot.queue:
+                    self._begin(slot)
             task = slot.task
             if task is None:
-                continue
-            outcome = self._receive(slot)
-            if outcome is not None:
-                results.append((task, outcome))
-                slot.task = None
-                slot.tasks_done += 1
                 if slot.tasks_done >= self._limits.recycle_after:
                     self._retire(slot, kill=False)
                     self._slots[i] = self._spawn()
                 continue
+            now = self._clock()
             failure: ProcessOutcome | None = None
             if not slot.proc.is_alive():
                 code = slot.proc.exitcode or 0
@@ -215,7 +252,8 @@ class WorkerPool:
                 self.killed[category] = self.killed.get(category, 0) + 1
                 self._retire(slot, kill=True)
                 self._slots[i] = self._spawn()
-                results.append((task, failure))
+                results.append((slot.queue.popleft(), failure))
+                self._returned.extend(slot.queue)  # never started: not this document's fault
         return results
 
     def _receive(self, slot: _Slot) -> ProcessOutcome | None:

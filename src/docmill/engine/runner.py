@@ -184,6 +184,7 @@ class Runner:
                     pool.submit(self._ready.popleft())
                 for task, outcome in pool.poll(0.05 if pool.busy else 0.0):
                     self._handle(store, task, outcome)
+                self._ready.extendleft(reversed(pool.take_returned()))
                 self._commit(store)
                 if self._finished_now:
                     sink.write_ids(self._finished_now)

@@ -47,7 +47,7 @@ class RunSettings:
     """How documents are executed."""
 
     workers: int = 0  # 0: the usable cores
-    window: int = 0  # documents in flight at once; 0: 2 x workers
+    window: int = 0  # documents in flight at once; 0: 4 x workers
     timeout_s: float = 120.0  # wall-clock limit per document (or page range)
     memory_mb: int = 2048  # resident memory cap per worker process
     max_attempts: int = 3  # tries for timeout/memory/crash failures before quarantine
@@ -116,7 +116,7 @@ class Settings:
     @property
     def window(self) -> int:
         """The effective in-flight window."""
-        return self.run.window if self.run.window > 0 else 2 * self.workers
+        return self.run.window if self.run.window > 0 else 4 * self.workers
 
 
 _SECTIONS: dict[str, type[Any]] = {
