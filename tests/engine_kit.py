@@ -33,6 +33,7 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
 
 
 def start_cli(*args: str) -> subprocess.Popen[str]:
+    """Start the CLI in its own process group (``stop_all`` ends it, workers included)."""
     return subprocess.Popen(
         docmill_cmd(*args),
         stdout=subprocess.PIPE,
@@ -71,3 +72,13 @@ def status(out: Path) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
+
+
+def stop_all(proc: subprocess.Popen[str]) -> None:
+    """Kill a started CLI and its workers if it is still running (test clean-up)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)

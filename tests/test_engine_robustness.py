@@ -6,17 +6,20 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
-from engine_kit import HOSTILE, assert_exactly_once, read_parts, run_cli, start_cli, status
+from engine_kit import HOSTILE, assert_exactly_once, read_parts, run_cli, status
 from pdfgen import write_pdf
 
 GENERATED = HOSTILE / "generated"
+Start = Callable[..., subprocess.Popen[str]]
 
 
 def _sources(folder: Path) -> set[str]:
@@ -102,11 +105,11 @@ def _workers_of(driver: psutil.Process) -> list[psutil.Process]:
 
 
 def test_a_worker_killed_by_a_signal_is_a_crash_and_the_document_is_retried(
-    tmp_path: Path,
+    tmp_path: Path, start: Start
 ) -> None:
     src = _one(tmp_path, "pages_100k.pdf")
     out = tmp_path / "out"
-    proc = start_cli(
+    proc = start(
         "run", str(src), "--out", str(out), "--workers", "1", "--quiet",
         "--set", "run.timeout_s=60", "--set", "run.split_pages=1000000",
         "--set", "run.max_attempts=2",
@@ -151,7 +154,7 @@ def _corpus(folder: Path, n: int) -> Path:
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume_gives_exactly_once(tmp_path: Path) -> None:
+def test_kill_9_at_random_moments_then_resume_gives_exactly_once(tmp_path: Path, start: Start) -> None:
     n = 3000
     src = _corpus(tmp_path / "in", n)
     out = tmp_path / "out"
@@ -163,7 +166,7 @@ def test_kill_9_at_random_moments_then_resume_gives_exactly_once(tmp_path: Path)
     targets = sorted(rng.sample(range(50, n - 300), 4))
     kills = 0
     for target in targets:
-        proc = start_cli(*args)
+        proc = start(*args)
         while proc.poll() is None and _finished(out) < target:
             time.sleep(rng.uniform(0.0, 0.02))
         if proc.poll() is not None:
@@ -184,10 +187,10 @@ def test_kill_9_at_random_moments_then_resume_gives_exactly_once(tmp_path: Path)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_ctrl_c_drains_and_a_second_run_completes(tmp_path: Path) -> None:
+def test_ctrl_c_drains_and_a_second_run_completes(tmp_path: Path, start: Start) -> None:
     src = _corpus(tmp_path / "in", 400)
     out = tmp_path / "out"
-    proc = start_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
+    proc = start("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
     db = out / "docmill.db"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until documents are being committed
@@ -208,10 +211,10 @@ def test_ctrl_c_drains_and_a_second_run_completes(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_20000_documents_with_flat_driver_memory(tmp_path: Path) -> None:
+def test_20000_documents_with_flat_driver_memory(tmp_path: Path, start: Start) -> None:
     src = _corpus(tmp_path / "in", 20_000)
     out = tmp_path / "out"
-    proc = start_cli("run", str(src), "--out", str(out), "--workers", "2", "--quiet")
+    proc = start("run", str(src), "--out", str(out), "--workers", "2", "--quiet")
     driver = psutil.Process(proc.pid)
     samples: list[tuple[int, int]] = []  # (documents finished, driver RSS)
     db = out / "docmill.db"
@@ -241,10 +244,10 @@ def test_20000_documents_with_flat_driver_memory(tmp_path: Path) -> None:
     )
 
 
-def test_a_second_run_on_the_same_folder_is_refused_while_one_is_running(tmp_path: Path) -> None:
+def test_a_second_run_on_the_same_folder_is_refused_while_one_is_running(tmp_path: Path, start: Start) -> None:
     src = _corpus(tmp_path / "in", 300)
     out = tmp_path / "out"
-    first = start_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
+    first = start("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
     deadline = time.monotonic() + 60
     while _finished(out) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)

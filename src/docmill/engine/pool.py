@@ -19,7 +19,7 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from docmill.engine.worker import worker_main
+from docmill.engine.worker import STAGE_BYTES, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
 from docmill.processors import Task
 
@@ -44,11 +44,11 @@ class _Slot:
 
     proc: BaseProcess
     conn: Connection
+    stage_buf: Any
     queue: deque[Task] = field(default_factory=deque)
     deadline: float = 0.0
     tasks_done: int = 0
     peak_rss: int = 0
-    stage: str = "start"
     sampled_at: float = 0.0
 
     @property
@@ -106,13 +106,17 @@ class WorkerPool:
         parent, child = self._ctx.Pipe(duplex=True)
         cap = self._limits.memory_mb * MB
         address_space = max(cap * 3, cap + 2048 * MB)
+        stage_buf = self._ctx.RawArray("c", STAGE_BYTES)
         proc = self._ctx.Process(
-            target=worker_main, args=(child, address_space), daemon=True, name="docmill-worker"
+            target=worker_main,
+            args=(child, address_space, stage_buf),
+            daemon=True,
+            name="docmill-worker",
         )
         proc.start()
         child.close()
         self.started += 1
-        return _Slot(proc=proc, conn=parent)
+        return _Slot(proc=proc, conn=parent, stage_buf=stage_buf)
 
     def _retire(self, slot: _Slot, *, kill: bool) -> None:
         if kill:
@@ -186,7 +190,6 @@ class WorkerPool:
     def _begin(self, slot: _Slot) -> None:
         slot.deadline = self._clock() + self._limits.timeout_s
         slot.peak_rss = 0
-        slot.stage = "start"
 
     def take_returned(self) -> list[Task]:
         """Tasks that never started because their worker was killed: send them again."""
@@ -201,18 +204,17 @@ class WorkerPool:
                 time.sleep(wait_s)
             return []
         handles: list[Any] = [s.conn for s in busy] + [s.proc.sentinel for s in busy]
-        wait(handles, timeout=wait_s)
+        ready = set(wait(handles, timeout=wait_s))
         results: list[tuple[Task, ProcessOutcome]] = []
         cap = self._limits.memory_mb * MB
         for i, slot in enumerate(self._slots):
-            while slot.queue:
+            if slot.queue and slot.conn in ready:  # one outcome a turn; more stay readable
                 outcome = self._receive(slot)
-                if outcome is None:
-                    break
-                results.append((slot.queue.popleft(), outcome))
-                slot.tasks_done += 1
-                if slot.queue:
-                    self._begin(slot)
+                if outcome is not None:
+                    results.append((slot.queue.popleft(), outcome))
+                    slot.tasks_done += 1
+                    if slot.queue:
+                        self._begin(slot)
             task = slot.task
             if task is None:
                 if slot.tasks_done >= self._limits.recycle_after:
@@ -220,36 +222,43 @@ class WorkerPool:
                     self._slots[i] = self._spawn()
                 continue
             now = self._clock()
-            failure: ProcessOutcome | None = None
+            category: FailureCategory | None = None
+            detail = ""
             if not slot.proc.is_alive():
+                last = self._receive(slot) if slot.conn.poll() else None
+                if last is not None:  # its outcome arrived before it exited
+                    results.append((slot.queue.popleft(), last))
+                    self._returned.extend(slot.queue)
+                    slot.queue.clear()
+                    self._retire(slot, kill=True)
+                    self._slots[i] = self._spawn()
+                    continue
                 code = slot.proc.exitcode or 0
-                how = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
-                failure = ProcessOutcome.failure(
-                    FailureCategory.CRASH,
-                    f"the worker process {how} during {slot.stage}",
-                    slot.stage,
-                )
+                category = FailureCategory.CRASH
+                detail = f"killed by {_signal_name(-code)}" if code < 0 else f"exited with code {code}"
             elif now > slot.deadline:
-                failure = ProcessOutcome.failure(
-                    FailureCategory.TIMEOUT,
-                    f"no result within run.timeout_s={self._limits.timeout_s:g}s "
-                    f"(stage {slot.stage}); the worker was killed",
-                    slot.stage,
-                )
+                category = FailureCategory.TIMEOUT
+                detail = f"no result within run.timeout_s={self._limits.timeout_s:g}s"
             elif now - slot.sampled_at >= RSS_SAMPLE_S:
                 slot.sampled_at = now
                 rss = read_rss(slot.proc.pid or 0)
                 slot.peak_rss = max(slot.peak_rss, rss)
                 if rss > cap:
-                    failure = ProcessOutcome.failure(
-                        FailureCategory.MEMORY,
+                    category = FailureCategory.MEMORY
+                    detail = (
                         f"worker memory {rss // MB:,} MB over run.memory_mb="
-                        f"{self._limits.memory_mb:,} (stage {slot.stage}); the worker was killed",
-                        slot.stage,
+                        f"{self._limits.memory_mb:,}"
                     )
+            failure: ProcessOutcome | None = None
+            if category is not None:
+                stage = slot.stage_buf.value.decode("ascii", "replace") or "start"
+                if category is FailureCategory.CRASH:
+                    message = f"the worker process {detail} during stage {stage}"
+                else:
+                    message = f"{detail} (stage {stage}); the worker was killed"
+                failure = ProcessOutcome.failure(category, message, stage)
+                self.killed[str(category)] = self.killed.get(str(category), 0) + 1
             if failure is not None:
-                category = str(failure.error.category) if failure.error else "crash"
-                self.killed[category] = self.killed.get(category, 0) + 1
                 self._retire(slot, kill=True)
                 self._slots[i] = self._spawn()
                 results.append((slot.queue.popleft(), failure))
@@ -257,23 +266,15 @@ class WorkerPool:
         return results
 
     def _receive(self, slot: _Slot) -> ProcessOutcome | None:
-        """The task's outcome if it has arrived; stage announcements update the slot."""
-        while True:
-            try:
-                if not slot.conn.poll():
-                    return None
-                message = slot.conn.recv()
-            except (EOFError, OSError):
-                return None
-            except Exception as exc:  # an outcome that cannot be unpickled
-                return ProcessOutcome.failure(
-                    FailureCategory.ERROR, f"unreadable worker result: {exc}", slot.stage
-                )
-            if isinstance(message, ProcessOutcome):
-                return message
-            if isinstance(message, tuple) and len(message) == 2 and message[0] == "stage":
-                slot.stage = str(message[1])
-                continue
+        """The outcome waiting on a readable connection (None: the worker is gone)."""
+        try:
+            message = slot.conn.recv()
+        except (EOFError, OSError):
+            return None
+        except Exception as exc:  # an outcome that cannot be unpickled
             return ProcessOutcome.failure(
-                FailureCategory.ERROR, "unexpected worker result", slot.stage
+                FailureCategory.ERROR, f"unreadable worker result: {exc}", "worker"
             )
+        if isinstance(message, ProcessOutcome):
+            return message
+        return ProcessOutcome.failure(FailureCategory.ERROR, "unexpected worker result", "worker")

@@ -10,11 +10,16 @@ from __future__ import annotations
 import resource
 import signal
 from multiprocessing.connection import Connection
+from typing import Any
 
 from docmill.processors import process_task
 
+STAGE_BYTES = 32
 
-def worker_main(conn: Connection, address_space_bytes: int) -> None:
+
+def worker_main(conn: Connection, address_space_bytes: int, stage: Any) -> None:
+    """``stage`` is a shared ``c_char`` array: the name of the stage being run, written
+    here and read by the driver only when it has to kill this worker (no message)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if address_space_bytes > 0:
         try:
@@ -28,13 +33,10 @@ def worker_main(conn: Connection, address_space_bytes: int) -> None:
             return
         if task is None:
             return
-        def on_stage(stage: str) -> None:
-            conn.send(("stage", stage))
+        def on_stage(name: str) -> None:
+            stage.value = name.encode("ascii", "replace")[: STAGE_BYTES - 1]
 
-        try:
-            outcome = process_task(task, on_stage)
-        except (BrokenPipeError, OSError):
-            return
+        outcome = process_task(task, on_stage)
         try:
             conn.send(outcome)
         except (BrokenPipeError, OSError):
