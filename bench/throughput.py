@@ -1,0 +1,332 @@
+#!/usr/bin/env python3
+"""Figure (a): docmill's parallel efficiency against the raw parser.
+
+    ratio = docmill pages/s / (workers x raw single-process pages/s)      target >= 0.90
+
+The corpus is ../shared/corpus/real repeated until it has at least ``--min-pages``
+readable pages (every copy with unique bytes, so docmill's dedup skips nothing).
+
+- raw: this process, pypdfium2, each file opened, every page's text
+  (``get_textpage().get_text_bounded()``), everything closed; files that raise are
+  skipped. No workers, no ledger, no output.
+- docmill: ``docmill run CORPUS --out TMP --workers W --quiet`` as a subprocess, timed
+  by wall clock from start to exit (interpreter start, forkserver, ledger, hashing and
+  part files included); pages from ``docmill status TMP --json``.
+- raw xW (diagnostic, ``--no-parallel`` skips it): W raw-parser processes sharing the
+  files. It shows what the machine itself gives W processes: on a shared or small VM it
+  is often well under W x raw, and then no engine can reach the target there.
+
+Each round measures raw, raw xW and docmill back to back; with ``--rounds N`` the
+figures are medians over the rounds. Everything comes from one invocation; nothing is
+asserted (timings are not tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from corpus import (
+    RESULTS,
+    SOURCE,
+    CpuProbe,
+    check_run,
+    copies_for,
+    corpus_files,
+    docmill_run,
+    docmill_status,
+    ensure_venv,
+    idle_share,
+    make_corpus,
+    table,
+    usable_cores,
+    write_results,
+)
+
+TARGET = 0.90
+BUSY = 0.05  # above this share of the machine used by others, warn
+
+
+def raw_pass(files: list[Path]) -> tuple[int, float, int]:
+    """(pages, seconds, files skipped): the raw parser over ``files``, one process."""
+    import pypdfium2 as pdfium
+
+    pages = 0
+    skipped = 0
+    started = time.perf_counter()
+    for path in files:
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except Exception:
+            skipped += 1
+            continue
+        try:
+            for index in range(len(doc)):
+                page = doc[index]
+                try:
+                    textpage = page.get_textpage()
+                    try:
+                        textpage.get_text_bounded()
+                    finally:
+                        textpage.close()
+                finally:
+                    page.close()
+                pages += 1
+        except Exception:
+            skipped += 1
+        finally:
+            doc.close()
+    return pages, time.perf_counter() - started, skipped
+
+
+def _parallel_worker(files: list[str], counter: Any, ready: Any, results: Any) -> None:
+    """One of W raw-parser processes: take file indexes from a shared counter."""
+    import pypdfium2  # noqa: F401  (imported before the clock starts)
+
+    ready.wait()
+    started = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes
+    pages = 0
+    while True:
+        with counter.get_lock():
+            index = counter.value
+            counter.value += 1
+        if index >= len(files):
+            break
+        pages += raw_pass([Path(files[index])])[0]
+    results.put((pages, started, time.perf_counter()))
+
+
+def raw_parallel(files: list[Path], processes: int) -> tuple[int, float]:
+    """(pages, seconds): W raw-parser processes sharing the files, one file at a time.
+
+    Timed from the moment all W processes have imported pypdfium2 to the moment the
+    last one is done.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    counter = ctx.Value("q", 0)
+    ready = ctx.Barrier(processes)
+    results = ctx.Queue()
+    names = [str(p) for p in files]
+    procs = [
+        ctx.Process(target=_parallel_worker, args=(names, counter, ready, results))
+        for _ in range(processes)
+    ]
+    for proc in procs:
+        proc.start()
+    figures = [results.get() for _ in procs]
+    for proc in procs:
+        proc.join()
+    pages = sum(f[0] for f in figures)
+    return pages, max(f[2] for f in figures) - min(f[1] for f in figures)
+
+
+def one_round(
+    paths: list[Path], corpus: Path, out: Path, workers: int, parallel: bool
+) -> dict[str, Any]:
+    with CpuProbe() as probe:
+        raw_pages, raw_s, skipped = raw_pass(paths)
+    print(f"  raw: {raw_pages:,} pages in {raw_s:.2f}s", file=sys.stderr)
+    figures: dict[str, Any] = {
+        "raw": {
+            "pages": raw_pages,
+            "seconds": raw_s,
+            "skipped_files": skipped,
+            "foreign_share": probe.foreign_share,
+        },
+    }
+    if parallel:
+        with CpuProbe() as probe:
+            par_pages, par_s = raw_parallel(paths, workers)
+        figures["raw_parallel"] = {
+            "pages": par_pages,
+            "seconds": par_s,
+            "foreign_share": probe.foreign_share,
+        }
+        print(f"  raw x{workers}: {par_pages:,} pages in {par_s:.2f}s", file=sys.stderr)
+    before = idle_share(1.0)  # docmill's workers escape rusage: probe the machine instead
+    run = docmill_run([corpus], out, workers)
+    check_run(run, "docmill run")
+    after = idle_share(1.0)
+    status = docmill_status(out)
+    figures["docmill"] = {
+        "pages": int(status["pages"]),
+        "seconds": run.wall_s,
+        "counts": status["counts"],
+        "ledger_elapsed_s": (status.get("last_run") or {}).get("elapsed_s"),
+        "foreign_share_around": max(before, after),
+    }
+    print(f"  docmill: {status['pages']:,} pages in {run.wall_s:.2f}s", file=sys.stderr)
+    return figures
+
+
+def foreign_load(rounds: list[dict[str, Any]]) -> float:
+    """The largest share of the machine other processes took during the measurements."""
+    shares = [
+        r[key].get(name, 0.0)
+        for r in rounds
+        for key, name in (
+            ("raw", "foreign_share"),
+            ("raw_parallel", "foreign_share"),
+            ("docmill", "foreign_share_around"),
+        )
+        if key in r
+    ]
+    return max(shares, default=0.0)
+
+
+def _pps(rounds: list[dict[str, Any]], key: str, seconds: str = "seconds") -> float | None:
+    values = [
+        r[key]["pages"] / r[key][seconds] for r in rounds if r.get(key) and r[key].get(seconds)
+    ]
+    return statistics.median(values) if values else None
+
+
+def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    copies = args.copies
+    if copies is None:
+        copies, _ = copies_for(args.min_pages, args.source)
+    corpus = work / "corpus"
+    t0 = time.perf_counter()
+    files, pages = make_corpus(corpus, copies, args.source)
+    print(
+        f"corpus: {files:,} files, {pages:,} readable pages ({copies} copies of {args.source}),"
+        f" written in {time.perf_counter() - t0:.1f}s",
+        file=sys.stderr,
+    )
+    paths = corpus_files(corpus)
+    rounds = []
+    for number in range(args.rounds):
+        print(f"round {number + 1}/{args.rounds}", file=sys.stderr)
+        rounds.append(one_round(paths, corpus, work / f"out-{number}", args.workers, args.parallel))
+
+    raw = _pps(rounds, "raw") or 0.0
+    dm = _pps(rounds, "docmill") or 0.0
+    par = _pps(rounds, "raw_parallel")
+    ratio = dm / (args.workers * raw)
+    return {
+        "corpus": {
+            "source": str(args.source),
+            "copies": copies,
+            "files": files,
+            "pages": pages,
+            "copy_mode": "written, with a unique trailing comment per file",
+        },
+        "workers": args.workers,
+        "rounds": rounds,
+        "raw_pages_per_s": raw,
+        "docmill_pages_per_s": dm,
+        "docmill_pages_per_s_ledger_time": _pps(rounds, "docmill", "ledger_elapsed_s"),
+        "raw_parallel_pages_per_s": par,
+        "machine_scaling": par / (args.workers * raw) if par else None,
+        "docmill_vs_raw_parallel": dm / par if par else None,
+        "ratio": ratio,
+        "foreign_load": foreign_load(rounds),
+        "target": f">= {TARGET}",
+        "meets_target": ratio >= TARGET,
+    }
+
+
+def report(fig: dict[str, Any]) -> str:
+    w = fig["workers"]
+    first = fig["rounds"][0]
+    rows = [
+        ("corpus", f"{fig['corpus']['files']:,} files, {fig['corpus']['pages']:,} pages"),
+        ("raw parser, 1 process", f"{fig['raw_pages_per_s']:,.0f} pages/s"),
+        ("docmill, wall start to exit", f"{fig['docmill_pages_per_s']:,.0f} pages/s"),
+        ("workers W", str(w)),
+        (
+            "ratio docmill / (W x raw)",
+            f"{fig['ratio']:.3f}   target >= {TARGET:.2f} "
+            + ("(met)" if fig["meets_target"] else "(NOT met)"),
+        ),
+    ]
+    if fig["raw_parallel_pages_per_s"]:
+        rows += [
+            (f"raw parser, {w} processes", f"{fig['raw_parallel_pages_per_s']:,.0f} pages/s"),
+            ("  machine scaling raw xW / (W x raw)", f"{fig['machine_scaling']:.3f}"),
+            ("  docmill / raw xW", f"{fig['docmill_vs_raw_parallel']:.3f}"),
+        ]
+    if fig["docmill_pages_per_s_ledger_time"]:
+        rows.append(
+            ("docmill, ledger's run time", f"{fig['docmill_pages_per_s_ledger_time']:,.0f} pages/s")
+        )
+    counts = first["docmill"]["counts"]
+    rows.append(("docmill outcome", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)))
+    if first["docmill"]["pages"] != first["raw"]["pages"]:
+        rows.append(
+            (
+                "note",
+                f"pages differ: docmill {first['docmill']['pages']:,}"
+                f" vs raw {first['raw']['pages']:,}",
+            )
+        )
+    if fig["foreign_load"] > BUSY:
+        rows.append(
+            (
+                "WARNING",
+                f"other processes used up to {fig['foreign_load']:.0%} of the machine while"
+                " measuring: the figures are not reliable; run again on a quiet machine",
+            )
+        )
+    else:
+        rows.append(("other load while measuring", f"{fig['foreign_load']:.1%} of the machine"))
+    if len(fig["rounds"]) > 1:
+        rows.append(("rounds (medians)", str(len(fig["rounds"]))))
+    return "Figure (a): throughput\n" + table(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ensure_venv()
+    parser = argparse.ArgumentParser(
+        description="Figure (a): docmill pages/s / (workers x raw parser pages/s)."
+    )
+    parser.add_argument(
+        "--source", type=Path, default=SOURCE, help="corpus folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--min-pages",
+        type=int,
+        default=10_000,
+        help="repeat the corpus to at least this many pages (default: %(default)s)",
+    )
+    parser.add_argument("--copies", type=int, help="number of copies (instead of --min-pages)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cores(),
+        help="docmill --workers (default: the usable cores, %(default)s)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="measure everything N times, report medians (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-parallel", dest="parallel", action="store_false", help="skip the raw xW diagnostic"
+    )
+    parser.add_argument(
+        "--tmp", type=Path, help="parent of the scratch folder (default: the system temp)"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS / "throughput.json",
+        help="results file (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="docmill-bench-", dir=args.tmp) as tmp:
+        fig = measure(args, Path(tmp))
+    print(report(fig))
+    print(f"  -> {write_results('throughput', fig, args.json)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
