@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -40,6 +41,10 @@ def test_real_corpus_every_document_terminal_with_text(tmp_path: Path) -> None:
     data = status(out)
     assert data["counts"]["pending"] == 0 and data["counts"]["running"] == 0
     assert data["documents"] == len(records)
+    exported = run_cli("export", str(out), "--format", "jsonl")
+    assert exported.returncode == 0, exported.stderr
+    from_ledger = {r["id"]: r for r in map(json.loads, exported.stdout.splitlines())}
+    assert {r["id"]: r for r in records} == from_ledger  # parts hold what the ledger holds
 
 
 def test_rerun_processes_nothing_new(tmp_path: Path) -> None:

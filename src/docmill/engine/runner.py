@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -25,6 +25,7 @@ from docmill.model import (
     FailureCategory,
     PageRange,
     ProcessOutcome,
+    Record,
     SourceFile,
 )
 from docmill.observability.progress import ProgressSnapshot
@@ -32,6 +33,7 @@ from docmill.processors import Task
 from docmill.settings import Settings
 from docmill.sources import iter_sources
 from docmill.state import LedgerRow, Store
+from docmill.state.store import timings
 
 log = logging.getLogger("docmill.engine")
 
@@ -96,7 +98,9 @@ class _Split:
 @dataclass
 class _InFlight:
     row: LedgerRow
+    claimed_at: float
     split: _Split | None = None
+    retries: int = 0  # tries counted in this run before the current one
 
 
 class Runner:
@@ -121,8 +125,10 @@ class Runner:
         self._inflight: dict[int, _InFlight] = {}
         self._inflight_sha: dict[str, int] = {}
         self._waiting: dict[str, list[int]] = {}
-        self._finished_now: list[int] = []
-        self._to_commit: list[tuple[LedgerRow, ProcessOutcome, bool]] = []
+        self._finished_now: list[int] = []  # finished: records to read from the ledger
+        self._finished_records: list[Record] = []  # finished: records built in memory
+        self._to_commit: list[tuple[_InFlight, ProcessOutcome, bool]] = []
+        self._hash_jobs: dict[int, Future[tuple[str | None, str]]] = {}
         self._counts: dict[str, int] = {}
         self._pages_total = 0
         self._docs_run = 0
@@ -165,30 +171,31 @@ class Runner:
         )
         pool.start()
         hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="docmill-hash")
-        self._hash_pending(store, hasher)
+        self._submit_hashes(store, hasher)
         last_progress = 0.0
         status = "interrupted"
         try:
             while not self.stop.abandon:
                 if not self.stop.draining:
+                    self._collect_hashes(store)
                     room = s.window - len(self._inflight)
                     # claim in batches (fewer transactions), or at once when idle
                     if room >= max(1, s.window // 2) or (room > 0 and not self._ready):
-                        rows = store.claim_pending(room)
-                        if not rows and not exhausted:
+                        rows = store.claim_pending(room, time.time())
+                        if len(rows) < room and not exhausted and (
+                            len(self._hash_jobs) < ENUMERATE_BATCH
+                        ):
                             exhausted = self._enumerate(store, sources, hasher)
-                            continue
                         for row in rows:
                             self._admit(store, row)
                 while pool.idle and self._ready:
                     pool.submit(self._ready.popleft())
-                for task, outcome in pool.poll(0.05 if pool.busy else 0.0):
+                wait_s = 0.05 if pool.busy else (0.005 if self._hash_jobs else 0.0)
+                for task, outcome in pool.poll(wait_s):
                     self._handle(store, task, outcome)
                 self._ready.extendleft(reversed(pool.take_returned()))
                 self._commit(store)
-                if self._finished_now:
-                    sink.write_ids(self._finished_now)
-                    self._finished_now = []
+                self._write(sink)
                 sink.maybe_flush()
                 now = self._clock()
                 if now - last_progress >= 0.2:
@@ -197,11 +204,11 @@ class Runner:
                 if not self._inflight and not self._ready:
                     if self.stop.draining:
                         break
-                    if exhausted and store.pending_count() == 0:
+                    if exhausted and not self._hash_jobs and store.pending_count() == 0:
                         status = "completed"
                         break
         finally:
-            hasher.shutdown(wait=True)
+            hasher.shutdown(wait=True, cancel_futures=True)
             self._commit(store)
             lost = pool.shutdown(kill=self.stop.abandon)
             if lost:
@@ -209,8 +216,7 @@ class Runner:
             leftover = list(self._inflight)
             leftover += [i for ids in self._waiting.values() for i in ids]
             store.release_running(leftover)
-            if self._finished_now:
-                sink.write_ids(self._finished_now)
+            self._write(sink)
             sink.flush()
             store.finish_run(run_id, status, self._docs_run, self._pages_run)
         self._report(self._clock() - started, exhausted)
@@ -230,28 +236,51 @@ class Runner:
     def _enumerate(
         self, store: Store, sources: Iterator[SourceFile], hasher: ThreadPoolExecutor
     ) -> bool:
-        """Add the next batch of sources to the ledger; True when there are no more."""
+        """Add the next batch of sources to the ledger and start hashing it (no waiting).
+
+        True when there are no more sources.
+        """
         batch = list(islice(sources, ENUMERATE_BATCH))
         if batch:
             new, _changed = store.upsert_sources(batch)
             self._counts[str(DocState.PENDING)] += new
-            self._hash_pending(store, hasher)
+            self._submit_hashes(store, hasher)
         return len(batch) < ENUMERATE_BATCH
 
-    def _hash_pending(self, store: Store, hasher: ThreadPoolExecutor) -> None:
-        while rows := store.unhashed(ENUMERATE_BATCH):
-            hashes = list(hasher.map(lambda r: (r[0], *sha256_file(r[1])), rows))
-            unreadable: list[int] = []
-            requeued = store.set_hashes(hashes, unreadable)
-            if requeued:
-                log.info("%d changed documents will be processed again", requeued)
-            if (requeued or unreadable) and self._sink is not None:
-                self._sink.rewrite_stale()
-                self._sink.write_ids(self._finished_now)
-                self._finished_now = []
-                self._sink.write_ids(None)  # unreadable files, and duplicates set apart
-                self._counts = store.counts()
-                self._pages_total = store.total_pages()
+    def _submit_hashes(self, store: Store, hasher: ThreadPoolExecutor) -> None:
+        """Hash new and changed rows in the background threads."""
+        for doc_id, path in store.unhashed(ENUMERATE_BATCH + len(self._hash_jobs)):
+            if doc_id not in self._hash_jobs:
+                self._hash_jobs[doc_id] = hasher.submit(sha256_file, path)
+
+    def _collect_hashes(self, store: Store) -> None:
+        """Record the hashes that are ready (one transaction), without waiting."""
+        ready = [(i, f) for i, f in self._hash_jobs.items() if f.done()]
+        if not ready:
+            return
+        hashes: list[tuple[int, str | None, str]] = []
+        for doc_id, future in ready:
+            del self._hash_jobs[doc_id]
+            hashes.append((doc_id, *future.result()))
+        unreadable: list[int] = []
+        requeued = store.set_hashes(hashes, unreadable)
+        if requeued:
+            log.info("%d changed documents will be processed again", requeued)
+        if (requeued or unreadable) and self._sink is not None:
+            self._sink.rewrite_stale()
+            self._write(self._sink)
+            self._sink.write_ids(None)  # unreadable files, and duplicates set apart
+            self._counts = store.counts()
+            self._pages_total = store.total_pages()
+
+    def _write(self, sink: RecordSink) -> None:
+        """Send finished documents' records to the part files."""
+        if self._finished_records:
+            sink.write_records(self._finished_records)
+            self._finished_records = []
+        if self._finished_now:
+            sink.write_ids(self._finished_now)
+            self._finished_now = []
 
     # --- dispatch -------------------------------------------------------------------
 
@@ -279,7 +308,7 @@ class Runner:
             self._waiting.setdefault(sha, []).append(row.id)
             return
         self._inflight_sha[sha] = row.id
-        self._inflight[row.id] = _InFlight(row)
+        self._inflight[row.id] = _InFlight(row, time.time())
         self._ready.append(self._task(row, None))
 
     # --- results --------------------------------------------------------------------
@@ -299,21 +328,46 @@ class Runner:
             tries = store.attempts(task.doc_id) + 1
             if tries < self.settings.run.max_attempts:
                 store.count_attempt(task.doc_id, error)
+                entry.retries += 1
                 log.info("retrying document %d after %s (try %d)", task.doc_id, error.category, tries)
                 self._ready.append(self._task(entry.row, None))
                 return
-            self._to_commit.append((entry.row, outcome, True))
+            self._to_commit.append((entry, outcome, True))
         else:
-            self._to_commit.append((entry.row, outcome, False))
+            self._to_commit.append((entry, outcome, False))
 
     def _commit(self, store: Store) -> None:
-        """One transaction for the outcomes of a poll cycle, then their bookkeeping."""
+        """One transaction for the outcomes of a poll cycle, then their bookkeeping.
+
+        Their records are built here from the outcomes, exactly as the ledger now holds
+        them, so writing the parts does not read them back.
+        """
         batch, self._to_commit = self._to_commit, []
         if not batch:
             return
-        store.complete_many((row.id, outcome, quarantined) for row, outcome, quarantined in batch)
-        for row, outcome, _quarantined in batch:
-            self._finish(store, row, outcome.status, outcome.pages)
+        now = time.time()
+        store.complete_many(
+            (e.row.id, outcome, quarantined, now, now - e.claimed_at)
+            for e, outcome, quarantined in batch
+        )
+        for e, outcome, _quarantined in batch:
+            row = e.row
+            record = Record(
+                id=row.id,
+                source=row.source,
+                sha256=row.sha256,
+                size=row.size,
+                mime=outcome.mime,
+                status=outcome.status,
+                error=outcome.error,
+                pages=outcome.pages,
+                metadata=outcome.metadata,
+                text=outcome.text,
+                timings=timings(outcome.parse_s, now - e.claimed_at),
+                attempts=row.attempts + e.retries + 1,
+                duplicate_of=None,
+            )
+            self._finish(store, row, outcome.status, outcome.pages, record)
 
     def _split(self, store: Store, entry: _InFlight, pages: int) -> None:
         s = self.settings
@@ -382,18 +436,30 @@ class Runner:
         store.complete(entry.row.id, merged)
         self._finish(store, entry.row, DocState.DONE, entry.split.pages)
 
-    def _finish(self, store: Store, row: LedgerRow, state: DocState, pages: int | None) -> None:
+    def _finish(
+        self,
+        store: Store,
+        row: LedgerRow,
+        state: DocState,
+        pages: int | None,
+        record: Record | None = None,
+    ) -> None:
         self._inflight.pop(row.id, None)
         sha = row.sha256 or ""
         if self._inflight_sha.get(sha) == row.id:
             del self._inflight_sha[sha]
-        self._settled(row.id, state, pages)
+        self._settled(row.id, state, pages, record)
         for twin_id in self._waiting.pop(sha, []):
             store.copy_outcome(twin_id, row.id)
             self._settled(twin_id, state, pages)
 
-    def _settled(self, doc_id: int, state: DocState, pages: int | None) -> None:
-        self._finished_now.append(doc_id)
+    def _settled(
+        self, doc_id: int, state: DocState, pages: int | None, record: Record | None = None
+    ) -> None:
+        if record is not None:
+            self._finished_records.append(record)
+        else:
+            self._finished_now.append(doc_id)
         self._counts["pending"] = max(0, self._counts.get("pending", 0) - 1)
         self._counts[str(state)] = self._counts.get(str(state), 0) + 1
         self._docs_run += 1

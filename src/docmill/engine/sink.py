@@ -102,6 +102,11 @@ class RecordSink:
         for record in self._store.records(list(doc_ids)):
             self._append(record)
 
+    def write_records(self, records: Iterable[Record]) -> None:
+        """Append records built by the caller (as the ledger holds them)."""
+        for record in records:
+            self._append(record)
+
     def _append(self, record: Record) -> None:
         if self._open is None:
             self._open = PartFile(self._dir, self._next, self._fmt)

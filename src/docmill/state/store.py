@@ -315,7 +315,7 @@ class Store:
 
     # --- dispatch and results ---------------------------------------------------------
 
-    def claim_pending(self, limit: int) -> list[LedgerRow]:
+    def claim_pending(self, limit: int, now: float | None = None) -> list[LedgerRow]:
         """Take up to ``limit`` hashed pending documents and mark them ``running``."""
         if limit <= 0:
             return []
@@ -328,7 +328,7 @@ class Store:
             )
         ]
         if rows:
-            now = time.time()
+            now = time.time() if now is None else now
             with self.transaction() as c:
                 c.executemany(
                     "UPDATE documents SET state='running', started_at=? WHERE id=?",
@@ -354,24 +354,34 @@ class Store:
     def complete(self, doc_id: int, outcome: ProcessOutcome, *, quarantined: bool = False) -> None:
         """Commit a terminal outcome (done, failed or skipped) with its payload."""
         with self.transaction() as c:
-            self._complete(c, doc_id, outcome, quarantined=quarantined)
+            row = c.execute("SELECT started_at FROM documents WHERE id=?", (doc_id,)).fetchone()
+            now = time.time()
+            started = row[0] if row and row[0] is not None else now
+            self._complete(c, doc_id, outcome, quarantined, now, now - started)
 
-    def complete_many(self, items: Iterable[tuple[int, ProcessOutcome, bool]]) -> None:
+    def complete_many(
+        self, items: Iterable[tuple[int, ProcessOutcome, bool, float, float]]
+    ) -> None:
+        """Commit outcomes: (id, outcome, quarantined, finished_at, total_s) each."""
         with self.transaction() as c:
-            for doc_id, outcome, quarantined in items:
-                self._complete(c, doc_id, outcome, quarantined=quarantined)
+            for doc_id, outcome, quarantined, finished_at, total_s in items:
+                self._complete(c, doc_id, outcome, quarantined, finished_at, total_s)
 
     def _complete(
-        self, c: sqlite3.Connection, doc_id: int, o: ProcessOutcome, *, quarantined: bool
+        self,
+        c: sqlite3.Connection,
+        doc_id: int,
+        o: ProcessOutcome,
+        quarantined: bool,
+        finished_at: float,
+        total_s: float,
     ) -> None:
-        now = time.time()
         payload = encode_payload(o.text, o.metadata) if o.text or o.metadata else None
         err = o.error
         c.execute(
             "UPDATE documents SET state=?, mime=?, pages=?, error_category=?, error_message=?, "
             "error_stage=?, quarantined=?, attempts=attempts+1, finished_at=?, parse_s=?, "
-            "total_s=? - COALESCE(started_at, ?), result=?, part=NULL, duplicate_of=NULL "
-            "WHERE id=?",
+            "total_s=?, result=?, part=NULL, duplicate_of=NULL WHERE id=?",
             (
                 str(o.status),
                 o.mime,
@@ -380,15 +390,15 @@ class Store:
                 err.message if err else None,
                 err.stage if err else None,
                 int(quarantined),
-                now,
+                finished_at,
                 o.parse_s,
-                now,
-                now,
+                total_s,
                 payload,
                 doc_id,
             ),
         )
-        c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        if o.page_range is not None or o.metadata.get("split_ranges"):
+            c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
 
     def _finish_failed(
         self, c: sqlite3.Connection, doc_id: int, error: ErrorInfo, sha: str | None = None
@@ -578,10 +588,14 @@ _RECORD_SQL = (
 )
 
 
+def timings(parse_s: float | None, total_s: float | None) -> dict[str, float]:
+    """A record's timings, rounded as every record shows them."""
+    return {"parse_s": round(parse_s or 0.0, 4), "total_s": round(total_s or 0.0, 4)}
+
+
 def _record(r: tuple[Any, ...]) -> Record:
     text, metadata = decode_payload(r[10])
     error = ErrorInfo(FailureCategory(r[6]), r[7] or "", r[8] or "") if r[6] else None
-    timings = {"parse_s": round(r[11] or 0.0, 4), "total_s": round(r[12] or 0.0, 4)}
     return Record(
         id=r[0],
         source=r[1],
@@ -593,7 +607,7 @@ def _record(r: tuple[Any, ...]) -> Record:
         pages=r[9],
         metadata=metadata,
         text=text,
-        timings=timings,
+        timings=timings(r[11], r[12]),
         attempts=r[13],
         duplicate_of=r[14],
     )
