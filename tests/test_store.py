@@ -622,13 +622,16 @@ def test_iter_records_returns_every_terminal_record_in_id_order_across_batches(
     store.set_hashes([(i, f"{i:064x}", "") for i, _src in store.unhashed(n)], [])
     rows = store.claim_pending(n)
     assert len(rows) == n
-    store.complete_many((r.id, done([f"text {r.id}"]), False) for r in rows if r.id != 7)
+    store.complete_many(
+        (r.id, done([f"text {r.id}"]), False, 1000.0 + r.id, 0.5) for r in rows if r.id != 7
+    )
     expected = [r.id for r in rows if r.id != 7]  # 7 is still running: no record yet
 
     for batch in (200, 7, 1000):
         got = list(store.iter_records(batch=batch))
         assert [r.id for r in got] == expected
         assert all(r.text == [f"text {r.id}"] for r in got)
+        assert all(r.timings["total_s"] == 0.5 for r in got)
 
     store.commit_part(1, expected[:500], "jsonl")
     assert [r.id for r in store.iter_records(unwritten_only=True)] == expected[500:]
