@@ -10,6 +10,7 @@ tasks. Nothing a document does can take the pool down.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
 from collections import deque
@@ -67,7 +68,7 @@ def read_rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (0 if it is gone)."""
     try:
         with open(f"/proc/{pid}/statm", "rb") as handle:
-            return int(handle.read().split()[1]) * resource_page_size()
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
         import psutil
 
@@ -75,12 +76,6 @@ def read_rss(pid: int) -> int:
             return int(psutil.Process(pid).memory_info().rss)
         except psutil.Error:
             return 0
-
-
-def resource_page_size() -> int:
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE")
 
 
 class WorkerPool:
