@@ -16,12 +16,15 @@ Not a script: ``throughput.py``, ``memory.py`` and ``startup.py`` import it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -309,3 +312,30 @@ def write_results(name: str, figures: dict[str, Any], path: Path | None = None) 
 def table(rows: list[tuple[str, str]]) -> str:
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def add_output_args(parser: argparse.ArgumentParser, name: str) -> None:
+    """The options every benchmark has: its scratch folder and its results file."""
+    parser.add_argument(
+        "--tmp", type=Path, help="parent of the scratch folder (default: the system temp)"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS / f"{name}.json",
+        help="results file (default: %(default)s)",
+    )
+
+
+def run_benchmark(
+    name: str,
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace, Path], dict[str, Any]],
+    report: Callable[[dict[str, Any]], str],
+) -> int:
+    """Measure in a scratch folder, print the report, write the results file."""
+    with tempfile.TemporaryDirectory(prefix="docmill-bench-", dir=args.tmp) as tmp:
+        fig = measure(args, Path(tmp))
+    print(report(fig))
+    print(f"  -> {write_results(name, fig, args.json)}")
+    return 0

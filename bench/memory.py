@@ -25,23 +25,22 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from corpus import (
-    RESULTS,
     SOURCE,
+    add_output_args,
     docmill_status,
     ensure_venv,
     idle_share,
     make_corpus,
+    run_benchmark,
     table,
     tool,
     usable_cores,
-    write_results,
 )
 
 if TYPE_CHECKING:
@@ -314,21 +313,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0.05,
         help="sampling interval in seconds (default: %(default)s)",
     )
-    parser.add_argument(
-        "--tmp", type=Path, help="parent of the scratch folder (default: the system temp)"
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=RESULTS / "memory.json",
-        help="results file (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="docmill-bench-", dir=args.tmp) as tmp:
-        fig = measure(args, Path(tmp))
-    print(report(fig))
-    print(f"  -> {write_results('memory', fig, args.json)}")
-    return 0
+    add_output_args(parser, "memory")
+    return run_benchmark("memory", parser.parse_args(argv), measure, report)
 
 
 if __name__ == "__main__":

@@ -21,25 +21,24 @@ import argparse
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from corpus import (
-    RESULTS,
     SOURCE,
+    add_output_args,
     check_run,
     docmill_run,
     docmill_status,
     ensure_venv,
     idle_share,
     make_small_set,
+    run_benchmark,
     table,
     tool,
     usable_cores,
-    write_results,
 )
 
 TARGET_S = 1.5
@@ -192,21 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--top", type=int, default=12, help="imports to list (default: %(default)s)"
     )
-    parser.add_argument(
-        "--tmp", type=Path, help="parent of the scratch folder (default: the system temp)"
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=RESULTS / "startup.json",
-        help="results file (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="docmill-bench-", dir=args.tmp) as tmp:
-        fig = measure(args, Path(tmp))
-    print(report(fig))
-    print(f"  -> {write_results('startup', fig, args.json)}")
-    return 0
+    add_output_args(parser, "startup")
+    return run_benchmark("startup", parser.parse_args(argv), measure, report)
 
 
 if __name__ == "__main__":

@@ -27,15 +27,14 @@ import argparse
 import multiprocessing
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from corpus import (
-    RESULTS,
     SOURCE,
     CpuProbe,
+    add_output_args,
     check_run,
     copies_for,
     corpus_files,
@@ -44,9 +43,9 @@ from corpus import (
     ensure_venv,
     idle_share,
     make_corpus,
+    run_benchmark,
     table,
     usable_cores,
-    write_results,
 )
 
 TARGET = 0.90
@@ -311,21 +310,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-parallel", dest="parallel", action="store_false", help="skip the raw xW diagnostic"
     )
-    parser.add_argument(
-        "--tmp", type=Path, help="parent of the scratch folder (default: the system temp)"
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=RESULTS / "throughput.json",
-        help="results file (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="docmill-bench-", dir=args.tmp) as tmp:
-        fig = measure(args, Path(tmp))
-    print(report(fig))
-    print(f"  -> {write_results('throughput', fig, args.json)}")
-    return 0
+    add_output_args(parser, "throughput")
+    return run_benchmark("throughput", parser.parse_args(argv), measure, report)
 
 
 if __name__ == "__main__":
