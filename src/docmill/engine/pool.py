@@ -49,7 +49,6 @@ class _Slot:
     queue: deque[Task] = field(default_factory=deque)
     deadline: float = 0.0
     tasks_done: int = 0
-    peak_rss: int = 0
     sampled_at: float = 0.0
 
     @property
@@ -160,9 +159,6 @@ class WorkerPool:
         """The worker processes' ids, for monitoring."""
         return [s.proc.pid for s in self._slots if s.proc.pid is not None]
 
-    def in_flight(self) -> list[Task]:
-        return [t for s in self._slots for t in s.queue]
-
     def submit(self, task: Task) -> None:
         """Give ``task`` to the least loaded worker that takes one."""
         candidates = [i for i, s in enumerate(self._slots) if self._accepts(s)]
@@ -184,7 +180,6 @@ class WorkerPool:
 
     def _begin(self, slot: _Slot) -> None:
         slot.deadline = self._clock() + self._limits.timeout_s
-        slot.peak_rss = 0
 
     def take_returned(self) -> list[Task]:
         """Tasks that never started because their worker was killed: send them again."""
@@ -237,7 +232,6 @@ class WorkerPool:
             elif now - slot.sampled_at >= RSS_SAMPLE_S:
                 slot.sampled_at = now
                 rss = read_rss(slot.proc.pid or 0)
-                slot.peak_rss = max(slot.peak_rss, rss)
                 if rss > cap:
                     category = FailureCategory.MEMORY
                     detail = (

@@ -130,7 +130,6 @@ class Runner:
         self._to_commit: list[tuple[_InFlight, ProcessOutcome, bool]] = []
         self._hash_jobs: dict[int, Future[tuple[str | None, str]]] = {}
         self._counts: dict[str, int] = {}
-        self._pages_total = 0
         self._docs_run = 0
         self._run_counts: dict[str, int] = {}
         self.last_snapshot: ProgressSnapshot | None = None
@@ -161,7 +160,6 @@ class Runner:
         self._sink = sink
         run_id = store.start_run(self.sources, s.to_dict())
         self._counts = store.counts()
-        self._pages_total = store.total_pages()
         sources: Iterator[SourceFile] = iter_sources(self.sources, s.sources)
         exhausted = False
         pool = WorkerPool(
@@ -271,7 +269,6 @@ class Runner:
             self._write(self._sink)
             self._sink.write_ids(None)  # unreadable files, and duplicates set apart
             self._counts = store.counts()
-            self._pages_total = store.total_pages()
 
     def _write(self, sink: RecordSink) -> None:
         """Send finished documents' records to the part files."""
@@ -466,7 +463,6 @@ class Runner:
         self._run_counts[str(state)] = self._run_counts.get(str(state), 0) + 1
         if state is DocState.DONE and pages:
             self._pages_run += pages
-            self._pages_total += pages
 
     def _report(self, elapsed: float, exhausted: bool) -> None:
         self.last_snapshot = self._snapshot(elapsed, exhausted)
