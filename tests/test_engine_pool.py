@@ -39,7 +39,7 @@ def test_workers_are_recycled_after_n_tasks(tmp_path: Path) -> None:
             pids.update(pool.pids())
             ((task, outcome),) = _collect(pool, 1)
             assert task.task_id == i and outcome.status is DocState.DONE
-            assert outcome.text == ["hello"]
+            assert outcome.opened().text == ["hello"]
         assert pool.started == 3  # the first, then a fresh one after tasks 2 and 4
         assert len(pids) == 3
     finally:

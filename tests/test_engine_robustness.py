@@ -245,7 +245,7 @@ def test_20000_documents_with_flat_driver_memory(tmp_path: Path, start: Start) -
 
 
 def test_a_second_run_on_the_same_folder_is_refused_while_one_is_running(tmp_path: Path, start: Start) -> None:
-    src = _corpus(tmp_path / "in", 300)
+    src = _corpus(tmp_path / "in", 1500)  # long enough to still run when the second starts
     out = tmp_path / "out"
     first = start("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
     deadline = time.monotonic() + 60

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, Record
+from docmill.model.content import encode_content
 from docmill.outputs import EXPORT_FORMATS, PartFile, export_records, parse_part_name, part_name
 from docmill.outputs.columns import FLAT_COLUMNS
 
@@ -32,6 +33,7 @@ def make_record(doc_id: int, **changes: object) -> Record:
         "duplicate_of": None,
     }
     fields.update(changes)
+    fields["content"] = encode_content(fields.pop("text"), fields.pop("metadata"))  # type: ignore[arg-type]
     return Record(**fields)  # type: ignore[arg-type]
 
 

@@ -36,6 +36,7 @@ CONTRACT_DEFAULTS = {
     "sources.exclude": (),
     "sources.follow_symlinks": False,
     "extract.max_pages": 0,
+    "extract.fallback_max_mb": 1.0,
     "output.format": "jsonl",
     "output.part_max_records": 1000,
     "output.part_max_seconds": 10.0,
@@ -413,10 +414,10 @@ def test_equal_values_from_different_layers_compare_equal() -> None:
 def test_workers_and_window_properties() -> None:
     explicit = load_settings(env={}, overrides={"run.workers": "3"})
     assert explicit.workers == 3
-    assert explicit.window == 12
+    assert explicit.window == 48
     windowed = load_settings(env={}, overrides={"run.workers": "3", "run.window": "5"})
     assert windowed.window == 5
     auto = load_settings(env={})
     assert auto.workers == len(os.sched_getaffinity(0))
     assert auto.workers >= 1
-    assert auto.window == 4 * auto.workers
+    assert auto.window == 16 * auto.workers

@@ -214,7 +214,8 @@ class WorkerPool:
             now = self._clock()
             category: FailureCategory | None = None
             detail = ""
-            if not slot.proc.is_alive():
+            # a worker that exited has a readable sentinel: no extra system call otherwise
+            if slot.proc.sentinel in ready and not slot.proc.is_alive():
                 last = self._receive(slot) if slot.conn.poll() else None
                 if last is not None:  # its outcome arrived before it exited
                     results.append((slot.queue.popleft(), last))

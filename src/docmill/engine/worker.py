@@ -37,6 +37,7 @@ def worker_main(conn: Connection, address_space_bytes: int, stage: Any) -> None:
             stage.value = name.encode("ascii", "replace")[: STAGE_BYTES - 1]
 
         outcome = process_task(task, on_stage)
+        outcome.seal()  # encoded here, once: the driver passes the bytes on
         try:
             conn.send(outcome)
         except (BrokenPipeError, OSError):

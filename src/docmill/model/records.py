@@ -7,8 +7,10 @@ exception that ends the run.
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from docmill.model.content import decode_content, encode_content, splice
 
 
 class DocState(enum.StrEnum):
@@ -93,9 +95,25 @@ class ProcessOutcome:
     parse_s: float = 0.0
     needs_split: bool = False  # the document is over the split threshold: send ranges
     page_range: PageRange | None = None
+    content: bytes | None = None  # text and metadata encoded (see seal)
+
+    def seal(self) -> None:
+        """Encode text and metadata into ``content`` and drop the text (done once, in
+        the worker, so the driver passes the bytes on without re-encoding them)."""
+        if self.content is None and (self.text or self.metadata):
+            self.content = encode_content(self.text, self.metadata)
+            self.text = []
+
+    def opened(self) -> ProcessOutcome:
+        """A copy with ``text`` and ``metadata`` decoded from ``content``."""
+        if self.content is None:
+            return self
+        data = decode_content(self.content)
+        return replace(self, text=data["text"], metadata=data["metadata"], content=None)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(self.opened())
+        data.pop("content", None)
         data["status"] = str(self.status)
         data["error"] = self.error.to_dict() if self.error else None
         return data
@@ -124,7 +142,11 @@ class ProcessOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One output record per source document, as written to the part files."""
+    """One output record per source document, as written to the part files.
+
+    ``content`` is the encoded text, metadata and other processor output
+    (:mod:`docmill.model.content`); ``text`` and ``metadata`` decode it on access.
+    """
 
     id: int
     source: str
@@ -134,13 +156,24 @@ class Record:
     status: DocState
     error: ErrorInfo | None
     pages: int | None
-    metadata: dict[str, Any]
-    text: list[str]
+    content: bytes | None
     timings: dict[str, float]
     attempts: int
     duplicate_of: int | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def decoded(self) -> dict[str, Any]:
+        """The content as a dict (at least ``text`` and ``metadata``)."""
+        return decode_content(self.content)
+
+    @property
+    def text(self) -> list[str]:
+        return list(self.decoded()["text"])
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return dict(self.decoded()["metadata"])
+
+    def _head(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "source": self.source,
@@ -150,9 +183,14 @@ class Record:
             "status": str(self.status),
             "error": self.error.to_dict() if self.error else None,
             "pages": self.pages,
-            "metadata": self.metadata,
-            "text": self.text,
             "timings": self.timings,
             "attempts": self.attempts,
             "duplicate_of": self.duplicate_of,
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self._head(), **self.decoded()}
+
+    def json_line(self) -> str:
+        """The record as one line of JSON, its content spliced in undecoded."""
+        return splice(self._head(), self.content)

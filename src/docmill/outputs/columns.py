@@ -31,6 +31,8 @@ FLAT_COLUMNS: tuple[str, ...] = (
 def flat_row(record: Record, *, text_as_list: bool) -> dict[str, Any]:
     """One record as flat columns; nested values as JSON text, text as a list or joined."""
     err = record.error
+    content = record.decoded()
+    metadata, text = content["metadata"], content["text"]
     return {
         "id": record.id,
         "source": record.source,
@@ -42,10 +44,10 @@ def flat_row(record: Record, *, text_as_list: bool) -> dict[str, Any]:
         "error_message": err.message if err else None,
         "error_stage": err.stage if err else None,
         "pages": record.pages,
-        "title": record.metadata.get("title"),
-        "author": record.metadata.get("author"),
-        "metadata": json.dumps(record.metadata, ensure_ascii=False, sort_keys=True),
-        "text": list(record.text) if text_as_list else "\f".join(record.text),
+        "title": metadata.get("title"),
+        "author": metadata.get("author"),
+        "metadata": json.dumps(metadata, ensure_ascii=False, sort_keys=True),
+        "text": list(text) if text_as_list else "\f".join(text),
         "timings": json.dumps(record.timings, sort_keys=True),
         "attempts": record.attempts,
         "duplicate_of": record.duplicate_of,

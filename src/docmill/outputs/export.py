@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -49,7 +48,7 @@ def _write_text(records: Iterable[Record], fmt: str, handle: TextIO) -> int:
     count = 0
     if fmt == "jsonl":
         for record in records:
-            handle.write(json.dumps(record.to_dict(), ensure_ascii=False) + "\n")
+            handle.write(record.json_line() + "\n")
             count += 1
         return count
     writer = csv.DictWriter(handle, fieldnames=list(FLAT_COLUMNS))

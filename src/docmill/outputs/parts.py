@@ -5,7 +5,6 @@ A reader never sees a half-written part: a part either exists whole or not at al
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from pathlib import Path
@@ -49,7 +48,7 @@ class PartFile:
         if self._parquet is not None:
             self._parquet.write(record)
         elif self._jsonl is not None:
-            self._jsonl.write(json.dumps(record.to_dict(), ensure_ascii=False))
+            self._jsonl.write(record.json_line())
             self._jsonl.write("\n")
         self.doc_ids.append(record.id)
 

@@ -10,6 +10,7 @@ so it is the fallback; both run inside a worker the engine can kill.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -119,7 +120,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
                 FailureCategory.ENCRYPTED,
                 "the PDF is encrypted and needs a password (no password was given)",
             )
-        return _extract_with_pypdf(path, request, started, f"PDFium: {exc}")
+        return _fallback(path, request, started, f"PDFium: {exc}")
     try:
         pages = len(doc)
         early = _split_or_none(pages, request)
@@ -149,11 +150,28 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
             finally:
                 page.close()
         if unreadable and len(unreadable) == len(text):
-            return _extract_with_pypdf(path, request, started, "PDFium: no page could be loaded")
+            return _fallback(path, request, started, "PDFium: no page could be loaded")
         meta["unreadable_pages"] = unreadable
         return _finish(pages, text, meta, rng, started)
     finally:
         doc.close()
+
+
+def _fallback(
+    path: str, request: ExtractRequest, started: float, first_error: str
+) -> ProcessOutcome:
+    """pypdf, on files small enough: it rescues small damaged files (broken xref tables)
+    but, in pure Python, spends ~100 ms per MB failing on large damaged ones."""
+    size = os.path.getsize(path)
+    if size > request.fallback_max_bytes:
+        why = (
+            "the fallback parser is off (extract.fallback_max_mb = 0)"
+            if request.fallback_max_bytes <= 0
+            else f"the fallback parser was not tried: {size / 2**20:.1f} MB is over"
+            f" extract.fallback_max_mb ({request.fallback_max_bytes / 2**20:g} MB)"
+        )
+        return ProcessOutcome.failure(FailureCategory.CORRUPT, f"not a readable PDF ({first_error}; {why})")
+    return _extract_with_pypdf(path, request, started, first_error)
 
 
 def _extract_with_pypdf(

@@ -26,6 +26,7 @@ class Task:
     max_pages: int
     split_pages: int
     max_file_bytes: int
+    fallback_max_bytes: int = 1 << 20
 
 
 def classify_exception(exc: BaseException) -> FailureCategory:
@@ -72,7 +73,9 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
             return outcome
         stage = "extract"
         on_stage(stage)
-        request = ExtractRequest(task.page_range, task.max_pages, task.split_pages)
+        request = ExtractRequest(
+            task.page_range, task.max_pages, task.split_pages, task.fallback_max_bytes
+        )
         return extractor(task.path, request)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):

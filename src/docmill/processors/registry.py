@@ -20,6 +20,7 @@ class ExtractRequest:
     page_range: PageRange | None  # None: the whole document (or the first max_pages)
     max_pages: int  # 0: every page
     split_pages: int  # whole-document requests above this many pages answer needs_split
+    fallback_max_bytes: int = 1 << 20  # try a fallback parser on files up to this size
 
 
 Extractor = Callable[[str, ExtractRequest], ProcessOutcome]

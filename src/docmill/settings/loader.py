@@ -47,7 +47,7 @@ class RunSettings:
     """How documents are executed."""
 
     workers: int = 0  # 0: the usable cores
-    window: int = 0  # documents in flight at once; 0: 4 x workers
+    window: int = 0  # documents in flight at once; 0: 16 x workers
     timeout_s: float = 120.0  # wall-clock limit per document (or page range)
     memory_mb: int = 2048  # resident memory cap per worker process
     max_attempts: int = 3  # tries for timeout/memory/crash failures before quarantine
@@ -71,6 +71,9 @@ class ExtractSettings:
     """What the text processor extracts."""
 
     max_pages: int = 0  # 0: every page; N: only the first N pages
+    # the pure-Python fallback parser (pypdf) is tried on PDFs PDFium rejects up to this
+    # size; it rebuilds broken cross-reference tables at ~10-20 MB/s (0: never)
+    fallback_max_mb: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ class Settings:
     @property
     def window(self) -> int:
         """The effective in-flight window."""
-        return self.run.window if self.run.window > 0 else 4 * self.workers
+        return self.run.window if self.run.window > 0 else 16 * self.workers
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -127,7 +130,7 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {"output.format": ("jsonl", "parquet")}
-_NON_NEGATIVE = {"run.workers", "run.window", "extract.max_pages"}
+_NON_NEGATIVE = {"run.workers", "run.window", "extract.max_pages", "extract.fallback_max_mb"}
 _POSITIVE = {
     "run.timeout_s",
     "run.memory_mb",

@@ -27,6 +27,7 @@ from docmill.model import (
     Record,
     SourceFile,
 )
+from docmill.model.content import encode_content
 from docmill.state.migrations import apply_migrations
 
 DB_NAME = "docmill.db"
@@ -67,18 +68,6 @@ _ROW_COLUMNS = (
 def _row(r: tuple[Any, ...]) -> LedgerRow:
     error = ErrorInfo(FailureCategory(r[8]), r[9] or "", r[10] or "") if r[8] else None
     return LedgerRow(r[0], r[1], r[2], r[3], r[4], DocState(r[5]), r[6], r[7], error, r[11])
-
-
-def encode_payload(text: list[str], metadata: dict[str, Any]) -> bytes:
-    raw = json.dumps({"text": text, "metadata": metadata}, ensure_ascii=False)
-    return zlib.compress(raw.encode("utf-8"), 1)
-
-
-def decode_payload(blob: bytes | None) -> tuple[list[str], dict[str, Any]]:
-    if not blob:
-        return [], {}
-    data = json.loads(zlib.decompress(blob).decode("utf-8"))
-    return list(data.get("text") or []), dict(data.get("metadata") or {})
 
 
 class Store:
@@ -267,7 +256,22 @@ class Store:
         whose file cannot be read ends ``failed`` (io).
         """
         requeued = 0
+        hashes = list(hashes)
         with self.transaction() as c:
+            # only a row re-hashed after a size/mtime change has a previous hash to compare
+            previous: dict[int, tuple[str, str]] = {}
+            ids = [doc_id for doc_id, sha, _ in hashes if sha is not None]
+            for i in range(0, len(ids), 500):
+                chunk = ids[i : i + 500]
+                marks = ",".join("?" * len(chunk))
+                previous.update(
+                    (r[0], (r[1], r[2]))
+                    for r in c.execute(
+                        f"SELECT id, state, prev_sha256 FROM documents WHERE id IN ({marks}) "
+                        "AND prev_sha256 IS NOT NULL",
+                        chunk,
+                    )
+                )
             for doc_id, sha, error in hashes:
                 if sha is None:
                     self._reset(c, doc_id)
@@ -276,18 +280,14 @@ class Store:
                     )
                     failed.append(doc_id)
                     continue
-                row = c.execute(
-                    "SELECT state, prev_sha256 FROM documents WHERE id=?", (doc_id,)
-                ).fetchone()
-                if row is None:
-                    continue
-                state, prev = row
-                if state != "pending" and prev is not None and prev != sha:
+                state, prev = previous.get(doc_id, ("pending", sha))
+                if state != "pending" and prev != sha:
                     self._reset(c, doc_id)
                     requeued += 1
-                c.execute(
-                    "UPDATE documents SET sha256=?, prev_sha256=NULL WHERE id=?", (sha, doc_id)
-                )
+            c.executemany(
+                "UPDATE documents SET sha256=?, prev_sha256=NULL WHERE id=?",
+                [(sha, doc_id) for doc_id, sha, _ in hashes if sha is not None],
+            )
         return requeued
 
     def _reset(self, c: sqlite3.Connection, doc_id: int) -> None:
@@ -376,7 +376,9 @@ class Store:
         finished_at: float,
         total_s: float,
     ) -> None:
-        payload = encode_payload(o.text, o.metadata) if o.text or o.metadata else None
+        payload = o.content
+        if payload is None and (o.text or o.metadata):
+            payload = encode_content(o.text, o.metadata)
         err = o.error
         c.execute(
             "UPDATE documents SET state=?, mime=?, pages=?, error_category=?, error_message=?, "
@@ -594,7 +596,6 @@ def timings(parse_s: float | None, total_s: float | None) -> dict[str, float]:
 
 
 def _record(r: tuple[Any, ...]) -> Record:
-    text, metadata = decode_payload(r[10])
     error = ErrorInfo(FailureCategory(r[6]), r[7] or "", r[8] or "") if r[6] else None
     return Record(
         id=r[0],
@@ -605,8 +606,7 @@ def _record(r: tuple[Any, ...]) -> Record:
         status=DocState(r[5]),
         error=error,
         pages=r[9],
-        metadata=metadata,
-        text=text,
+        content=r[10],
         timings=timings(r[11], r[12]),
         attempts=r[13],
         duplicate_of=r[14],
