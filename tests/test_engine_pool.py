@@ -7,16 +7,21 @@ from pathlib import Path
 
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.model import DocState, FailureCategory, ProcessOutcome
-from docmill.processors import Task
+from docmill.processors import ExtractOptions, Task
 from engine_kit import HOSTILE
 from pdfgen import write_pdf
 
 
 def _task(i: int, path: Path, **kw: int) -> Task:
     return Task(
-        task_id=i, doc_id=i, path=str(path), page_range=None,
-        max_pages=kw.get("max_pages", 0), split_pages=kw.get("split_pages", 500),
+        task_id=i,
+        doc_id=i,
+        path=str(path),
+        page_range=None,
         max_file_bytes=2**30,
+        options=ExtractOptions(
+            max_pages=kw.get("max_pages", 0), split_pages=kw.get("split_pages", 500)
+        ),
     )
 
 

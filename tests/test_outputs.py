@@ -270,3 +270,40 @@ def test_failed_export_keeps_the_previous_file_and_leaves_no_tmp(tmp_path: Path,
         export_records(records(), fmt, dest)
     assert dest.read_text() == "previous export"
     assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]
+
+
+def test_extra_content_reaches_every_format(tmp_path: Path) -> None:
+    """Keys processors add beyond text and metadata (tables, text_source, markdown)."""
+    table = {"page": 0, "bbox": [1.0, 2.0, 3.0, 4.0], "rows": [["a", "b"], ["1", "2"]]}
+    fields = {k: getattr(RECORDS[0], k) for k in ("id", "source", "sha256", "size", "mime")}
+    record = Record(
+        **fields,
+        status=DocState.DONE,
+        error=None,
+        pages=2,
+        content=encode_content(
+            ["p1", "p2"],
+            {"title": "T"},
+            tables=[table],
+            text_source=["layer", "ocr"],
+            markdown="# T\n\n| a | b |",
+        ),
+        timings={"parse_s": 0.0, "total_s": 0.0},
+        attempts=1,
+        duplicate_of=None,
+    )
+    line = json.loads(record.json_line())
+    assert line == record.to_dict()
+    assert line["tables"] == [table] and line["text_source"] == ["layer", "ocr"]
+    assert line["markdown"].startswith("# T")
+
+    export_records([record], "parquet", tmp_path / "x.parquet")
+    row = pq.read_table(tmp_path / "x.parquet").to_pylist()[0]
+    assert json.loads(row["tables"]) == [table]
+    assert row["text_source"] == ["layer", "ocr"] and row["markdown"] == "# T\n\n| a | b |"
+
+    export_records([record, RECORDS[1]], "csv", tmp_path / "x.csv")
+    with open(tmp_path / "x.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert json.loads(rows[0]["tables"]) == [table] and rows[0]["text_source"] == "layer,ocr"
+    assert rows[1]["tables"] == "" and rows[1]["markdown"] == ""

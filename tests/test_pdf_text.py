@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome
-from docmill.processors import Task, process_task
+from docmill.processors import ExtractOptions, Task, process_task
 from engine_kit import HOSTILE, REAL
 
 # PDFium rejects both; pypdf rebuilds the first (793 bytes) and fails on the second
@@ -18,7 +18,7 @@ LARGE_DAMAGED = REAL / "sample-files" / "017-unreadable-meta-data" / "unreadable
 def _run(path: Path, fallback_max_bytes: int = 1 << 20) -> ProcessOutcome:
     if not path.exists():
         pytest.skip(f"corpus file missing: {path}")
-    task = Task(1, 1, str(path), None, 0, 500, 2**30, fallback_max_bytes)
+    task = Task(1, 1, str(path), None, 2**30, ExtractOptions(fallback_max_bytes=fallback_max_bytes))
     return process_task(task)
 
 

@@ -37,9 +37,13 @@ CONTRACT_DEFAULTS = {
     "sources.follow_symlinks": False,
     "extract.max_pages": 0,
     "extract.fallback_max_mb": 1.0,
+    "extract.tables": False,
+    "extract.ocr": "auto",
+    "extract.ocr_languages": "eng",
     "output.format": "jsonl",
     "output.part_max_records": 1000,
     "output.part_max_seconds": 10.0,
+    "output.markdown": False,
 }
 
 

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.sink import RecordSink
@@ -29,7 +30,7 @@ from docmill.model import (
     SourceFile,
 )
 from docmill.observability.progress import ProgressSnapshot
-from docmill.processors import Task
+from docmill.processors import ExtractOptions, Task
 from docmill.settings import Settings
 from docmill.sources import iter_sources
 from docmill.state import LedgerRow, Store
@@ -77,6 +78,32 @@ class RunSummary:
     @property
     def completed(self) -> bool:
         return self.status == "completed"
+
+
+def extract_options(s: Settings) -> ExtractOptions:
+    """The processors' options for every task of a run."""
+    return ExtractOptions(
+        max_pages=s.extract.max_pages,
+        split_pages=s.run.split_pages,
+        fallback_max_bytes=int(s.extract.fallback_max_mb * 1024 * 1024),
+        tables=s.extract.tables,
+        ocr=s.extract.ocr,
+        ocr_languages=s.extract.ocr_languages,
+        markdown=s.output.markdown,
+    )
+
+
+def merge_extra(into: dict[str, Any], more: dict[str, Any]) -> None:
+    """Merge a page range's extra content into the document's: lists (per-page values,
+    tables) are concatenated in range order, text such as Markdown is joined."""
+    for key, value in more.items():
+        have = into.get(key)
+        if isinstance(value, list):
+            into[key] = [*(have or []), *value]
+        elif isinstance(value, str):
+            into[key] = f"{have}\n\n{value}" if have else value
+        else:
+            into.setdefault(key, value)
 
 
 def sha256_file(path: str) -> tuple[str | None, str]:
@@ -136,6 +163,7 @@ class Runner:
         self.last_snapshot: ProgressSnapshot | None = None
         self._sink: RecordSink | None = None
         self._pages_run = 0
+        self._options = extract_options(settings)
 
     # --- the loop -------------------------------------------------------------------
 
@@ -291,10 +319,8 @@ class Runner:
             doc_id=doc.id,
             path=doc.source,
             page_range=page_range,
-            max_pages=s.extract.max_pages,
-            split_pages=s.run.split_pages,
             max_file_bytes=s.run.max_file_mb * 1024 * 1024,
-            fallback_max_bytes=int(s.extract.fallback_max_mb * 1024 * 1024),
+            options=self._options,
         )
 
     def _admit(self, store: Store, row: LedgerRow) -> None:
@@ -424,6 +450,7 @@ class Runner:
     def _merge(self, store: Store, entry: _InFlight) -> None:
         text: list[str] = []
         metadata: dict[str, object] = {}
+        extra: dict[str, Any] = {}
         blank: list[int] = []
         parse_s = 0.0
         for chunk in store.iter_chunks(entry.row.id):
@@ -432,6 +459,7 @@ class Runner:
             blank.extend(chunk.metadata.get("pages_without_text", []))
             text.extend(chunk.text)
             parse_s += chunk.parse_s
+            merge_extra(extra, chunk.extra)
         metadata["pages_without_text"] = blank
         assert entry.split is not None
         metadata["split_ranges"] = -(-len(text) // self.settings.run.split_pages)
@@ -441,6 +469,7 @@ class Runner:
             pages=entry.split.pages,
             text=text,
             metadata=metadata,
+            extra=extra,
             parse_s=parse_s,
         )
         store.complete(entry.row.id, merged)

@@ -95,21 +95,25 @@ class ProcessOutcome:
     parse_s: float = 0.0
     needs_split: bool = False  # the document is over the split threshold: send ranges
     page_range: PageRange | None = None
-    content: bytes | None = None  # text and metadata encoded (see seal)
+    # more content keys beyond text and metadata: "tables", "text_source", "markdown"...
+    extra: dict[str, Any] = field(default_factory=dict)
+    content: bytes | None = None  # text, metadata and extra, encoded (see seal)
 
     def seal(self) -> None:
-        """Encode text and metadata into ``content`` and drop the text (done once, in
-        the worker, so the driver passes the bytes on without re-encoding them)."""
-        if self.content is None and (self.text or self.metadata):
-            self.content = encode_content(self.text, self.metadata)
+        """Encode text, metadata and extra into ``content`` and drop text and extra
+        (done once, in the worker, so the driver passes the bytes on as they are)."""
+        if self.content is None and (self.text or self.metadata or self.extra):
+            self.content = encode_content(self.text, self.metadata, **self.extra)
             self.text = []
+            self.extra = {}
 
     def opened(self) -> ProcessOutcome:
         """A copy with ``text`` and ``metadata`` decoded from ``content``."""
         if self.content is None:
             return self
         data = decode_content(self.content)
-        return replace(self, text=data["text"], metadata=data["metadata"], content=None)
+        text, metadata = data.pop("text"), data.pop("metadata")
+        return replace(self, text=text, metadata=metadata, extra=data, content=None)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.opened())
@@ -128,6 +132,7 @@ class ProcessOutcome:
             pages=data.get("pages"),
             text=list(data.get("text") or []),
             metadata=dict(data.get("metadata") or {}),
+            extra=dict(data.get("extra") or {}),
             error=ErrorInfo.from_dict(error) if error else None,
             parse_s=float(data.get("parse_s") or 0.0),
             needs_split=bool(data.get("needs_split")),

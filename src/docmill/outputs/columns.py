@@ -22,6 +22,9 @@ FLAT_COLUMNS: tuple[str, ...] = (
     "author",
     "metadata",
     "text",
+    "text_source",
+    "tables",
+    "markdown",
     "timings",
     "attempts",
     "duplicate_of",
@@ -48,6 +51,14 @@ def flat_row(record: Record, *, text_as_list: bool) -> dict[str, Any]:
         "author": metadata.get("author"),
         "metadata": json.dumps(metadata, ensure_ascii=False, sort_keys=True),
         "text": list(text) if text_as_list else "\f".join(text),
+        # which path gave each page's text ("layer" | "ocr"); empty when not recorded
+        "text_source": (
+            list(content.get("text_source") or [])
+            if text_as_list
+            else ",".join(content.get("text_source") or [])
+        ),
+        "tables": json.dumps(content["tables"], ensure_ascii=False) if "tables" in content else None,
+        "markdown": content.get("markdown"),
         "timings": json.dumps(record.timings, sort_keys=True),
         "attempts": record.attempts,
         "duplicate_of": record.duplicate_of,
@@ -73,6 +84,9 @@ def arrow_schema() -> Any:
             ("author", pa.string()),
             ("metadata", pa.string()),
             ("text", pa.list_(pa.string())),
+            ("text_source", pa.list_(pa.string())),
+            ("tables", pa.string()),
+            ("markdown", pa.string()),
             ("timings", pa.string()),
             ("attempts", pa.int64()),
             ("duplicate_of", pa.int64()),

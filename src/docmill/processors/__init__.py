@@ -5,6 +5,6 @@ document: every failure is returned as data (:class:`docmill.model.ProcessOutcom
 """
 
 from docmill.processors.pipeline import Task, process_task
-from docmill.processors.registry import known_kinds
+from docmill.processors.registry import ExtractOptions, ExtractRequest, known_kinds
 
-__all__ = ["Task", "known_kinds", "process_task"]
+__all__ = ["ExtractOptions", "ExtractRequest", "Task", "known_kinds", "process_task"]

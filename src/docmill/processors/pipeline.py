@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from docmill.model import FailureCategory, PageRange, ProcessOutcome
-from docmill.processors.registry import ExtractRequest, builtin_extractors
+from docmill.processors.registry import ExtractOptions, ExtractRequest, builtin_extractors
 from docmill.sources.filetype import EMPTY, sniff
 
 
@@ -23,10 +23,8 @@ class Task:
     doc_id: int
     path: str
     page_range: PageRange | None
-    max_pages: int
-    split_pages: int
     max_file_bytes: int
-    fallback_max_bytes: int = 1 << 20
+    options: ExtractOptions = field(default_factory=ExtractOptions)
 
 
 def classify_exception(exc: BaseException) -> FailureCategory:
@@ -73,9 +71,7 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
             return outcome
         stage = "extract"
         on_stage(stage)
-        request = ExtractRequest(
-            task.page_range, task.max_pages, task.split_pages, task.fallback_max_bytes
-        )
+        request = ExtractRequest(task.page_range, task.options, on_stage)
         return extractor(task.path, request)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):

@@ -74,6 +74,9 @@ class ExtractSettings:
     # the pure-Python fallback parser (pypdf) is tried on PDFs PDFium rejects up to this
     # size; it rebuilds broken cross-reference tables at ~10-20 MB/s (0: never)
     fallback_max_mb: float = 1.0
+    tables: bool = False  # detect tables on each page (record key "tables")
+    ocr: str = "auto"  # auto: OCR pages with no usable text layer | always | never
+    ocr_languages: str = "eng"  # Tesseract language codes, e.g. "eng+deu"
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class OutputSettings:
     format: str = "jsonl"  # jsonl | parquet
     part_max_records: int = 1000
     part_max_seconds: float = 10.0
+    markdown: bool = False  # also render each document as Markdown (record key "markdown")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,10 @@ _SECTIONS: dict[str, type[Any]] = {
     "output": OutputSettings,
 }
 
-_CHOICES: dict[str, tuple[str, ...]] = {"output.format": ("jsonl", "parquet")}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "output.format": ("jsonl", "parquet"),
+    "extract.ocr": ("auto", "always", "never"),
+}
 _NON_NEGATIVE = {"run.workers", "run.window", "extract.max_pages", "extract.fallback_max_mb"}
 _POSITIVE = {
     "run.timeout_s",

@@ -377,8 +377,8 @@ class Store:
         total_s: float,
     ) -> None:
         payload = o.content
-        if payload is None and (o.text or o.metadata):
-            payload = encode_content(o.text, o.metadata)
+        if payload is None and (o.text or o.metadata or o.extra):
+            payload = encode_content(o.text, o.metadata, **o.extra)
         err = o.error
         c.execute(
             "UPDATE documents SET state=?, mime=?, pages=?, error_category=?, error_message=?, "
