@@ -17,7 +17,7 @@ Two detectors, tried in this order on every page:
 Coordinates are **PDF points with a top-left origin**: ``bbox = [x0, y0, x1, y1]``,
 ``x`` to the right and ``y`` downwards from the top of the page's crop box.
 ``header_rows`` is a guess: the leading rows with no numeric cell above rows that have
-some (at most 3), else 1 when the first row is complete, else 0.
+some (at most 5), else 1 when the first row is complete, else 0.
 
 Everything here is pure: functions of a page's characters and segments.
 """
@@ -31,10 +31,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from docmill.model import ProcessOutcome
+from docmill.processors.registry import ExtractRequest
+
 MAX_CHARS = 100_000  # characters read per page (a hostile page cannot cost more)
 MAX_SEGMENTS = 50_000  # path segments read per page
 SNAP = 2.0  # rulings this close (points) are the same ruling
-MIN_RULING = 4.0  # shorter segments are glyph parts or dots, not rulings
+MIN_RULING = 4.0
+MAX_CELLS = 40_000  # larger grids are drawings, not tables  # shorter segments are glyph parts or dots, not rulings
 
 Box = tuple[float, float, float, float]  # x0, y0 (top), x1, y1 (bottom)
 
@@ -295,22 +299,26 @@ def _grid_table(
     if y1 > ys[-1] + SNAP:
         ys.append(y1)
     nrows, ncols = len(ys) - 1, len(xs) - 1
+    if nrows * ncols > MAX_CELLS:
+        return None
+    v_at = _by_edge(vs, xs)
+    h_at = _by_edge(hs, ys)
 
-    def has_v(x: float, ya: float, yb: float) -> bool:
+    def has_v(c: int, ya: float, yb: float) -> bool:
         mid = (ya + yb) / 2
-        return any(abs(v.pos - x) <= SNAP and v.start - SNAP <= mid <= v.end + SNAP for v in vs)
+        return any(v.start - SNAP <= mid <= v.end + SNAP for v in v_at[c])
 
-    def has_h(y: float, xa: float, xb: float) -> bool:
+    def has_h(r: int, xa: float, xb: float) -> bool:
         mid = (xa + xb) / 2
-        return any(abs(h.pos - y) <= SNAP and h.start - SNAP <= mid <= h.end + SNAP for h in hs)
+        return any(h.start - SNAP <= mid <= h.end + SNAP for h in h_at[r])
 
     # owner[r][c]: the top-left grid cell of the merged cell (r, c) belongs to
     owner = [[(r, c) for c in range(ncols)] for r in range(nrows)]
     for r in range(nrows):
         for c in range(ncols):
-            if c > 0 and not has_v(xs[c], ys[r], ys[r + 1]):
+            if c > 0 and not has_v(c, ys[r], ys[r + 1]):
                 owner[r][c] = owner[r][c - 1]
-            if r > 0 and not has_h(ys[r], xs[c], xs[c + 1]):
+            if r > 0 and not has_h(r, xs[c], xs[c + 1]):
                 above = owner[r - 1][c]
                 if owner[r][c] == (r, c) or above[1] <= owner[r][c][1]:
                     owner[r][c] = above
@@ -331,6 +339,17 @@ def _grid_table(
     if not rows or (len(rows) < 2 and len(rows[0]) < 2):
         return None
     return Table(page, (xs[0], ys[0], xs[-1], ys[-1]), rows, _header_guess(rows), "ruled")
+
+
+def _by_edge(rulings: Sequence[_Ruling], edges: Sequence[float]) -> list[list[_Ruling]]:
+    """For each grid edge, the rulings lying on it."""
+    out: list[list[_Ruling]] = [[] for _ in edges]
+    for r in rulings:
+        i = _index([*edges, edges[-1]], r.pos)
+        for j in (i, i + 1):
+            if j < len(edges) and abs(edges[j] - r.pos) <= SNAP:
+                out[j].append(r)
+    return out
 
 
 def _index(edges: Sequence[float], v: float) -> int:
@@ -539,7 +558,7 @@ def _header_guess(rows: Sequence[Sequence[str]]) -> int:
         lead = 0
         while lead < len(rows) and not numeric_rows[lead]:
             lead += 1
-        if 0 < lead <= 3 and lead < len(rows):
+        if 0 < lead <= 5 and lead < len(rows):
             return lead
         return 0
     return 1 if len(rows) > 1 and all(rows[0]) else 0
@@ -585,3 +604,35 @@ def tables_in_pdf(path: str, pages: Iterable[int] | None = None) -> list[Table]:
         return out
     finally:
         doc.close()
+
+
+class PageTables:
+    """Collects the tables of an extraction's pages when ``request.options.tables`` is
+    on (the stage is reported as ``tables`` once); a page whose table step raises keeps
+    its text and is listed in ``metadata["table_errors"]``."""
+
+    def __init__(self, request: ExtractRequest) -> None:
+        self.on = bool(request.options.tables)
+        self._report = request.on_stage
+        self._started = False
+        self.tables: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+
+    def add(self, page: Any, textpage: Any, index: int) -> None:
+        if not self.on:
+            return
+        if not self._started:
+            self._started = True
+            self._report("tables")
+        try:
+            self.tables.extend(t.to_dict() for t in find_tables(page, textpage, index))
+        except MemoryError:
+            raise
+        except Exception as exc:  # one page's tables must not cost the document
+            self.errors.append({"page": index, "error": f"{type(exc).__name__}: {exc}"[:300]})
+
+    def into(self, outcome: ProcessOutcome) -> ProcessOutcome:
+        if self.on:
+            outcome.extra["tables"] = self.tables
+            outcome.metadata["table_errors"] = self.errors
+        return outcome
