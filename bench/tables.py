@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 import sys
 import time
@@ -46,11 +47,11 @@ def relations(grid: Sequence[Sequence[Any]]) -> Counter[Relation]:
     out: Counter[Relation] = Counter()
     for row in cells:
         filled = [c for c in row if c]
-        out.update((a, b, "h") for a, b in zip(filled, filled[1:], strict=False))
+        out.update((a, b, "h") for a, b in itertools.pairwise(filled))
     width = max((len(r) for r in cells), default=0)
     for col in range(width):
         filled = [r[col] for r in cells if col < len(r) and r[col]]
-        out.update((a, b, "v") for a, b in zip(filled, filled[1:], strict=False))
+        out.update((a, b, "v") for a, b in itertools.pairwise(filled))
     return out
 
 
