@@ -52,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
     export = sub.add_parser("export", help="one consolidated file from the records")
     export.add_argument("dir", metavar="DIR")
-    export.add_argument("--format", required=True, choices=("jsonl", "csv", "parquet"))
+    export.add_argument("--format", choices=("jsonl", "csv", "parquet"))
     export.add_argument("-o", "--output", metavar="FILE", help="output file (default: stdout)")
+    export.add_argument(
+        "--tables-dir", metavar="T",
+        help="also write one CSV per table ({doc_id}-p{page}-t{n}.csv) into folder T",
+    )
     return parser
 
 
@@ -228,16 +232,24 @@ def cmd_retry(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from docmill.outputs import export_records
+    from docmill.outputs import export_records, export_tables
     from docmill.state import Store, StoreError
 
+    if args.format is None and args.tables_dir is None:
+        _error("export needs --format, --tables-dir or both")
+        return EXIT_USAGE
     try:
         store = Store.open(args.dir, create=False)
     except StoreError as exc:
         _error(str(exc))
         return EXIT_ERROR
+    count = tables = 0
     try:
-        count = export_records(store.iter_records(), args.format, args.output)
+        if args.tables_dir is not None:
+            tables = export_tables(store.iter_records(), args.tables_dir)
+            print(f"{tables:,} table files written to {args.tables_dir}", file=sys.stderr)
+        if args.format is not None:
+            count = export_records(store.iter_records(), args.format, args.output)
     except BrokenPipeError:  # `docmill export ... | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
@@ -249,7 +261,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         store.close()
-    if args.output:
+    if args.output and args.format is not None:
         print(f"{count:,} records written to {args.output}", file=sys.stderr)
     return EXIT_OK
 

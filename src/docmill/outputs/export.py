@@ -57,3 +57,34 @@ def _write_text(records: Iterable[Record], fmt: str, handle: TextIO) -> int:
         writer.writerow(flat_row(record, text_as_list=False))
         count += 1
     return count
+
+
+def table_csv_name(doc_id: int, page: int, number: int) -> str:
+    """``{doc_id}-p{page+1}-t{n}.csv``: page 1-based, tables numbered from 1 per page."""
+    return f"{doc_id}-p{page + 1}-t{number}.csv"
+
+
+def export_tables(records: Iterable[Record], dest: str | Path) -> int:
+    """One CSV per table of every record (record key ``tables``) into folder ``dest``;
+    each file is written under a temporary name and renamed. Returns the file count."""
+    folder = Path(dest)
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for record in records:
+        if record.content is None:
+            continue
+        tables = record.decoded().get("tables") or []
+        per_page: dict[int, int] = {}
+        for table in tables:
+            page = int(table.get("page", 0))
+            per_page[page] = per_page.get(page, 0) + 1
+            path = folder / table_csv_name(record.id, page, per_page[page])
+            tmp = path.with_name(path.name + ".tmp")
+            try:
+                with open(tmp, "w", encoding="utf-8", newline="") as handle:
+                    csv.writer(handle).writerows(table.get("rows") or [])
+                tmp.replace(path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            count += 1
+    return count

@@ -17,6 +17,7 @@ from typing import Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
 from docmill.processors.registry import ExtractRequest
+from docmill.processors.tables import PageTables
 
 PDF = "application/pdf"
 _PASSWORD_CODES = {4, 5}  # FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY
@@ -134,6 +135,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         rng = _window(pages, request)
         text: list[str] = []
         unreadable: list[int] = []
+        tables = PageTables(request)
         for index in range(rng.start, rng.stop):
             try:
                 page = doc[index]
@@ -145,6 +147,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
                 textpage = page.get_textpage()
                 try:
                     text.append(normalise_newlines(textpage.get_text_bounded()))
+                    tables.add(page, textpage, index)
                 finally:
                     textpage.close()
             finally:
@@ -152,7 +155,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         if unreadable and len(unreadable) == len(text):
             return _fallback(path, request, started, "PDFium: no page could be loaded")
         meta["unreadable_pages"] = unreadable
-        return _finish(pages, text, meta, rng, started)
+        return tables.into(_finish(pages, text, meta, rng, started))
     finally:
         doc.close()
 
