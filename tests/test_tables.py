@@ -74,20 +74,6 @@ def test_tables_off_adds_nothing() -> None:
     assert stages == [] and "tables" not in outcome.extra and "table_errors" not in outcome.metadata
 
 
-def test_a_table_step_that_raises_keeps_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    import docmill.processors.tables as tables_mod
-
-    def boom(*_args: object) -> list[object]:
-        raise ValueError("broken table")
-
-    monkeypatch.setattr(tables_mod, "find_tables", boom)  # a fault, injected at the boundary
-    outcome = extract_pdf(str(TABULA / "spanning_cells.pdf"), _request(True, []))
-    assert outcome.status is DocState.DONE
-    assert "Server closets" in outcome.text[0]
-    assert outcome.extra["tables"] == []
-    assert outcome.metadata["table_errors"] == [{"page": 0, "error": "ValueError: broken table"}]
-
-
 def test_cli_run_with_tables_and_export_table_csvs(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
