@@ -153,8 +153,12 @@ def page_edges(textpage: Any, page_width: float) -> Edges | None:
         return None
     high = max(rects, key=lambda r: r[3])
     low = min(rects, key=lambda r: r[1])
-    top = _band_text(textpage, -1, high[1] + 0.5 * (high[3] - high[1]) - 0.1, page_width + 1, high[3] + 1)
-    bottom = _band_text(textpage, -1, low[1] - 1, page_width + 1, low[1] + 0.5 * (low[3] - low[1]) + 0.1)
+    top = _band_text(
+        textpage, -1, high[1] + 0.5 * (high[3] - high[1]) - 0.1, page_width + 1, high[3] + 1
+    )
+    bottom = _band_text(
+        textpage, -1, low[1] - 1, page_width + 1, low[1] + 0.5 * (low[3] - low[1]) + 0.1
+    )
     return Edges(" ".join(top.split()), high[3], " ".join(bottom.split()), low[1])
 
 

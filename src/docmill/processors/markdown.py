@@ -23,8 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from docmill.processors.layout import Edges, page_edges, reading_order_text, running_lines
+
 _HEADING_RATIO = 1.15  # a line this much larger than the body text is a heading
 _MAX_HEADING_CHARS = 120
+_HEADING_SHARE = 0.1  # at most this share of the document's characters
 _SENTENCE_END = (".", "!", "?", ":", ";")
 _WORD = re.compile(r"\w+")
 
@@ -76,13 +79,19 @@ def page_lines(page: int, text: str, sizes: dict[str, float] | None = None) -> P
     return PageLines(page, lines, [known.get(line.strip()) for line in lines])
 
 
-def _heading_levels(pages: list[PageLines], body: float) -> dict[float, int]:
+def _heading_levels(pages: list[PageLines], chars: Counter[float], body: float) -> dict[float, int]:
+    """Heading size -> level: sizes well above the body's that few characters have
+    (a size running through whole paragraphs is body text too)."""
+    total = sum(chars.values()) or 1
     big = sorted(
         {
             s
             for p in pages
             for s, line in zip(p.sizes, p.lines, strict=False)
-            if s and s >= body * _HEADING_RATIO and 0 < len(line.strip()) <= _MAX_HEADING_CHARS
+            if s
+            and s >= body * _HEADING_RATIO
+            and chars[s] <= _HEADING_SHARE * total
+            and 0 < len(line.strip()) <= _MAX_HEADING_CHARS
         },
         reverse=True,
     )
@@ -121,11 +130,14 @@ def _paragraphs(lines: Iterable[tuple[str, int]], typical: int) -> list[str]:
         if not text:
             flush()
             continue
+        if "\x02" in text[:-1]:
+            text = text[:-1].replace("\x02", "-") + text[-1]
         if level:
             flush()
             blocks.append("#" * level + " " + text)
             continue
-        if para and para[-1].endswith("-") and text[:1].islower():
+        # a break after PDFium's hyphen mark (\x02), or after "-" before a lower-case letter
+        if para and (para[-1].endswith("\x02") or (para[-1].endswith("-") and text[:1].islower())):
             para[-1] = para[-1][:-1] + text
         else:
             para.append(text)
@@ -141,7 +153,7 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
     for p in pages:
         chars.update(p.chars_by_size)
     body = chars.most_common(1)[0][0] if chars else 0.0
-    levels = _heading_levels(pages, body) if body else {}
+    levels = _heading_levels(pages, chars, body) if body else {}
     by_page: dict[int, list[dict[str, Any]]] = {}
     for table in tables or []:
         if isinstance(table, dict) and isinstance(table.get("page"), int):
@@ -151,11 +163,17 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
     blocks: list[str] = []
     for p in pages:
         here = by_page.get(p.page, [])
-        table_words = {w.casefold() for t in here for r in t.get("rows") or [] for c in r or [] for w in _WORD.findall(str(c or ""))}
+        table_words = {
+            w.casefold()
+            for t in here
+            for r in t.get("rows") or []
+            for c in r or []
+            for w in _WORD.findall(str(c or ""))
+        }
         kept: list[tuple[str, int]] = []
         for line, size in zip(p.lines, p.sizes or [None] * len(p.lines), strict=False):
             stripped = line.strip()
-            if stripped in p.skip:
+            if " ".join(stripped.split()) in p.skip:
                 continue
             words = {w.casefold() for w in _WORD.findall(stripped)}
             if table_words and words and words <= table_words:
@@ -164,3 +182,35 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
         blocks += _paragraphs(kept, typical)
         blocks += [t for t in (pipe_table(tb.get("rows") or []) for tb in here) if t]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
+
+
+class MarkdownPass:
+    """Collects what Markdown needs while the extractor walks the pages (the text
+    pages are only open then): reading order, running lines, font sizes. ``finish``
+    marks the running headers/footers in the metadata and renders the Markdown."""
+
+    def __init__(self, first_page: int) -> None:
+        self.first_page = first_page
+        self.pages: list[PageLines] = []
+        self.edges: list[Edges | None] = []
+
+    def add_page(self, textpage: Any, width: float, height: float, text: str) -> None:
+        """One page read by PDFium; ``text`` is its page text (PDFium's order)."""
+        ordered = reading_order_text(textpage, width, height)
+        sizes, chars = line_sizes(textpage)
+        lines = page_lines(self.first_page + len(self.pages), ordered or text, sizes)
+        lines.chars_by_size = chars
+        self.pages.append(lines)
+        self.edges.append(page_edges(textpage, width))
+
+    def add_text(self, text: str) -> None:
+        """One page with no text page (unreadable, or from the fallback parser)."""
+        self.pages.append(page_lines(self.first_page + len(self.pages), text))
+        self.edges.append(None)
+
+    def finish(self, metadata: dict[str, Any], extra: dict[str, Any]) -> None:
+        headers, footers = running_lines(self.edges, self.first_page)
+        metadata["headers"], metadata["footers"] = headers, footers
+        for mark in (*headers, *footers):
+            self.pages[mark["page"] - self.first_page].skip.add(mark["text"])
+        extra["markdown"] = render(self.pages, extra.get("tables"))

@@ -13,10 +13,13 @@ import logging
 import os
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
 from docmill.processors.registry import ExtractRequest
+
+if TYPE_CHECKING:
+    from docmill.processors.markdown import MarkdownPass
 
 PDF = "application/pdf"
 _PASSWORD_CODES = {4, 5}  # FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY
@@ -96,6 +99,27 @@ def _finish(
     )
 
 
+def _markdown_pass(request: ExtractRequest, rng: PageRange) -> MarkdownPass | None:
+    """Layout analysis and Markdown, only when Markdown is asked for: the plain text
+    path stays PDFium's own order (see docmill.processors.layout for why)."""
+    if not request.options.markdown:
+        return None
+    from docmill.processors.markdown import MarkdownPass
+
+    return MarkdownPass(rng.start)
+
+
+def _with_markdown(
+    outcome: ProcessOutcome, structure: MarkdownPass | None, request: ExtractRequest
+) -> ProcessOutcome:
+    """Running headers/footers into the metadata, the Markdown into ``extra``; runs
+    last, so that tables found by an earlier stage are in ``outcome.extra``."""
+    if structure is not None and outcome.status == DocState.DONE:
+        request.on_stage("markdown")
+        structure.finish(outcome.metadata, outcome.extra)
+    return outcome
+
+
 def _split_or_none(pages: int, request: ExtractRequest) -> ProcessOutcome | None:
     if pages == 0:
         return ProcessOutcome.failure(FailureCategory.EMPTY, "the PDF has no pages")
@@ -134,17 +158,23 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         rng = _window(pages, request)
         text: list[str] = []
         unreadable: list[int] = []
+        structure = _markdown_pass(request, rng)
         for index in range(rng.start, rng.stop):
             try:
                 page = doc[index]
             except pdfium.PdfiumError:
                 unreadable.append(index)  # one broken page must not cost the others
                 text.append("")
+                if structure is not None:
+                    structure.add_text("")
                 continue
             try:
                 textpage = page.get_textpage()
                 try:
                     text.append(normalise_newlines(textpage.get_text_bounded()))
+                    if structure is not None:
+                        width, height = page.get_size()
+                        structure.add_page(textpage, width, height, text[-1])
                 finally:
                     textpage.close()
             finally:
@@ -152,7 +182,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         if unreadable and len(unreadable) == len(text):
             return _fallback(path, request, started, "PDFium: no page could be loaded")
         meta["unreadable_pages"] = unreadable
-        return _finish(pages, text, meta, rng, started)
+        return _with_markdown(_finish(pages, text, meta, rng, started), structure, request)
     finally:
         doc.close()
 
@@ -206,7 +236,11 @@ def _extract_with_pypdf(
             normalise_newlines(reader.pages[i].extract_text() or "")
             for i in range(rng.start, rng.stop)
         ]
-        return _finish(pages, text, meta, rng, started)
+        structure = _markdown_pass(request, rng)
+        if structure is not None:
+            for page_text in text:
+                structure.add_text(page_text)
+        return _with_markdown(_finish(pages, text, meta, rng, started), structure, request)
     except FileNotDecryptedError:
         return ProcessOutcome.failure(FailureCategory.ENCRYPTED, "the PDF is encrypted")
     except MemoryError:
