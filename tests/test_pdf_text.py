@@ -50,3 +50,15 @@ def test_a_damaged_pdf_over_the_fallback_size_fails_saying_how_to_try_it() -> No
     tried = _error(_run(LARGE_DAMAGED, fallback_max_bytes=8 << 20))
     assert tried.category is FailureCategory.CORRUPT
     assert "pypdf:" in tried.message
+
+
+def test_pdfium_line_end_hyphens_and_crlf_become_plain_text() -> None:
+    from docmill.processors.pdf_text import normalise_newlines
+
+    assert normalise_newlines("dig\x02\r\nnissim\rnext") == "dig-\nnissim\nnext"
+    found = [
+        page
+        for path in sorted(REAL.rglob("*.pdf"))[:80]
+        for page in _run(path).opened().text
+    ]
+    assert found and not any("\x02" in page or "\r" in page for page in found)

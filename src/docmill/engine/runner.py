@@ -453,14 +453,19 @@ class Runner:
         extra: dict[str, Any] = {}
         blank: list[int] = []
         parse_s = 0.0
+        running: dict[str, list[Any]] = {}  # headers/footers, lists of {page, text}
         for chunk in store.iter_chunks(entry.row.id):
             if not metadata:
                 metadata = dict(chunk.metadata)
             blank.extend(chunk.metadata.get("pages_without_text", []))
+            for key in ("headers", "footers"):
+                if key in chunk.metadata:
+                    running.setdefault(key, []).extend(chunk.metadata[key])
             text.extend(chunk.text)
             parse_s += chunk.parse_s
             merge_extra(extra, chunk.extra)
         metadata["pages_without_text"] = blank
+        metadata.update(running)
         assert entry.split is not None
         metadata["split_ranges"] = -(-len(text) // self.settings.run.split_pages)
         merged = ProcessOutcome(

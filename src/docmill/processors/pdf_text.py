@@ -13,11 +13,14 @@ import logging
 import os
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
 from docmill.processors.registry import ExtractRequest
 from docmill.processors.tables import PageTables
+
+if TYPE_CHECKING:
+    from docmill.processors.markdown import MarkdownPass
 
 PDF = "application/pdf"
 _PASSWORD_CODES = {4, 5}  # FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY
@@ -58,8 +61,10 @@ def pdf_date(value: str) -> str | None:
 
 
 def normalise_newlines(text: str) -> str:
-    """PDFium ends lines with CRLF; records use ``\n``."""
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    """PDFium ends lines with CRLF and writes a hyphen that breaks a word at a line end
+    as ``\x02``; records use ``\n`` and ``-``."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\x02", "-") if "\x02" in text else text
 
 
 def _clean_meta(raw: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +100,27 @@ def _finish(
         parse_s=time.perf_counter() - started,
         page_range=rng if rng.start or rng.stop < pages else None,
     )
+
+
+def _markdown_pass(request: ExtractRequest, rng: PageRange) -> MarkdownPass | None:
+    """Layout analysis and Markdown, only when Markdown is asked for: the plain text
+    path stays PDFium's own order (see docmill.processors.layout for why)."""
+    if not request.options.markdown:
+        return None
+    from docmill.processors.markdown import MarkdownPass
+
+    return MarkdownPass(rng.start)
+
+
+def _with_markdown(
+    outcome: ProcessOutcome, structure: MarkdownPass | None, request: ExtractRequest
+) -> ProcessOutcome:
+    """Running headers/footers into the metadata, the Markdown into ``extra``; runs
+    last, so that tables found by an earlier stage are in ``outcome.extra``."""
+    if structure is not None and outcome.status == DocState.DONE:
+        request.on_stage("markdown")
+        structure.finish(outcome.metadata, outcome.extra)
+    return outcome
 
 
 def _split_or_none(pages: int, request: ExtractRequest) -> ProcessOutcome | None:
@@ -136,18 +162,24 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         text: list[str] = []
         unreadable: list[int] = []
         tables = PageTables(request)
+        structure = _markdown_pass(request, rng)
         for index in range(rng.start, rng.stop):
             try:
                 page = doc[index]
             except pdfium.PdfiumError:
                 unreadable.append(index)  # one broken page must not cost the others
                 text.append("")
+                if structure is not None:
+                    structure.add_text("")
                 continue
             try:
                 textpage = page.get_textpage()
                 try:
                     text.append(normalise_newlines(textpage.get_text_bounded()))
                     tables.add(page, textpage, index)
+                    if structure is not None:
+                        width, height = page.get_size()
+                        structure.add_page(textpage, width, height, text[-1])
                 finally:
                     textpage.close()
             finally:
@@ -155,7 +187,8 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         if unreadable and len(unreadable) == len(text):
             return _fallback(path, request, started, "PDFium: no page could be loaded")
         meta["unreadable_pages"] = unreadable
-        return tables.into(_finish(pages, text, meta, rng, started))
+        done = tables.into(_finish(pages, text, meta, rng, started))
+        return _with_markdown(done, structure, request)  # after tables: it renders them
     finally:
         doc.close()
 
@@ -209,7 +242,11 @@ def _extract_with_pypdf(
             normalise_newlines(reader.pages[i].extract_text() or "")
             for i in range(rng.start, rng.stop)
         ]
-        return _finish(pages, text, meta, rng, started)
+        structure = _markdown_pass(request, rng)
+        if structure is not None:
+            for page_text in text:
+                structure.add_text(page_text)
+        return _with_markdown(_finish(pages, text, meta, rng, started), structure, request)
     except FileNotDecryptedError:
         return ProcessOutcome.failure(FailureCategory.ENCRYPTED, "the PDF is encrypted")
     except MemoryError:

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""Text quality: docmill's page text against poppler's ``pdftotext`` (reading order).
+
+For every PDF of ../shared/corpus/real, docmill's page text (``process_task``, as a
+worker runs it, in this process) is compared page by page with
+``pdftotext FILE -`` (poppler's reading-order mode, the usual reference; its pages are
+split on form feeds):
+
+    similarity = 1 - Levenshtein(a, b) / max(len(a), len(b))
+
+after collapsing every run of whitespace to one space (two empty pages: 1.0).
+
+Printed: mean and median similarity over the pages where pdftotext finds text, the
+number of those pages docmill returns empty, the 10 worst pages, and the extraction
+cost per page (docmill's ``parse_s`` against raw pypdfium2 ``get_text_bounded`` on the
+same files). Targets: mean >= 0.98, zero empty pages. Nothing is asserted.
+
+Needs poppler-utils (``pdftotext``) and the ``bench`` extra (rapidfuzz):
+``.venv/bin/pip install -e '.[bench]'``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from corpus import SOURCE, add_output_args, ensure_venv, run_benchmark, source_pdfs, table
+
+TARGET_MEAN = 0.98
+_SPACE = re.compile(r"\s+")
+
+
+def normalise(text: str) -> str:
+    return _SPACE.sub(" ", text).strip()
+
+
+def similarity(a: str, b: str) -> float:
+    """1 - Levenshtein(a, b) / max(len): 1.0 for equal strings (two empty ones too)."""
+    from rapidfuzz.distance import Levenshtein
+
+    if not a and not b:
+        return 1.0
+    return float(Levenshtein.normalized_similarity(a, b))
+
+
+def poppler_pages(path: Path, pages: int) -> list[str] | None:
+    """pdftotext's text of each page (None when pdftotext fails on the file)."""
+    done = subprocess.run(
+        ["pdftotext", "-q", "-enc", "UTF-8", str(path), "-"],
+        capture_output=True,
+        check=False,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        return None
+    parts = done.stdout.decode("utf-8", "replace").split("\f")
+    return (parts + [""] * pages)[:pages]
+
+
+def docmill_pages(path: Path) -> tuple[list[str], int, float] | None:
+    """(page texts, pages, parse seconds) as a docmill worker extracts them."""
+    from docmill.model import DocState
+    from docmill.processors import ExtractOptions, process_task
+    from docmill.processors.pipeline import Task
+
+    options = ExtractOptions(split_pages=1 << 30)
+    outcome = process_task(Task(0, 0, str(path), None, 1 << 40, options))
+    if outcome.status != DocState.DONE or not outcome.pages:
+        return None
+    return list(outcome.text), outcome.pages, outcome.parse_s
+
+
+def raw_seconds(path: Path) -> float:
+    """Seconds raw pypdfium2 takes for every page's text of ``path``."""
+    import pypdfium2 as pdfium
+
+    started = time.perf_counter()
+    try:
+        doc = pdfium.PdfDocument(str(path))
+    except Exception:
+        return 0.0
+    try:
+        for index in range(len(doc)):
+            page = doc[index]
+            textpage = page.get_textpage()
+            textpage.get_text_bounded()
+            textpage.close()
+            page.close()
+    except Exception:
+        pass
+    finally:
+        doc.close()
+    return time.perf_counter() - started
+
+
+def measure(args: argparse.Namespace, _work: Path) -> dict[str, Any]:
+    if shutil.which("pdftotext") is None:
+        raise SystemExit("bench: pdftotext (poppler-utils) is not installed")
+    rows: list[dict[str, Any]] = []
+    files = skipped = 0
+    parse_s = raw_s = 0.0
+    pages_total = 0
+    for path in source_pdfs(args.source):
+        got = docmill_pages(path)
+        if got is None:
+            skipped += 1
+            continue
+        text, pages, seconds = got
+        reference = poppler_pages(path, pages)
+        if reference is None:
+            skipped += 1
+            continue
+        files += 1
+        pages_total += pages
+        parse_s += seconds
+        raw_s += raw_seconds(path)
+        name = str(path.relative_to(args.source))
+        for index, (ours, theirs) in enumerate(zip(text, reference, strict=False)):
+            a, b = normalise(ours), normalise(theirs)
+            if not b:
+                continue  # no text layer by poppler's account
+            rows.append(
+                {"file": name, "page": index + 1, "similarity": similarity(a, b), "empty": not a}
+            )
+    scores = [r["similarity"] for r in rows]
+    worst = sorted(rows, key=lambda r: r["similarity"])[:10]
+    mean = statistics.fmean(scores) if scores else 0.0
+    empty = sum(r["empty"] for r in rows)
+    return {
+        "source": str(args.source),
+        "files": files,
+        "files_skipped": skipped,
+        "pages": pages_total,
+        "pages_with_text": len(rows),
+        "mean": mean,
+        "median": statistics.median(scores) if scores else 0.0,
+        "empty_pages": empty,
+        "worst": worst,
+        "docmill_ms_per_page": 1000 * parse_s / pages_total if pages_total else None,
+        "raw_ms_per_page": 1000 * raw_s / pages_total if pages_total else None,
+        "target": f"mean >= {TARGET_MEAN}, 0 empty pages",
+        "meets_target": mean >= TARGET_MEAN and empty == 0,
+    }
+
+
+def report(fig: dict[str, Any]) -> str:
+    rows = [
+        (
+            "corpus",
+            f"{fig['files']} files ({fig['files_skipped']} skipped), {fig['pages']:,} pages,"
+            f" {fig['pages_with_text']:,} with text (pdftotext)",
+        ),
+        ("mean similarity", f"{fig['mean']:.4f}   target >= {TARGET_MEAN}"),
+        ("median similarity", f"{fig['median']:.4f}"),
+        ("pages docmill returns empty", f"{fig['empty_pages']}   target 0"),
+        ("docmill extract, ms/page", f"{fig['docmill_ms_per_page']:.2f}"),
+        ("raw pypdfium2 text, ms/page", f"{fig['raw_ms_per_page']:.2f}"),
+        ("target", "met" if fig["meets_target"] else "NOT met"),
+    ]
+    worst = "\n".join(
+        f"    {r['similarity']:.3f}  {r['file']} p{r['page']}" + ("  (empty)" if r["empty"] else "")
+        for r in fig["worst"]
+    )
+    return "Text quality against pdftotext\n" + table(rows) + "\n  10 worst pages:\n" + worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    ensure_venv()
+    parser = argparse.ArgumentParser(description="docmill page text vs pdftotext.")
+    parser.add_argument(
+        "--source", type=Path, default=SOURCE, help="corpus folder (default: %(default)s)"
+    )
+    add_output_args(parser, "text_quality")
+    return run_benchmark("text_quality", parser.parse_args(argv), measure, report)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
