@@ -32,10 +32,12 @@ LAYERS = {
     "state": 3,
     "outputs": 3,
     "processors": 4,
+    "llm": 4,
     "engine": 5,
     "cli": 6,
     "api": 6,
     "executors": 6,
+    "testkit": 6,
 }
 EXEMPT = {"docmill", "docmill.__main__"}  # the package's lazy facade and `python -m`
 HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil")
