@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import zipfile
 
 PDF = "application/pdf"
@@ -22,6 +23,7 @@ BINARY = "application/octet-stream"
 
 _HEAD = 8192
 _CONTENT_TYPES_MAX = 1 << 20
+_DAMAGED_HEAD = 1 << 16
 # the main part's content type in [Content_Types].xml (documents, templates, macro-enabled)
 _MAIN_TYPES = (
     (
@@ -111,16 +113,41 @@ def sniff(path: str) -> str:
         try:
             with zipfile.ZipFile(path) as archive:
                 return _office_kind(archive)
-        except (
-            zipfile.BadZipFile,
-            OSError,
-            ValueError,
-            EOFError,
-            RuntimeError,
-            NotImplementedError,
-        ):
+        except OSError:
             return ZIP
+        except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError, NotImplementedError):
+            return _damaged_zip_kind(path)  # no central directory: what the parts say
     return mime
+
+
+def _local_names(data: bytes, limit: int = 64) -> list[str]:
+    """Member names from the local file headers at the start of a zip, read in order
+    (up to a member whose size is only given after its data)."""
+    names: list[str] = []
+    pos = 0
+    while len(names) < limit and data.startswith(b"PK\x03\x04", pos) and pos + 30 <= len(data):
+        (flags,) = struct.unpack_from("<H", data, pos + 6)
+        (size,) = struct.unpack_from("<I", data, pos + 18)
+        name_len, extra_len = struct.unpack_from("<HH", data, pos + 26)
+        names.append(data[pos + 30 : pos + 30 + name_len].decode("utf-8", "replace"))
+        if flags & 0x8:
+            break
+        pos += 30 + name_len + extra_len + size
+    return names
+
+
+def _damaged_zip_kind(path: str) -> str:
+    """An unreadable zip (truncated, say) that starts like an Office package is reported
+    as one, so it fails ``corrupt`` in its extractor rather than being skipped."""
+    with open(path, "rb") as handle:
+        names = _local_names(handle.read(_DAMAGED_HEAD))
+    if "[Content_Types].xml" not in names:
+        return ZIP
+    for kind, main in _MAIN_FOLDERS:
+        folder = main.split("/")[0] + "/"
+        if any(name.startswith(folder) for name in names):
+            return kind
+    return OOXML
 
 
 def _office_kind(archive: zipfile.ZipFile) -> str:

@@ -118,7 +118,7 @@ def extract_xlsx(path: str, request: ExtractRequest) -> ProcessOutcome:
                     )
                 rows = _rows(pkg.xml(target), shared)
                 tables.append({"page": index, "bbox": None, "rows": rows, "header_rows": 0})
-                text.append("\n".join("\t".join(row) for row in rows))
+                text.append("\n".join("\t".join(row).rstrip("\t") for row in rows))
     except FormatError as exc:
         return exc.outcome()
     if not sheets:
