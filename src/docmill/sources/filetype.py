@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 import zipfile
+import zlib
 
 PDF = "application/pdf"
 EPUB = "application/epub+zip"
@@ -115,7 +116,7 @@ def sniff(path: str) -> str:
                 return _office_kind(archive)
         except OSError:
             return ZIP
-        except (zipfile.BadZipFile, ValueError, EOFError, RuntimeError, NotImplementedError):
+        except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, RuntimeError, NotImplementedError):
             return _damaged_zip_kind(path)  # no central directory: what the parts say
     return mime
 

@@ -9,6 +9,7 @@ after an extractor returns, however it ends.
 
 from __future__ import annotations
 
+import errno
 import posixpath
 import xml.etree.ElementTree as ET
 import zipfile
@@ -173,7 +174,17 @@ def open_package(path: str) -> Iterator[Package]:
     """The zip at ``path`` as a :class:`Package`; zip-level damage fails ``corrupt``."""
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+    ) as exc:
+        raise FormatError(FailureCategory.CORRUPT, f"not a readable zip ({exc})") from None
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: a seek to an offset the directory made up
+            raise
         raise FormatError(FailureCategory.CORRUPT, f"not a readable zip ({exc})") from None
     with archive:
         if len(archive.infolist()) > MAX_MEMBERS:
@@ -181,6 +192,10 @@ def open_package(path: str) -> Iterator[Package]:
         try:
             yield Package(archive)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+            raise FormatError(FailureCategory.CORRUPT, f"damaged zip data ({exc})") from None
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
             raise FormatError(FailureCategory.CORRUPT, f"damaged zip data ({exc})") from None
         except NotImplementedError as exc:  # an unsupported compression method
             raise FormatError(FailureCategory.UNSUPPORTED, f"zip: {exc}") from None
