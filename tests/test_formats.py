@@ -379,3 +379,11 @@ def test_damaged_zips_fail_as_data_never_as_a_bare_error(tmp_path: Path, name: s
         out = run(target)
         assert out.status in (DocState.DONE, DocState.FAILED, DocState.SKIPPED)
         assert out.error is None or out.error.category != "error", out.error
+
+
+def test_epub_with_a_compressed_mimetype_member_is_still_an_epub(tmp_path: Path) -> None:
+    members = _members(DATA / "sample.epub")
+    loose = make_samples().write_zip(tmp_path / "book", members)  # every member deflated
+    assert ft.sniff_bytes(loose.read_bytes()[:100]) == ft.ZIP  # the first bytes cannot tell
+    out = run(loose)
+    assert out.status is DocState.DONE and out.mime == ft.EPUB and out.pages == 2

@@ -113,7 +113,7 @@ def sniff(path: str) -> str:
     if mime == ZIP:
         try:
             with zipfile.ZipFile(path) as archive:
-                return _office_kind(archive)
+                return _zip_kind(archive)
         except OSError:
             return ZIP
         except (zipfile.BadZipFile, zlib.error, ValueError, EOFError, RuntimeError, NotImplementedError):
@@ -151,11 +151,16 @@ def _damaged_zip_kind(path: str) -> str:
     return OOXML
 
 
-def _office_kind(archive: zipfile.ZipFile) -> str:
+def _zip_kind(archive: zipfile.ZipFile) -> str:
     """DOCX, XLSX or PPTX from an Office package's declared main part (else its main
-    part's name), OOXML for another Office package, ZIP for any other zip."""
+    part's name), OOXML for another Office package; EPUB for a book whose ``mimetype``
+    member is not stored first (readers accept it); ZIP for any other zip."""
     names = set(archive.namelist())
     if "[Content_Types].xml" not in names:
+        if "mimetype" in names and "META-INF/container.xml" in names:
+            with archive.open("mimetype") as handle:
+                if handle.read(64).strip() == b"application/epub+zip":
+                    return EPUB
         return ZIP
     with archive.open("[Content_Types].xml") as handle:
         declared = handle.read(_CONTENT_TYPES_MAX)

@@ -164,7 +164,7 @@ class Package:
 def _too_large(name: str, size: int) -> FormatError:
     return FormatError(
         FailureCategory.TOO_LARGE,
-        f"the part {name} inflates past {size:,} bytes (cap {MAX_PART_BYTES:,} a part,"
+        f"the part {name} decompresses to {size:,} bytes or more (caps: {MAX_PART_BYTES:,} a part,"
         f" {MAX_TOTAL_BYTES:,} a document): refused as a possible zip bomb",
     )
 
