@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     src = base / "src"
     for rel, pages in PDF_PAGES.items():
         write_pdf(src / rel, pages)
-    (src / "notes.txt").write_text("plain text is not processed\n", encoding="utf-8")
+    with zipfile.ZipFile(src / "bundle.zip", "w") as bundle:  # a zip of no known format
+        bundle.writestr("readme.md", "a plain zip is not processed\n")
     (src / "picture.pdf").write_bytes(PNG_BYTES)  # named .pdf, really a PNG
     out = base / "out"
     proc = docmill_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet", cwd=base)
@@ -224,7 +226,7 @@ def test_export_csv(finished_run: dict[str, Path], tmp_path: Path) -> None:
             Path(r["source"]).relative_to(finished_run["src"]).as_posix(): r
             for r in csv.DictReader(handle)
         }
-    assert set(rows) == {*PDF_PAGES, "notes.txt", "picture.pdf"}
+    assert set(rows) == {*PDF_PAGES, "bundle.zip", "picture.pdf"}
     for rel, pages in PDF_PAGES.items():
         row = rows[rel]
         assert row["status"] == "done"
@@ -234,8 +236,8 @@ def test_export_csv(finished_run: dict[str, Path], tmp_path: Path) -> None:
     assert picture["status"] == "skipped"
     assert picture["mime"] == "image/png"
     assert picture["error_category"] == "unsupported"
-    assert rows["notes.txt"]["mime"] == "text/plain"
-    assert rows["notes.txt"]["status"] == "skipped"
+    assert rows["bundle.zip"]["mime"] == "application/zip"
+    assert rows["bundle.zip"]["status"] == "skipped"
 
 
 def test_export_parquet(finished_run: dict[str, Path], tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,11 @@ def test_real_corpus_every_document_terminal_with_text(tmp_path: Path) -> None:
     records = assert_exactly_once(out, _sources(src))
     by_status = {r["status"] for r in records}
     assert by_status <= {"done", "failed", "skipped"}
-    done = [r for r in records if r["status"] == "done"]
+    done = [r for r in records if r["status"] == "done" and r["mime"] == "application/pdf"]
     assert len(done) > 20
+    license_txt = [r for r in records if Path(r["source"]).name == "LICENSE.txt"]
+    assert [(r["status"], r["mime"]) for r in license_txt] == [("done", "text/plain")]
     for r in done:
-        assert r["mime"] == "application/pdf"
         assert r["pages"] == len(r["text"]) or r["metadata"].get("split_ranges")
         assert set(r["metadata"]) >= {"title", "author", "producer", "created", "encrypted"}
         assert r["error"] is None
@@ -138,13 +140,18 @@ def test_types_are_detected_from_content(tmp_path: Path) -> None:
     shutil.copy(pdf, src / "no-extension")
     (src / "notes.pdf").write_text("just some text named .pdf\n")
     (src / "empty.pdf").write_bytes(b"")
+    with zipfile.ZipFile(src / "bundle.pdf", "w") as bundle:  # a zip of no known format
+        bundle.writestr("readme.md", "hello")
     out = tmp_path / "out"
     assert run_cli("run", str(src), "--out", str(out), "--quiet").returncode == 0
     records = {Path(r["source"]).name: r for r in assert_exactly_once(out, _sources(src))}
     assert records["no-extension"]["status"] == "done"
-    assert records["notes.pdf"]["status"] == "skipped"
-    assert records["notes.pdf"]["error"]["category"] == "unsupported"
-    assert "text/plain" in records["notes.pdf"]["error"]["message"]
+    assert records["notes.pdf"]["status"] == "done"  # plain text, whatever the name says
+    assert records["notes.pdf"]["mime"] == "text/plain"
+    assert records["notes.pdf"]["text"] == ["just some text named .pdf\n"]
+    assert records["bundle.pdf"]["status"] == "skipped"
+    assert records["bundle.pdf"]["error"]["category"] == "unsupported"
+    assert "application/zip" in records["bundle.pdf"]["error"]["message"]
     assert records["empty.pdf"]["status"] == "failed"
     assert records["empty.pdf"]["error"]["category"] == "empty"
 

@@ -410,7 +410,7 @@ def test_text_cut_mid_character_at_the_end_of_the_sample_is_still_text(tmp_path:
     [
         ("doc.pdf", make_pdf(["one", "two"]), ft.PDF),
         ("image.pdf", PNG_BYTES, ft.PNG),  # the name says PDF, the bytes say PNG
-        ("report.docx", ooxml_bytes(), ft.OOXML),
+        ("report.docx", ooxml_bytes(), ft.DOCX),
         ("book.epub", epub_bytes(), ft.EPUB),
         ("archive.zip", plain_zip_bytes(), ft.ZIP),
         ("broken.docx", b"PK\x03\x04" + b"\x00" * 60, ft.ZIP),  # not a readable zip

@@ -11,7 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from docmill.model import FailureCategory, PageRange, ProcessOutcome
-from docmill.processors.registry import ExtractOptions, ExtractRequest, builtin_extractors
+from docmill.processors.registry import (
+    ExtractOptions,
+    ExtractRequest,
+    builtin_extractors,
+    supported_names,
+)
 from docmill.sources.filetype import EMPTY, sniff
 
 
@@ -64,7 +69,8 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
         if extractor is None:
             outcome = ProcessOutcome.failure(
                 FailureCategory.UNSUPPORTED,
-                f"type {mime} is not processed (detected from content; supported: PDF)",
+                f"type {mime} is not processed (detected from content;"
+                f" supported: {', '.join(supported_names())})",
                 stage,
             )
             outcome.mime = mime

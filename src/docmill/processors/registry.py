@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from docmill.model import PageRange, ProcessOutcome
+from docmill.sources import filetype
 
 OCR_MODES = ("auto", "always", "never")
 
@@ -65,9 +66,62 @@ def _pdf_text(path: str, request: ExtractRequest) -> ProcessOutcome:
     return extract_pdf(path, request)
 
 
+def _epub(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.formats.epub import extract_epub
+
+    return extract_epub(path, request)
+
+
+def _docx(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.formats.docx import extract_docx
+
+    return extract_docx(path, request)
+
+
+def _xlsx(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.formats.xlsx import extract_xlsx
+
+    return extract_xlsx(path, request)
+
+
+def _pptx(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.formats.pptx import extract_pptx
+
+    return extract_pptx(path, request)
+
+
+def _html(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.formats.html_text import extract_html
+
+    return extract_html(path, request)
+
+
+def _plain_text(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.formats.plain_text import extract_text
+
+    return extract_text(path, request)
+
+
+# MIME type -> (a short name for messages, extractor)
+_BUILTINS: dict[str, tuple[str, Extractor]] = {
+    filetype.PDF: ("PDF", _pdf_text),
+    filetype.EPUB: ("EPUB", _epub),
+    filetype.DOCX: ("DOCX", _docx),
+    filetype.XLSX: ("XLSX", _xlsx),
+    filetype.PPTX: ("PPTX", _pptx),
+    filetype.HTML: ("HTML", _html),
+    filetype.TEXT: ("plain text", _plain_text),
+}
+
+
 def builtin_extractors() -> Mapping[str, Extractor]:
     """MIME type -> extractor, for the types docmill processes."""
-    return MappingProxyType({"application/pdf": _pdf_text})
+    return MappingProxyType({mime: extractor for mime, (_, extractor) in _BUILTINS.items()})
+
+
+def supported_names() -> list[str]:
+    """Short names of the processed types, for messages ("PDF", "EPUB", ...)."""
+    return [name for name, _ in _BUILTINS.values()]
 
 
 def known_kinds() -> list[str]:
