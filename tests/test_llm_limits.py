@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -191,7 +192,7 @@ def test_backoff_is_within_bounds_and_grows() -> None:
         assert all(0.0 <= d < ceiling for d in draws) or ceiling == 0
         assert max(draws) > 0.9 * ceiling  # full jitter reaches the top of the range
         means.append(sum(draws) / len(draws))
-    assert all(b > a for a, b in zip(means[:6], means[1:7], strict=True))  # grows until capped
+    assert all(b > a for a, b in itertools.pairwise(means[:7]))  # grows until capped
     assert all(m < 60.0 for m in means)
     assert backoff_s(10_000, 1.0, 60.0, 0.5) == 30.0  # huge attempts do not overflow
     with pytest.raises(ValueError):
