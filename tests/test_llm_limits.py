@@ -285,3 +285,12 @@ def test_config_is_validated() -> None:
         LimiterConfig(initial_concurrency=0)
     with pytest.raises(ValueError, match="decrease_factor"):
         LimiterConfig(decrease_factor=1.0)
+
+
+def test_a_request_never_sent_gives_its_tokens_back() -> None:
+    clock = FakeClock()
+    lim = make(clock, tpm=600)
+    p = go(lim, clock, est=600)
+    assert lim.acquire(clock(), 600).reason == "tpm"
+    lim.on_result(p, clock(), Outcome.CANCELLED, tokens_used=0)
+    go(lim, clock, est=600)

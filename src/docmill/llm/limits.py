@@ -119,7 +119,8 @@ class Outcome(enum.StrEnum):
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
     CLIENT_ERROR = "client_error"  # another 4xx: the provider is up, the request was bad
-    CANCELLED = "cancelled"  # never sent or abandoned: frees the slot, no signal
+    CANCELLED = "cancelled"  # never sent or abandoned: frees the slot, no signal (pass
+    # tokens_used=0 for a request never sent, to give its estimated tokens back)
 
 
 BREAKER_FAILURES: Final = frozenset(
