@@ -1,0 +1,1 @@
+"""The LLM stage: pure rate/cost policies, the answer cache, PII masking before sending."""
