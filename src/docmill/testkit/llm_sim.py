@@ -271,7 +271,12 @@ class LlmSimulator:
                 await self._write(writer, response, keep)
                 if not keep:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (
+            ConnectionError,
+            ValueError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+        ):
             return
         except asyncio.CancelledError:
             return
