@@ -44,6 +44,17 @@ CONTRACT_DEFAULTS = {
     "output.part_max_records": 1000,
     "output.part_max_seconds": 10.0,
     "output.markdown": False,
+    "llm.spec": "",
+    "llm.budget_usd": 10.0,
+    "llm.redact_pii": False,
+    "llm.max_pages": 3,
+    "llm.max_chars": 12000,
+    "llm.max_output_tokens": 512,
+    "llm.rpm": 0,
+    "llm.tpm": 0,
+    "llm.max_concurrency": 32,
+    "llm.timeout_s": 60.0,
+    "llm.cache": True,
 }
 
 
@@ -85,7 +96,7 @@ def test_defaults_match_the_contract_and_come_from_the_default_layer() -> None:
 
 def test_to_dict_is_json_serialisable_and_complete() -> None:
     data = load_settings(env={}).to_dict()
-    assert set(data) == {"run", "sources", "extract", "output"}
+    assert set(data) == {"run", "sources", "extract", "output", "llm"}
     flat = {f"{s}.{k}" for s, table in data.items() for k in table}
     assert flat == set(known_keys())
     assert json.loads(json.dumps(data))["run"]["timeout_s"] == 120.0

@@ -2,6 +2,7 @@
 
 from docmill.settings.loader import (
     ExtractSettings,
+    LlmSettings,
     OutputSettings,
     RunSettings,
     Settings,
@@ -12,6 +13,7 @@ from docmill.settings.loader import (
 
 __all__ = [
     "ExtractSettings",
+    "LlmSettings",
     "OutputSettings",
     "RunSettings",
     "Settings",

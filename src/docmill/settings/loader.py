@@ -90,6 +90,23 @@ class OutputSettings:
 
 
 @dataclass(frozen=True)
+class LlmSettings:
+    """The LLM stage: classification and field extraction (off while ``spec`` is empty)."""
+
+    spec: str = ""  # path of the LLM spec (providers, labels, schemas; see docmill.llm.spec)
+    budget_usd: float = 10.0  # hard cap on spend per output folder; 0 sends nothing
+    redact_pii: bool = False  # mask SSNs, e-mails, phones, card numbers before sending
+    max_pages: int = 3  # the text of the first N pages is sent (0: all)
+    max_chars: int = 12000  # and at most this many characters of it
+    max_output_tokens: int = 512
+    rpm: int = 0  # requests per minute per model (0: no limit set; 429s still adapt)
+    tpm: int = 0  # tokens per minute per model (0: no limit set)
+    max_concurrency: int = 32  # the adaptive concurrency never goes above this
+    timeout_s: float = 60.0  # per request
+    cache: bool = True  # reuse answers for the same content, prompt, model and parameters
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, plus where each value came from."""
 
@@ -97,6 +114,7 @@ class Settings:
     sources: SourceSettings = field(default_factory=SourceSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
     origins: Origins = field(default_factory=lambda: Origins({}), compare=False)
 
     def origin(self, key: str) -> str:
@@ -131,14 +149,28 @@ _SECTIONS: dict[str, type[Any]] = {
     "sources": SourceSettings,
     "extract": ExtractSettings,
     "output": OutputSettings,
+    "llm": LlmSettings,
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "output.format": ("jsonl", "parquet"),
     "extract.ocr": ("auto", "always", "never"),
 }
-_NON_NEGATIVE = {"run.workers", "run.window", "extract.max_pages", "extract.fallback_max_mb"}
+_NON_NEGATIVE = {
+    "run.workers",
+    "run.window",
+    "extract.max_pages",
+    "extract.fallback_max_mb",
+    "llm.budget_usd",
+    "llm.max_pages",
+    "llm.rpm",
+    "llm.tpm",
+}
 _POSITIVE = {
+    "llm.max_chars",
+    "llm.max_output_tokens",
+    "llm.max_concurrency",
+    "llm.timeout_s",
     "run.timeout_s",
     "run.memory_mb",
     "run.max_attempts",
