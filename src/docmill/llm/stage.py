@@ -1,0 +1,463 @@
+"""The LLM stage: classify (cheapest first) and extract fields, within limits and a budget.
+
+An :class:`LlmStage` runs its own asyncio loop on one thread of the driver. The driver
+hands it documents whose text is extracted (:meth:`LlmStage.submit`, thread-safe) and
+collects what it decided (:meth:`LlmStage.results`). For each document:
+
+1. the local classifier's guess, when confident, decides the label (no call);
+2. otherwise the cheap model is asked for the label (a JSON-schema answer);
+3. for a label with a field schema, the extraction model is asked for the fields; the
+   answer is validated against the schema, one repair request follows an invalid one,
+   then the document fails with ``invalid_output``.
+
+Every request goes through the answer cache, then the budget (a reservation of the most
+it can cost), then its model's :class:`~docmill.llm.limits.SlotLimiter` (AIMD
+concurrency, RPM/TPM, Retry-After, breaker). 429s, 5xx and timeouts are retried with
+backoff for as long as the stage runs: a provider outage delays documents, it never
+fails them. When the budget refuses a reservation the stage stops sending; documents
+not finished come back ``deferred`` and stay pending for a later run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from docmill.llm.cache import AnswerCache, cache_key
+from docmill.llm.client import ChatResult, ProviderClient, ProviderConfig, ResultKind
+from docmill.llm.cost import Budget, PriceTable, Reservation
+from docmill.llm.limits import DecisionKind, LimiterConfig, Outcome, SlotLimiter
+from docmill.llm.spec import Label, LlmSpec, ProviderSpec
+
+CLASSIFY_SCHEMA_NAME = "classification"
+EXTRACT_SCHEMA_NAME = "fields"
+_OUTCOME = {
+    ResultKind.OK: Outcome.SUCCESS,
+    ResultKind.RATE_LIMITED: Outcome.RATE_LIMITED,
+    ResultKind.SERVER_ERROR: Outcome.SERVER_ERROR,
+    ResultKind.TIMEOUT: Outcome.TIMEOUT,
+    ResultKind.CLIENT_ERROR: Outcome.CLIENT_ERROR,
+}
+
+
+def estimate_tokens(text: str) -> int:
+    """About four characters a token (the providers' rule of thumb for English)."""
+    return (len(text) + 3) // 4
+
+
+@dataclass(frozen=True)
+class LlmJob:
+    doc_id: int
+    sha256: str
+    text: str  # what may be sent: already cut to size and masked
+    guess_label: str | None = None  # the local classifier's decision, if confident
+    guess_confidence: float = 0.0
+    guess_by: str | None = None  # rules | model
+
+
+@dataclass
+class LlmResult:
+    doc_id: int
+    status: str  # done | failed | deferred (not finished: back to pending)
+    label: str | None = None
+    confidence: float | None = None
+    decided_by: str | None = None  # rules | model | llm
+    fields: dict[str, Any] | None = None
+    error: str | None = None  # category:message for a failure
+    calls: int = 0
+    cached: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "confidence": self.confidence,
+            "decided_by": self.decided_by,
+            "calls": self.calls,
+            "cached": self.cached,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": round(self.cost_usd, 8),
+        }
+
+
+class BudgetExhausted(Exception):
+    """The budget refused a request: stop sending."""
+
+
+class InvalidOutput(Exception):
+    """The model's answer does not match the schema, even after one repair."""
+
+
+class ClientFailure(Exception):
+    """The provider refused the request itself (a 4xx other than 429)."""
+
+
+@dataclass(frozen=True)
+class StageOptions:
+    budget_usd: float
+    spent_before_usd: float = 0.0  # spent in earlier runs of the same output folder
+    max_output_tokens: int = 512
+    timeout_s: float = 60.0
+    rpm: int = 0
+    tpm: int = 0
+    max_concurrency: int = 32
+    cache_path: str | None = None  # None: no cache
+
+
+def classify_schema(labels: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "label": {"type": "string", "enum": labels},
+            "confidence": {"type": "number"},
+        },
+        "required": ["label", "confidence"],
+        "additionalProperties": False,
+    }
+
+
+def classify_messages(spec: LlmSpec, text: str) -> list[dict[str, str]]:
+    lines = [f"- {lb.name}: {', '.join(lb.keywords)}" for lb in spec.labels]
+    described = "\n".join(f"{lb.name}: {lb.description}" for lb in spec.labels if lb.description)
+    system = (
+        "You classify documents. Answer with the one label that fits best and your "
+        "confidence between 0 and 1."
+    )
+    user = f"Labels:\n{chr(10).join(lines)}\n\n{described}\n\n<document>\n{text}\n</document>"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def extract_messages(label: Label, text: str, problem: str | None = None) -> list[dict[str, str]]:
+    system = (
+        f"You extract fields from a document of type {label.name}. Answer with JSON that "
+        "matches the schema; use null for a field the document does not give."
+    )
+    messages = [
+        {"role": "system", "content": system},
+        {"role": "user", "content": f"<document>\n{text}\n</document>"},
+    ]
+    if problem:
+        messages.append(
+            {"role": "user", "content": f"Your previous answer was invalid: {problem}. Answer again."}
+        )
+    return messages
+
+
+def schema_problem(schema: Mapping[str, Any], answer: Any) -> str | None:
+    """Why ``answer`` does not validate against ``schema`` (None: it does)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(answer))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"{where}: {error.message}"[:300]
+
+
+@dataclass
+class _Slot:
+    client: ProviderClient
+    model: str
+    limiter: SlotLimiter
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class LlmStage:
+    """The stage's thread and loop. Construct, :meth:`start`, submit, poll, :meth:`close`."""
+
+    def __init__(self, spec: LlmSpec, options: StageOptions, *, seed: int = 0) -> None:
+        self.spec = spec
+        self.options = options
+        self.prices = PriceTable(spec.prices)
+        remaining = max(0.0, options.budget_usd - options.spent_before_usd)
+        self.budget = Budget(remaining)
+        self.exhausted = False
+        self._random = random.Random(seed)
+        self._results: deque[LlmResult] = deque()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._main, name="docmill-llm", daemon=True)
+        self._ready = threading.Event()
+        self._stopping: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._cache: AnswerCache | None = None
+        self._startup_error: BaseException | None = None
+        self.sent = 0  # requests sent to providers (not cached)
+
+    # --- thread side ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    def _main(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._open())
+        except BaseException as exc:  # a bad provider config: reported by start()
+            self._startup_error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self._loop.run_forever()
+        self._loop.run_until_complete(self._shutdown())
+        self._loop.close()
+
+    async def _open(self) -> None:
+        self._stopping = asyncio.Event()
+        if self.options.cache_path:
+            self._cache = AnswerCache(self.options.cache_path)
+        for provider in (self.spec.provider, self.spec.extract_provider):
+            self._slot(provider)
+
+    def _slot(self, provider: ProviderSpec) -> _Slot:
+        key = (provider.base_url, provider.model)
+        slot = self._slots.get(key)
+        if slot is None:
+            o = self.options
+            config = LimiterConfig(
+                initial_concurrency=min(4, o.max_concurrency),
+                max_concurrency=o.max_concurrency,
+                rpm=float(o.rpm),
+                tpm=float(o.tpm),
+            )
+            client = ProviderClient(
+                ProviderConfig(
+                    name=provider.name,
+                    base_url=provider.base_url,
+                    model=provider.model,
+                    api_key=provider.api_key,
+                    timeout_s=o.timeout_s,
+                    max_connections=max(o.max_concurrency, 4),
+                )
+            )
+            limiter = SlotLimiter(config, now=time.monotonic(), random=self._random.random)
+            slot = self._slots[key] = _Slot(client, provider.model, limiter)
+        return slot
+
+    async def _shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for slot in self._slots.values():
+            await slot.client.aclose()
+        if self._cache is not None:
+            self._cache.close()
+
+    def submit(self, job: LlmJob) -> None:
+        """Hand a document to the stage (any thread)."""
+        with self._lock:
+            self._pending += 1
+        self._loop.call_soon_threadsafe(self._spawn, job)
+
+    def results(self) -> list[LlmResult]:
+        """What finished since the last call (any thread)."""
+        out: list[LlmResult] = []
+        with self._lock:
+            while self._results:
+                out.append(self._results.popleft())
+            self._pending -= len(out)
+        return out
+
+    @property
+    def pending(self) -> int:
+        """Documents submitted and not yet collected."""
+        with self._lock:
+            return self._pending
+
+    def close(self) -> None:
+        """Cancel what is in flight (those documents stay pending) and stop the thread."""
+        if self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=30)
+
+    @property
+    def spent_usd(self) -> float:
+        return self.budget.spent_usd
+
+    # --- loop side ------------------------------------------------------------------
+
+    def _spawn(self, job: LlmJob) -> None:
+        task = self._loop.create_task(self._run_job(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _finish(self, result: LlmResult) -> None:
+        with self._lock:
+            self._results.append(result)
+
+    async def _run_job(self, job: LlmJob) -> None:
+        result = LlmResult(job.doc_id, "done")
+        try:
+            if job.guess_label is not None:
+                result.label, result.confidence = job.guess_label, job.guess_confidence
+                result.decided_by = job.guess_by
+            else:
+                labels = self.spec.label_names
+                answer = await self._ask(
+                    result,
+                    self.spec.provider,
+                    job,
+                    classify_messages(self.spec, job.text),
+                    classify_schema(labels),
+                    CLASSIFY_SCHEMA_NAME,
+                )
+                label = answer.get("label") if isinstance(answer, dict) else None
+                if label not in labels:
+                    raise InvalidOutput(f"label {label!r} is not one of {labels}")
+                result.label, result.decided_by = str(label), "llm"
+                confidence = answer.get("confidence")
+                result.confidence = float(confidence) if isinstance(confidence, int | float) else None
+            label_spec = self.spec.label(result.label or "")
+            if label_spec is not None and label_spec.schema is not None:
+                result.fields = await self._fields(result, job, label_spec)
+        except BudgetExhausted:
+            self.exhausted = True
+            result.status = "deferred"
+        except asyncio.CancelledError:
+            result.status = "deferred"
+            self._finish(result)
+            raise
+        except InvalidOutput as exc:
+            result.status, result.error = "failed", f"invalid_output:{exc}"
+        except ClientFailure as exc:
+            result.status, result.error = "failed", f"llm:{exc}"
+        self._finish(result)
+
+    async def _fields(self, result: LlmResult, job: LlmJob, label: Label) -> dict[str, Any]:
+        assert label.schema is not None
+        problem: str | None = None
+        for _attempt in range(2):  # the answer, then one repair
+            answer = await self._ask(
+                result,
+                self.spec.extract_provider,
+                job,
+                extract_messages(label, job.text, problem),
+                dict(label.schema),
+                EXTRACT_SCHEMA_NAME,
+                use_cache=problem is None,
+            )
+            problem = "the answer is not JSON" if answer is _NOT_JSON else schema_problem(label.schema, answer)
+            if problem is None:
+                return dict(answer)
+        raise InvalidOutput(problem or "invalid answer")
+
+    async def _ask(
+        self,
+        result: LlmResult,
+        provider: ProviderSpec,
+        job: LlmJob,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        schema_name: str,
+        *,
+        use_cache: bool = True,
+    ) -> Any:
+        """One answer (parsed JSON, or ``_NOT_JSON``), from the cache or the provider."""
+        slot = self._slot(provider)
+        params = {"schema": schema, "max_tokens": self.options.max_output_tokens, "temperature": 0}
+        prompt = json.dumps(messages, ensure_ascii=False)
+        key = cache_key(job.sha256, prompt, slot.model, params)
+        if use_cache and self._cache is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                result.cached += 1
+                return hit.answer
+        est_in = estimate_tokens(prompt) + estimate_tokens(json.dumps(schema))
+        max_cost = self.prices.cost(slot.model, est_in * 2, self.options.max_output_tokens)
+        attempt = 0
+        while True:
+            if self.exhausted:
+                raise BudgetExhausted
+            reservation = self.budget.reserve(max_cost)
+            if reservation is None:
+                raise BudgetExhausted
+            chat = await self._send(slot, messages, schema, schema_name, est_in, reservation)
+            if chat is None:  # not sent (stopping)
+                raise asyncio.CancelledError
+            result.calls += 1
+            if chat.ok:
+                usage = chat.usage
+                tokens_in = usage.prompt_tokens if usage else est_in
+                tokens_out = usage.completion_tokens if usage else 0
+                cost = self.prices.cost(slot.model, tokens_in, tokens_out)
+                self.budget.settle(reservation, cost)
+                result.input_tokens += tokens_in
+                result.output_tokens += tokens_out
+                result.cost_usd += cost
+                if not chat.json_ok:
+                    return _NOT_JSON
+                if use_cache and self._cache is not None:
+                    self._cache.put(key, chat.parsed, {"prompt_tokens": tokens_in, "completion_tokens": tokens_out})
+                return chat.parsed
+            self.budget.settle(reservation, 0.0)  # a refused or failed call is not billed
+            if chat.kind is ResultKind.CLIENT_ERROR:
+                raise ClientFailure(f"HTTP {chat.status}: {chat.error or 'refused'}"[:300])
+            attempt += 1
+            await asyncio.sleep(slot.limiter.backoff(min(attempt, 10)))
+
+    async def _send(
+        self,
+        slot: _Slot,
+        messages: list[dict[str, str]],
+        schema: dict[str, Any],
+        schema_name: str,
+        est_in: int,
+        reservation: Reservation,
+    ) -> ChatResult | None:
+        est = est_in + self.options.max_output_tokens
+        while True:
+            now = time.monotonic()
+            decision = slot.limiter.acquire(now, est)
+            if decision.kind is DecisionKind.GO:
+                break
+            wait = 1.0 if decision.until is None else max(0.0, decision.until - now)
+            slot.wake.clear()
+            try:
+                await asyncio.wait_for(slot.wake.wait(), timeout=min(max(wait, 0.001), 1.0))
+            except TimeoutError:
+                pass
+        permit = decision.permit
+        assert permit is not None
+        try:
+            self.sent += 1
+            chat = await slot.client.chat(
+                messages,
+                schema=schema,
+                schema_name=schema_name,
+                max_tokens=self.options.max_output_tokens,
+                temperature=0.0,
+            )
+        except asyncio.CancelledError:
+            slot.limiter.on_result(permit, time.monotonic(), Outcome.CANCELLED)
+            self.budget.settle(reservation, 0.0)
+            raise
+        tokens = chat.usage.total_tokens if chat.usage else None
+        if chat.kind is ResultKind.SERVER_ERROR and chat.status == 0:
+            outcome = Outcome.CONNECTION_ERROR
+        else:
+            outcome = _OUTCOME[chat.kind]
+        slot.limiter.on_result(
+            permit, time.monotonic(), outcome, chat.latency_s, tokens, chat.retry_after_s
+        )
+        slot.wake.set()
+        return chat
+
+
+_NOT_JSON: Any = object()
