@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
+from docmill.processors.ocr import ocr_pdf
 from docmill.processors.registry import ExtractRequest
 
 PDF = "application/pdf"
@@ -82,7 +83,12 @@ def _window(pages: int, request: ExtractRequest) -> PageRange:
 
 
 def _finish(
-    pages: int, text: list[str], meta: dict[str, Any], rng: PageRange, started: float
+    pages: int,
+    text: list[str],
+    meta: dict[str, Any],
+    rng: PageRange,
+    started: float,
+    text_source: list[str] | None = None,
 ) -> ProcessOutcome:
     meta["pages_without_text"] = [rng.start + i for i, t in enumerate(text) if not t.strip()]
     return ProcessOutcome(
@@ -93,6 +99,7 @@ def _finish(
         metadata=meta,
         parse_s=time.perf_counter() - started,
         page_range=rng if rng.start or rng.stop < pages else None,
+        extra={"text_source": text_source or ["layer"] * len(text)},
     )
 
 
@@ -152,7 +159,8 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         if unreadable and len(unreadable) == len(text):
             return _fallback(path, request, started, "PDFium: no page could be loaded")
         meta["unreadable_pages"] = unreadable
-        return _finish(pages, text, meta, rng, started)
+        sources = ocr_pdf(doc, rng.start, text, unreadable, request, meta)
+        return _finish(pages, text, meta, rng, started, sources)
     finally:
         doc.close()
 
