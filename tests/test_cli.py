@@ -21,7 +21,7 @@ from pdfgen import write_pdf
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ENCRYPTED_PDF = CORPUS / "real" / "camelot" / "tests" / "files" / "health_protected.pdf"
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
+GIF_BYTES = b"GIF89a" + b"\x01\x00\x01\x00\x00\x00\x00;"
 
 
 def docmill_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -156,7 +156,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for rel, pages in PDF_PAGES.items():
         write_pdf(src / rel, pages)
     (src / "notes.txt").write_text("plain text is not processed\n", encoding="utf-8")
-    (src / "picture.pdf").write_bytes(PNG_BYTES)  # named .pdf, really a PNG
+    (src / "picture.pdf").write_bytes(GIF_BYTES)  # named .pdf, really a GIF
     out = base / "out"
     proc = docmill_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet", cwd=base)
     assert proc.returncode == 0, proc.stderr
@@ -232,7 +232,7 @@ def test_export_csv(finished_run: dict[str, Path], tmp_path: Path) -> None:
         assert [t.strip() for t in row["text"].split("\f")] == pages
     picture = rows["picture.pdf"]
     assert picture["status"] == "skipped"
-    assert picture["mime"] == "image/png"
+    assert picture["mime"] == "image/gif"
     assert picture["error_category"] == "unsupported"
     assert rows["notes.txt"]["mime"] == "text/plain"
     assert rows["notes.txt"]["status"] == "skipped"

@@ -64,7 +64,8 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
         if extractor is None:
             outcome = ProcessOutcome.failure(
                 FailureCategory.UNSUPPORTED,
-                f"type {mime} is not processed (detected from content; supported: PDF)",
+                f"type {mime} is not processed (detected from content;"
+                f" supported: {', '.join(builtin_extractors())})",
                 stage,
             )
             outcome.mime = mime

@@ -65,9 +65,22 @@ def _pdf_text(path: str, request: ExtractRequest) -> ProcessOutcome:
     return extract_pdf(path, request)
 
 
+def _image_ocr(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.images import extract_image  # lazy, like the PDF parser
+
+    return extract_image(path, request)
+
+
 def builtin_extractors() -> Mapping[str, Extractor]:
     """MIME type -> extractor, for the types docmill processes."""
-    return MappingProxyType({"application/pdf": _pdf_text})
+    return MappingProxyType(
+        {
+            "application/pdf": _pdf_text,
+            "image/png": _image_ocr,
+            "image/jpeg": _image_ocr,
+            "image/tiff": _image_ocr,
+        }
+    )
 
 
 def known_kinds() -> list[str]:
