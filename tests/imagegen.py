@@ -68,8 +68,10 @@ def tiff_bytes(frames: list[tuple[bytes, int, int]], dpi: int) -> bytes:
     """A little-endian multi-page TIFF: one 8-bit grey, Deflate-compressed strip a frame."""
     out = bytearray(b"II*\x00\x00\x00\x00\x00")
     previous_link = 4  # where the offset of the next directory goes
+    packed_frames: dict[int, bytes] = {}  # a frame repeated is compressed once
     for grey, width, height in frames:
-        data = zlib.compress(grey, 9)
+        data = packed_frames.setdefault(id(grey), b"") or zlib.compress(grey, 9)
+        packed_frames[id(grey)] = data
         data_at = len(out)
         out += data + (b"\x00" if len(data) % 2 else b"")
         res_at = len(out)

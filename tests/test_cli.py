@@ -268,7 +268,7 @@ def test_export_jsonl_to_stdout(finished_run: dict[str, Path]) -> None:
     assert [r["id"] for r in records] == sorted(r["id"] for r in records)
     for r in records:
         assert os.path.isabs(r["source"])
-        assert set(r) == {
+        assert set(r) - {"text_source"} == {
             "id",
             "source",
             "sha256",
@@ -285,6 +285,7 @@ def test_export_jsonl_to_stdout(finished_run: dict[str, Path]) -> None:
         }
     alpha = next(r for r in records if r["source"].endswith("alpha.pdf"))
     assert [t.strip() for t in alpha["text"]] == PDF_PAGES["alpha.pdf"]
+    assert alpha["text_source"] == ["layer"] * len(PDF_PAGES["alpha.pdf"])
     assert alpha["error"] is None
     assert alpha["sha256"] is not None and len(alpha["sha256"]) == 64
 

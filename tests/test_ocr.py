@@ -194,8 +194,8 @@ def test_slow_ocr_is_killed_at_the_timeout_in_stage_ocr(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
     frame = render_grey(*HELLO, 300)
-    big = src / "many-frames.tif"  # 40 full pages at 300 dpi: far more than 2 s of OCR
-    big.write_bytes(tiff_bytes([frame] * 40, 300))
+    big = src / "many-frames.tif"  # 20 full pages at 300 dpi: far more than 2 s of OCR
+    big.write_bytes(tiff_bytes([frame] * 20, 300))
     shutil.copy(DATA / "page.png", src / "after.png")
     out = tmp_path / "out"
     result = run_cli(
