@@ -6,7 +6,8 @@
 A fixed sample: the PDFs of ../shared/corpus/real (byte-identical copies once), taken in
 turn from each top-level folder (camelot, pdfplumber, sample-files, tabula-java) in
 sorted order; from each file its first page whose text layer is usable (docmill's own
-check) and has at least ``--min-chars`` visible characters, then second pages, until
+check), has at least ``--min-chars`` visible characters and is written in Latin script
+(at least 90% of its letters; the OCR reads English), then second pages, until
 ``--pages`` pages. Each page is rendered by
 PDFium at 300 dpi in grey (``docmill.processors.ocr.render_page``) and read by
 ``tesseract - - -l eng --psm 3`` exactly as the engine does, one process, one page at a
@@ -80,6 +81,13 @@ def fold(text: str) -> str:
     return normalise(unicodedata.normalize("NFKC", text).translate(_FOLD))
 
 
+def latin(text: str) -> bool:
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ch.isascii() or "LATIN" in unicodedata.name(ch, "") for ch in letters) >= 0.9 * len(
+        letters
+    )
+
+
 def unordered(text: str) -> str:
     return " ".join(sorted(fold(text).split()))
 
@@ -109,7 +117,8 @@ def sample_pages(source: Path, count: int, min_chars: int) -> list[tuple[Path, i
                 text = textpage.get_text_bounded()
                 textpage.close()
                 page.close()
-                if usable_text(text) and len(normalise(text).replace(" ", "")) >= min_chars:
+                chars = len(normalise(text).replace(" ", ""))
+                if usable_text(text) and chars >= min_chars and latin(text):
                     found.append((path, index, text))
                 if len(found) == 2:
                     break

@@ -21,7 +21,7 @@ from docmill.processors.ocr import (
 )
 from docmill.processors.pdf_text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
-from engine_kit import assert_exactly_once, run_cli
+from engine_kit import REAL, assert_exactly_once, run_cli
 from imagegen import HELLO, LOREM, WORDS, ZEN, render_grey, scanned_pdf, tiff_bytes
 
 DATA = Path(__file__).parent / "data"
@@ -221,3 +221,28 @@ def test_tesseract_missing_binary_is_reported() -> None:
         open_tesseract("eng", binary="/nonexistent/tesseract")
     with pytest.raises(OcrUnavailable, match="language codes"):
         open_tesseract("eng; rm -rf /")
+
+
+@needs_tesseract
+def test_a_scanned_pdf_of_the_corpus_and_its_jpeg(tmp_path: Path) -> None:
+    import pypdfium2 as pdfium
+
+    scan = REAL / "camelot" / "tests" / "files" / "image.pdf"  # a JPEG page, no text layer
+    outcome = extract_pdf(str(scan), request())
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(outcome.text[0], ("Integrative", "Health", "Telephone"))
+
+    doc = pdfium.PdfDocument(str(scan))
+    try:
+        page = doc[0]
+        (picture,) = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE])
+        picture.extract(str(tmp_path / "scan"))  # DCTDecode: written as the JPEG it holds
+        page.close()
+    finally:
+        doc.close()
+    jpeg = extract_image(str(tmp_path / "scan.jpg"), request())
+    assert (jpeg.status, jpeg.mime, jpeg.pages) == ("done", "image/jpeg", 1)
+    assert jpeg.extra["text_source"] == ["ocr"]
+    assert has_words(jpeg.text[0], ("Integrative", "Health", "Telephone"))
+    never = extract_image(str(tmp_path / "scan.jpg"), request("never"))
+    assert never.text == [""] and never.metadata["pages_without_text"] == [0]
