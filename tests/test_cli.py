@@ -22,7 +22,7 @@ from pdfgen import write_pdf
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ENCRYPTED_PDF = CORPUS / "real" / "camelot" / "tests" / "files" / "health_protected.pdf"
-PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"\x00" * 17
+GIF_BYTES = b"GIF89a" + b"\x01\x00\x01\x00\x00\x00\x00;"
 
 
 def docmill_cli(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -158,7 +158,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         write_pdf(src / rel, pages)
     with zipfile.ZipFile(src / "bundle.zip", "w") as bundle:  # a zip of no known format
         bundle.writestr("readme.md", "a plain zip is not processed\n")
-    (src / "picture.pdf").write_bytes(PNG_BYTES)  # named .pdf, really a PNG
+    (src / "picture.pdf").write_bytes(GIF_BYTES)  # named .pdf, really a GIF
     out = base / "out"
     proc = docmill_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet", cwd=base)
     assert proc.returncode == 0, proc.stderr
@@ -234,7 +234,7 @@ def test_export_csv(finished_run: dict[str, Path], tmp_path: Path) -> None:
         assert [t.strip() for t in row["text"].split("\f")] == pages
     picture = rows["picture.pdf"]
     assert picture["status"] == "skipped"
-    assert picture["mime"] == "image/png"
+    assert picture["mime"] == "image/gif"
     assert picture["error_category"] == "unsupported"
     assert rows["bundle.zip"]["mime"] == "application/zip"
     assert rows["bundle.zip"]["status"] == "skipped"
@@ -270,7 +270,7 @@ def test_export_jsonl_to_stdout(finished_run: dict[str, Path]) -> None:
     assert [r["id"] for r in records] == sorted(r["id"] for r in records)
     for r in records:
         assert os.path.isabs(r["source"])
-        assert set(r) == {
+        assert set(r) - {"text_source"} == {
             "id",
             "source",
             "sha256",
@@ -287,6 +287,7 @@ def test_export_jsonl_to_stdout(finished_run: dict[str, Path]) -> None:
         }
     alpha = next(r for r in records if r["source"].endswith("alpha.pdf"))
     assert [t.strip() for t in alpha["text"]] == PDF_PAGES["alpha.pdf"]
+    assert alpha["text_source"] == ["layer"] * len(PDF_PAGES["alpha.pdf"])
     assert alpha["error"] is None
     assert alpha["sha256"] is not None and len(alpha["sha256"]) == 64
 

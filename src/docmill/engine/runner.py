@@ -119,6 +119,7 @@ def sha256_file(path: str) -> tuple[str | None, str]:
 class _Split:
     pages: int
     left: set[int]
+    mime: str = "application/pdf"
     tries: dict[int, int] = field(default_factory=dict)
 
 
@@ -347,7 +348,7 @@ class Runner:
             self._handle_range(store, entry, task, outcome)
             return
         if outcome.needs_split:
-            self._split(store, entry, outcome.pages or 0)
+            self._split(store, entry, outcome.pages or 0, outcome.mime or "application/pdf")
             return
         error = outcome.error
         if outcome.status is DocState.FAILED and error and error.category.retryable:
@@ -405,13 +406,13 @@ class Runner:
             )
             self._finish(store, row, outcome.status, outcome.pages, record)
 
-    def _split(self, store: Store, entry: _InFlight, pages: int) -> None:
+    def _split(self, store: Store, entry: _InFlight, pages: int, mime: str) -> None:
         s = self.settings
         limit = min(pages, s.extract.max_pages) if s.extract.max_pages else pages
         size = s.run.split_pages
         have = store.chunk_starts(entry.row.id)
         starts = [start for start in range(0, limit, size) if start not in have]
-        entry.split = _Split(pages=pages, left=set(starts))
+        entry.split = _Split(pages=pages, left=set(starts), mime=mime)
         log.info("document %d has %d pages: split into ranges of %d", entry.row.id, pages, size)
         for start in starts:
             self._ready.append(self._task(entry.row, PageRange(start, min(start + size, limit))))
@@ -441,7 +442,7 @@ class Runner:
             error.category, f"pages {rng.start + 1}-{rng.stop}: {error.message}", error.stage
         )
         failed.pages = split.pages
-        failed.mime = "application/pdf"
+        failed.mime = split.mime
         store.complete(entry.row.id, failed, quarantined=error.category.retryable)
         doc_id = entry.row.id
         self._ready = deque(t for t in self._ready if t.doc_id != doc_id)
@@ -470,7 +471,7 @@ class Runner:
         metadata["split_ranges"] = -(-len(text) // self.settings.run.split_pages)
         merged = ProcessOutcome(
             status=DocState.DONE,
-            mime="application/pdf",
+            mime=entry.split.mime,
             pages=entry.split.pages,
             text=text,
             metadata=metadata,

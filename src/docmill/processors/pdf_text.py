@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
+from docmill.processors.ocr import ocr_pdf
 from docmill.processors.registry import ExtractRequest
 from docmill.processors.tables import PageTables
 
@@ -88,7 +89,12 @@ def _window(pages: int, request: ExtractRequest) -> PageRange:
 
 
 def _finish(
-    pages: int, text: list[str], meta: dict[str, Any], rng: PageRange, started: float
+    pages: int,
+    text: list[str],
+    meta: dict[str, Any],
+    rng: PageRange,
+    started: float,
+    text_source: list[str] | None = None,
 ) -> ProcessOutcome:
     meta["pages_without_text"] = [rng.start + i for i, t in enumerate(text) if not t.strip()]
     return ProcessOutcome(
@@ -99,6 +105,7 @@ def _finish(
         metadata=meta,
         parse_s=time.perf_counter() - started,
         page_range=rng if rng.start or rng.stop < pages else None,
+        extra={"text_source": text_source or ["layer"] * len(text)},
     )
 
 
@@ -187,7 +194,8 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         if unreadable and len(unreadable) == len(text):
             return _fallback(path, request, started, "PDFium: no page could be loaded")
         meta["unreadable_pages"] = unreadable
-        done = tables.into(_finish(pages, text, meta, rng, started))
+        sources = ocr_pdf(doc, rng.start, text, unreadable, request, meta)
+        done = tables.into(_finish(pages, text, meta, rng, started, sources))
         return _with_markdown(done, structure, request)  # after tables: it renders them
     finally:
         doc.close()

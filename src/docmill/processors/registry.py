@@ -102,6 +102,12 @@ def _plain_text(path: str, request: ExtractRequest) -> ProcessOutcome:
     return extract_text(path, request)
 
 
+def _image_ocr(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.processors.images import extract_image  # lazy, like the PDF parser
+
+    return extract_image(path, request)
+
+
 # MIME type -> (a short name for messages, extractor)
 _BUILTINS: dict[str, tuple[str, Extractor]] = {
     filetype.PDF: ("PDF", _pdf_text),
@@ -111,6 +117,9 @@ _BUILTINS: dict[str, tuple[str, Extractor]] = {
     filetype.PPTX: ("PPTX", _pptx),
     filetype.HTML: ("HTML", _html),
     filetype.TEXT: ("plain text", _plain_text),
+    filetype.PNG: ("PNG", _image_ocr),
+    filetype.JPEG: ("JPEG", _image_ocr),
+    filetype.TIFF: ("TIFF", _image_ocr),
 }
 
 

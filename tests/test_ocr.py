@@ -1,0 +1,248 @@
+"""OCR: scanned PDF pages and images, read by the real Tesseract on real corpus pages."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from docmill.processors.images import BadImage, count_frames, extract_image, tiff_frames
+from docmill.processors.ocr import (
+    MAX_PIXELS,
+    OcrUnavailable,
+    open_tesseract,
+    pnm_bytes,
+    render_scale,
+    usable_text,
+)
+from docmill.processors.pdf_text import extract_pdf
+from docmill.processors.registry import ExtractOptions, ExtractRequest
+from engine_kit import REAL, assert_exactly_once, run_cli
+from imagegen import HELLO, LOREM, WORDS, ZEN, render_grey, scanned_pdf, tiff_bytes
+
+DATA = Path(__file__).parent / "data"
+
+
+def _tesseract_english() -> bool:
+    try:
+        open_tesseract("eng")
+    except OcrUnavailable:
+        return False
+    return True
+
+
+needs_tesseract = pytest.mark.skipif(
+    not _tesseract_english(),
+    reason="tesseract with English data is not installed"
+    " (scripts/setup installs tesseract-ocr and tesseract-ocr-eng when run as root or with sudo)",
+)
+
+
+def request(ocr: str = "auto", **kw: object) -> ExtractRequest:
+    stages: list[str] = []
+    return ExtractRequest(None, ExtractOptions(ocr=ocr, **kw), stages.append)  # type: ignore[arg-type]
+
+
+def has_words(text: str, words: tuple[str, ...]) -> bool:
+    return all(word.lower() in text.lower() for word in words)
+
+
+# ----------------------------------------------------------------------- pure parts
+@pytest.mark.parametrize(
+    ("text", "usable"),
+    [
+        ("", False),
+        (" \r\n\t ", False),
+        ("Hello, here is some text.", True),
+        ("Total 1,234.56 | 7.8% | 9", True),  # numeric tables keep their layer
+        ("\ufffd\ufffd\ufffd\ufffd ab", False),  # replacement characters
+        ("\ue001\ue002\ue003\ue004\ue005 word", False),  # private use: a broken font
+        ("\x01\x02\x03\x04\x05\x06 ok", False),  # control codes from a missing ToUnicode
+        ("!#$%&'()*+,-./:;<=>?@[]^_ a", False),  # no letters at all
+    ],
+)
+def test_usable_text_layer(text: str, usable: bool) -> None:
+    assert usable_text(text) is usable
+
+
+def test_pnm_from_padded_grey_and_bgr_bitmaps() -> None:
+    grey = bytes([1, 2, 3, 0xEE, 4, 5, 6, 0xEE])  # 3 pixels a row, stride 4
+    assert pnm_bytes(grey, 3, 2, 4, 1) == b"P5\n3 2\n255\n" + bytes([1, 2, 3, 4, 5, 6])
+    bgr = bytes([10, 20, 30, 40, 50, 60])  # two BGR pixels
+    assert pnm_bytes(bgr, 2, 1, 6, 3) == b"P6\n2 1\n255\n" + bytes([30, 20, 10, 60, 50, 40])
+    bgrx = bytes([10, 20, 30, 0xFF])
+    assert pnm_bytes(bgrx, 1, 1, 4, 4) == b"P6\n1 1\n255\n" + bytes([30, 20, 10])
+    with pytest.raises(ValueError):
+        pnm_bytes(b"\x00", 2, 2, 2, 1)
+
+
+def test_render_scale_is_capped_for_huge_pages() -> None:
+    assert render_scale(612, 792) == pytest.approx(300 / 72)
+    scale = render_scale(14_400, 14_400)  # 200 x 200 inches
+    assert (14_400 * scale) ** 2 == pytest.approx(MAX_PIXELS)
+
+
+def test_tiff_frames_are_counted_and_loops_rejected(tmp_path: Path) -> None:
+    assert count_frames(str(DATA / "two-pages.tif"), "image/tiff") == 2
+    assert count_frames(str(DATA / "page.png"), "image/png") == 1
+    # one directory whose next-directory offset points back at itself
+    looped = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 0) + struct.pack("<I", 8)
+    with pytest.raises(BadImage, match="loops"):
+        tiff_frames(looped[:8], lambda offset, size: looped[offset : offset + size])
+    truncated = b"II*\x00" + struct.pack("<I", 400)
+    with pytest.raises(BadImage, match="truncated"):
+        tiff_frames(truncated, lambda offset, size: truncated[offset : offset + size])
+
+
+def test_missing_tesseract_or_language_leaves_text_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scan = scanned_pdf(*HELLO, tmp_path / "scan.pdf")
+    outcome = extract_pdf(str(scan), request(ocr_languages="zzz"))
+    assert outcome.text == [""] and outcome.extra["text_source"] == ["layer"]
+    if _tesseract_english():
+        assert "zzz" in outcome.metadata["ocr_unavailable"]
+    monkeypatch.setenv("PATH", str(tmp_path))  # no tesseract on this PATH
+    outcome = extract_pdf(str(scan), request())
+    assert outcome.status == "done" and outcome.text == [""]
+    assert "not installed" in outcome.metadata["ocr_unavailable"]
+    image = extract_image(str(DATA / "page.png"), request())
+    assert image.status == "done" and image.text == [""] and image.pages == 1
+    assert "not installed" in image.metadata["ocr_unavailable"]
+
+
+# --------------------------------------------------------------------- with Tesseract
+@needs_tesseract
+def test_scanned_pdf_page_is_read_by_ocr(tmp_path: Path) -> None:
+    scan = scanned_pdf(*HELLO, tmp_path / "scan.pdf")
+    seen: list[str] = []
+    outcome = extract_pdf(str(scan), ExtractRequest(None, ExtractOptions(ocr="auto"), seen.append))
+    assert outcome.status == "done"
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(outcome.text[0], WORDS[HELLO])
+    assert seen[-1] == "ocr"
+    assert outcome.metadata["pages_without_text"] == []
+
+    never = extract_pdf(str(scan), request("never"))
+    assert never.text == [""] and never.extra["text_source"] == ["layer"]
+    assert never.metadata["pages_without_text"] == [0]
+
+
+@needs_tesseract
+def test_text_layer_is_kept_in_auto_and_replaced_in_always() -> None:
+    pdf, _ = LOREM
+    auto = extract_pdf(str(pdf), request("auto"))
+    assert auto.extra["text_source"] == ["layer"]
+    assert "ocr_unavailable" not in auto.metadata
+    always = extract_pdf(str(pdf), request("always"))
+    assert always.extra["text_source"] == ["ocr"]
+    assert has_words(always.text[0], WORDS[LOREM])
+    assert always.text[0] != auto.text[0]  # Tesseract's text, not the layer's
+
+
+@needs_tesseract
+def test_images_through_the_cli(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(DATA / "page.png", src / "page.png")
+    shutil.copy(DATA / "two-pages.tif", src / "scan-no-extension")  # found by content
+    scanned_pdf(*HELLO, src / "scanned.pdf")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    out = tmp_path / "out"
+    result = run_cli("run", str(src), "--out", str(out), "--workers", "1", "--quiet")
+    assert result.returncode == 0, result.stderr
+    sources = {str(p.absolute()) for p in src.iterdir()}
+    records = {Path(r["source"]).name: r for r in assert_exactly_once(out, sources)}
+
+    png = records["page.png"]
+    assert (png["status"], png["mime"], png["pages"]) == ("done", "image/png", 1)
+    assert png["text_source"] == ["ocr"]
+    assert has_words(png["text"][0], WORDS[ZEN])
+
+    tif = records["scan-no-extension"]
+    assert (tif["status"], tif["mime"], tif["pages"]) == ("done", "image/tiff", 2)
+    assert tif["text_source"] == ["ocr", "ocr"]
+    assert has_words(tif["text"][0], WORDS[LOREM]) and not has_words(tif["text"][0], WORDS[HELLO])
+    assert has_words(tif["text"][1], WORDS[HELLO])
+
+    pdf = records["scanned.pdf"]
+    assert (pdf["status"], pdf["pages"], pdf["text_source"]) == ("done", 1, ["ocr"])
+    assert has_words(pdf["text"][0], WORDS[HELLO])
+
+    broken = records["broken.png"]
+    assert broken["status"] == "failed"
+    assert (broken["error"]["category"], broken["error"]["stage"]) == ("corrupt", "ocr")
+
+
+def _tesseracts_reading(marker: str) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if proc.info["name"] == "tesseract" and any(marker in a for a in proc.info["cmdline"] or []):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@needs_tesseract
+def test_slow_ocr_is_killed_at_the_timeout_in_stage_ocr(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    frame = render_grey(*HELLO, 300)
+    big = src / "many-frames.tif"  # 20 full pages at 300 dpi: far more than 2 s of OCR
+    big.write_bytes(tiff_bytes([frame] * 20, 300))
+    shutil.copy(DATA / "page.png", src / "after.png")
+    out = tmp_path / "out"
+    result = run_cli(
+        "run", str(src), "--out", str(out), "--workers", "1", "--quiet",
+        "--set", "run.timeout_s=2", "--set", "run.max_attempts=1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    records = {Path(r["source"]).name: r for r in assert_exactly_once(out, {
+        str(big.absolute()), str((src / "after.png").absolute())})}  # fmt: skip
+    slow = records["many-frames.tif"]
+    assert slow["status"] == "failed"
+    assert (slow["error"]["category"], slow["error"]["stage"]) == ("timeout", "ocr")
+    assert records["after.png"]["status"] == "done"
+    # the killed worker's Tesseract died with it (parent-death signal), not left running
+    deadline = time.monotonic() + 10
+    while _tesseracts_reading(str(big)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _tesseracts_reading(str(big)) == []
+
+
+def test_tesseract_missing_binary_is_reported() -> None:
+    with pytest.raises(OcrUnavailable, match=r"cannot run|not installed"):
+        open_tesseract("eng", binary="/nonexistent/tesseract")
+    with pytest.raises(OcrUnavailable, match="language codes"):
+        open_tesseract("eng; rm -rf /")
+
+
+@needs_tesseract
+def test_a_scanned_pdf_of_the_corpus_and_its_jpeg(tmp_path: Path) -> None:
+    import pypdfium2 as pdfium
+
+    scan = REAL / "camelot" / "tests" / "files" / "image.pdf"  # a JPEG page, no text layer
+    outcome = extract_pdf(str(scan), request())
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(outcome.text[0], ("Integrative", "Health", "Telephone"))
+
+    doc = pdfium.PdfDocument(str(scan))
+    try:
+        page = doc[0]
+        (picture,) = page.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE])
+        picture.extract(str(tmp_path / "scan"))  # DCTDecode: written as the JPEG it holds
+        page.close()
+    finally:
+        doc.close()
+    jpeg = extract_image(str(tmp_path / "scan.jpg"), request())
+    assert (jpeg.status, jpeg.mime, jpeg.pages) == ("done", "image/jpeg", 1)
+    assert jpeg.extra["text_source"] == ["ocr"]
+    assert has_words(jpeg.text[0], ("Integrative", "Health", "Telephone"))
+    never = extract_image(str(tmp_path / "scan.jpg"), request("never"))
+    assert never.text == [""] and never.metadata["pages_without_text"] == [0]
