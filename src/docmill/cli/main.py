@@ -2,7 +2,8 @@
 
 Exit status: 0 the run completed (every document terminal, failures included);
 1 a run-level error (bad configuration, unusable ledger, missing source);
-130 interrupted (Ctrl-C); 2 a usage error.
+3 the LLM budget is spent (the rest stays pending); 130 interrupted (Ctrl-C); 2 a usage
+error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_BUDGET = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -130,6 +132,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
+    if summary.status == "budget":
+        spent = (summary.llm or {}).get("cost_usd", 0.0)
+        print(
+            f"docmill: the LLM budget is spent ({spent:.4f} USD of llm.budget_usd="
+            f"{settings.llm.budget_usd:g}); {summary.counts.get('pending', 0):,} documents stay"
+            " pending: raise llm.budget_usd and run the same command again to continue",
+            file=sys.stderr,
+        )
+        return EXIT_BUDGET
     if not summary.completed:
         print(
             f"docmill: interrupted; run the same command again to resume ({args.out})",
@@ -164,6 +175,7 @@ def status_data(out_dir: str) -> dict[str, Any]:
             "pages": store.total_pages(),
             "failures": failures,
             "last_run": None,
+            "llm": store.llm_totals(),
         }
         if last and last["status"] == "running" and not store.run_in_progress():
             last["status"] = "crashed"  # killed without a chance to record it
@@ -204,6 +216,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  last run: {run['status']}, {run['documents']:,} documents and {run['pages']:,} pages"
             f" in {run['elapsed_s']:.1f}s ({run['pages_per_min'] or 0:,.0f} pages/min,"
             f" {run['docs_per_min'] or 0:,.0f} docs/min)"
+        )
+    llm = data["llm"]
+    if llm["cost_usd"] or llm["labels"]:
+        labels = ", ".join(f"{k} {v:,}" for k, v in llm["labels"].items())
+        print(
+            f"  llm: {llm['cost_usd']:.4f} USD, {llm['tokens_in']:,} tokens in,"
+            f" {llm['tokens_out']:,} out; labels: {labels or 'none'}"
         )
     if data["failures"]:
         print("  failures:")

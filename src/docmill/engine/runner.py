@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from docmill.engine.llm_bridge import LlmBridge
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.sink import RecordSink
 from docmill.model import (
@@ -66,7 +67,7 @@ class StopToken:
 class RunSummary:
     """What a run did, and where the output folder stands."""
 
-    status: str  # completed | interrupted
+    status: str  # completed | interrupted | budget (the LLM budget is spent; the rest pending)
     out_dir: str
     counts: dict[str, int]
     pages: int
@@ -74,6 +75,7 @@ class RunSummary:
     docs_this_run: int
     pages_this_run: int
     failures: list[tuple[str, int, str]] = field(default_factory=list)
+    llm: dict[str, Any] | None = None  # spend and labels so far (None: no LLM stage)
 
     @property
     def completed(self) -> bool:
@@ -165,6 +167,7 @@ class Runner:
         self._sink: RecordSink | None = None
         self._pages_run = 0
         self._options = extract_options(settings)
+        self._llm: LlmBridge | None = None
 
     # --- the loop -------------------------------------------------------------------
 
@@ -197,17 +200,22 @@ class Runner:
             PoolLimits(s.run.timeout_s, s.run.memory_mb, s.run.recycle_after),
             self._clock,
         )
+        if s.llm.spec:
+            self._llm = LlmBridge.open(s.llm, self.out_dir, store)
         pool.start()
         hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="docmill-hash")
         self._submit_hashes(store, hasher)
         last_progress = 0.0
         status = "interrupted"
+        llm = self._llm
         try:
             while not self.stop.abandon:
-                if not self.stop.draining:
+                if not self.stop.draining and not (llm and llm.exhausted):
                     self._collect_hashes(store)
-                    # finished documents waiting for their commit do not hold the window
+                    # finished documents waiting for their commit (or, up to a cap, for
+                    # the LLM stage) do not hold the window
                     room = s.window - len(self._inflight) + len(self._to_commit)
+                    room += llm.window_credit if llm else 0
                     # claim in batches (fewer transactions), or at once when idle
                     if room >= max(1, s.window // 2) or (room > 0 and not self._ready):
                         rows = store.claim_pending(room, time.time())
@@ -220,8 +228,16 @@ class Runner:
                 while pool.idle and self._ready:
                     pool.submit(self._ready.popleft())
                 wait_s = 0.05 if pool.busy else (0.005 if self._hash_jobs else 0.0)
+                if llm and llm.waiting and not pool.busy:
+                    wait_s = 0.02
                 for task, outcome in pool.poll(wait_s):
                     self._handle(store, task, outcome)
+                if llm:
+                    for entry, outcome, deferred in llm.collect():
+                        if deferred:
+                            self._release(store, entry)
+                        else:
+                            self._queue_commit(entry, outcome, False)
                 self._ready.extendleft(reversed(pool.take_returned()))
                 self._commit(store, force=not pool.busy)
                 self._write(sink)
@@ -233,11 +249,16 @@ class Runner:
                 if not self._inflight and not self._ready:
                     if self.stop.draining:
                         break
+                    if llm and llm.exhausted:
+                        status = "budget"
+                        break
                     if exhausted and not self._hash_jobs and store.pending_count() == 0:
                         status = "completed"
                         break
         finally:
             hasher.shutdown(wait=True, cancel_futures=True)
+            if llm:
+                llm.close()  # documents still waiting on it stay in flight: released below
             self._commit(store, force=True)
             lost = pool.shutdown(kill=self.stop.abandon)
             if lost:
@@ -258,6 +279,7 @@ class Runner:
             docs_this_run=self._docs_run,
             pages_this_run=self._pages_run,
             failures=store.failure_summary(),
+            llm=store.llm_totals() if llm else None,
         )
 
     # --- sources --------------------------------------------------------------------
@@ -361,7 +383,23 @@ class Runner:
                 return
             self._queue_commit(entry, outcome, True)
         else:
+            self._deliver(entry, outcome)
+
+    def _deliver(self, entry: _InFlight, outcome: ProcessOutcome) -> None:
+        """A finished extraction: to the LLM stage when there is one, else to commit."""
+        if self._llm is not None and outcome.status is DocState.DONE:
+            self._llm.submit(entry, outcome)
+        else:
             self._queue_commit(entry, outcome, False)
+
+    def _release(self, store: Store, entry: _InFlight) -> None:
+        """Back to pending (the LLM budget ran out): its twins waiting on it too."""
+        row = entry.row
+        self._inflight.pop(row.id, None)
+        sha = row.sha256 or ""
+        if self._inflight_sha.get(sha) == row.id:
+            del self._inflight_sha[sha]
+        store.release_running([row.id, *self._waiting.pop(sha, [])])
 
     def _queue_commit(self, entry: _InFlight, outcome: ProcessOutcome, quarantined: bool) -> None:
         if not self._to_commit:
@@ -478,8 +516,7 @@ class Runner:
             extra=extra,
             parse_s=parse_s,
         )
-        store.complete(entry.row.id, merged)
-        self._finish(store, entry.row, DocState.DONE, entry.split.pages)
+        self._deliver(entry, merged)
 
     def _finish(
         self,

@@ -38,6 +38,8 @@ class FailureCategory(enum.StrEnum):
     TOO_LARGE = "too_large"  # over a configured size or page limit
     UNSUPPORTED = "unsupported"  # a type docmill does not process (skipped)
     IO = "io"  # unreadable or vanished file
+    INVALID_OUTPUT = "invalid_output"  # an LLM answer that does not match its schema
+    LLM = "llm"  # the LLM provider refused the request (a 4xx other than 429)
     ERROR = "error"  # any other exception in a processor
 
     @property
@@ -98,6 +100,11 @@ class ProcessOutcome:
     # more content keys beyond text and metadata: "tables", "text_source", "markdown"...
     extra: dict[str, Any] = field(default_factory=dict)
     content: bytes | None = None  # text, metadata and extra, encoded (see seal)
+    # the LLM stage's label and spend, kept in ledger columns for status and the budget
+    label: str | None = None
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
 
     def seal(self) -> None:
         """Encode text, metadata and extra into ``content`` and drop text and extra

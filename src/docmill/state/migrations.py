@@ -66,6 +66,15 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         );
         """,
     ),
+    (
+        "0002_llm",
+        """
+        ALTER TABLE documents ADD COLUMN label TEXT;
+        ALTER TABLE documents ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0;
+        ALTER TABLE documents ADD COLUMN tokens_in INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE documents ADD COLUMN tokens_out INTEGER NOT NULL DEFAULT 0
+        """,
+    ),
 )
 
 

@@ -383,7 +383,8 @@ class Store:
         c.execute(
             "UPDATE documents SET state=?, mime=?, pages=?, error_category=?, error_message=?, "
             "error_stage=?, quarantined=?, attempts=attempts+1, finished_at=?, parse_s=?, "
-            "total_s=?, result=?, part=NULL, duplicate_of=NULL WHERE id=?",
+            "total_s=?, result=?, part=NULL, duplicate_of=NULL, label=?, "
+            "cost_usd=cost_usd+?, tokens_in=tokens_in+?, tokens_out=tokens_out+? WHERE id=?",
             (
                 str(o.status),
                 o.mime,
@@ -396,6 +397,10 @@ class Store:
                 o.parse_s,
                 total_s,
                 payload,
+                o.label,
+                o.cost_usd,
+                o.tokens_in,
+                o.tokens_out,
                 doc_id,
             ),
         )
@@ -417,12 +422,35 @@ class Store:
         with self.transaction() as c:
             c.execute(
                 "UPDATE documents SET (state, mime, pages, error_category, error_message, "
-                "error_stage, quarantined, parse_s, result) = (SELECT state, mime, pages, "
-                "error_category, error_message, error_stage, quarantined, 0.0, result "
+                "error_stage, quarantined, parse_s, result, label) = (SELECT state, mime, pages, "
+                "error_category, error_message, error_stage, quarantined, 0.0, result, label "
                 "FROM documents WHERE id=?), duplicate_of=?, finished_at=?, total_s=0.0, "
                 "part=NULL WHERE id=?",
                 (twin_id, twin_id, time.time(), doc_id),
             )
+
+    def add_spend(self, doc_id: int, cost_usd: float, tokens_in: int, tokens_out: int) -> None:
+        """Money spent on a document whose LLM work did not finish (it stays pending)."""
+        with self.transaction() as c:
+            c.execute(
+                "UPDATE documents SET cost_usd=cost_usd+?, tokens_in=tokens_in+?, "
+                "tokens_out=tokens_out+? WHERE id=?",
+                (cost_usd, tokens_in, tokens_out, doc_id),
+            )
+
+    def llm_totals(self) -> dict[str, object]:
+        """Spend and tokens so far, and documents per label."""
+        cost, tin, tout = self._conn.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens_in), 0), "
+            "COALESCE(SUM(tokens_out), 0) FROM documents"
+        ).fetchone()
+        labels = dict(
+            self._conn.execute(
+                "SELECT label, COUNT(*) FROM documents WHERE label IS NOT NULL GROUP BY label "
+                "ORDER BY COUNT(*) DESC, label"
+            ).fetchall()
+        )
+        return {"cost_usd": float(cost), "tokens_in": int(tin), "tokens_out": int(tout), "labels": labels}
 
     def count_attempt(self, doc_id: int, error: ErrorInfo) -> None:
         """A retryable failure that will be tried again: count it, keep its error."""

@@ -1,0 +1,173 @@
+"""Between the run loop and the LLM stage: what is sent, and how answers join the record.
+
+The runner hands over a document whose extraction is done (:meth:`LlmBridge.submit`);
+the bridge cuts its text to ``llm.max_pages`` / ``llm.max_chars``, masks PII when asked,
+asks the local classifier, and passes the job to :class:`docmill.llm.stage.LlmStage`.
+:meth:`LlmBridge.collect` returns finished documents with the label, fields and spend
+added to their content (record keys ``class``, ``fields``, ``llm``), or marked deferred
+when the budget ran out (they go back to pending, and what they cost is still counted).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome
+from docmill.model.content import decode_content, encode_content
+from docmill.settings import LlmSettings
+from docmill.state import Store
+
+if TYPE_CHECKING:
+    from docmill.llm.stage import LlmResult, LlmStage
+
+log = logging.getLogger("docmill.llm")
+CACHE_FILE = "llm-cache.db"
+
+
+class _Entry(Protocol):
+    """The runner's in-flight entry (only what the bridge reads)."""
+
+    @property
+    def row(self) -> Any: ...
+
+
+class LlmBridge:
+    def __init__(self, settings: LlmSettings, stage: LlmStage, store: Store, classifier: Any) -> None:
+        self._settings = settings
+        self._stage = stage
+        self._store = store
+        self._classifier = classifier
+        self._waiting: dict[int, tuple[Any, ProcessOutcome]] = {}
+        self._cap = max(64, 4 * settings.max_concurrency)
+
+    @classmethod
+    def open(cls, settings: LlmSettings, out_dir: Path, store: Store) -> LlmBridge:
+        """Load the spec, start the stage (raises SettingsError for a bad spec)."""
+        from docmill.llm.classify import LocalClassifier
+        from docmill.llm.spec import load_spec
+        from docmill.llm.stage import LlmStage, StageOptions
+
+        spec = load_spec(settings.spec)
+        spent = float(store.llm_totals()["cost_usd"])  # type: ignore[arg-type]
+        stage = LlmStage(
+            spec,
+            StageOptions(
+                budget_usd=settings.budget_usd,
+                spent_before_usd=spent,
+                max_output_tokens=settings.max_output_tokens,
+                timeout_s=settings.timeout_s,
+                rpm=settings.rpm,
+                tpm=settings.tpm,
+                max_concurrency=settings.max_concurrency,
+                cache_path=str(out_dir / CACHE_FILE) if settings.cache else None,
+            ),
+        )
+        stage.start()
+        if spent >= settings.budget_usd:
+            log.warning(
+                "the LLM budget (llm.budget_usd=%s) is already spent (%.4f USD): nothing "
+                "will be sent; raise it to continue",
+                settings.budget_usd,
+                spent,
+            )
+            stage.exhausted = True
+        return cls(settings, stage, store, LocalClassifier.from_spec(spec))
+
+    # --- what the run loop asks -----------------------------------------------------
+
+    @property
+    def exhausted(self) -> bool:
+        return self._stage.exhausted
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def window_credit(self) -> int:
+        """Documents waiting on the LLM that do not count against the run window."""
+        return min(len(self._waiting), self._cap)
+
+    def submit(self, entry: _Entry, outcome: ProcessOutcome) -> None:
+        from docmill.llm.stage import LlmJob
+
+        row = entry.row
+        text = self._text(outcome)
+        guess = self._classifier.classify(text) if self._classifier is not None else None
+        if self._settings.redact_pii:
+            from docmill.llm.pii import mask_pii
+
+            text = mask_pii(text)
+        job = LlmJob(
+            doc_id=row.id,
+            sha256=row.sha256 or "",
+            text=text,
+            guess_label=getattr(guess, "label", None),
+            guess_confidence=float(getattr(guess, "confidence", 0.0) or 0.0),
+            guess_by=getattr(guess, "decided_by", None),
+        )
+        self._waiting[row.id] = (entry, outcome)
+        self._stage.submit(job)
+
+    def collect(self) -> list[tuple[Any, ProcessOutcome, bool]]:
+        """Finished documents: (entry, outcome with the LLM's work added, deferred)."""
+        out: list[tuple[Any, ProcessOutcome, bool]] = []
+        for result in self._stage.results():
+            entry, outcome = self._waiting.pop(result.doc_id)
+            if result.status == "deferred":
+                if result.cost_usd:
+                    self._store.add_spend(
+                        result.doc_id, result.cost_usd, result.input_tokens, result.output_tokens
+                    )
+                out.append((entry, outcome, True))
+            else:
+                out.append((entry, merge_answer(outcome, result), False))
+        return out
+
+    def close(self) -> None:
+        """Stop the stage; what still waits on it stays in flight for the runner to release."""
+        self._stage.close()
+        for result in self._stage.results():  # finished while closing: spend still counts
+            if result.cost_usd:
+                self._store.add_spend(
+                    result.doc_id, result.cost_usd, result.input_tokens, result.output_tokens
+                )
+        self._waiting.clear()
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _text(self, outcome: ProcessOutcome) -> str:
+        pages = decode_content(outcome.content)["text"] if outcome.content else list(outcome.text)
+        if self._settings.max_pages:
+            pages = pages[: self._settings.max_pages]
+        return "\n\n".join(pages)[: self._settings.max_chars]
+
+
+def merge_answer(outcome: ProcessOutcome, result: LlmResult) -> ProcessOutcome:
+    """The outcome with the label, fields and spend in its content and ledger columns."""
+    data = decode_content(outcome.content) if outcome.content else {
+        "text": list(outcome.text),
+        "metadata": dict(outcome.metadata),
+        **outcome.extra,
+    }
+    data["class"] = (
+        {"label": result.label, "confidence": result.confidence, "decided_by": result.decided_by}
+        if result.label
+        else None
+    )
+    data["fields"] = result.fields
+    data["llm"] = result.to_dict()
+    text, metadata = data.pop("text"), data.pop("metadata")
+    outcome.content = encode_content(text, metadata, **data)
+    outcome.text, outcome.extra = [], {}
+    outcome.label = result.label
+    outcome.cost_usd = result.cost_usd
+    outcome.tokens_in = result.input_tokens
+    outcome.tokens_out = result.output_tokens
+    if result.status == "failed" and result.error:
+        category, _, message = result.error.partition(":")
+        outcome.status = DocState.FAILED
+        outcome.error = ErrorInfo(FailureCategory(category), message, "llm")
+    return outcome

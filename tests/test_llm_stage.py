@@ -1,0 +1,198 @@
+"""The LLM stage end to end: the real CLI against the LLM simulator on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from docmill.testkit.llm_sim import SimConfig, serve_in_thread
+from engine_kit import read_parts, run_cli, status
+from pdfgen import write_pdf
+
+INVOICE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "invoice_number": {"type": ["string", "null"]},
+        "total": {"type": ["number", "null"]},
+        "vendor": {"type": ["string", "null"]},
+    },
+    "required": ["invoice_number", "total", "vendor"],
+    "additionalProperties": False,
+}
+
+
+def write_spec(folder: Path, base_url: str, *, rules: bool = False) -> Path:
+    """A spec with three labels; ``rules`` gives invoices a pattern the local rules trust."""
+    (folder / "invoice.schema.json").write_text(json.dumps(INVOICE_SCHEMA), encoding="utf-8")
+    patterns = "patterns = ['(?i)invoice number']" if rules else ""
+    # rules: keyword + pattern = 2 hits = confidence 0.75 (docmill.llm.classify)
+    threshold = 0.7 if rules else 0.9
+    spec = f"""
+[provider]
+name = "sim"
+base_url = "{base_url}"
+model = "sim-small"
+
+[extract_provider]
+model = "sim-large"
+
+[prices]
+"sim-small" = {{ input = 1.0, output = 2.0 }}
+"sim-large" = {{ input = 10.0, output = 30.0 }}
+
+[classifier]
+min_confidence = {threshold}
+
+[labels.invoice]
+description = "a bill asking for payment"
+keywords = ["invoice"]
+{patterns}
+schema_file = "invoice.schema.json"
+
+[labels.receipt]
+description = "proof of a payment made"
+keywords = ["receipt"]
+
+[labels.other]
+description = "anything else"
+"""
+    path = folder / "spec.toml"
+    path.write_text(spec, encoding="utf-8")
+    return path
+
+
+def make_docs(folder: Path, n: int) -> dict[str, dict[str, Any]]:
+    """n documents: invoices (with fields), receipts, letters. Returns truth by file name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    truth: dict[str, dict[str, Any]] = {}
+    for i in range(n):
+        kind = ("invoice", "receipt", "other")[i % 3]
+        if kind == "invoice":
+            lines = [
+                f"INVOICE from Acme {i}",
+                f"Invoice number: INV-{1000 + i}",
+                f"Vendor: Acme {i} GmbH",
+                f"Total: {100 + i}.50 EUR",
+            ]
+            fields = {"invoice_number": f"INV-{1000 + i}", "total": 100 + i + 0.5, "vendor": f"Acme {i} GmbH"}
+        elif kind == "receipt":
+            lines = [f"RECEIPT {i}", "Thank you for your payment", f"Paid: {20 + i} EUR"]
+            fields = None
+        else:
+            lines = [f"Dear customer {i},", "we are writing about your subscription."]
+            fields = None
+        name = f"doc-{i:03d}.pdf"
+        write_pdf(folder / name, ["\n".join(lines)])
+        truth[name] = {"label": kind, "fields": fields}
+    return truth
+
+
+def by_name(out: Path) -> dict[str, dict[str, Any]]:
+    return {Path(r["source"]).name: r for r in read_parts(out)}
+
+
+def llm_run(src: Path, out: Path, spec: Path, *extra: str) -> Any:
+    return run_cli(
+        "run", str(src), "--out", str(out), "--workers", "2", "--quiet",
+        "--set", f"llm.spec={spec}", *extra,
+    )
+
+
+def test_classification_and_extraction_end_to_end_then_a_rerun_is_free(tmp_path: Path) -> None:
+    truth = make_docs(tmp_path / "in", 12)
+    with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.05, seed=1)) as sim:
+        spec = write_spec(tmp_path, sim.base_url)
+        out = tmp_path / "out"
+        result = llm_run(tmp_path / "in", out, spec)
+        assert result.returncode == 0, result.stderr
+        records = by_name(out)
+        assert set(records) == set(truth)
+        for name, expected in truth.items():
+            record = records[name]
+            assert record["status"] == "done", record["error"]
+            assert record["class"]["label"] == expected["label"], name
+            assert record["class"]["decided_by"] == "llm"
+            assert record["fields"] == expected["fields"]
+            assert record["llm"]["input_tokens"] > 0 and record["llm"]["cost_usd"] > 0
+        sent = sim.stats()["chat_requests"]
+        assert sent == 12 + 4  # a classification each, an extraction per invoice
+        spent = status(out)["llm"]
+        assert spent["labels"] == {"invoice": 4, "other": 4, "receipt": 4}
+        assert spent["cost_usd"] == pytest.approx(sum(r["llm"]["cost_usd"] for r in records.values()))
+
+        # the same documents again from scratch (a lost ledger): every answer is cached
+        for path in out.iterdir():
+            if path.name != "llm-cache.db":
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        again = llm_run(tmp_path / "in", out, spec)
+        assert again.returncode == 0, again.stderr
+        assert sim.stats()["chat_requests"] == sent
+        rerun = by_name(out)
+        assert {n: r["class"]["label"] for n, r in rerun.items()} == {
+            n: t["label"] for n, t in truth.items()
+        }
+        assert all(r["llm"]["cost_usd"] == 0 and r["llm"]["cached"] >= 1 for r in rerun.values())
+
+
+def test_confident_local_rules_decide_without_a_call(tmp_path: Path) -> None:
+    make_docs(tmp_path / "in", 6)
+    with serve_in_thread(SimConfig(seed=2)) as sim:
+        spec = write_spec(tmp_path, sim.base_url, rules=True)
+        out = tmp_path / "out"
+        assert llm_run(tmp_path / "in", out, spec).returncode == 0
+        records = by_name(out)
+        invoices = [r for r in records.values() if r["class"]["label"] == "invoice"]
+        assert len(invoices) == 2
+        assert all(r["class"]["decided_by"] == "rules" for r in invoices)
+        # invoices: only the extraction call; the others: a classification call
+        assert sim.stats()["chat_requests"] == 2 + 4
+
+
+def test_the_budget_cap_holds_and_a_higher_budget_continues(tmp_path: Path) -> None:
+    truth = make_docs(tmp_path / "in", 30)
+    with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.03, seed=3)) as sim:
+        spec = write_spec(tmp_path, sim.base_url)
+        out = tmp_path / "out"
+        budget = 0.004
+        first = llm_run(tmp_path / "in", out, spec, "--set", f"llm.budget_usd={budget}")
+        assert first.returncode == 3, first.stderr
+        assert "budget" in first.stderr and "pending" in first.stderr
+        st = status(out)
+        assert st["counts"]["pending"] > 0 and st["counts"]["done"] > 0
+        # the most one request can cost, reserved before sending: the overrun bound
+        assert st["llm"]["cost_usd"] <= budget + 1e-9
+        records = by_name(out)
+        assert all(r["class"]["label"] == truth[n]["label"] for n, r in records.items())
+
+        second = llm_run(tmp_path / "in", out, spec, "--set", "llm.budget_usd=10")
+        assert second.returncode == 0, second.stderr
+        records = by_name(out)
+        assert set(records) == set(truth)
+        assert all(r["status"] == "done" for r in records.values())
+
+
+def test_a_provider_outage_opens_the_breaker_and_the_run_resumes_when_it_recovers(
+    tmp_path: Path,
+) -> None:
+    truth = make_docs(tmp_path / "in", 9)
+    with serve_in_thread(SimConfig(seed=4)) as sim:
+        spec = write_spec(tmp_path, sim.base_url)
+        sim.set_outage(True)
+        timer = threading.Timer(4.0, sim.set_outage, args=(False,))
+        timer.start()
+        try:
+            result = llm_run(tmp_path / "in", tmp_path / "out", spec)
+        finally:
+            timer.cancel()
+        assert result.returncode == 0, result.stderr
+        stats = sim.stats()
+        assert stats["by_status"].get("503", 0) >= 1
+        records = by_name(tmp_path / "out")
+        assert set(records) == set(truth)  # nothing lost
+        assert all(r["status"] == "done" for r in records.values())
+        assert all(r["class"]["label"] == truth[n]["label"] for n, r in records.items())
