@@ -40,7 +40,7 @@ LAYERS = {
     "testkit": 6,
 }
 EXEMPT = {"docmill", "docmill.__main__"}  # the package's lazy facade and `python -m`
-HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil")
+HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil", "sklearn")
 
 
 def module_name(path: Path) -> str:

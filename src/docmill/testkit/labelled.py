@@ -12,7 +12,8 @@ Documents vary in template, vendor, amounts, dates, language (English, German, F
 Spanish, and mixes), layout noise (addresses, bank details, footers, OCR-like typos in
 the prose) and some are ambiguous on purpose (a letter about an invoice, a delivery note
 or a purchase order that looks like an invoice, a receipt headed "invoice/receipt", a
-tax reminder that reads like a bill). Invoices and receipts always carry exact
+tax reminder that reads like a bill, or terse fragments with few telling words: a bare till
+slip, a memo, a price list). Invoices and receipts always carry exact
 ``key: value`` lines (``Invoice number:``, ``Date:``, ``Vendor:``, ``Total:``,
 ``Currency:``) so that extracted fields can be checked against ``truth.jsonl``.
 
@@ -398,8 +399,36 @@ def _other(rng: random.Random, lang: str) -> LabelledDoc:
 # --- ambiguous on purpose --------------------------------------------------------------
 
 
+def _terse(label: str, rng: random.Random, lang: str) -> LabelledDoc:
+    """A short document with few telling words (a fragment, a memo, a note)."""
+    if label == "receipt":  # no title, no receipt number: a bare till slip
+        base = _receipt(rng, lang)
+        keep = [ln for ln in base.pages[0].split("\n")
+                if ln.startswith(("Date:", "Vendor:", "Total:", "Currency:")) or "  " in ln]
+        fields = {**base.fields, "receipt_number": None}
+        return LabelledDoc("receipt", ("\n".join(keep),), fields, lang, ambiguous=True)
+    if label == "letter":  # a memo with no greeting or closing
+        sentences = rng.sample(_LETTER_TOPICS["en"], 2)
+        return LabelledDoc("letter", ("Memo\n" + "\n".join(sentences),), {}, "en", ambiguous=True)
+    if label == "tax_notice":  # a tax office writes a letter
+        person = rng.choice(PEOPLE)
+        text = (f"{rng.choice(TAX_OFFICES)}\nDear {person},\nwe have received your documents and will"
+                f" review your file for {_date(rng).year}.\nKind regards")
+        return LabelledDoc("tax_notice", (text,), {}, "en", ambiguous=True)
+    if label == "other":  # a price list: amounts and a vendor, nothing to pay
+        vendor = rng.choice(VENDORS)
+        rows = [f"{rng.choice(ITEMS)}  {_money(_amount(rng, 5, 500), 'us')}" for _ in range(4)]
+        return LabelledDoc("other", ("\n".join([vendor, "Prices 2024", *rows, "Valid while stocks last"]),),
+                           {}, lang, ambiguous=True)
+    base = _invoice(rng, lang)  # an invoice whose prose is lost: only the key lines
+    keep = [ln for ln in base.pages[0].split("\n") if ": " in ln and not ln.startswith("VAT")]
+    return LabelledDoc("invoice", ("\n".join(keep),), base.fields, lang, ambiguous=True)
+
+
 def _ambiguous(label: str, rng: random.Random, lang: str) -> LabelledDoc:
-    """A document of ``label`` that borrows another label's words."""
+    """A document of ``label`` that borrows another label's words (or has few words)."""
+    if rng.random() < 0.4:
+        return _terse(label, rng, lang)
     if label == "letter":  # a cover letter about an invoice, or a payment reminder
         base = _letter(rng, "en")
         extra = rng.choice((
