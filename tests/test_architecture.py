@@ -40,7 +40,7 @@ LAYERS = {
     "testkit": 6,
 }
 EXEMPT = {"docmill", "docmill.__main__"}  # the package's lazy facade and `python -m`
-HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil")
+HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil", "sklearn")
 
 
 def module_name(path: Path) -> str:
@@ -270,6 +270,6 @@ def test_every_cli_subcommand_is_in_the_readme() -> None:
         pytest.skip("README.md is not written yet")
     text = readme.read_text(encoding="utf-8")
     commands = _subcommands()
-    assert commands == ["export", "retry", "run", "status"]
+    assert commands == ["export", "retry", "run", "status", "train-classifier"]
     missing = [c for c in commands if f"docmill {c}" not in text]
     assert missing == [], f"subcommands not in README.md: {missing}"

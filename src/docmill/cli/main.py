@@ -60,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
         "--tables-dir", metavar="T",
         help="also write one CSV per table ({doc_id}-p{page}-t{n}.csv) into folder T",
     )
+
+    train = sub.add_parser(
+        "train-classifier",
+        help="train the LLM stage's local classifier from a folder with one sub-folder per label",
+    )
+    train.add_argument("labelled_dir", metavar="LABELLED_DIR")
+    train.add_argument("--spec", metavar="SPEC", help="LLM spec (default: the setting llm.spec)")
+    train.add_argument(
+        "-o", "--output", metavar="FILE",
+        help="model file (default: the spec's classifier.model_file, else classifier.json beside it)",
+    )
+    train.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
+    train.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
     return parser
 
 
@@ -285,7 +298,56 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"run": cmd_run, "status": cmd_status, "retry": cmd_retry, "export": cmd_export}
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from docmill.llm.spec import load_spec
+    from docmill.llm.train import TrainingError, require_sklearn, train_classifier
+    from docmill.settings import SettingsError, load_settings
+
+    try:
+        require_sklearn()
+        settings = load_settings(args.config)
+        spec_path = args.spec or settings.llm.spec or None
+        spec = load_spec(spec_path) if spec_path else None
+        if spec is None and args.output is None:
+            _error("train-classifier needs --spec (or the setting llm.spec) or -o FILE")
+            return EXIT_USAGE
+        print(f"docmill: extracting text from {args.labelled_dir} ...", file=sys.stderr)
+        report = train_classifier(
+            args.labelled_dir, spec=spec, output=args.output,
+            max_pages=settings.llm.max_pages, folds=args.folds,
+        )
+    except (TrainingError, SettingsError) as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    for path, why in report.skipped:
+        print(f"  skipped {path}: {why}", file=sys.stderr)
+    if report.folds:
+        print(
+            f"{report.folds}-fold cross-validated accuracy: {report.accuracy:.1%}"
+            f" ({report.examples} documents); decided at confidence >= {report.min_confidence}:"
+            f" {report.decided_share:.1%}, of which correct {report.decided_accuracy:.1%}"
+        )
+        for s in report.per_label:
+            print(
+                f"  {s.label:<16} {s.examples:>6} documents  accuracy {s.accuracy:6.1%}"
+                f"  decided {s.decided / s.examples if s.examples else 0:6.1%}"
+            )
+    else:
+        print(f"too few documents per label to cross-validate ({report.examples} documents)")
+    missing = report.meta.get("labels_without_examples") or []
+    if missing:
+        print(f"  labels of the spec without documents (never predicted by the model): {missing}")
+    print(f"model written to {report.model_file} ({report.features:,} features)")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "status": cmd_status,
+    "retry": cmd_retry,
+    "export": cmd_export,
+    "train-classifier": cmd_train_classifier,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
