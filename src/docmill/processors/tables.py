@@ -405,7 +405,8 @@ def _line_text(line: Sequence[Char]) -> str:
                 parts.append(" ")
         parts.append(ch.text)
         prev = ch
-    return re.sub(r" {2,}", " ", "".join(parts)).strip()
+    # PDFium's "\x02" is a hyphen that broke a word at a line end
+    return re.sub(r" {2,}", " ", "".join(parts).replace("\x02", "-")).strip()
 
 
 # ---------------------------------------------------------------- unruled tables
