@@ -54,8 +54,10 @@ def test_every_hostile_file_ends_terminal_with_a_category(tmp_path: Path) -> Non
     assert by_name["encrypted_empty_user_rc4.pdf"]["status"] == "done"
     assert by_name["encrypted_empty_user_rc4.pdf"]["metadata"]["encrypted"] is True
     assert by_name["zero_bytes.pdf"]["error"]["category"] == "empty"
-    assert by_name["png_as_pdf.pdf"]["status"] == "skipped"
+    # a PNG named .pdf is an image: detected from its bytes and read by OCR
     assert by_name["png_as_pdf.pdf"]["mime"] == "image/png"
+    assert by_name["png_as_pdf.pdf"]["status"] in ("done", "failed")
+    assert by_name["png_as_pdf.pdf"]["error"] is None or by_name["png_as_pdf.pdf"]["error"]["stage"] == "ocr"
     assert by_name["html_as_pdf.pdf"]["mime"] == "text/html"
     assert by_name["pages_100k.pdf"]["pages"] == 100_000
     assert by_name["bomb_flate_4gib.pdf"]["error"]["category"] == "memory"
