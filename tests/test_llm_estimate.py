@@ -74,6 +74,10 @@ def test_estimate_needs_a_spec(tmp_path: Path) -> None:
     result = run_cli("estimate", str(tmp_path / "in"))
     assert result.returncode == 2
     assert "llm.spec" in result.stderr
+    spec = write_spec(tmp_path, f"http://127.0.0.1:{_dead_port()}/v1")
+    missing = run_cli("estimate", str(tmp_path / "nope"), "--set", f"llm.spec={spec}")
+    assert missing.returncode == 1
+    assert "source not found" in missing.stderr
 
 
 def test_spread_is_even_deterministic_and_covers_small_folders() -> None:

@@ -51,6 +51,7 @@ from docmill.model import DocState
 from docmill.processors import ExtractOptions, Task, process_task
 from docmill.settings import LlmSettings, SourceSettings
 from docmill.sources import iter_sources
+from docmill.sources.discover import check_sources
 
 DEFAULT_SAMPLE: Final = 50
 FIELD_VALUE_TOKENS: Final = 6  # a typical field value in place of null, in tokens
@@ -248,7 +249,9 @@ def summarize(
 def sample_paths(
     sources: Sequence[str], options: SourceSettings, n: int, seed: int = 0
 ) -> tuple[int, list[str]]:
-    """(how many files the sources name, ``n`` of them spread evenly): two lazy passes."""
+    """(how many files the sources name, ``n`` of them spread evenly): two lazy passes.
+    Raises :class:`~docmill.sources.SourceError` for a source that does not exist."""
+    check_sources(sources)
     count = sum(1 for _ in iter_sources(sources, options))
     wanted = spread(count, n, seed)
     picked: list[str] = []
