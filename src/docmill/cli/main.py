@@ -73,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
     train.add_argument("--folds", type=int, default=5, metavar="K", help="cross-validation folds")
+
+    est = sub.add_parser(
+        "estimate", help="predict the LLM stage's calls, tokens and cost from a sample (sends nothing)"
+    )
+    est.add_argument("sources", nargs="+", metavar="SOURCE", help="as for `docmill run`")
+    est.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
+    est.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="override a setting, e.g. --set llm.spec=spec.toml (repeatable)",
+    )
+    est.add_argument("--sample", type=int, default=50, metavar="N", help="documents to read (default 50)")
+    est.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -341,12 +353,70 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from docmill.engine.runner import extract_options
+    from docmill.llm.classify import ModelFileError
+    from docmill.llm.cost import UnknownModelError
+    from docmill.llm.estimate import estimate_run
+    from docmill.llm.spec import SpecError, load_spec
+    from docmill.settings import SettingsError, load_settings
+    from docmill.sources import SourceError
+
+    if args.sample < 1:
+        _error("--sample must be at least 1")
+        return EXIT_USAGE
+    try:
+        settings = load_settings(args.config, overrides=_overrides(args.overrides))
+    except ValueError as exc:  # a bad --set pair
+        if isinstance(exc, SettingsError):
+            _error(f"{exc} (fix the setting in the config file, DOCMILL_* env or --set)")
+            return EXIT_ERROR
+        _error(str(exc))
+        return EXIT_USAGE
+    if not settings.llm.spec:
+        _error("estimate needs an LLM spec: set llm.spec (e.g. --set llm.spec=spec.toml)")
+        return EXIT_USAGE
+    try:
+        spec = load_spec(settings.llm.spec)
+        report = estimate_run(
+            args.sources, spec, settings.llm, settings.sources,
+            replace(extract_options(settings), tables=False, markdown=False),
+            sample=args.sample, max_file_bytes=settings.run.max_file_mb << 20,
+        )
+    except (SpecError, SourceError, ModelFileError, UnknownModelError) as exc:
+        _error(str(exc).strip('"'))
+        return EXIT_ERROR
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return EXIT_OK
+    r = report
+    print(
+        f"{r.documents:,} documents, {r.sampled:,} sampled ({r.sent_to_llm:,} with text for the LLM,"
+        f" {r.decided_share:.0%} of them decided locally)"
+    )
+    print(f"  classify calls  {r.classify_calls:>12,.0f}  ({r.models['classify']})")
+    print(f"  extract calls   {r.extract_calls:>12,.0f}  ({r.models['extract']})")
+    print(f"  input tokens    {r.input_tokens:>12,.0f}")
+    print(f"  output tokens   {r.output_tokens:>12,.0f}  (typical answers; up to llm.max_output_tokens each)")
+    print(f"  cost USD        {r.cost_expected:>12,.4f}  (range {r.cost_low:,.4f} - {r.cost_high:,.4f})")
+    verdict = (
+        "suffices" if r.budget_suffices
+        else "covers the expected cost, not the high end" if r.cost_expected <= r.budget_usd
+        else "does NOT suffice"
+    )
+    print(f"  budget USD      {r.budget_usd:>12,.4f}  (llm.budget_usd: {verdict})")
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "status": cmd_status,
     "retry": cmd_retry,
     "export": cmd_export,
     "train-classifier": cmd_train_classifier,
+    "estimate": cmd_estimate,
 }
 
 

@@ -139,10 +139,10 @@ class LlmBridge:
     # --- helpers --------------------------------------------------------------------
 
     def _text(self, outcome: ProcessOutcome) -> str:
+        from docmill.llm.stage import text_to_send
+
         pages = decode_content(outcome.content)["text"] if outcome.content else list(outcome.text)
-        if self._settings.max_pages:
-            pages = pages[: self._settings.max_pages]
-        return "\n\n".join(pages)[: self._settings.max_chars]
+        return text_to_send(pages, self._settings.max_pages, self._settings.max_chars)
 
 
 def merge_answer(outcome: ProcessOutcome, result: LlmResult) -> ProcessOutcome:

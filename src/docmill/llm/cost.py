@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import random
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -209,6 +209,25 @@ class Estimate:
     high: float
 
 
+def bootstrap_mean(
+    samples: Sequence[float], *, confidence: float = 0.90, rounds: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
+    """(low, mean, high): the sample's mean and a percentile bootstrap interval of it
+    (``rounds`` resamples, central ``confidence`` interval, deterministic for a ``seed``)."""
+    if not samples:
+        raise ValueError("a bootstrap needs at least one sample")
+    if not 0.0 < confidence < 1.0 or rounds < 1:
+        raise ValueError("confidence must be in (0, 1) and rounds >= 1")
+    mean = statistics.fmean(samples)
+    rng = random.Random(seed)
+    k = len(samples)
+    means = sorted(statistics.fmean(rng.choices(samples, k=k)) for _ in range(rounds))
+    tail = (1.0 - confidence) / 2.0
+    lo_i = min(rounds - 1, max(0, math.floor(tail * rounds)))
+    hi_i = min(rounds - 1, max(0, math.ceil((1.0 - tail) * rounds) - 1))
+    return means[lo_i], mean, means[hi_i]
+
+
 def estimate(
     samples: list[int],
     n_docs: int,
@@ -241,16 +260,10 @@ def estimate(
         per_doc = mean_input * p.input_per_mtok + expected_output_tokens * p.output_per_mtok
         return n_docs * per_doc / _MTOK
 
-    mean = statistics.fmean(samples)
-    rng = random.Random(seed)
-    k = len(samples)
-    means = sorted(statistics.fmean(rng.choices(samples, k=k)) for _ in range(rounds))
-    tail = (1.0 - confidence) / 2.0
-    lo_i = min(rounds - 1, max(0, math.floor(tail * rounds)))
-    hi_i = min(rounds - 1, max(0, math.ceil((1.0 - tail) * rounds) - 1))
+    lo_mean, mean, hi_mean = bootstrap_mean(samples, confidence=confidence, rounds=rounds, seed=seed)
     expected = run_cost(mean)
     return Estimate(
-        low=min(run_cost(means[lo_i]), expected),
+        low=min(run_cost(lo_mean), expected),
         expected=expected,
-        high=max(run_cost(means[hi_i]), expected),
+        high=max(run_cost(hi_mean), expected),
     )

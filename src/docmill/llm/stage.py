@@ -26,7 +26,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,15 @@ _OUTCOME = {
 def estimate_tokens(text: str) -> int:
     """About four characters a token (the providers' rule of thumb for English)."""
     return (len(text) + 3) // 4
+
+
+def text_to_send(pages: Sequence[str], max_pages: int, max_chars: int) -> str:
+    """A document's text as the stage sees it: the first ``max_pages`` pages (0: all)
+    joined by a blank line, cut to ``max_chars`` (settings ``llm.max_pages`` /
+    ``llm.max_chars``). PII masking, when asked, comes after the local classifier."""
+    if max_pages:
+        pages = pages[:max_pages]
+    return "\n\n".join(pages)[:max_chars]
 
 
 @dataclass(frozen=True)
