@@ -196,3 +196,29 @@ def test_a_provider_outage_opens_the_breaker_and_the_run_resumes_when_it_recover
         assert set(records) == set(truth)  # nothing lost
         assert all(r["status"] == "done" for r in records.values())
         assert all(r["class"]["label"] == truth[n]["label"] for n, r in records.items())
+
+
+def test_page_images_are_sent_to_models_that_read_them(tmp_path: Path) -> None:
+    truth = make_docs(tmp_path / "in", 4)
+    with serve_in_thread(SimConfig(seed=5)) as sim:
+        spec = write_spec(tmp_path, sim.base_url)
+        out = tmp_path / "out"
+        result = llm_run(tmp_path / "in", out, spec, "--set", "llm.input=images")
+        assert result.returncode == 0, result.stderr
+        stats = sim.stats()
+        # one rendered page per document and request: 4 classifications + 2 extractions
+        assert stats["chat_requests"] == 4 + 2
+        assert stats["image_parts"] == stats["chat_requests"]
+        records = by_name(out)
+        assert set(records) == set(truth)
+        assert all("images" not in r for r in records.values())  # never stored
+        # images cost their own tokens on top of the text
+        assert all(r["llm"]["input_tokens"] > 0 for r in records.values())
+
+        refused = llm_run(
+            tmp_path / "in", tmp_path / "out2", spec,
+            "--set", "llm.input=images", "--set", "llm.redact_pii=true",
+        )
+        assert refused.returncode == 1
+        assert "cannot mask page images" in refused.stderr
+        assert "Traceback" not in refused.stderr

@@ -45,6 +45,8 @@ CONTRACT_DEFAULTS = {
     "output.part_max_seconds": 10.0,
     "output.markdown": False,
     "llm.spec": "",
+    "llm.input": "text",
+    "llm.image_dpi": 100,
     "llm.budget_usd": 10.0,
     "llm.redact_pii": False,
     "llm.max_pages": 3,

@@ -155,6 +155,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         _error(str(exc))
         return EXIT_ERROR
+    except SettingsError as exc:  # e.g. the LLM spec, found only when the run starts
+        _error(f"{exc} (fix the setting in the config file, DOCMILL_* env or --set)")
+        return EXIT_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
     if summary.status == "budget":

@@ -10,6 +10,7 @@ when the budget ran out (they go back to pending, and what they cost is still co
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,13 @@ class LlmBridge:
         from docmill.llm.spec import load_spec
         from docmill.llm.stage import LlmStage, StageOptions
 
+        if settings.input == "images" and settings.redact_pii:
+            from docmill.settings import SettingsError
+
+            raise SettingsError(
+                "llm.redact_pii cannot mask page images: use llm.input = \"text\" to mask, "
+                "or turn llm.redact_pii off to send images"
+            )
         spec = load_spec(settings.spec)
         spent = float(store.llm_totals()["cost_usd"])  # type: ignore[arg-type]
         stage = LlmStage(
@@ -100,7 +108,13 @@ class LlmBridge:
             from docmill.llm.pii import mask_pii
 
             text = mask_pii(text)
+        images = tuple(
+            f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+            for mime, data in outcome.images
+        )
+        outcome.images = []  # sent once; never kept
         job = LlmJob(
+            images=images,
             doc_id=row.id,
             sha256=row.sha256 or "",
             text=text,

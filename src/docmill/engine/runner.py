@@ -92,6 +92,8 @@ def extract_options(s: Settings) -> ExtractOptions:
         ocr=s.extract.ocr,
         ocr_languages=s.extract.ocr_languages,
         markdown=s.output.markdown,
+        image_pages=(s.llm.max_pages or 3) if s.llm.spec and s.llm.input == "images" else 0,
+        image_dpi=s.llm.image_dpi,
     )
 
 

@@ -41,6 +41,7 @@ from docmill.llm.classify import Guess, LocalClassifier
 from docmill.llm.cost import PriceTable, bootstrap_mean
 from docmill.llm.spec import Label, LlmSpec
 from docmill.llm.stage import (
+    billed_tokens,
     classify_messages,
     classify_schema,
     estimate_tokens,
@@ -137,13 +138,6 @@ def spread(count: int, n: int, seed: int = 0) -> list[int]:
     rng = random.Random(seed)
     width = count / n
     return [min(count - 1, math.floor((k + rng.random()) * width)) for k in range(n)]
-
-
-def billed_tokens(messages: Sequence[dict[str, str]], schema: dict[str, Any]) -> int:
-    """Input tokens of a request as a provider bills them: the messages' text and the
-    JSON schema (no JSON envelope), by the stage's estimator."""
-    text = "\n".join(m["content"] for m in messages)
-    return estimate_tokens(text + json.dumps(schema, sort_keys=True))
 
 
 def _capped(tokens: int, cap: int) -> int:

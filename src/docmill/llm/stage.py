@@ -69,6 +69,7 @@ class LlmJob:
     guess_label: str | None = None  # the local classifier's decision, if confident
     guess_confidence: float = 0.0
     guess_by: str | None = None  # rules | model
+    images: tuple[str, ...] = ()  # page images as data URLs (llm.input = "images")
 
 
 @dataclass
@@ -135,7 +136,40 @@ def classify_schema(labels: list[str]) -> dict[str, Any]:
     }
 
 
-def classify_messages(spec: LlmSpec, text: str) -> list[dict[str, str]]:
+IMAGE_TOKENS = 1105  # what a provider bills for one page image (OpenAI, high detail, ~A4)
+
+
+def _user(text: str, images: Sequence[str]) -> Any:
+    """A user message's content: the text, then the images (data URLs) if any."""
+    if not images:
+        return text
+    return [
+        {"type": "text", "text": text},
+        *({"type": "image_url", "image_url": {"url": url}} for url in images),
+    ]
+
+
+def billed_tokens(messages: Sequence[Mapping[str, Any]], schema: Mapping[str, Any]) -> int:
+    """Input tokens of a request as a provider bills them: the messages' text, the JSON
+    schema and ``IMAGE_TOKENS`` per image (no JSON envelope)."""
+    texts: list[str] = []
+    images = 0
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            texts.append(content)
+            continue
+        for part in content:
+            if part.get("type") == "text":
+                texts.append(str(part.get("text", "")))
+            else:
+                images += 1
+    return estimate_tokens("\n".join(texts) + json.dumps(schema, sort_keys=True)) + images * IMAGE_TOKENS
+
+
+def classify_messages(
+    spec: LlmSpec, text: str, images: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     lines = [f"- {lb.name}: {', '.join(lb.keywords)}" for lb in spec.labels]
     described = "\n".join(f"{lb.name}: {lb.description}" for lb in spec.labels if lb.description)
     system = (
@@ -143,17 +177,19 @@ def classify_messages(spec: LlmSpec, text: str) -> list[dict[str, str]]:
         "confidence between 0 and 1."
     )
     user = f"Labels:\n{chr(10).join(lines)}\n\n{described}\n\n<document>\n{text}\n</document>"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": system}, {"role": "user", "content": _user(user, images)}]
 
 
-def extract_messages(label: Label, text: str, problem: str | None = None) -> list[dict[str, str]]:
+def extract_messages(
+    label: Label, text: str, problem: str | None = None, images: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     system = (
         f"You extract fields from a document of type {label.name}. Answer with JSON that "
         "matches the schema; use null for a field the document does not give."
     )
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": system},
-        {"role": "user", "content": f"<document>\n{text}\n</document>"},
+        {"role": "user", "content": _user(f"<document>\n{text}\n</document>", images)},
     ]
     if problem:
         messages.append(
@@ -323,7 +359,7 @@ class LlmStage:
                     result,
                     self.spec.provider,
                     job,
-                    classify_messages(self.spec, job.text),
+                    classify_messages(self.spec, job.text, job.images),
                     classify_schema(labels),
                     CLASSIFY_SCHEMA_NAME,
                 )
@@ -357,7 +393,7 @@ class LlmStage:
                 result,
                 self.spec.extract_provider,
                 job,
-                extract_messages(label, job.text, problem),
+                extract_messages(label, job.text, problem, job.images),
                 dict(label.schema),
                 EXTRACT_SCHEMA_NAME,
                 use_cache=problem is None,
@@ -372,7 +408,7 @@ class LlmStage:
         result: LlmResult,
         provider: ProviderSpec,
         job: LlmJob,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         schema: dict[str, Any],
         schema_name: str,
         *,
@@ -388,8 +424,9 @@ class LlmStage:
             if hit is not None:
                 result.cached += 1
                 return hit.answer
-        est_in = estimate_tokens(prompt) + estimate_tokens(json.dumps(schema))
-        max_cost = self.prices.cost(slot.model, est_in * 2, self.options.max_output_tokens)
+        est_in = billed_tokens(messages, schema)
+        # reserved: the estimate with a margin for the provider's own tokenizer
+        max_cost = self.prices.cost(slot.model, est_in * 3 // 2 + 16, self.options.max_output_tokens)
         attempt = 0
         while True:
             if self.exhausted:
@@ -424,7 +461,7 @@ class LlmStage:
     async def _send(
         self,
         slot: _Slot,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         schema: dict[str, Any],
         schema_name: str,
         est_in: int,

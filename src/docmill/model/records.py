@@ -100,6 +100,9 @@ class ProcessOutcome:
     # more content keys beyond text and metadata: "tables", "text_source", "markdown"...
     extra: dict[str, Any] = field(default_factory=dict)
     content: bytes | None = None  # text, metadata and extra, encoded (see seal)
+    # page images for the LLM stage (llm.input = "images"): (MIME type, bytes); passed to
+    # the driver with the outcome, never sealed or stored
+    images: list[tuple[str, bytes]] = field(default_factory=list)
     # the LLM stage's label and spend, kept in ledger columns for status and the budget
     label: str | None = None
     cost_usd: float = 0.0
@@ -125,6 +128,7 @@ class ProcessOutcome:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.opened())
         data.pop("content", None)
+        data.pop("images", None)  # transient: never stored
         data["status"] = str(self.status)
         data["error"] = self.error.to_dict() if self.error else None
         return data

@@ -108,4 +108,13 @@ def extract_image(path: str, request: ExtractRequest) -> ProcessOutcome:
         parse_s=time.perf_counter() - started,
         page_range=rng if rng.start or rng.stop < pages else None,
         extra={"text_source": sources},
+        images=_images_for_llm(path, mime, request),
     )
+
+
+def _images_for_llm(path: str, mime: str, request: ExtractRequest) -> list[tuple[str, bytes]]:
+    if not request.options.image_pages:
+        return []
+    from docmill.processors.page_images import file_image
+
+    return file_image(path, mime)

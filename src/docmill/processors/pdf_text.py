@@ -196,6 +196,11 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         meta["unreadable_pages"] = unreadable
         sources = ocr_pdf(doc, rng.start, text, unreadable, request, meta)
         done = tables.into(_finish(pages, text, meta, rng, started, sources))
+        if request.options.image_pages and rng.start == 0:
+            from docmill.processors.page_images import pdf_page_images
+
+            request.on_stage("render")
+            done.images = pdf_page_images(doc, 0, request.options.image_pages, request.options.image_dpi)
         return _with_markdown(done, structure, request)  # after tables: it renders them
     finally:
         doc.close()

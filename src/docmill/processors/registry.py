@@ -32,6 +32,8 @@ class ExtractOptions:
     ocr: str = "auto"  # auto: pages without a usable text layer | always | never
     ocr_languages: str = "eng"  # Tesseract language codes, "+"-joined
     markdown: bool = False  # render the document as Markdown (record key "markdown")
+    image_pages: int = 0  # render this many first pages as images for the LLM (0: none)
+    image_dpi: int = 100
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,8 @@ class LlmSettings:
     """The LLM stage: classification and field extraction (off while ``spec`` is empty)."""
 
     spec: str = ""  # path of the LLM spec (providers, labels, schemas; see docmill.llm.spec)
+    input: str = "text"  # text: extracted text | images: page images, for models that read them
+    image_dpi: int = 100  # resolution of page images sent with input = "images"
     budget_usd: float = 10.0  # hard cap on spend per output folder; 0 sends nothing
     redact_pii: bool = False  # mask SSNs, e-mails, phones, card numbers before sending
     max_pages: int = 3  # the text of the first N pages is sent (0: all)
@@ -155,6 +157,7 @@ _SECTIONS: dict[str, type[Any]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "output.format": ("jsonl", "parquet"),
     "extract.ocr": ("auto", "always", "never"),
+    "llm.input": ("text", "images"),
 }
 _NON_NEGATIVE = {
     "run.workers",
@@ -168,6 +171,7 @@ _NON_NEGATIVE = {
 }
 _POSITIVE = {
     "llm.max_chars",
+    "llm.image_dpi",
     "llm.max_output_tokens",
     "llm.max_concurrency",
     "llm.timeout_s",

@@ -132,6 +132,7 @@ class _Stats:
     timeouts: int = 0
     invalid_json: int = 0
     client_errors: int = 0
+    image_parts: int = 0  # image_url parts received (page images)
     prompt_tokens: int = 0
     completion_tokens: int = 0
     connections_open: int = 0
@@ -233,6 +234,7 @@ class LlmSimulator:
             "timeouts": s.timeouts,
             "invalid_json": s.invalid_json,
             "client_errors": s.client_errors,
+            "image_parts": s.image_parts,
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
             "connections_open": s.connections_open,
@@ -384,6 +386,13 @@ class LlmSimulator:
             if not isinstance(payload.get("model"), str) or not isinstance(messages, list):
                 raise ValueError
             response_format = payload.get("response_format")
+            s.image_parts += sum(
+                1
+                for m in messages
+                if isinstance(m.get("content"), list)
+                for part in m["content"]
+                if isinstance(part, dict) and part.get("type") == "image_url"
+            )
             reply = answer(messages, response_format if isinstance(response_format, dict) else None)
         except (ValueError, KeyError, TypeError, AttributeError):
             s.client_errors += 1
