@@ -38,6 +38,7 @@ LAYERS = {
     "api": 6,
     "executors": 6,
     "testkit": 6,
+    "service": 6,
 }
 EXEMPT = {"docmill", "docmill.__main__"}  # the package's lazy facade and `python -m`
 HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil", "sklearn")

@@ -57,6 +57,19 @@ CONTRACT_DEFAULTS = {
     "llm.max_concurrency": 32,
     "llm.timeout_s": 60.0,
     "llm.cache": True,
+    "service.host": "127.0.0.1",
+    "service.port": 8080,
+    "service.data_dir": "docmill-service",
+    "service.extract_workers": 0,
+    "service.job_workers": 1,
+    "service.max_upload_mb": 50.0,
+    "service.max_files": 10000,
+    "service.extract_max_mb": 10.0,
+    "service.extract_max_pages": 20,
+    "service.allowed_roots": (),
+    "service.allowed_hosts": (),
+    "service.redis_url": "",
+    "service.tiers_file": "",
 }
 
 
@@ -98,7 +111,7 @@ def test_defaults_match_the_contract_and_come_from_the_default_layer() -> None:
 
 def test_to_dict_is_json_serialisable_and_complete() -> None:
     data = load_settings(env={}).to_dict()
-    assert set(data) == {"run", "sources", "extract", "output", "llm"}
+    assert set(data) == {"run", "sources", "extract", "output", "llm", "service"}
     flat = {f"{s}.{k}" for s, table in data.items() for k in table}
     assert flat == set(known_keys())
     assert json.loads(json.dumps(data))["run"]["timeout_s"] == 120.0

@@ -109,6 +109,25 @@ class LlmSettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """``docmill serve`` and ``docmill worker``: the HTTP API, its jobs and its limits."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "docmill-service"  # the service's ledger, keys and one folder per job
+    extract_workers: int = 0  # worker processes for POST /v1/extract (0: usable cores)
+    job_workers: int = 1  # jobs run at once inside the server (0: only `docmill worker`)
+    max_upload_mb: float = 50.0  # per uploaded file
+    max_files: int = 10000  # per job upload
+    extract_max_mb: float = 10.0  # POST /v1/extract: file size cap
+    extract_max_pages: int = 20  # POST /v1/extract: page cap
+    allowed_roots: tuple[str, ...] = ()  # folders a job may name as its source (none: uploads only)
+    allowed_hosts: tuple[str, ...] = ()  # hosts a job's source URL may name (none: no URLs)
+    redis_url: str = ""  # share rate limits between instances (empty: in memory)
+    tiers_file: str = ""  # TOML of tiers and their limits (empty: the built-in tiers)
+
+
+@dataclass(frozen=True)
 class Settings:
     """All settings, plus where each value came from."""
 
@@ -117,6 +136,7 @@ class Settings:
     extract: ExtractSettings = field(default_factory=ExtractSettings)
     output: OutputSettings = field(default_factory=OutputSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    service: ServiceSettings = field(default_factory=ServiceSettings)
     origins: Origins = field(default_factory=lambda: Origins({}), compare=False)
 
     def origin(self, key: str) -> str:
@@ -152,6 +172,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "extract": ExtractSettings,
     "output": OutputSettings,
     "llm": LlmSettings,
+    "service": ServiceSettings,
 }
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -167,9 +188,16 @@ _NON_NEGATIVE = {
     "llm.budget_usd",
     "llm.max_pages",
     "llm.rpm",
+    "service.extract_workers",
+    "service.job_workers",
     "llm.tpm",
 }
 _POSITIVE = {
+    "service.port",
+    "service.max_upload_mb",
+    "service.max_files",
+    "service.extract_max_mb",
+    "service.extract_max_pages",
     "llm.max_chars",
     "llm.image_dpi",
     "llm.max_output_tokens",
