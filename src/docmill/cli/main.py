@@ -85,6 +85,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     est.add_argument("--sample", type=int, default=50, metavar="N", help="documents to read (default 50)")
     est.add_argument("--json", action="store_true", help="machine-readable output")
+
+    serve = sub.add_parser("serve", help="the HTTP API (jobs, one-document extract, metrics)")
+    serve.add_argument("--host", metavar="HOST", help="address to listen on (service.host)")
+    serve.add_argument("--port", type=int, metavar="PORT", help="port (service.port)")
+    worker = sub.add_parser("worker", help="run the service's queued jobs (no HTTP)")
+    worker.add_argument(
+        "--threads", type=int, metavar="N", help="jobs at once (default: service.job_workers, min 1)"
+    )
+    for cmd in (serve, worker):
+        cmd.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
+        cmd.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+            help="override a setting, e.g. --set service.data_dir=/srv/docmill (repeatable)",
+        )
     return parser
 
 
@@ -413,6 +427,49 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _service_settings(args: argparse.Namespace) -> Any:
+    from docmill.settings import load_settings
+
+    overrides: dict[str, Any] = _overrides(args.overrides)
+    if getattr(args, "host", None):
+        overrides["service.host"] = args.host
+    if getattr(args, "port", None) is not None:
+        overrides["service.port"] = str(args.port)
+    return load_settings(args.config, overrides=overrides)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from docmill.observability.logs import configure_logging
+    from docmill.settings import SettingsError
+
+    configure_logging("INFO")
+    try:
+        settings = _service_settings(args)
+    except (ValueError, SettingsError) as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    from docmill.service.server import serve
+
+    serve(settings)
+    return EXIT_OK
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from docmill.observability.logs import configure_logging
+    from docmill.settings import SettingsError
+
+    configure_logging("INFO")
+    try:
+        settings = _service_settings(args)
+    except (ValueError, SettingsError) as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    from docmill.service.server import work
+
+    work(settings, args.threads or settings.service.job_workers)
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "status": cmd_status,
@@ -420,6 +477,8 @@ COMMANDS = {
     "export": cmd_export,
     "train-classifier": cmd_train_classifier,
     "estimate": cmd_estimate,
+    "serve": cmd_serve,
+    "worker": cmd_worker,
 }
 
 

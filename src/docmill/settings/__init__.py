@@ -4,22 +4,24 @@ from docmill.settings.loader import (
     ExtractSettings,
     LlmSettings,
     OutputSettings,
-    ServiceSettings,
     RunSettings,
+    ServiceSettings,
     Settings,
     SettingsError,
     SourceSettings,
     load_settings,
+    with_overrides,
 )
 
 __all__ = [
     "ExtractSettings",
     "LlmSettings",
     "OutputSettings",
-    "ServiceSettings",
     "RunSettings",
+    "ServiceSettings",
     "Settings",
     "SettingsError",
     "SourceSettings",
     "load_settings",
+    "with_overrides",
 ]

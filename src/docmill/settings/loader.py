@@ -361,3 +361,21 @@ def load_settings(
         kwargs = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(section + ".")}
         sections[section] = cls(**kwargs)
     return Settings(**sections, origins=Origins(origins))
+
+
+def with_overrides(settings: Settings, overrides: Mapping[str, Any], origin: str = "job") -> Settings:
+    """``settings`` with some keys replaced, coerced and checked as ``--set`` values are
+    (the service applies a job's overrides over the server's settings this way)."""
+    known = set(known_keys())
+    changes: dict[str, dict[str, Any]] = {}
+    origins = dict(settings.origins)
+    for key, raw in overrides.items():
+        if key not in known:
+            raise _unknown(key)
+        value = _coerce(key, raw, from_text=isinstance(raw, str))
+        _check(key, value)
+        section, name = key.split(".", 1)
+        changes.setdefault(section, {})[name] = value
+        origins[key] = origin
+    replaced = {s: dataclasses.replace(getattr(settings, s), **kw) for s, kw in changes.items()}
+    return dataclasses.replace(settings, **replaced, origins=Origins(origins))

@@ -75,17 +75,24 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         ALTER TABLE documents ADD COLUMN tokens_out INTEGER NOT NULL DEFAULT 0
         """,
     ),
+    (
+        # the service pages a job's documents by label in id order (keyset pagination)
+        "0003_documents_label",
+        "CREATE INDEX documents_label ON documents(label, id)",
+    ),
 )
 
 
-def apply_migrations(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations not yet applied; return their names."""
+def apply_migrations(
+    conn: sqlite3.Connection, migrations: tuple[tuple[str, str], ...] = MIGRATIONS
+) -> list[str]:
+    """Apply the migrations not yet applied (the ledger's by default); return their names."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
     )
     done = {row[0] for row in conn.execute("SELECT name FROM migrations")}
     applied: list[str] = []
-    for name, sql in MIGRATIONS:
+    for name, sql in migrations:
         if name in done:
             continue
         conn.execute("BEGIN IMMEDIATE")

@@ -1,0 +1,96 @@
+"""``create_app(settings)``: the FastAPI app, its lifespan (extract pool, job runner) and
+the unversioned routes (``/healthz``, ``/readyz``, ``/metrics``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from docmill import __version__
+from docmill.service.deps import Authenticate, local_caller
+from docmill.service.errors import ApiError, install_error_handlers
+from docmill.service.extract import ExtractService
+from docmill.service.jobrunner import JobRunner
+from docmill.service.jobs import JobLedger
+from docmill.service.metrics import CONTENT_TYPE, ServiceMetrics
+from docmill.service.routes import router
+from docmill.service.state import Services
+from docmill.settings import Settings
+
+
+def create_app(settings: Settings, *, authenticate: Authenticate | None = None) -> FastAPI:
+    """The service over ``settings.service``; ``authenticate`` (an async ``Request ->
+    Caller``) decides who calls. Without it every request is the local caller."""
+    ledger = JobLedger.open(settings.service.data_dir)
+    metrics = ServiceMetrics(lambda: float(ledger.queue_depth()))
+    runner: JobRunner | None = None
+    if settings.service.job_workers > 0:
+        runner = JobRunner(
+            settings, ledger, settings.service.job_workers,
+            on_finished=lambda r: metrics.job_finished(r.status, r.progress),
+        )
+    svc = Services(settings, ledger, metrics, ExtractService(settings), runner)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        svc.extract.start()
+        if svc.runner is not None:
+            svc.runner.start()
+        try:
+            yield
+        finally:
+            if svc.runner is not None:
+                await run_in_threadpool(svc.runner.stop)
+            await run_in_threadpool(svc.extract.stop)
+            ledger.close()
+
+    app = FastAPI(
+        title="docmill", version=__version__, lifespan=lifespan,
+        description="Turn piles of documents into data: one document at once, or jobs.",
+    )
+    app.state.services = svc
+    app.state.authenticate = authenticate or local_caller
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            metrics.requests.labels(request.method, path, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+    @app.get("/healthz", summary="The process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The ledger is reachable and the runners are alive")
+    async def readyz() -> dict[str, Any]:
+        checks = {
+            "ledger": await run_in_threadpool(ledger.ping),
+            "job_runner": svc.runner.alive if svc.runner is not None else True,
+            "extract_pool": svc.extract.alive,
+        }
+        if not all(checks.values()):
+            raise ApiError(503, "not_ready", "the service is not ready", checks)
+        return {"status": "ready", "checks": checks}
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics_route() -> Response:
+        body = await run_in_threadpool(metrics.render)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    app.include_router(router)
+    return app

@@ -1,0 +1,110 @@
+"""``POST /v1/extract``'s parsing: the engine's supervised :class:`WorkerPool` driven by
+one dedicated thread.
+
+Why the pool and not a ``ProcessPoolExecutor``: a hostile document can hang a parser,
+eat memory or crash its process. The pool kills a worker past ``run.timeout_s`` or over
+``run.memory_mb`` and replaces a dead one, and the document fails as data (``timeout``,
+``memory``, ``crash``); a crashed ``ProcessPoolExecutor`` breaks for every later call
+and has no deadline or memory cap. The pool is not thread-safe, so exactly one thread
+owns it: requests put ``(task, future)`` on a bounded queue and await the future; the
+event loop never parses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import logging
+import os
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future
+
+from docmill.engine.pool import PoolLimits, WorkerPool
+from docmill.engine.runner import extract_options
+from docmill.model import ProcessOutcome
+from docmill.processors import Task
+from docmill.settings import Settings
+
+log = logging.getLogger("docmill.service.extract")
+
+QUEUE_MAX = 256
+
+
+class ExtractBusy(RuntimeError):
+    """The queue is full: the caller should answer 503 and ask to retry."""
+
+
+class ExtractService:
+    def __init__(self, settings: Settings) -> None:
+        s = settings.service
+        self._size = s.extract_workers or settings.workers
+        self._limits = PoolLimits(settings.run.timeout_s, settings.run.memory_mb, settings.run.recycle_after)
+        # a page cap bounds the work; ``pages`` still reports the whole document
+        self._options = dataclasses.replace(
+            extract_options(settings), max_pages=s.extract_max_pages, split_pages=1 << 30
+        )
+        self._max_bytes = int(s.extract_max_mb * 1024 * 1024)
+        self._queue: queue.Queue[tuple[Task, Future[ProcessOutcome]] | None] = queue.Queue(QUEUE_MAX)
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._stopping = threading.Event()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._drive, name="docmill-extract", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            try:
+                self._queue.put_nowait(None)
+            except queue.Full:
+                pass
+            self._thread.join(timeout=10.0)
+
+    def submit(self, path: str) -> Future[ProcessOutcome]:
+        """Queue one document; the future gets its outcome (never an exception from parsing)."""
+        future: Future[ProcessOutcome] = Future()
+        task = Task(next(self._ids), 0, os.fspath(path), None, self._max_bytes, self._options)
+        try:
+            self._queue.put_nowait((task, future))
+        except queue.Full:
+            raise ExtractBusy("too many documents are waiting; retry shortly") from None
+        return future
+
+    def _drive(self) -> None:
+        pool = WorkerPool(self._size, self._limits)
+        pool.start()
+        waiting: dict[int, Future[ProcessOutcome]] = {}
+        ready: deque[Task] = deque()
+        try:
+            while not self._stopping.is_set():
+                block = not waiting and not ready
+                try:
+                    item = self._queue.get(timeout=0.5) if block else self._queue.get_nowait()
+                except queue.Empty:
+                    item = None
+                if item is not None:
+                    task, future = item
+                    if future.set_running_or_notify_cancel():
+                        waiting[task.task_id] = future
+                        ready.append(task)
+                while pool.idle and ready:
+                    pool.submit(ready.popleft())
+                for task, outcome in pool.poll(0.02 if waiting else 0.0):
+                    future_done = waiting.pop(task.task_id, None)
+                    if future_done is not None:
+                        future_done.set_result(outcome)
+                ready.extendleft(reversed(pool.take_returned()))
+        except Exception as exc:
+            log.exception("the extract driver failed")
+            for future in waiting.values():
+                future.set_exception(exc)
+        finally:
+            pool.shutdown(kill=True)

@@ -1,0 +1,310 @@
+"""The service ledger: jobs in ``{data_dir}/service.db`` (SQLite, WAL, named migrations).
+
+A job is a docmill run over its sources into ``{data_dir}/jobs/{id}/``; the run's own
+ledger there holds its documents. This table holds who owns the job, where it stands
+(``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``), its settings
+overrides, a cache of its counts, the cancel flag, and which runner holds it with its
+heartbeat. Any number of processes (the server, ``docmill worker``) share the file;
+each claim is one ``BEGIN IMMEDIATE`` transaction, so a job is claimed once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docmill.state.migrations import apply_migrations
+
+DB_NAME = "service.db"
+STALE_AFTER_S = 15.0  # a running job whose heartbeat is older is taken over
+TERMINAL = ("done", "failed", "cancelled")
+
+MIGRATIONS: tuple[tuple[str, str], ...] = (
+    (
+        "0001_jobs",
+        """
+        CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued',
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            source_kind TEXT NOT NULL,
+            sources TEXT NOT NULL,
+            description TEXT NOT NULL,
+            overrides TEXT NOT NULL DEFAULT '{}',
+            counts TEXT NOT NULL DEFAULT '{}',
+            cancel INTEGER NOT NULL DEFAULT 0,
+            worker TEXT,
+            heartbeat REAL,
+            runs INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE INDEX jobs_owner ON jobs(owner, created_at);
+        CREATE INDEX jobs_status ON jobs(status, created_at)
+        """,
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: str
+    owner: str
+    status: str
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    source_kind: str  # upload | path | url
+    sources: list[str]
+    description: str
+    overrides: dict[str, Any]
+    counts: dict[str, Any]
+    cancel: bool
+    worker: str | None
+    heartbeat: float | None
+    runs: int
+    error: str | None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+_COLUMNS = (
+    "id, owner, status, created_at, started_at, finished_at, source_kind, sources, "
+    "description, overrides, counts, cancel, worker, heartbeat, runs, error"
+)
+
+
+def _job(r: tuple[Any, ...]) -> Job:
+    return Job(
+        id=r[0], owner=r[1], status=r[2], created_at=r[3], started_at=r[4], finished_at=r[5],
+        source_kind=r[6], sources=json.loads(r[7]), description=r[8],
+        overrides=json.loads(r[9]), counts=json.loads(r[10]), cancel=bool(r[11]),
+        worker=r[12], heartbeat=r[13], runs=r[14], error=r[15],
+    )
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def runner_identity() -> str:
+    """``host:pid:thread`` of the calling runner thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _runner_is_dead(worker: str | None) -> bool:
+    """A runner on this host whose process is gone (checked at once, no heartbeat wait)."""
+    if not worker:
+        return True
+    host, _, rest = worker.partition(":")
+    if host != socket.gethostname():
+        return False
+    try:
+        pid = int(rest.split(":", 1)[0])
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class JobLedger:
+    """Typed access to ``service.db``; one connection, serialised by a lock (thread-safe)."""
+
+    def __init__(self, conn: sqlite3.Connection, data_dir: Path) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.data_dir = data_dir
+
+    @classmethod
+    def open(cls, data_dir: str | Path) -> JobLedger:
+        root = Path(data_dir)
+        root.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            root / DB_NAME, isolation_level=None, timeout=30.0, check_same_thread=False
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        apply_migrations(conn, MIGRATIONS)
+        return cls(conn, root)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.data_dir / "jobs" / job_id
+
+    def upload_dir(self, job_id: str) -> Path:
+        return self.data_dir / "uploads" / job_id
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Job | None:
+        with self._lock:
+            r = self._conn.execute(f"SELECT {_COLUMNS} FROM jobs {sql}", params).fetchone()
+        return _job(r) if r else None
+
+    def ping(self) -> bool:
+        try:
+            with self._lock:
+                self._conn.execute("SELECT 1 FROM jobs LIMIT 1").fetchall()
+        except sqlite3.Error:
+            return False
+        return True
+
+    # --- the API's side ---------------------------------------------------------------
+
+    def create(
+        self,
+        job_id: str,
+        owner: str,
+        source_kind: str,
+        sources: list[str],
+        description: str,
+        overrides: dict[str, Any],
+    ) -> Job:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO jobs (id, owner, created_at, source_kind, sources, description, "
+                "overrides) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, owner, time.time(), source_kind, json.dumps(sources), description,
+                 json.dumps(overrides)),
+            )
+        job = self.get(job_id)
+        assert job is not None
+        return job
+
+    def get(self, job_id: str, owner: str | None = None) -> Job | None:
+        """The job, or None when it does not exist or belongs to another owner."""
+        job = self._one("WHERE id=?", (job_id,))
+        if job is None or (owner is not None and job.owner != owner):
+            return None
+        return job
+
+    def list(self, owner: str, limit: int = 100, before: float | None = None) -> list[Job]:
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE owner=?"
+        params: list[Any] = [owner]
+        if before is not None:
+            sql += " AND created_at<?"
+            params.append(before)
+        sql += " ORDER BY created_at DESC LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            return [_job(r) for r in self._conn.execute(sql, params)]
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM jobs WHERE status='queued'").fetchone()[0])
+
+    def request_cancel(self, job_id: str) -> Job | None:
+        """A queued job is cancelled at once; a running one is asked to stop."""
+        now = time.time()
+        with self._tx() as c:
+            c.execute(
+                "UPDATE jobs SET status='cancelled', cancel=1, finished_at=? "
+                "WHERE id=? AND status='queued'",
+                (now, job_id),
+            )
+            c.execute("UPDATE jobs SET cancel=1 WHERE id=? AND status='running'", (job_id,))
+        return self.get(job_id)
+
+    def requeue(self, job_id: str) -> bool:
+        """A finished job back to the queue (retry); False when it is not finished."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE jobs SET status='queued', cancel=0, finished_at=NULL, error=NULL, "
+                "worker=NULL, heartbeat=NULL WHERE id=? AND status IN ('done','failed','cancelled')",
+                (job_id,),
+            )
+            return cur.rowcount == 1
+
+    # --- the runners' side -------------------------------------------------------------
+
+    def claim(self, worker: str, now: float | None = None) -> Job | None:
+        """Take the oldest queued job (first re-queueing jobs whose runner died)."""
+        now = time.time() if now is None else now
+        with self._tx() as c:
+            for job_id, holder, beat in c.execute(
+                "SELECT id, worker, heartbeat FROM jobs WHERE status='running'"
+            ).fetchall():
+                if (beat or 0) < now - STALE_AFTER_S or _runner_is_dead(holder):
+                    c.execute(
+                        "UPDATE jobs SET status='queued', worker=NULL WHERE id=?", (job_id,)
+                    )
+            row = c.execute(
+                "SELECT id FROM jobs WHERE status='queued' ORDER BY created_at LIMIT 1"
+            ).fetchone()
+            if row is None:
+                return None
+            c.execute(
+                "UPDATE jobs SET status='running', worker=?, heartbeat=?, runs=runs+1, "
+                "started_at=COALESCE(started_at, ?) WHERE id=?",
+                (worker, now, now, row[0]),
+            )
+        return self.get(row[0])
+
+    def beat(self, job_id: str, worker: str, counts: dict[str, Any] | None = None) -> bool:
+        """Heartbeat (and counts cache); returns the cancel flag. A runner that lost the
+        job (taken over) is told to stop as well."""
+        with self._tx() as c:
+            if counts is None:
+                c.execute(
+                    "UPDATE jobs SET heartbeat=? WHERE id=? AND worker=?",
+                    (time.time(), job_id, worker),
+                )
+            else:
+                c.execute(
+                    "UPDATE jobs SET heartbeat=?, counts=? WHERE id=? AND worker=?",
+                    (time.time(), json.dumps(counts), job_id, worker),
+                )
+            r = c.execute("SELECT cancel, worker FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return r is None or bool(r[0]) or r[1] != worker
+
+    def finish(
+        self, job_id: str, worker: str, status: str, counts: dict[str, Any], error: str | None = None
+    ) -> None:
+        with self._tx() as c:
+            c.execute(
+                "UPDATE jobs SET status=?, counts=?, error=?, finished_at=?, worker=NULL, "
+                "heartbeat=NULL WHERE id=? AND worker=?",
+                (status, json.dumps(counts), error, time.time(), job_id, worker),
+            )
+
+    def release(self, job_id: str, worker: str) -> None:
+        """A runner shutting down gives its job back to the queue (it resumes later)."""
+        with self._tx() as c:
+            c.execute(
+                "UPDATE jobs SET status='queued', worker=NULL, heartbeat=NULL "
+                "WHERE id=? AND worker=? AND status='running'",
+                (job_id, worker),
+            )

@@ -1,0 +1,348 @@
+"""The ``/v1`` routes: one synchronous document, and jobs with their documents.
+
+Every route takes the ``caller`` dependency; a job of another owner is answered 404,
+exactly as a job that does not exist. Blocking work (SQLite, files) runs in the
+thread pool; parsing runs only in worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUpload
+
+from docmill.service.deps import Caller, current_caller
+from docmill.service.errors import ApiError
+from docmill.service.extract import ExtractBusy
+from docmill.service.jobrunner import job_progress
+from docmill.service.jobs import Job, new_job_id
+from docmill.service.state import Services, services
+from docmill.service.uploads import (
+    MB,
+    check_root,
+    check_url,
+    download,
+    safe_name,
+    save_upload,
+    unique_path,
+)
+from docmill.service.views import display_source, job_view, outcome_view, record_view
+from docmill.settings import SettingsError, with_overrides
+from docmill.state import Store, StoreError
+from docmill.state.browse import LedgerReader
+
+router = APIRouter(prefix="/v1")
+CallerDep = Annotated[Caller, Depends(current_caller)]
+ServicesDep = Annotated[Services, Depends(services)]
+
+# settings a job may override: what to extract, never where to read or what to spend
+JOB_SETTINGS = ("extract.", "output.markdown", "output.format", "run.timeout_s", "run.split_pages")
+EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+# --- one document ----------------------------------------------------------------------
+
+
+@router.post("/extract", summary="Extract one small document synchronously")
+async def extract(
+    request: Request, file: Annotated[UploadFile, File()], caller: CallerDep, svc: ServicesDep
+) -> dict[str, Any]:
+    s = svc.settings.service
+    max_bytes = int(s.extract_max_mb * MB)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes + MB:
+        raise ApiError(413, "file_too_large", f"the document is over {max_bytes:,} bytes",
+                       {"limit_bytes": max_bytes})
+    name = safe_name(file.filename)
+    folder = svc.ledger.data_dir / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}-{name}"
+    try:
+        await save_upload(file, path, max_bytes)
+        try:
+            future = svc.extract.submit(str(path))
+        except ExtractBusy as exc:
+            raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
+        outcome = await asyncio.wrap_future(future)
+    finally:
+        path.unlink(missing_ok=True)
+    if outcome.pages and outcome.pages > s.extract_max_pages:
+        raise ApiError(
+            413, "too_many_pages",
+            f"the document has {outcome.pages} pages, over {s.extract_max_pages}: submit a job",
+            {"pages": outcome.pages, "limit": s.extract_max_pages},
+        )
+    category = str(outcome.error.category) if outcome.error else None
+    svc.metrics.document(str(outcome.status), "extract", outcome.pages, category)
+    return outcome_view(outcome, name)
+
+
+# --- jobs --------------------------------------------------------------------------------
+
+
+def _owned(svc: Services, caller: Caller, job_id: str) -> Job:
+    job = svc.ledger.get(job_id, caller.key_id)
+    if job is None:
+        raise ApiError(404, "job_not_found", f"no job {job_id}")
+    return job
+
+
+def _checked_overrides(svc: Services, raw: Any) -> dict[str, Any]:
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ApiError(422, "invalid_settings", "settings must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise ApiError(422, "invalid_settings", "settings must be a JSON object")
+    refused = [k for k in raw if not str(k).startswith(JOB_SETTINGS)]
+    if refused:
+        raise ApiError(403, "setting_not_allowed", "a job may not set these", {"keys": refused})
+    try:
+        with_overrides(svc.settings, raw)
+    except SettingsError as exc:
+        raise ApiError(422, "invalid_settings", str(exc)) from None
+    return dict(raw)
+
+
+async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
+    s = svc.settings.service
+    form = await request.form(max_files=s.max_files + 1, max_fields=20)
+    uploads = [f for key in ("files", "file") for f in form.getlist(key) if isinstance(f, StarletteUpload)]
+    if not uploads:
+        raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
+    if len(uploads) > s.max_files:
+        raise ApiError(413, "too_many_files", f"at most {s.max_files} files a job", {"limit": s.max_files})
+    overrides = _checked_overrides(svc, form.get("settings"))
+    folder = svc.ledger.upload_dir(job_id)
+    folder.mkdir(parents=True)
+    try:
+        for upload in uploads:
+            await save_upload(upload, unique_path(folder, safe_name(upload.filename)), int(s.max_upload_mb * MB))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return "upload", [str(folder)], f"{len(uploads)} uploaded files", overrides
+
+
+async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
+    s = svc.settings.service
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(422, "invalid_request", "the body is not JSON") from None
+    source = body.get("source") if isinstance(body, dict) else None
+    if not isinstance(source, str) or not source:
+        raise ApiError(422, "invalid_request", 'send {"source": "path or URL"} or multipart files')
+    overrides = _checked_overrides(svc, body.get("settings"))
+    if source.startswith(("http://", "https://")):
+        await check_url(source, s.allowed_hosts)
+        folder = svc.ledger.upload_dir(job_id)
+        folder.mkdir(parents=True)
+        try:
+            await download(source, folder, int(s.max_upload_mb * MB))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return "url", [str(folder)], source, overrides
+    path = await run_in_threadpool(check_root, source, s.allowed_roots)
+    return "path", [str(path)], str(path), overrides
+
+
+@router.post("/jobs", status_code=202, summary="Create a job from uploads, a path or a URL")
+async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    job_id = new_job_id()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        kind, sources, description, overrides = await _from_uploads(svc, request, job_id)
+    else:
+        kind, sources, description, overrides = await _from_json(svc, request, job_id)
+    job = await run_in_threadpool(
+        svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
+    )
+    return job_view(job, {}, time.time())
+
+
+@router.get("/jobs", summary="The caller's jobs, newest first")
+async def list_jobs(
+    caller: CallerDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
+) -> dict[str, Any]:
+    jobs = await run_in_threadpool(svc.ledger.list, caller.key_id, limit)
+    now = time.time()
+    return {"items": [job_view(j, {}, now) for j in jobs]}
+
+
+def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
+    job = _owned(svc, caller, job_id)
+    return job_view(job, job_progress(svc.ledger, job.id), time.time())
+
+
+@router.get("/jobs/{job_id}", summary="A job's status, counts, rates, ETA and cost")
+async def get_job(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    return await run_in_threadpool(_job_state, svc, caller, job_id)
+
+
+def _reader(svc: Services, job: Job) -> LedgerReader:
+    try:
+        return LedgerReader.open(svc.ledger.job_dir(job.id))
+    except StoreError:
+        raise ApiError(409, "not_started", "the job has not started yet") from None
+
+
+def _documents(
+    svc: Services, caller: Caller, job_id: str, status: str | None, label: str | None,
+    q: str | None, cursor: str | None, limit: int,
+) -> dict[str, Any]:
+    job = _owned(svc, caller, job_id)
+    after = 0
+    if cursor:
+        if not cursor.isdigit():
+            raise ApiError(422, "invalid_cursor", "cursor must be a next_cursor from a previous page")
+        after = int(cursor)
+    try:
+        reader = _reader(svc, job)
+    except ApiError:
+        return {"items": [], "next_cursor": None}
+    with reader:
+        rows = reader.page(status=status, label=label, q=q, after=after, limit=limit + 1)
+    root = str(svc.ledger.upload_dir(job.id))
+    items = []
+    for row in rows[:limit]:
+        item = row.to_dict()
+        item["source"] = display_source(root, row.source)
+        items.append(item)
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/jobs/{job_id}/documents", summary="A page of a job's documents (keyset, by id)")
+async def list_documents(
+    job_id: str,
+    caller: CallerDep,
+    svc: ServicesDep,
+    status: Annotated[str | None, Query(pattern="^(pending|running|done|failed|skipped)$")] = None,
+    label: str | None = None,
+    q: Annotated[str | None, Query(max_length=500)] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    return await run_in_threadpool(_documents, svc, caller, job_id, status, label, q, cursor, limit)
+
+
+def _document(svc: Services, caller: Caller, job_id: str, doc_id: int) -> dict[str, Any]:
+    job = _owned(svc, caller, job_id)
+    with _reader(svc, job) as reader:
+        record = reader.record(doc_id)
+        if record is None:
+            raise ApiError(404, "document_not_found", f"no document {doc_id} in job {job_id}")
+        spend = reader.spend(doc_id)
+    return record_view(record, display_source(str(svc.ledger.upload_dir(job.id)), record.source), spend)
+
+
+@router.get("/jobs/{job_id}/documents/{doc_id}", summary="A document's full record")
+async def get_document(job_id: str, doc_id: int, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    return await run_in_threadpool(_document, svc, caller, job_id, doc_id)
+
+
+def _export_file(svc: Services, job: Job, fmt: str) -> Path:
+    from docmill.outputs.export import export_records
+
+    folder = svc.ledger.job_dir(job.id) / "exports"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"export-{uuid.uuid4().hex}.{fmt}"
+    with _reader(svc, job) as reader:
+        export_records(reader.iter_records(), fmt, path)
+    return path
+
+
+def _stream_file(path: Path) -> Iterator[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(256 * 1024):
+                yield chunk
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@router.get("/jobs/{job_id}/export", summary="The job's records as one JSONL, CSV or Parquet file")
+async def export(
+    job_id: str,
+    caller: CallerDep,
+    svc: ServicesDep,
+    format: Annotated[str, Query(pattern="^(jsonl|csv|parquet)$")] = "jsonl",
+) -> StreamingResponse:
+    job = await run_in_threadpool(_owned, svc, caller, job_id)
+    path = await run_in_threadpool(_export_file, svc, job, format)
+    return StreamingResponse(
+        _stream_file(path),
+        media_type=EXPORT_TYPES[format],
+        headers={"Content-Disposition": f'attachment; filename="{job.id}.{format}"'},
+    )
+
+
+def _cancel(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
+    job = _owned(svc, caller, job_id)
+    if job.terminal:
+        raise ApiError(409, "job_finished", f"the job is already {job.status}")
+    updated = svc.ledger.request_cancel(job.id)
+    assert updated is not None
+    return job_view(updated, job_progress(svc.ledger, job.id), time.time())
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, summary="Stop a job (in-flight documents finish)")
+async def cancel(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    return await run_in_threadpool(_cancel, svc, caller, job_id)
+
+
+def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
+    job = _owned(svc, caller, job_id)
+    if not job.terminal:
+        raise ApiError(409, "job_active", f"the job is {job.status}")
+    if job.source_kind in ("upload", "url") and not svc.ledger.upload_dir(job.id).exists():
+        raise ApiError(409, "sources_gone", "the uploaded files were removed when the job ended; upload them again")
+    folder = svc.ledger.job_dir(job.id)
+    if (folder / "docmill.db").exists():
+        store = Store.open(folder)
+        try:
+            store.retry_failed()
+        finally:
+            store.close()
+    if not svc.ledger.requeue(job.id):
+        raise ApiError(409, "job_active", "the job changed state; try again")
+    updated = svc.ledger.get(job.id)
+    assert updated is not None
+    return job_view(updated, job_progress(svc.ledger, job.id), time.time())
+
+
+@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents again; a cancelled job resumes")
+async def retry(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    return await run_in_threadpool(_retry, svc, caller, job_id)
+
+
+@router.get("/jobs/{job_id}/events", summary="Server-sent progress snapshots every second until the job ends")
+async def events(job_id: str, request: Request, caller: CallerDep, svc: ServicesDep) -> StreamingResponse:
+    await run_in_threadpool(_owned, svc, caller, job_id)
+
+    async def stream() -> AsyncIterator[str]:
+        while True:
+            state = await run_in_threadpool(_job_state, svc, caller, job_id)
+            yield f"event: progress\ndata: {json.dumps(state)}\n\n"
+            if state["status"] in ("done", "failed", "cancelled"):
+                yield f"event: end\ndata: {json.dumps({'status': state['status']})}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            await asyncio.sleep(1.0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,78 @@
+"""JSON shapes of jobs and records (pure functions of ledger data and the clock)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from docmill.model import ProcessOutcome, Record
+from docmill.service.jobs import Job
+
+
+def display_source(upload_root: str, source: str) -> str:
+    """An uploaded file is shown by its name inside the upload, never the server's path."""
+    prefix = upload_root.rstrip("/") + "/"
+    return source[len(prefix):] if source.startswith(prefix) else source
+
+
+def job_view(job: Job, progress: dict[str, Any], now: float) -> dict[str, Any]:
+    """Status, counts, pages, rates, ETA and spend of one job."""
+    progress = progress or job.counts
+    counts: dict[str, int] = dict(progress.get("counts") or {})
+    finished = sum(counts.get(s, 0) for s in ("done", "failed", "skipped"))
+    remaining = counts.get("pending", 0) + counts.get("running", 0)
+    pages = int(progress.get("pages") or 0)
+    elapsed = ((job.finished_at or now) - job.started_at) if job.started_at else 0.0
+    minutes = elapsed / 60.0
+    docs_min = finished / minutes if minutes > 0 else None
+    pages_min = pages / minutes if minutes > 0 else None
+    eta_s: float | None
+    if job.terminal:
+        eta_s = 0.0
+    elif docs_min and remaining:
+        eta_s = round(remaining / docs_min * 60.0, 1)
+    else:
+        eta_s = None
+    return {
+        "id": job.id,
+        "status": job.status,
+        "source": job.description,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "settings": job.overrides,
+        "counts": counts,
+        "total": finished + remaining,
+        "pages": pages,
+        "docs_per_min": round(docs_min, 2) if docs_min is not None else None,
+        "pages_per_min": round(pages_min, 2) if pages_min is not None else None,
+        "eta_s": eta_s,
+        "cost_usd": float(progress.get("cost_usd") or 0.0),
+        "tokens": {"in": progress.get("tokens_in", 0), "out": progress.get("tokens_out", 0)},
+        "failures": progress.get("failures") or {},
+        "cancel_requested": job.cancel,
+        "runs": job.runs,
+        "error": job.error,
+    }
+
+
+def record_view(
+    record: Record, source: str, spend: tuple[str | None, float, int, int]
+) -> dict[str, Any]:
+    """The full record: text per page, tables, class, fields, error, cost."""
+    data = record.to_dict()
+    label, cost, tokens_in, tokens_out = spend
+    data["source"] = source
+    data.setdefault("class", label)
+    data["cost_usd"] = cost
+    data["tokens"] = {"in": tokens_in, "out": tokens_out}
+    return data
+
+
+def outcome_view(outcome: ProcessOutcome, name: str) -> dict[str, Any]:
+    """``POST /v1/extract``'s answer: the record of one document."""
+    data = outcome.to_dict()
+    extra = data.pop("extra", {}) or {}
+    for transient in ("needs_split", "page_range", "label", "cost_usd", "tokens_in", "tokens_out"):
+        data.pop(transient, None)
+    data["timings"] = {"parse_s": round(data.pop("parse_s", 0.0), 4)}
+    return {"source": name, **data, **extra}

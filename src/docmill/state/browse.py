@@ -1,0 +1,158 @@
+"""Read-only browsing of a ledger while a run may be writing it (WAL readers never block).
+
+Used by the HTTP service: counts, totals, one record, and keyset pages of documents
+ordered by id (``id > cursor``), each filter served by an index so that a page stays
+fast at a million rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from docmill.model import DocState, Record
+from docmill.state.store import _RECORD_SQL, DB_NAME, StoreError, _record
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentSummary:
+    """One row of a documents page."""
+
+    id: int
+    source: str
+    status: str
+    mime: str | None
+    pages: int | None
+    label: str | None
+    error_category: str | None
+    cost_usd: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "status": self.status,
+            "mime": self.mime,
+            "pages": self.pages,
+            "label": self.label,
+            "error_category": self.error_category,
+            "cost_usd": self.cost_usd,
+        }
+
+
+def page_query(
+    *, status: str | None, label: str | None, q: str | None, after: int, limit: int
+) -> tuple[str, list[Any]]:
+    """The SQL (and parameters) of one documents page; exposed for query-plan tests."""
+    where = ["id > ?"]
+    params: list[Any] = [after]
+    if status:
+        where.append("state = ?")
+        params.append(status)
+    if label:
+        where.append("label = ?")
+        params.append(label)
+    if q:
+        where.append("instr(source, ?) > 0")
+        params.append(q)
+    sql = (
+        "SELECT id, source, state, mime, pages, label, error_category, cost_usd FROM documents "
+        f"WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+    )
+    params.append(limit)
+    return sql, params
+
+
+class LedgerReader:
+    """A read-only connection to ``DIR/docmill.db``; cheap to open, one per request."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    @classmethod
+    def open(cls, out_dir: str | Path) -> LedgerReader:
+        path = Path(out_dir) / DB_NAME
+        if not path.is_file():
+            raise StoreError(f"no docmill ledger at {path}")
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the ledger {path}: {exc}") from exc
+        return cls(conn)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> LedgerReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def counts(self) -> dict[str, int]:
+        out = {str(s): 0 for s in DocState}
+        for state, n in self._conn.execute("SELECT state, COUNT(*) FROM documents GROUP BY state"):
+            out[state] = n
+        return out
+
+    def totals(self) -> dict[str, Any]:
+        """Pages of done documents, LLM spend and tokens, failures by category."""
+        pages, cost, tin, tout = self._conn.execute(
+            "SELECT COALESCE(SUM(CASE WHEN state='done' THEN pages END), 0), "
+            "COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens_in), 0), "
+            "COALESCE(SUM(tokens_out), 0) FROM documents"
+        ).fetchone()
+        failures = dict(
+            self._conn.execute(
+                "SELECT error_category, COUNT(*) FROM documents WHERE state='failed' "
+                "GROUP BY error_category"
+            ).fetchall()
+        )
+        return {
+            "pages": int(pages),
+            "cost_usd": float(cost),
+            "tokens_in": int(tin),
+            "tokens_out": int(tout),
+            "failures": failures,
+        }
+
+    def page(
+        self, *, status: str | None, label: str | None, q: str | None, after: int, limit: int
+    ) -> list[DocumentSummary]:
+        sql, params = page_query(status=status, label=label, q=q, after=after, limit=limit)
+        return [
+            DocumentSummary(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7] or 0.0))
+            for r in self._conn.execute(sql, params)
+        ]
+
+    def plan(self, sql: str, params: list[Any]) -> str:
+        """SQLite's query plan for ``sql``, one step a line."""
+        return "\n".join(r[3] for r in self._conn.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+    def record(self, doc_id: int) -> Record | None:
+        r = self._conn.execute(_RECORD_SQL + " WHERE id=?", (doc_id,)).fetchone()
+        return _record(r) if r else None
+
+    def spend(self, doc_id: int) -> tuple[str | None, float, int, int]:
+        """A document's label, cost and tokens (in, out)."""
+        r = self._conn.execute(
+            "SELECT label, cost_usd, tokens_in, tokens_out FROM documents WHERE id=?", (doc_id,)
+        ).fetchone()
+        return (r[0], float(r[1] or 0.0), int(r[2] or 0), int(r[3] or 0)) if r else (None, 0.0, 0, 0)
+
+    def iter_records(self, *, batch: int = 200) -> Iterator[Record]:
+        """Terminal documents' records by id, in batches (memory stays flat)."""
+        last = 0
+        while True:
+            rows = self._conn.execute(
+                _RECORD_SQL + " WHERE state IN ('done', 'failed', 'skipped') AND id>? "
+                "ORDER BY id LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            yield from (_record(r) for r in rows)
+            last = rows[-1][0]
