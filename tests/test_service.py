@@ -244,3 +244,23 @@ def test_kill_9_during_a_job_loses_nothing(tmp_path: Path) -> None:
     finally:
         kill_group(proc)
         shutil.rmtree(tmp_path / "src", ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"status": "done"}, {"label": "invoice"}, {"q": "x"}, {"status": "failed", "q": "a"}],
+)
+def test_documents_page_query_uses_an_index(tmp_path: Path, filters: dict[str, str]) -> None:
+    """Keyset pages never sort: each filter walks an index (or the primary key) in id order."""
+    from docmill.state import Store
+    from docmill.state.browse import LedgerReader, page_query
+
+    Store.open(tmp_path).close()
+    sql, params = page_query(
+        status=filters.get("status"), label=filters.get("label"), q=filters.get("q"),
+        after=10, limit=100,
+    )
+    with LedgerReader.open(tmp_path) as reader:
+        plan = reader.plan(sql, params)
+    assert "TEMP B-TREE" not in plan, plan
+    assert "USING INDEX" in plan or "INTEGER PRIMARY KEY" in plan, plan
