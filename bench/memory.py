@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from corpus import (
     SOURCE,
+    TEXT_LAYER_ONLY,
     add_output_args,
     docmill_status,
     ensure_venv,
@@ -171,6 +172,7 @@ def measure_one(sources: Path, out: Path, workers: int, interval: float) -> dict
         "--workers",
         str(workers),
         "--quiet",
+        *TEXT_LAYER_ONLY,
     ]
     seen = sample_run(argv, interval)
     status = docmill_status(out)

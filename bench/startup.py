@@ -28,6 +28,7 @@ from typing import Any
 
 from corpus import (
     SOURCE,
+    TEXT_LAYER_ONLY,
     add_output_args,
     check_run,
     docmill_run,
@@ -94,7 +95,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     pages = 0
     for number in range(args.runs):
         out = work / f"out-{number}"
-        run = docmill_run([small], out, args.workers)
+        run = docmill_run([small], out, args.workers, TEXT_LAYER_ONLY)
         check_run(run, "docmill run")
         pages = int(docmill_status(out)["pages"])
         runs.append(run.wall_s)

@@ -33,6 +33,7 @@ from typing import Any
 
 from corpus import (
     SOURCE,
+    TEXT_LAYER_ONLY,
     CpuProbe,
     add_output_args,
     check_run,
@@ -53,7 +54,8 @@ BUSY = 0.05  # above this share of the machine used by others, warn
 
 
 def raw_pass(files: list[Path]) -> tuple[int, float, int]:
-    """(pages, seconds, files skipped): the raw parser over ``files``, one process."""
+    """(pages, seconds, files skipped): the raw parser over ``files``, one process.
+    ``raw_cpu_s`` below gives its CPU time."""
     import pypdfium2 as pdfium
 
     pages = 0
@@ -129,13 +131,16 @@ def one_round(
     paths: list[Path], corpus: Path, out: Path, workers: int, parallel: bool
 ) -> dict[str, Any]:
     with CpuProbe() as probe:
+        cpu0 = time.process_time()
         raw_pages, raw_s, skipped = raw_pass(paths)
+        raw_cpu = time.process_time() - cpu0
     print(f"  raw: {raw_pages:,} pages in {raw_s:.2f}s", file=sys.stderr)
     figures: dict[str, Any] = {
         "raw": {
             "pages": raw_pages,
             "seconds": raw_s,
             "skipped_files": skipped,
+            "cpu_s": raw_cpu,
             "foreign_share": probe.foreign_share,
         },
     }
@@ -149,13 +154,14 @@ def one_round(
         }
         print(f"  raw x{workers}: {par_pages:,} pages in {par_s:.2f}s", file=sys.stderr)
     before = idle_share(1.0)  # docmill's workers escape rusage: probe the machine instead
-    run = docmill_run([corpus], out, workers)
+    run = docmill_run([corpus], out, workers, TEXT_LAYER_ONLY)
     check_run(run, "docmill run")
     after = idle_share(1.0)
     status = docmill_status(out)
     figures["docmill"] = {
         "pages": int(status["pages"]),
         "seconds": run.wall_s,
+        "cpu_s": run.cpu_s,
         "counts": status["counts"],
         "ledger_elapsed_s": (status.get("last_run") or {}).get("elapsed_s"),
         "foreign_share_around": max(before, after),
@@ -208,6 +214,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     dm = _pps(rounds, "docmill") or 0.0
     par = _pps(rounds, "raw_parallel")
     ratio = dm / (args.workers * raw)
+    cpu = [r["raw"]["cpu_s"] / r["docmill"]["cpu_s"] for r in rounds if r["docmill"]["cpu_s"]]
     return {
         "corpus": {
             "source": str(args.source),
@@ -225,6 +232,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "machine_scaling": par / (args.workers * raw) if par else None,
         "docmill_vs_raw_parallel": dm / par if par else None,
         "ratio": ratio,
+        "cpu_efficiency": statistics.median(cpu) if cpu else None,
         "foreign_load": foreign_load(rounds),
         "target": f">= {TARGET}",
         "meets_target": ratio >= TARGET,
@@ -254,6 +262,14 @@ def report(fig: dict[str, Any]) -> str:
     if fig["docmill_pages_per_s_ledger_time"]:
         rows.append(
             ("docmill, ledger's run time", f"{fig['docmill_pages_per_s_ledger_time']:,.0f} pages/s")
+        )
+    if fig.get("cpu_efficiency"):
+        rows.append(
+            (
+                "CPU: raw CPU-s / docmill CPU-s",
+                f"{fig['cpu_efficiency']:.3f}   (driver, forkserver and workers; the"
+                " ratio's ceiling on an idle machine)",
+            )
         )
     counts = first["docmill"]["counts"]
     rows.append(("docmill outcome", ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)))
