@@ -4,7 +4,9 @@ the real CLI, and real `docmill serve` processes on loopback (two of them sharin
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import subprocess
 import time
@@ -16,7 +18,7 @@ import httpx
 import pytest
 
 from docmill.service.keys import KeyStore, parse_key
-from docmill.service.ratelimit import MemoryLimiter, gcra
+from docmill.service.ratelimit import FallbackLimiter, MemoryLimiter, RedisLimiter, gcra
 from docmill.service.tiers import BUILTIN, Limit, check_tier, group_of, load_tiers
 from docmill.settings import SettingsError
 from engine_kit import REAL, run_cli
@@ -336,34 +338,107 @@ def test_per_key_and_per_endpoint_429(keyed: tuple[str, Path, Path]) -> None:
 # --- two instances, one real redis-server ----------------------------------------------------
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def _start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A real redis-server on loopback, no persistence; returns once it answers PING."""
     exe = shutil.which("redis-server")
     if exe is None:
         pytest.skip("redis-server is not installed (Debian package redis-server)")
-    port = free_port()
     proc = subprocess.Popen(
         [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
+         "--dir", str(folder)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    try:
-        import redis
+    import redis
 
-        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
-        deadline = time.monotonic() + 30
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+    deadline = time.monotonic() + 30
+    try:
         while True:
             try:
                 if client.ping():
-                    break
+                    return proc
             except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server never answered"
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise AssertionError("redis-server never answered") from None
                 time.sleep(0.1)
+    finally:
         client.close()
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    proc = _start_redis(port, tmp_path)
+    try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.kill()
         proc.wait(timeout=30)
+
+
+def test_redis_script_matches_the_memory_policy(redis_url: str) -> None:
+    """The Lua script and the Python policy answer the same sequence alike."""
+    key_wide = ("k:all", Limit(3, 60.0))
+    sequence = [[key_wide, ("k:extract", Limit(1, 60.0))]] * 2 + [[key_wide, ("k:other", Limit(10, 60.0))]] * 3
+
+    async def through_redis() -> list[tuple[bool, int, int]]:
+        limiter = RedisLimiter(redis_url)
+        try:
+            return [((d := await limiter.hit(c)).allowed, d.limit, d.remaining) for c in sequence]
+        finally:
+            await limiter.close()
+
+    memory = MemoryLimiter(FakeClock())
+    expected = [((d := memory.hit_now(c)).allowed, d.limit, d.remaining) for c in sequence]
+    assert expected == [(True, 1, 0), (False, 1, 0), (True, 3, 1), (True, 3, 0), (False, 3, 0)]
+    assert asyncio.run(through_redis()) == expected
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    ttl = client.pttl("docmill:rl:k:all")
+    assert 60_000 < ttl <= 61_000  # a key expires once its burst is full again
+    client.close()
+
+
+def test_fallback_to_memory_while_redis_is_down_then_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()
+    clock = FakeClock()
+    check = [("k:other", Limit(2, 60.0))]
+    started: list[subprocess.Popen[bytes]] = []
+
+    async def scenario() -> list[list[tuple[bool, str]]]:
+        limiter = FallbackLimiter(RedisLimiter(f"redis://127.0.0.1:{port}/0"), MemoryLimiter(clock),
+                                  clock, retry_s=5.0)
+
+        async def hits(n: int) -> list[tuple[bool, str]]:
+            return [((d := await limiter.hit(check)).allowed, d.backend) for _ in range(n)]
+
+        try:
+            down = await hits(3)
+            started.append(_start_redis(port, tmp_path))
+            too_soon = await hits(1)  # Redis is not asked again before retry_s
+            clock.now += 5.0
+            back = await hits(2)
+        finally:
+            await limiter.close()
+        return [down, too_soon, back]
+
+    try:
+        with caplog.at_level(logging.INFO, logger="docmill.service"):
+            down, too_soon, back = asyncio.run(scenario())
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert down == [(True, "memory"), (True, "memory"), (False, "memory")]
+    assert too_soon == [(False, "memory")]
+    assert back == [(True, "redis"), (True, "redis")]  # Redis holds its own, fresh budget
+    messages = [r.message for r in caplog.records]
+    assert sum("Redis unreachable" in m for m in messages) == 1
+    assert sum("Redis reachable again" in m for m in messages) == 1
 
 
 def test_two_instances_share_one_budget_through_redis(tmp_path: Path, redis_url: str) -> None:
