@@ -145,6 +145,26 @@ def test_service_auth_setting() -> None:
         load_settings(env={}, overrides={"service.auth": "maybe"})
 
 
+def test_local_mode_is_said_at_start(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from docmill.service.app import create_app
+    from docmill.service.auth import KeyAuth
+    from docmill.service.deps import local_caller
+    from docmill.settings import load_settings
+
+    base = {"service.data_dir": str(tmp_path), "service.job_workers": "0"}
+    with caplog.at_level(logging.WARNING, logger="docmill.service"):
+        local = create_app(load_settings(env={}, overrides={**base, "service.auth": "none"}))
+    assert local.state.authenticate is local_caller
+    assert any("service.auth=none" in r.message for r in caplog.records)
+    keyed = create_app(load_settings(env={}, overrides=base))
+    assert isinstance(keyed.state.authenticate, KeyAuth)
+    keyed.state.authenticate.keys.close()
+    tiers = tmp_path / "bad.toml"
+    tiers.write_text("[tiers.x]\nnope = 1\n")
+    with pytest.raises(SettingsError, match="unknown keys"):
+        create_app(load_settings(env={}, overrides={**base, "service.tiers_file": str(tiers)}))
+
+
 def test_endpoint_groups() -> None:
     assert group_of("POST", "/v1/extract") == "extract"
     assert group_of("POST", "/v1/jobs") == "jobs_create"
@@ -200,6 +220,13 @@ def test_keys_cli_create_list_revoke(tmp_path: Path) -> None:
     missing = _cli(data, "revoke", "000000000000")
     assert missing.returncode == 1 and "no key" in missing.stderr
     assert created["key"].encode() not in _all_bytes(data)
+    # a bad tiers file stops `docmill serve` with a message, not a traceback
+    bad_tiers = tmp_path / "tiers.toml"
+    bad_tiers.write_text("[tiers.x]\nextract = -1\n")
+    served = run_cli("serve", "--port", str(free_port()), "--set", f"service.data_dir={data}",
+                     "--set", f"service.tiers_file={bad_tiers}", timeout=120)
+    assert served.returncode == 1 and "must be a number" in served.stderr
+    assert "Traceback" not in served.stderr
 
 
 # --- a real server with keys -------------------------------------------------------------------
@@ -246,6 +273,11 @@ def test_keys_on_a_real_server(keyed: tuple[str, Path, Path]) -> None:
     # the public routes need no key
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert httpx.get(base + path).status_code == 200, path
+    spec = httpx.get(base + "/openapi.json").json()
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert spec["paths"]["/v1/jobs"]["get"]["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert "429" in spec["paths"]["/v1/extract"]["post"]["responses"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
     # 401s: missing, malformed, wrong secret, unknown id; all in the envelope with a challenge
     cases = [
         ({}, "missing_api_key"),

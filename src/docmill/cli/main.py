@@ -518,9 +518,12 @@ def cmd_keys(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([k.to_dict() for k in rows]))
         return EXIT_OK
+    import time
+
     for k in rows:
         state = "revoked" if k.revoked else "active"
-        print(f"{k.id}  {k.tier:<12} {state:<8} {k.name}")
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at))
+        print(f"{k.id}  {k.tier:<12} {state:<8} {created}Z  {k.name}")
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill import __version__
-from docmill.service.auth import RateLimitHeaders, build_auth
+from docmill.service.auth import RateLimitHeaders, build_auth, document_security
 from docmill.service.deps import Authenticate, local_caller
 from docmill.service.errors import ApiError, install_error_handlers
 from docmill.service.extract import ExtractService
@@ -28,6 +28,7 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
     """The service over ``settings.service``; ``authenticate`` (an async ``Request ->
     Caller``) decides who calls. Without it ``service.auth`` does: API keys with tier
     limits (``keys``, see ``service/auth.py``) or every request the local caller (``none``)."""
+    key_auth = build_auth(settings) if authenticate is None else None
     ledger = JobLedger.open(settings.service.data_dir)
     metrics = ServiceMetrics(lambda: float(ledger.queue_depth()))
     runner: JobRunner | None = None
@@ -37,7 +38,6 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
             on_finished=lambda r: metrics.job_finished(r.status, r.progress),
         )
     svc = Services(settings, ledger, metrics, ExtractService(settings), runner)
-    key_auth = build_auth(settings) if authenticate is None else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +62,8 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
     app.state.authenticate = authenticate or key_auth or local_caller
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
+    if key_auth is not None:
+        document_security(app)
 
     @app.middleware("http")
     async def timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -108,6 +108,30 @@ def build_auth(settings: Settings) -> KeyAuth | None:
     log.info("API keys on; rate limits in %s; tiers: %s",
              "Redis" if s.redis_url else "memory", ", ".join(sorted(tiers)))
     return auth
+
+
+def document_security(app: FastAPI) -> None:
+    """Declare the key schemes, and the 401/429 answers, on every ``/v1`` operation of
+    the app's OpenAPI document (built once, on first request)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes["bearer"] = {"type": "http", "scheme": "bearer",
+                             "description": "an API key from `docmill keys create`"}
+        schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        for path, operations in schema.get("paths", {}).items():
+            if not path.startswith("/v1/"):
+                continue
+            for op in operations.values():
+                op["security"] = [{"bearer": []}, {"apiKey": []}]
+                responses = op.setdefault("responses", {})
+                responses.setdefault("401", {"description": "missing, invalid or revoked API key"})
+                responses.setdefault("429", {"description": "over the key's tier limit (Retry-After)"})
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class RateLimitHeaders:
