@@ -39,7 +39,8 @@ def wait_ready(base: str, timeout: float = 60.0) -> None:
 
 def start_server(data_dir: Path, port: int, *sets: str) -> subprocess.Popen[str]:
     args = ["serve", "--port", str(port), "--set", f"service.data_dir={data_dir}"]
-    for s in ("service.extract_workers=1", "run.workers=1", *sets):
+    # local mode unless a test asks for keys (--set service.auth=keys: later sets win)
+    for s in ("service.extract_workers=1", "run.workers=1", "service.auth=none", *sets):
         args += ["--set", s]
     log = open(data_dir.parent / f"server-{port}.log", "a")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(

@@ -272,7 +272,8 @@ def test_every_cli_subcommand_is_in_the_readme() -> None:
     text = readme.read_text(encoding="utf-8")
     commands = _subcommands()
     assert commands == [
-        "estimate", "export", "retry", "run", "serve", "status", "train-classifier", "worker"
+        "estimate", "export", "keys", "retry", "run", "serve", "status", "train-classifier",
+        "worker",
     ]
     missing = [c for c in commands if f"docmill {c}" not in text]
     assert missing == [], f"subcommands not in README.md: {missing}"

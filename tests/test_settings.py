@@ -68,6 +68,7 @@ CONTRACT_DEFAULTS = {
     "service.extract_max_pages": 20,
     "service.allowed_roots": (),
     "service.allowed_hosts": (),
+    "service.auth": "keys",
     "service.redis_url": "",
     "service.tiers_file": "",
 }

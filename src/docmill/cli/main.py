@@ -93,7 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument(
         "--threads", type=int, metavar="N", help="jobs at once (default: service.job_workers, min 1)"
     )
-    for cmd in (serve, worker):
+    keys = sub.add_parser("keys", help="the service's API keys: create, list, revoke")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    k_create = keys_sub.add_parser("create", help="a new key (printed once, stored hashed)")
+    k_create.add_argument("--tier", required=True, help="rate-limit tier (free, pro, ...)")
+    k_create.add_argument("--name", default="", help="a label for people")
+    k_revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
+    k_revoke.add_argument("key_id", metavar="KEY_ID")
+    k_list = keys_sub.add_parser("list", help="every key (never the secrets)")
+    service_cmds = [serve, worker, k_create, k_revoke, k_list]
+    for cmd in (k_create, k_list):
+        cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    for cmd in service_cmds:
         cmd.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
         cmd.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -450,7 +461,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     from docmill.service.server import serve
 
-    serve(settings)
+    try:
+        serve(settings)
+    except SettingsError as exc:  # e.g. a bad service.tiers_file
+        _error(str(exc))
+        return EXIT_ERROR
     return EXIT_OK
 
 
@@ -470,6 +485,48 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from docmill.settings import SettingsError
+
+    try:
+        settings = _service_settings(args)
+        from docmill.service.keys import KeyStore
+        from docmill.service.tiers import check_tier, load_tiers
+
+        if args.keys_command == "create":
+            tier = check_tier(load_tiers(settings.service.tiers_file), args.tier).name
+    except (ValueError, SettingsError) as exc:
+        _error(str(exc))
+        return EXIT_ERROR
+    with KeyStore.open(settings.service.data_dir) as store:
+        if args.keys_command == "create":
+            key, plaintext = store.create(tier, args.name)
+            if args.json:
+                print(json.dumps({**key.to_dict(), "key": plaintext}))
+            else:
+                print(plaintext)
+                print(f"key {key.id} (tier {tier}): shown once, store it now", file=sys.stderr)
+            return EXIT_OK
+        if args.keys_command == "revoke":
+            found = store.revoke(args.key_id)
+            if found is None:
+                _error(f"no key {args.key_id}")
+                return EXIT_ERROR
+            print(f"revoked {found.id}")
+            return EXIT_OK
+        rows = store.list()
+    if args.json:
+        print(json.dumps([k.to_dict() for k in rows]))
+        return EXIT_OK
+    import time
+
+    for k in rows:
+        state = "revoked" if k.revoked else "active"
+        created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at))
+        print(f"{k.id}  {k.tier:<12} {state:<8} {created}Z  {k.name}")
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
     "status": cmd_status,
@@ -479,6 +536,7 @@ COMMANDS = {
     "estimate": cmd_estimate,
     "serve": cmd_serve,
     "worker": cmd_worker,
+    "keys": cmd_keys,
 }
 
 

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from docmill import __version__
+from docmill.service.auth import RateLimitHeaders, build_auth, document_security
 from docmill.service.deps import Authenticate, local_caller
 from docmill.service.errors import ApiError, install_error_handlers
 from docmill.service.extract import ExtractService
@@ -25,7 +26,9 @@ from docmill.settings import Settings
 
 def create_app(settings: Settings, *, authenticate: Authenticate | None = None) -> FastAPI:
     """The service over ``settings.service``; ``authenticate`` (an async ``Request ->
-    Caller``) decides who calls. Without it every request is the local caller."""
+    Caller``) decides who calls. Without it ``service.auth`` does: API keys with tier
+    limits (``keys``, see ``service/auth.py``) or every request the local caller (``none``)."""
+    key_auth = build_auth(settings) if authenticate is None else None
     ledger = JobLedger.open(settings.service.data_dir)
     metrics = ServiceMetrics(lambda: float(ledger.queue_depth()))
     runner: JobRunner | None = None
@@ -47,6 +50,8 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
             if svc.runner is not None:
                 await run_in_threadpool(svc.runner.stop)
             await run_in_threadpool(svc.extract.stop)
+            if key_auth is not None:
+                await key_auth.close()
             ledger.close()
 
     app = FastAPI(
@@ -54,8 +59,11 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
         description="Turn piles of documents into data: one document at once, or jobs.",
     )
     app.state.services = svc
-    app.state.authenticate = authenticate or local_caller
+    app.state.authenticate = authenticate or key_auth or local_caller
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
+    if key_auth is not None:
+        document_security(app)
 
     @app.middleware("http")
     async def timed(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

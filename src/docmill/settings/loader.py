@@ -123,6 +123,7 @@ class ServiceSettings:
     extract_max_pages: int = 20  # POST /v1/extract: page cap
     allowed_roots: tuple[str, ...] = ()  # folders a job may name as its source (none: uploads only)
     allowed_hosts: tuple[str, ...] = ()  # hosts a job's source URL may name (none: no URLs)
+    auth: str = "keys"  # keys: API keys and tier limits on /v1; none: local mode, one caller
     redis_url: str = ""  # share rate limits between instances (empty: in memory)
     tiers_file: str = ""  # TOML of tiers and their limits (empty: the built-in tiers)
 
@@ -179,6 +180,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "output.format": ("jsonl", "parquet"),
     "extract.ocr": ("auto", "always", "never"),
     "llm.input": ("text", "images"),
+    "service.auth": ("keys", "none"),
 }
 _NON_NEGATIVE = {
     "run.workers",
