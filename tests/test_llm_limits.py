@@ -48,7 +48,9 @@ def go(lim: SlotLimiter, clock: FakeClock, est: int = 0) -> Permit:
 
 def test_aimd_rises_by_one_per_window_of_fast_successes() -> None:
     clock = FakeClock()
-    lim = make(clock, initial_concurrency=4, increase_after=5, target_latency_s=2.0)
+    lim = make(
+        clock, initial_concurrency=4, increase_after=5, target_latency_s=2.0, slow_start=False
+    )
     assert lim.concurrency_limit == 4
     for round_ in range(3):
         for _ in range(5):
@@ -108,7 +110,8 @@ def test_concurrency_limit_is_enforced_and_freed_by_results() -> None:
 
 def test_rpm_bucket_throttles_exactly() -> None:
     clock = FakeClock()
-    lim = make(clock, rpm=60, bucket_s=10, max_concurrency=1000, initial_concurrency=1000)
+    # 70 per minute, 10 s of burst: refilled at 70 / (60 + 10) = 1 per second
+    lim = make(clock, rpm=70, bucket_s=10, max_concurrency=1000, initial_concurrency=1000)
     for _ in range(10):  # a burst of bucket_s seconds of refill
         go(lim, clock)
     d = lim.acquire(clock(), 0)
@@ -129,7 +132,7 @@ def test_rpm_bucket_throttles_exactly() -> None:
 
 def test_tpm_bucket_uses_the_estimate_then_the_real_usage() -> None:
     clock = FakeClock()
-    lim = make(clock, tpm=6000, bucket_s=60)  # 100 tokens per second, 6000 held
+    lim = make(clock, tpm=12000, bucket_s=60)  # 12000 / 120 = 100 tokens per second, 6000 held
     p = go(lim, clock, est=5000)
     d = lim.acquire(clock(), 2000)
     assert (d.kind, d.reason) == (DecisionKind.WAIT, "tpm")
@@ -146,7 +149,7 @@ def test_tpm_bucket_uses_the_estimate_then_the_real_usage() -> None:
 
 def test_a_request_larger_than_the_tpm_bucket_goes_when_it_is_full() -> None:
     clock = FakeClock()
-    lim = make(clock, tpm=600, bucket_s=60)
+    lim = make(clock, tpm=1200, bucket_s=60)  # 10 per second, 600 held
     go(lim, clock, est=100)
     d = lim.acquire(clock(), 10_000)
     assert d.until == pytest.approx(clock() + 10.0)
@@ -294,3 +297,107 @@ def test_a_request_never_sent_gives_its_tokens_back() -> None:
     assert lim.acquire(clock(), 600).reason == "tpm"
     lim.on_result(p, clock(), Outcome.CANCELLED, tokens_used=0)
     go(lim, clock, est=600)
+
+
+# --- slow start, the sliding window, the learned RPM -------------------------------------
+
+
+def test_slow_start_raises_by_one_per_fast_success_until_congestion() -> None:
+    clock = FakeClock()
+    lim = make(clock, initial_concurrency=4, increase_after=5, target_latency_s=2.0)
+    for expected in (5, 6, 7, 8):
+        lim.on_result(go(lim, clock), clock(), Outcome.SUCCESS, latency_s=1.0)
+        assert lim.concurrency_limit == expected
+    lim.on_result(go(lim, clock), clock(), Outcome.SUCCESS, latency_s=3.0)  # slow: no raise
+    assert lim.concurrency_limit == 8
+    lim.on_result(go(lim, clock), clock(), Outcome.SERVER_ERROR)
+    assert lim.concurrency_limit == 4
+    for _ in range(4):  # congestion ended slow start: additive from here
+        lim.on_result(go(lim, clock), clock(), Outcome.SUCCESS, latency_s=1.0)
+    assert lim.concurrency_limit == 4
+    lim.on_result(go(lim, clock), clock(), Outcome.SUCCESS, latency_s=1.0)
+    assert lim.concurrency_limit == 5
+
+
+def test_slow_successes_neither_count_nor_reset_the_count() -> None:
+    clock = FakeClock()
+    lim = make(clock, increase_after=3, target_latency_s=2.0, slow_start=False)
+    for latency in (1.0, 5.0, 1.0, 5.0, 5.0):
+        lim.on_result(go(lim, clock), clock(), Outcome.SUCCESS, latency_s=latency)
+    assert lim.concurrency_limit == 4
+    lim.on_result(go(lim, clock), clock(), Outcome.SUCCESS, latency_s=1.0)
+    assert lim.concurrency_limit == 5
+
+
+def test_the_rpm_bucket_never_exceeds_rpm_in_any_sliding_minute() -> None:
+    clock = FakeClock()
+    lim = make(clock, rpm=120, max_concurrency=1000, initial_concurrency=1000)
+    sent: list[float] = []
+    for _ in range(30_000):  # a greedy sender for 300 s
+        clock.advance(0.01)
+        d = lim.acquire(clock(), 0)
+        if d.kind is DecisionKind.GO:
+            sent.append(clock())
+    j = 0
+    for i, t in enumerate(sent):  # every window (t - 60, t]
+        while sent[j] <= t - 60.0:
+            j += 1
+        assert i - j + 1 <= 120
+    assert len(sent) >= 0.98 * 120 * 5
+
+
+class SlidingWindowProvider:
+    """A provider model for the policy tests: ``rpm`` admitted per sliding minute, 429 +
+    Retry-After beyond that, latencies uniform in ``latency`` (seeded)."""
+
+    def __init__(self, rpm: int, latency: tuple[float, float], seed: int) -> None:
+        self.rpm = rpm
+        self.latency = latency
+        self.rng = random.Random(seed)
+        self.admitted: list[float] = []
+
+    def send(self, now: float) -> tuple[Outcome, float, float | None]:
+        """(outcome, latency, retry_after) for a request arriving at ``now``."""
+        recent = [t for t in self.admitted[-self.rpm :] if t > now - 60.0]
+        if len(recent) >= self.rpm:
+            return Outcome.RATE_LIMITED, 0.05, max(0.001, recent[0] + 60.0 - now)
+        self.admitted.append(now)
+        return Outcome.SUCCESS, self.rng.uniform(*self.latency), None
+
+
+def drive(lim: SlotLimiter, provider: SlidingWindowProvider, clock: FakeClock, seconds: float):
+    """A backlog that never empties, sent as the limiter allows; returns (sent, refused) times."""
+    in_flight: list[tuple[float, Permit, Outcome, float, float | None]] = []
+    sent: list[float] = []
+    refused: list[float] = []
+    end = clock() + seconds
+    while clock() < end:
+        clock.advance(0.05)
+        for item in [i for i in in_flight if i[0] <= clock()]:
+            in_flight.remove(item)
+            _, permit, outcome, latency, retry = item
+            lim.on_result(permit, clock(), outcome, latency, None, retry)
+        while True:
+            d = lim.acquire(clock(), 0)
+            if d.kind is not DecisionKind.GO:
+                break
+            assert d.permit is not None
+            outcome, latency, retry = provider.send(clock())
+            (refused if outcome is Outcome.RATE_LIMITED else sent).append(clock())
+            in_flight.append((clock() + latency, d.permit, outcome, latency, retry))
+    return sent, refused
+
+
+@pytest.mark.parametrize("known", [True, False], ids=["rpm_known", "rpm_learned"])
+def test_a_slow_provider_is_kept_at_its_rpm_with_few_429s(known: bool) -> None:
+    clock = FakeClock()
+    start = clock()
+    lim = make(clock, rpm=120 if known else 0, learn_rpm=True, max_concurrency=64)
+    provider = SlidingWindowProvider(120, (2.0, 30.0), seed=3)
+    sent, refused = drive(lim, provider, clock, 300.0)
+    steady_sent = [t for t in sent if t > start + 60.0]
+    steady_refused = [t for t in refused if t > start + 60.0]
+    per_minute = len(steady_sent) / 4.0
+    share_429 = len(steady_refused) / (len(steady_sent) + len(steady_refused))
+    assert per_minute >= 0.95 * 120, (per_minute, share_429, lim.rpm, lim.concurrency_limit)
+    assert share_429 <= 0.02, (per_minute, share_429, lim.rpm)

@@ -54,7 +54,7 @@ CONTRACT_DEFAULTS = {
     "llm.max_output_tokens": 512,
     "llm.rpm": 0,
     "llm.tpm": 0,
-    "llm.max_concurrency": 32,
+    "llm.max_concurrency": 64,
     "llm.timeout_s": 60.0,
     "llm.cache": True,
     "service.host": "127.0.0.1",

@@ -15,17 +15,29 @@ The protocol::
 
 What it combines:
 
-* **AIMD concurrency.** The in-flight limit starts at ``initial_concurrency``; after
-  ``increase_after`` consecutive successes faster than ``target_latency_s`` it rises by 1;
-  a 429, a 5xx, a timeout or a success slower than ``ceiling_latency_s`` multiplies it by
-  ``decrease_factor``. Bounded by ``[min_concurrency, max_concurrency]``. Results of
-  requests sent before the last decrease do not decrease it again (one cut per burst,
-  as in TCP congestion control).
-* **RPM and TPM token buckets**, refilled continuously at ``rpm / 60`` and ``tpm / 60``
-  per second, holding at most ``bucket_s`` seconds of refill. A request takes one RPM
+* **AIMD concurrency.** The in-flight limit starts at ``initial_concurrency``. Until the
+  first congestion signal it is in *slow start* (``slow_start``): every success faster
+  than ``target_latency_s`` raises it by 1, so it doubles per round trip, as in TCP.
+  After that, ``increase_after`` successes faster than ``target_latency_s`` raise it by
+  1 (slower successes neither count nor reset the count: with latencies of 2-30 s a third
+  of all answers are "slow" without any congestion); a 429 (unless an RPM bucket is
+  active: then the rate is the limit, see below), a 5xx, a timeout or a success slower
+  than ``ceiling_latency_s`` multiplies it by ``decrease_factor``. Bounded by
+  ``[min_concurrency, max_concurrency]``. Results of requests sent before the last
+  decrease do not decrease it again (one cut per burst, as in TCP congestion control).
+* **RPM and TPM token buckets** that never admit more than ``rpm`` requests (``tpm``
+  tokens) in any 60 s, the sliding window providers count in: the bucket holds
+  ``bucket_s`` seconds of refill and refills at ``rpm / (60 + bucket_s)`` per second
+  (a burst of the bucket plus 60 s of refill is exactly ``rpm``). A request takes one RPM
   token and its *estimated* tokens at ``acquire``; ``on_result`` corrects the TPM bucket
   by ``tokens_used - est_tokens`` (the bucket may go into debt). A request estimated at
   more than the TPM bucket holds goes when the bucket is full.
+* **A learned RPM** (``learn_rpm``). A 429 says the provider's window is full: the
+  requests this slot sent in the 60 s before the refused one (less those refused) are
+  what the provider admits per minute. That count becomes the RPM bucket's rate (never
+  above a configured ``rpm``), and it is probed upward by ``rpm_probe`` (a share per
+  minute without a 429) when no ``rpm`` was configured. Only a request sent after the
+  last lesson may teach again (one lesson per burst of 429s).
 * **Retry-After.** After a result with ``retry_after_s``, nothing goes before
   ``now + retry_after_s``.
 * **Backoff** for retries: exponential with full jitter (:func:`backoff_s`), the jitter
@@ -41,6 +53,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -49,6 +62,8 @@ Clock = Callable[[], float]
 """What a caller reads ``now`` from: seconds on a monotonic scale (``time.monotonic``)."""
 
 _EPS: Final = 1e-9  # float slack when comparing bucket levels and times
+WINDOW_S: Final = 60.0
+"""The window providers count their per-minute limits in."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,9 @@ class LimiterConfig:
     max_concurrency: int = 64
     """The AIMD limit never rises above this."""
     increase_after: int = 10
-    """Consecutive fast successes that raise the limit by one."""
+    """Fast successes (after slow start) that raise the limit by one."""
+    slow_start: bool = True
+    """Raise the limit by one per fast success until the first congestion signal."""
     target_latency_s: float = 20.0
     """A success counts toward an increase only if it took at most this long."""
     ceiling_latency_s: float = 90.0
@@ -73,8 +90,13 @@ class LimiterConfig:
     """Requests per minute; 0 = no RPM bucket."""
     tpm: float = 0.0
     """Tokens per minute (input + output); 0 = no TPM bucket."""
-    bucket_s: float = 60.0
-    """Bucket capacity, in seconds of refill (60: a full minute's allowance may burst)."""
+    bucket_s: float = 1.0
+    """Bucket capacity, in seconds of refill; it costs the sustained rate a share
+    ``bucket_s / (60 + bucket_s)`` (1 s: 1.6 %), so that no 60 s window sees more."""
+    learn_rpm: bool = False
+    """Learn the provider's requests per minute from 429s (see the module docstring)."""
+    rpm_probe: float = 0.01
+    """A learned RPM (none configured) rises by this share per minute without a 429."""
     backoff_base_s: float = 1.0
     """Upper bound of the first retry's delay; doubles with each attempt."""
     backoff_max_s: float = 60.0
@@ -96,8 +118,8 @@ class LimiterConfig:
             problems.append("increase_after must be >= 1")
         if not 0.0 < self.decrease_factor < 1.0:
             problems.append("decrease_factor must be in (0, 1)")
-        if self.rpm < 0 or self.tpm < 0 or self.bucket_s <= 0:
-            problems.append("rpm and tpm must be >= 0 and bucket_s > 0")
+        if self.rpm < 0 or self.tpm < 0 or self.bucket_s <= 0 or self.rpm_probe < 0:
+            problems.append("rpm, tpm and rpm_probe must be >= 0 and bucket_s > 0")
         if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
             problems.append("need 0 <= backoff_base_s <= backoff_max_s")
         if self.breaker_failures < 1:
@@ -184,13 +206,32 @@ def backoff_s(attempt: int, base_s: float, max_s: float, u: float) -> float:
 
 
 class TokenBucket:
-    """A continuously refilled bucket; pure arithmetic on the ``now`` it is given."""
+    """A continuously refilled bucket; pure arithmetic on the ``now`` it is given.
 
-    def __init__(self, per_minute: float, bucket_s: float, now: float) -> None:
-        self.rate = per_minute / 60.0
+    It admits at most ``per_minute`` in any window of ``window_s`` seconds: it holds
+    ``bucket_s`` seconds of refill and refills at ``per_minute / (window_s + bucket_s)``
+    per second (``window_s=0``: plainly ``per_minute / 60`` per second).
+    """
+
+    def __init__(self, per_minute: float, bucket_s: float, now: float, window_s: float = 0.0) -> None:
+        self.bucket_s = bucket_s
+        self.window_s = window_s
+        self.per_minute = per_minute
+        self.rate = self._rate(per_minute)
         self.capacity = self.rate * bucket_s
         self.level = self.capacity
         self.updated = now
+
+    def _rate(self, per_minute: float) -> float:
+        return per_minute / (self.window_s + self.bucket_s if self.window_s else 60.0)
+
+    def set_per_minute(self, now: float, per_minute: float) -> None:
+        """Change the rate from ``now`` on (the level is kept, capped to the new capacity)."""
+        self._refill(now)
+        self.per_minute = per_minute
+        self.rate = self._rate(per_minute)
+        self.capacity = self.rate * self.bucket_s
+        self.level = min(self.level, self.capacity)
 
     def _refill(self, now: float) -> None:
         if now > self.updated:
@@ -228,8 +269,19 @@ class SlotLimiter:
         self._next_id = 0
         self._fast_successes = 0
         self._cut_mark = 0  # the first permit id allowed to decrease the limit
-        self._rpm = TokenBucket(config.rpm, config.bucket_s, now) if config.rpm > 0 else None
-        self._tpm = TokenBucket(config.tpm, config.bucket_s, now) if config.tpm > 0 else None
+        self._slow_start = config.slow_start
+        self._rpm = (
+            TokenBucket(config.rpm, config.bucket_s, now, WINDOW_S) if config.rpm > 0 else None
+        )
+        self._tpm = (
+            TokenBucket(config.tpm, config.bucket_s, now, WINDOW_S) if config.tpm > 0 else None
+        )
+        # the permits of the last minute, less those refused with 429 (what the provider
+        # counts): (issued_at, id)
+        self._log: deque[tuple[float, int]] = deque()
+        self._learned_rpm: float | None = None
+        self._learned_at = 0.0
+        self._learn_mark = 0  # the first permit id allowed to teach
         self._blocked_until = -math.inf
         self._breaker = BreakerState.CLOSED
         self._failures = 0
@@ -252,6 +304,16 @@ class SlotLimiter:
         return self._breaker
 
     @property
+    def rpm(self) -> float:
+        """The RPM the bucket admits now (configured or learned); 0: no RPM bucket."""
+        return self._rpm.per_minute if self._rpm is not None else 0.0
+
+    @property
+    def learned_rpm(self) -> float | None:
+        """What the last 429 taught (before probing); None: nothing learned."""
+        return self._learned_rpm
+
+    @property
     def blocked_until(self) -> float:
         """No request goes before this time (Retry-After); ``-inf`` if unset."""
         return self._blocked_until
@@ -270,11 +332,13 @@ class SlotLimiter:
                 return Decision(DecisionKind.REJECTED, None, "probe_in_flight")
             probe = True
 
+        self._probe_rpm(now)
         waits: list[tuple[float, str]] = []
         if now + _EPS < self._blocked_until:
             waits.append((self._blocked_until, "retry_after"))
         if self._rpm is not None:
             waits.append((self._rpm.ready_at(now, 1.0), "rpm"))
+            waits.append((self._window_ready_at(now), "rpm"))
         if self._tpm is not None:
             waits.append((self._tpm.ready_at(now, float(est_tokens)), "tpm"))
         until, reason = max(waits, default=(now, ""))
@@ -290,6 +354,8 @@ class SlotLimiter:
         permit = Permit(self._next_id, now, est_tokens, probe)
         self._next_id += 1
         self._in_flight[permit.id] = permit
+        self._log.append((now, permit.id))
+        self._trim_log(now)
         if probe:
             self._probe_out = True
         return Decision(DecisionKind.GO, now, "", permit)
@@ -318,6 +384,8 @@ class SlotLimiter:
             if permit.probe:
                 self._probe_out = False
             return
+        if outcome is Outcome.RATE_LIMITED and self.config.learn_rpm:
+            self._learn(permit, now)
         self._update_concurrency(permit, outcome, latency_s)
         self._update_breaker(permit, now, outcome)
 
@@ -328,13 +396,60 @@ class SlotLimiter:
 
     # -- policies ---------------------------------------------------------------------
 
+    def _trim_log(self, now: float) -> None:
+        while self._log and self._log[0][0] <= now - WINDOW_S:
+            self._log.popleft()
+
+    def _window_ready_at(self, now: float) -> float:
+        """When the last minute holds fewer than the RPM of this slot's admitted requests."""
+        assert self._rpm is not None
+        self._trim_log(now)
+        allowed = max(1, math.floor(self._rpm.per_minute + _EPS))
+        if len(self._log) < allowed:
+            return now
+        return self._log[len(self._log) - allowed][0] + WINDOW_S
+
+    def _learn(self, permit: Permit, now: float) -> None:
+        """A 429: the requests admitted in the 60 s before this one are the provider's RPM."""
+        entry = (permit.issued_at, permit.id)
+        if entry in self._log:
+            self._log.remove(entry)  # refused: the provider does not count it
+        if permit.id < self._learn_mark:
+            return  # sent before the last lesson: it says nothing new
+        start = permit.issued_at - WINDOW_S
+        admitted = float(max(1, sum(1 for t, _ in self._log if start < t < permit.issued_at)))
+        if self.config.rpm > 0:
+            admitted = min(admitted, self.config.rpm)
+        if self._rpm is not None:
+            admitted = min(admitted, self._rpm.per_minute)
+        self._learned_rpm = admitted
+        self._learned_at = now
+        self._learn_mark = self._next_id
+        if self._rpm is None:
+            self._rpm = TokenBucket(admitted, self.config.bucket_s, now, WINDOW_S)
+        else:
+            self._rpm.set_per_minute(now, admitted)
+
+    def _probe_rpm(self, now: float) -> None:
+        """Raise a learned RPM slowly while no 429 comes (only without a configured one)."""
+        c = self.config
+        if self._learned_rpm is None or self._rpm is None or c.rpm > 0 or c.rpm_probe <= 0:
+            return
+        minutes = max(0.0, now - self._learned_at) / WINDOW_S
+        target = self._learned_rpm * (1.0 + c.rpm_probe * minutes)
+        if target > self._rpm.per_minute * (1.0 + 1e-3):
+            self._rpm.set_per_minute(now, target)
+
     def _update_concurrency(self, permit: Permit, outcome: Outcome, latency_s: float) -> None:
         c = self.config
         congested = outcome in CONGESTION or (
             outcome is Outcome.SUCCESS and latency_s > c.ceiling_latency_s
         )
         if congested:
+            self._slow_start = False
             self._fast_successes = 0
+            if outcome is Outcome.RATE_LIMITED and self._rpm is not None and c.learn_rpm:
+                return  # the rate is what binds, and the RPM bucket now holds it
             if permit.id >= self._cut_mark:
                 self._limit = max(
                     float(c.min_concurrency), float(math.floor(self._limit * c.decrease_factor))
@@ -343,11 +458,9 @@ class SlotLimiter:
             return
         if outcome is Outcome.SUCCESS and latency_s <= c.target_latency_s:
             self._fast_successes += 1
-            if self._fast_successes >= c.increase_after:
+            if self._slow_start or self._fast_successes >= c.increase_after:
                 self._fast_successes = 0
                 self._limit = min(float(c.max_concurrency), self._limit + 1.0)
-        elif outcome is Outcome.SUCCESS:
-            self._fast_successes = 0
 
     def _update_breaker(self, permit: Permit, now: float, outcome: Outcome) -> None:
         c = self.config

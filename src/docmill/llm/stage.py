@@ -280,6 +280,7 @@ class LlmStage:
                 max_concurrency=o.max_concurrency,
                 rpm=float(o.rpm),
                 tpm=float(o.tpm),
+                learn_rpm=True,
             )
             client = ProviderClient(
                 ProviderConfig(

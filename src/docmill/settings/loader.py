@@ -103,7 +103,7 @@ class LlmSettings:
     max_output_tokens: int = 512
     rpm: int = 0  # requests per minute per model (0: no limit set; 429s still adapt)
     tpm: int = 0  # tokens per minute per model (0: no limit set)
-    max_concurrency: int = 32  # the adaptive concurrency never goes above this
+    max_concurrency: int = 64  # adaptive concurrency ceiling (needs ~ rpm x mean latency / 60)
     timeout_s: float = 60.0  # per request
     cache: bool = True  # reuse answers for the same content, prompt, model and parameters
 
