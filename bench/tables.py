@@ -12,7 +12,9 @@ neighbour to the right and below is one relation ``(text1, text2, direction)``, 
 with whitespace collapsed. Relations of all tables a tool finds on a page are compared
 as multisets with the ground truth's relations on that page; precision and recall are
 micro-averaged over all pages (a table found on no ground-truth page is not counted).
-Peers are optional (``pip install -e .[bench]``): one that cannot be imported is skipped
+pages/s is wall clock; "per CPU-s" divides by this process's CPU time instead, which
+other load on a shared machine changes far less (camelot's Ghostscript subprocess, if any,
+is not in it). Peers are optional (``pip install -e .[bench]``): one that cannot be imported is skipped
 with a note. Each tool runs single-threaded in this process, one page at a time.
 """
 
@@ -174,7 +176,7 @@ def measure(args: argparse.Namespace, _work: Path) -> dict[str, Any]:
         fn(*pages[0])  # warm-up: imports and lazy initialisation are not timed
         correct = found = wanted = 0
         errors = 0
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for pdf, page in pages:
             try:
                 grids = fn(pdf, page)
@@ -186,6 +188,7 @@ def measure(args: argparse.Namespace, _work: Path) -> dict[str, Any]:
             found += sum(got.values())
             wanted += sum(want.values())
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started
         precision = correct / found if found else 0.0
         recall = correct / wanted if wanted else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -197,6 +200,8 @@ def measure(args: argparse.Namespace, _work: Path) -> dict[str, Any]:
             "pages": len(pages),
             "seconds": elapsed,
             "pages_per_s": len(pages) / elapsed if elapsed else 0.0,
+            "cpu_seconds": cpu,
+            "pages_per_cpu_s": len(pages) / cpu if cpu else 0.0,
             "page_errors": errors,
         }
     return {
@@ -212,7 +217,7 @@ def report(fig: dict[str, Any]) -> str:
     lines = [
         f"ground truth: {fig['documents']} PDFs, {fig['pages']} pages, "
         f"{fig['relations']} adjacency relations (tabula-java expected outputs)",
-        f"{'tool':<16} {'version':<10} {'precision':>9} {'recall':>7} {'F1':>6} {'pages/s':>8}",
+        f"{'tool':<16} {'version':<10} {'precision':>9} {'recall':>7} {'F1':>6} {'pages/s':>8} {'per CPU-s':>9}",
     ]
     for name, r in fig["tools"].items():
         if "skipped" in r:
@@ -220,7 +225,7 @@ def report(fig: dict[str, Any]) -> str:
             continue
         lines.append(
             f"{name:<16} {r['version'] or '?':<10} {r['precision']:>9.3f} {r['recall']:>7.3f} "
-            f"{r['f1']:>6.3f} {r['pages_per_s']:>8.1f}"
+            f"{r['f1']:>6.3f} {r['pages_per_s']:>8.1f} {r['pages_per_cpu_s']:>9.1f}"
             + (f"   ({r['page_errors']} pages raised)" if r["page_errors"] else "")
         )
     return "\n".join(lines)

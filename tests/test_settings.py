@@ -40,6 +40,7 @@ CONTRACT_DEFAULTS = {
     "extract.tables": False,
     "extract.ocr": "auto",
     "extract.ocr_languages": "eng",
+    "extract.reading_order": "pdfium",
     "output.format": "jsonl",
     "output.part_max_records": 1000,
     "output.part_max_seconds": 10.0,

@@ -91,6 +91,7 @@ def extract_options(s: Settings) -> ExtractOptions:
         tables=s.extract.tables,
         ocr=s.extract.ocr,
         ocr_languages=s.extract.ocr_languages,
+        reading_order=s.extract.reading_order,
         markdown=s.output.markdown,
         image_pages=(s.llm.max_pages or 3) if s.llm.spec and s.llm.input == "images" else 0,
         image_dpi=s.llm.image_dpi,

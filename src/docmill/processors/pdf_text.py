@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
 from docmill.processors.ocr import ocr_pdf
+from docmill.processors.reading_order import page_text as ordered_page_text
 from docmill.processors.registry import ExtractRequest
 from docmill.processors.tables import PageTables
 
@@ -169,6 +170,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         text: list[str] = []
         unreadable: list[int] = []
         tables = PageTables(request)
+        by_layout = request.options.reading_order == "layout"
         structure = _markdown_pass(request, rng)
         for index in range(rng.start, rng.stop):
             try:
@@ -182,7 +184,10 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
             try:
                 textpage = page.get_textpage()
                 try:
-                    text.append(normalise_newlines(textpage.get_text_bounded()))
+                    if by_layout:
+                        text.append(ordered_page_text(page, textpage))
+                    else:
+                        text.append(normalise_newlines(textpage.get_text_bounded()))
                     tables.add(page, textpage, index)
                     if structure is not None:
                         width, height = page.get_size()

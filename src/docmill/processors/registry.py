@@ -31,6 +31,7 @@ class ExtractOptions:
     tables: bool = False  # detect tables (record key "tables")
     ocr: str = "auto"  # auto: pages without a usable text layer | always | never
     ocr_languages: str = "eng"  # Tesseract language codes, "+"-joined
+    reading_order: str = "pdfium"  # page text order: pdfium (content stream) | layout
     markdown: bool = False  # render the document as Markdown (record key "markdown")
     image_pages: int = 0  # render this many first pages as images for the LLM (0: none)
     image_dpi: int = 100

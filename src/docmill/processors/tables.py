@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ MAX_CELLS = 40_000  # larger grids are drawings, not tables  # shorter segments 
 Box = tuple[float, float, float, float]  # x0, y0 (top), x1, y1 (bottom)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Char:
     text: str
     x0: float
@@ -93,7 +94,11 @@ def page_chars(textpage: Any, frame: _Frame) -> list[Char]:
     rect = pdfium_c.FS_RECTF()
     get_box = pdfium_c.FPDFText_GetLooseCharBox
     get_uni = pdfium_c.FPDFText_GetUnicode
+    transform = frame.box
+    upright = frame.rotation == 0
+    left, top = frame.left, frame.top
     out: list[Char] = []
+    append = out.append
     for i in range(count):
         code = get_uni(textpage, i)
         if code in (0, 10, 13, 0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF:
@@ -101,12 +106,20 @@ def page_chars(textpage: Any, frame: _Frame) -> list[Char]:
         if code == 32 or not get_box(textpage, i, rect):
             if code == 32 and out and out[-1].text != " ":  # placed at the glyph before
                 last = out[-1]
-                out.append(Char(" ", last.x1, last.y0, last.x1, last.y1))
+                append(Char(" ", last.x1, last.y0, last.x1, last.y1))
             continue
-        x0, y0, x1, y1 = frame.box(rect.left, rect.top, rect.right, rect.bottom)
+        if upright:  # the common case, inlined: no rotation, only the crop box origin
+            x0, x1 = rect.left - left, rect.right - left
+            y0, y1 = top - rect.top, top - rect.bottom
+            if x0 > x1:
+                x0, x1 = x1, x0
+            if y0 > y1:
+                y0, y1 = y1, y0
+        else:
+            x0, y0, x1, y1 = transform(rect.left, rect.top, rect.right, rect.bottom)
         if x1 - x0 > 500 or y1 - y0 > 500:
             continue
-        out.append(Char(chr(code), x0, y0, x1, y1))
+        append(Char(chr(code), x0, y0, x1, y1))
     return out
 
 
@@ -353,14 +366,9 @@ def _by_edge(rulings: Sequence[_Ruling], edges: Sequence[float]) -> list[list[_R
 
 
 def _index(edges: Sequence[float], v: float) -> int:
-    lo, hi = 0, len(edges) - 2
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if edges[mid] <= v:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+    """The grid interval ``v`` falls in: the last ``i <= len(edges) - 2`` with
+    ``edges[i] <= v`` (0 when none is)."""
+    return min(max(bisect_right(edges, v) - 1, 0), len(edges) - 2)
 
 
 def _drop_empty(rows: list[list[str]]) -> tuple[list[list[str]], list[int]]:

@@ -77,6 +77,9 @@ class ExtractSettings:
     tables: bool = False  # detect tables on each page (record key "tables")
     ocr: str = "auto"  # auto: OCR pages with no usable text layer | always | never
     ocr_languages: str = "eng"  # Tesseract language codes, e.g. "eng+deu"
+    # page text order: pdfium (the content stream's, fastest) | layout (by geometry:
+    # columns and table columns read one after the other; ~2-3x the text CPU time)
+    reading_order: str = "pdfium"
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ _SECTIONS: dict[str, type[Any]] = {
 _CHOICES: dict[str, tuple[str, ...]] = {
     "output.format": ("jsonl", "parquet"),
     "extract.ocr": ("auto", "always", "never"),
+    "extract.reading_order": ("pdfium", "layout"),
     "llm.input": ("text", "images"),
     "service.auth": ("keys", "none"),
 }

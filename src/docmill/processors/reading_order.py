@@ -1,0 +1,189 @@
+"""Page text in reading order, from PDFium's characters and their boxes.
+
+PDFium's own text (``get_text_bounded``) follows the content stream: a table drawn row
+by row comes out row by row, but a page whose producer wrote its text in another order
+(labels after values, columns interleaved) comes out in that order. This module orders
+the text by its geometry instead, the way a reader takes it in:
+
+1. **Fragments.** Characters are grouped into text lines (vertical overlap, as the
+   table detector does) and each line is cut where the gap between two glyphs is wider
+   than ``COLUMN_GAP`` times the line height: what is left of such a gap is another
+   column's text, or another table cell.
+2. **Blocks.** Fragments stack into blocks top to bottom: a fragment continues the
+   block whose last fragment lies just above it (baselines at most ``LINE_SPACING``
+   line heights apart), overlaps it horizontally and has about the same height. A
+   paragraph is one block; a table column is one block.
+3. **Order.** Blocks are ordered by recursive XY-cut: the blocks are split at every
+   horizontal band of whitespace that crosses all of them (read top to bottom); a group
+   with no such band is split at vertical whitespace (read left to right: columns); a
+   group with neither is read top to bottom, left to right.
+
+Each block's lines are written one per line; a line that ends in a hyphen PDFium marks
+as breaking a word (``\\x02``) is joined to the next line of its block without it.
+Everything here is pure: a function of the page's characters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from docmill.processors.tables import Char, _Frame, _lines, page_chars
+
+COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
+LINE_SPACING = 1.6  # max baseline distance, in line heights, between lines of a block
+MAX_DEPTH = 64  # XY-cut recursion bound (each level removes at least one cut)
+
+
+@dataclass(slots=True)
+class _Fragment:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    text: str
+
+    @property
+    def height(self) -> float:
+        return max(self.y1 - self.y0, 1.0)
+
+
+@dataclass(slots=True)
+class _Block:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    lines: list[_Fragment] = field(default_factory=list)
+
+    def add(self, frag: _Fragment) -> None:
+        self.lines.append(frag)
+        self.x0, self.x1 = min(self.x0, frag.x0), max(self.x1, frag.x1)
+        self.y0, self.y1 = min(self.y0, frag.y0), max(self.y1, frag.y1)
+
+
+def _fragment_text(chars: Sequence[Char]) -> str:
+    parts: list[str] = []
+    prev: Char | None = None
+    for ch in chars:
+        if prev is not None and ch.text != " " and prev.text != " ":
+            h = max(ch.y1 - ch.y0, prev.y1 - prev.y0, 1.0)
+            if ch.x0 - prev.x1 > 0.15 * h:  # a word break PDFium did not write
+                parts.append(" ")
+        parts.append(ch.text)
+        prev = ch
+    return " ".join("".join(parts).split(" ")).strip(" ")
+
+
+def fragments(chars: Sequence[Char]) -> list[_Fragment]:
+    """Text lines cut at column-wide gaps, top to bottom then left to right."""
+    out: list[_Fragment] = []
+    for line in _lines(chars):
+        glyphs = [c for c in line if c.text != " "]
+        if not glyphs:
+            continue
+        height = sorted(c.y1 - c.y0 for c in glyphs)[len(glyphs) // 2]
+        gap = COLUMN_GAP * max(height, 1.0)
+        start, prev_solid = 0, None
+        cuts: list[int] = []
+        for i, ch in enumerate(line):
+            if ch.text == " ":
+                continue
+            if prev_solid is not None and ch.x0 - prev_solid.x1 > gap:
+                cuts.append(i)
+            prev_solid = ch
+        for stop in [*cuts, len(line)]:
+            piece = line[start:stop]
+            start = stop
+            solid = [c for c in piece if c.text != " "]
+            if not solid:
+                continue
+            text = _fragment_text(piece)
+            if text:
+                out.append(
+                    _Fragment(
+                        min(c.x0 for c in solid),
+                        min(c.y0 for c in solid),
+                        max(c.x1 for c in solid),
+                        max(c.y1 for c in solid),
+                        text,
+                    )
+                )
+    return out
+
+
+def blocks(frags: Sequence[_Fragment]) -> list[_Block]:
+    """Fragments stacked into blocks (paragraphs, table columns)."""
+    out: list[_Block] = []
+    open_blocks: list[_Block] = []
+    for frag in sorted(frags, key=lambda f: (f.y1, f.x0)):
+        best: _Block | None = None
+        for block in open_blocks:
+            last = block.lines[-1]
+            h = max(last.height, frag.height)
+            if frag.y1 - last.y1 > LINE_SPACING * h or frag.y1 - last.y1 < 0.5 * h:
+                continue  # too far below, or on the same line
+            if min(last.x1, frag.x1) - max(last.x0, frag.x0) <= 0:
+                continue  # no horizontal overlap
+            if not 0.7 <= frag.height / last.height <= 1.45:
+                continue
+            if best is None or last.y1 > best.lines[-1].y1:
+                best = block
+        if best is None:
+            best = _Block(frag.x0, frag.y0, frag.x1, frag.y1)
+            out.append(best)
+            open_blocks.append(best)
+        best.add(frag)
+        limit = frag.y1 - 3 * frag.height
+        open_blocks = [b for b in open_blocks if b.lines[-1].y1 >= limit]
+    return out
+
+
+def _cuts(spans: list[tuple[float, float, int]]) -> list[list[int]]:
+    """Groups of indices separated by gaps in the union of the spans."""
+    groups: list[list[int]] = []
+    end = float("-inf")
+    for start, stop, index in sorted(spans):
+        if groups and start < end:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+        end = max(end, stop)
+    return groups
+
+
+def xy_order(items: Sequence[_Block], depth: int = 0) -> list[_Block]:
+    """Recursive XY-cut: horizontal whitespace bands first, then vertical ones."""
+    if len(items) <= 1 or depth >= MAX_DEPTH:
+        return sorted(items, key=lambda b: (b.y0, b.x0))
+    rows = _cuts([(b.y0 + 0.1, b.y1 - 0.1, i) for i, b in enumerate(items)])
+    if len(rows) > 1:
+        return [b for g in rows for b in xy_order([items[i] for i in g], depth + 1)]
+    cols = _cuts([(b.x0, b.x1, i) for i, b in enumerate(items)])
+    if len(cols) > 1:
+        return [b for g in cols for b in xy_order([items[i] for i in g], depth + 1)]
+    return sorted(items, key=lambda b: (b.y0, b.x0))
+
+
+def block_text(block: _Block) -> str:
+    out: list[str] = []
+    for frag in block.lines:
+        text = frag.text
+        if out and out[-1].endswith("\x02"):
+            out[-1] = out[-1][:-1] + text
+        else:
+            out.append(text)
+    return "\n".join(out).replace("\x02", "-")
+
+
+def ordered_text(chars: Sequence[Char]) -> str:
+    """The text of ``chars`` in reading order: blocks separated by blank lines."""
+    return "\n\n".join(block_text(b) for b in xy_order(blocks(fragments(chars))))
+
+
+def page_text(page: Any, textpage: Any) -> str:
+    """The reading-order text of one pypdfium2 page."""
+    left, bottom, right, top = page.get_cropbox()
+    frame = _Frame(float(left), float(bottom), float(right), float(top), page.get_rotation() % 360)
+    return ordered_text(page_chars(textpage, frame))

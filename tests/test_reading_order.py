@@ -1,0 +1,99 @@
+"""Reading order (``extract.reading_order = layout``): columns and blocks from glyph
+geometry, on made-up characters and on a real corpus page whose content stream is out
+of order, checked against poppler's pdftotext; the setting through the loader and the
+runner's options."""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+
+import pytest
+
+from docmill.engine.runner import extract_options
+from docmill.processors.pdf_text import extract_pdf
+from docmill.processors.reading_order import ordered_text
+from docmill.processors.registry import ExtractOptions, ExtractRequest
+from docmill.processors.tables import Char
+from docmill.settings.loader import SettingsError, load_settings
+from test_cli import CORPUS
+
+DIESEL = CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"
+
+
+def _word(text: str, x: float, y: float, size: float = 10.0) -> list[Char]:
+    """Glyphs of one word, 0.5 em wide each, top at ``y`` (top-left origin)."""
+    out = [
+        Char(ch, x + i * size / 2, y, x + (i + 1) * size / 2, y + size) for i, ch in enumerate(text)
+    ]
+    out.append(Char(" ", out[-1].x1, y, out[-1].x1, y + size))
+    return out
+
+
+def _line(words: str, x: float, y: float) -> list[Char]:
+    chars: list[Char] = []
+    for word in words.split():
+        chars += _word(word, x, y)
+        x = chars[-1].x1 + 3.0
+    return chars
+
+
+def test_two_columns_are_read_one_after_the_other_below_a_full_width_title() -> None:
+    chars = _line("A title across both columns of the page", 100, 20)
+    left = ["left one", "left two", "left three"]
+    right = ["right one", "right two", "right three"]
+    for i, (a, b) in enumerate(zip(left, right, strict=True)):
+        # interleaved as a content stream often is: left line, right line, ...
+        chars += _line(a, 50, 60 + 12 * i) + _line(b, 300, 60 + 12 * i)
+    title = "A title across both columns of the page"
+    assert ordered_text(chars).split() == " ".join([title, *left, *right]).split()
+
+
+def test_a_word_broken_by_a_pdfium_line_end_hyphen_is_joined() -> None:
+    chars = _line("an exam\x02", 50, 20) + _line("ple here", 50, 32)
+    assert ordered_text(chars).split() == ["an", "example", "here"]
+
+
+def test_lines_far_apart_are_separate_blocks_in_top_down_order() -> None:
+    chars = _line("second block", 50, 200) + _line("first block", 50, 20)
+    assert ordered_text(chars).split("\n\n") == ["first block", "second block"]
+
+
+def test_empty_page_gives_empty_text() -> None:
+    assert ordered_text([]) == ""
+
+
+def _words_ratio(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
+
+
+@pytest.mark.skipif(
+    not DIESEL.is_file() or shutil.which("pdftotext") is None,
+    reason="shared corpus or pdftotext missing",
+)
+def test_out_of_order_content_stream_is_read_as_pdftotext_reads_it() -> None:
+    page = 4  # a table drawn after the page's prose in the content stream
+    poppler = subprocess.run(
+        ["pdftotext", "-q", "-f", str(page + 1), "-l", str(page + 1), str(DIESEL), "-"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    rng_request = ExtractRequest(None, ExtractOptions(max_pages=page + 1))
+    default = extract_pdf(str(DIESEL), rng_request).text[page]
+    layout = extract_pdf(
+        str(DIESEL),
+        ExtractRequest(None, ExtractOptions(max_pages=page + 1, reading_order="layout")),
+    ).text[page]
+    assert _words_ratio(default, poppler) < 0.7  # the stream order is far from it
+    assert _words_ratio(layout, poppler) > 0.95
+    assert "\x02" not in layout and "\r" not in layout
+
+
+def test_reading_order_setting_reaches_the_extract_options() -> None:
+    assert extract_options(load_settings(env={})).reading_order == "pdfium"
+    settings = load_settings(env={"DOCMILL_EXTRACT__READING_ORDER": "layout"})
+    assert extract_options(settings).reading_order == "layout"
+    with pytest.raises(SettingsError, match=r"extract\.reading_order"):
+        load_settings(env={}, overrides={"extract.reading_order": "sideways"})
