@@ -20,6 +20,7 @@ from docmill.settings.loader import SettingsError, load_settings
 from test_cli import CORPUS
 
 DIESEL = CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"
+SIDEWAYS = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "issue-848.pdf"
 
 
 def _word(text: str, x: float, y: float, size: float = 10.0) -> list[Char]:
@@ -60,6 +61,34 @@ def test_lines_far_apart_are_separate_blocks_in_top_down_order() -> None:
     assert ordered_text(chars).split("\n\n") == ["first block", "second block"]
 
 
+def test_text_running_up_the_page_is_read_along_its_lines() -> None:
+    # a table set sideways: each line runs bottom to top, lines follow left to right
+    chars: list[Char] = []
+    turns: list[int] = []
+    for i, words in enumerate(["first sideways line", "second sideways line"]):
+        upright = _line(words, 50, 20 + 12 * i)
+        for ch in upright:  # turned a quarter turn anticlockwise on a 600 pt page
+            chars.append(Char(ch.text, ch.y0, 600 - ch.x1, ch.y1, 600 - ch.x0))
+            turns.append(3)
+    assert ordered_text(chars).split() != ["first", "sideways", "line"]  # by glyph only
+    assert ordered_text(chars, turns) == "first sideways line\nsecond sideways line"
+
+
+def test_glyphs_drawn_twice_over_themselves_are_read_once() -> None:
+    once = _line("AVERAGE of (3) REPLICATIONS", 50, 20)
+    shadow = [Char(c.text, c.x0 + 0.4, c.y0 + 0.2, c.x1 + 0.4, c.y1 + 0.2) for c in once]
+    assert ordered_text(once + shadow) == "AVERAGE of (3) REPLICATIONS"
+    # the same letter side by side is no overprint
+    assert ordered_text(_line("LL ee", 50, 20)) == "LL ee"
+
+
+def test_a_space_between_touching_glyphs_is_no_word_break() -> None:
+    chars = _word("May", 50, 20)  # PDFium's space after "May", but "15" touches it
+    chars += _word("15", chars[-1].x1, 20)
+    assert ordered_text(chars) == "May15"
+    assert ordered_text(_line("May 15", 50, 20)) == "May 15"
+
+
 def test_empty_page_gives_empty_text() -> None:
     assert ordered_text([]) == ""
 
@@ -89,6 +118,24 @@ def test_out_of_order_content_stream_is_read_as_pdftotext_reads_it() -> None:
     assert _words_ratio(default, poppler) < 0.7  # the stream order is far from it
     assert _words_ratio(layout, poppler) > 0.95
     assert "\x02" not in layout and "\r" not in layout
+
+
+@pytest.mark.skipif(
+    not SIDEWAYS.is_file() or shutil.which("pdftotext") is None,
+    reason="shared corpus or pdftotext missing",
+)
+def test_a_page_of_sideways_text_has_the_words_pdftotext_finds() -> None:
+    page = 6  # prose set running up the page (text matrix turned, no /Rotate)
+    poppler = subprocess.run(
+        ["pdftotext", "-q", "-f", str(page + 1), "-l", str(page + 1), str(SIDEWAYS), "-"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    options = ExtractOptions(max_pages=page + 1, reading_order="layout")
+    layout = extract_pdf(str(SIDEWAYS), ExtractRequest(None, options)).text[page]
+    assert _words_ratio(" ".join(sorted(layout.split())), " ".join(sorted(poppler.split()))) > 0.97
+    assert "The movie opens with a news report" in layout
 
 
 def test_reading_order_setting_reaches_the_extract_options() -> None:

@@ -29,10 +29,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.processors.tables import Char, _Frame, _lines, page_chars
+from docmill.processors.tables import MAX_CHARS, Char, _Frame, _lines
 
 COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
 LINE_SPACING = 1.6  # max baseline distance, in line heights, between lines of a block
+WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
+SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this gap
+OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
 MAX_DEPTH = 64  # XY-cut recursion bound (each level removes at least one cut)
 
 
@@ -64,22 +67,56 @@ class _Block:
 
 
 def _fragment_text(chars: Sequence[Char]) -> str:
+    """The glyphs of one fragment as words: a word break where PDFium wrote a space
+    and the glyphs leave a gap, or where the gap is wide enough without one."""
     parts: list[str] = []
     prev: Char | None = None
+    spaced = False
     for ch in chars:
-        if prev is not None and ch.text != " " and prev.text != " ":
+        if ch.text == " ":
+            spaced = True
+            continue
+        if prev is not None:
             h = max(ch.y1 - ch.y0, prev.y1 - prev.y0, 1.0)
-            if ch.x0 - prev.x1 > 0.15 * h:  # a word break PDFium did not write
+            gap = ch.x0 - prev.x1
+            if gap > WORD_GAP * h or (spaced and gap > SPACE_GAP * h):
                 parts.append(" ")
         parts.append(ch.text)
-        prev = ch
-    return " ".join("".join(parts).split(" ")).strip(" ")
+        prev, spaced = ch, False
+    return "".join(parts)
+
+
+def _overprints(ch: Char, kept: Sequence[Char]) -> bool:
+    width = max(ch.x1 - ch.x0, 0.5)
+    height = max(ch.y1 - ch.y0, 0.5)
+    for prev in reversed(kept[-8:]):
+        if prev.x0 < ch.x0 - width:
+            return False
+        if (
+            prev.text == ch.text
+            and abs(prev.x0 - ch.x0) < OVERPRINT * width
+            and abs(prev.y0 - ch.y0) < OVERPRINT * height
+        ):
+            return True
+    return False
+
+
+def without_overprints(line: Sequence[Char]) -> list[Char]:
+    """``line`` (sorted by x) without the glyphs drawn again over themselves (fake
+    bold, shadowed or repeated text): a glyph is dropped where the same character
+    already lies, shifted by less than ``OVERPRINT`` of its size, as poppler drops
+    them."""
+    kept: list[Char] = []
+    for ch in line:
+        if ch.text == " " or not _overprints(ch, kept):
+            kept.append(ch)
+    return kept
 
 
 def fragments(chars: Sequence[Char]) -> list[_Fragment]:
     """Text lines cut at column-wide gaps, top to bottom then left to right."""
     out: list[_Fragment] = []
-    for line in _lines(chars):
+    for line in map(without_overprints, _lines(chars)):
         glyphs = [c for c in line if c.text != " "]
         if not glyphs:
             continue
@@ -177,13 +214,95 @@ def block_text(block: _Block) -> str:
     return "\n".join(out).replace("\x02", "-")
 
 
-def ordered_text(chars: Sequence[Char]) -> str:
-    """The text of ``chars`` in reading order: blocks separated by blank lines."""
-    return "\n\n".join(block_text(b) for b in xy_order(blocks(fragments(chars))))
+def _turn(x: float, y: float, turns: int) -> tuple[float, float]:
+    """(x, y) turned ``turns`` quarter turns: the frame in which text that runs down
+    the page (one turn), right to left upside down (two) or up the page (three) reads
+    left to right, lines top to bottom."""
+    for _ in range(turns % 4):
+        x, y = y, -x
+    return x, y
+
+
+def _turn_box(x0: float, y0: float, x1: float, y1: float, turns: int) -> tuple[float, ...]:
+    ax, ay = _turn(x0, y0, turns)
+    bx, by = _turn(x1, y1, turns)
+    return min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)
+
+
+def ordered_text(chars: Sequence[Char], turns: Sequence[int] | None = None) -> str:
+    """The text of ``chars`` in reading order: blocks separated by blank lines.
+
+    ``turns[i]`` is the direction of ``chars[i]`` in quarter turns clockwise (0:
+    upright; 1: running down the page; 3: running up it). Each direction's lines and
+    blocks are built in its own upright frame; all blocks are then ordered together in
+    the frame of the direction most characters have (a page set sideways reads as a
+    person would read it turned)."""
+    if not turns or not any(turns):
+        return "\n\n".join(block_text(b) for b in xy_order(blocks(fragments(chars))))
+    groups: dict[int, list[Char]] = {}
+    for ch, turn in zip(chars, turns, strict=True):
+        group = groups.setdefault(turn % 4, [])
+        if ch.text == " ":  # at the end of the glyph before, in its own frame
+            if group:
+                last = group[-1]
+                group.append(Char(" ", last.x1, last.y0, last.x1, last.y1))
+            continue
+        x0, y0, x1, y1 = _turn_box(ch.x0, ch.y0, ch.x1, ch.y1, turn)
+        group.append(Char(ch.text, x0, y0, x1, y1))
+    primary = max(groups, key=lambda t: (len(groups[t]), -t))
+    placed: list[_Block] = []
+    for turn, group in groups.items():
+        for block in blocks(fragments(group)):
+            x0, y0, x1, y1 = _turn_box(block.x0, block.y0, block.x1, block.y1, primary - turn)
+            placed.append(_Block(x0, y0, x1, y1, block.lines))
+    return "\n\n".join(block_text(b) for b in xy_order(placed))
+
+
+def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
+    """The page's characters (loose boxes, displayed top-left-origin frame, as
+    ``tables.page_chars`` reads them) and each one's direction in quarter turns
+    clockwise, from its text matrix."""
+    import pypdfium2.raw as pdfium_c
+
+    count = min(pdfium_c.FPDFText_CountChars(textpage), MAX_CHARS)
+    chars: list[Char] = []
+    turns: list[int] = []
+    if count <= 0:
+        return chars, turns
+    rect = pdfium_c.FS_RECTF()
+    matrix = pdfium_c.FS_MATRIX()
+    get_box = pdfium_c.FPDFText_GetLooseCharBox
+    get_uni = pdfium_c.FPDFText_GetUnicode
+    get_matrix = pdfium_c.FPDFText_GetMatrix
+    ox, oy = frame.point(0.0, 0.0)
+    for i in range(count):
+        code = get_uni(textpage, i)
+        if code in (0, 10, 13, 0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF:
+            continue
+        if code == 32 or not get_box(textpage, i, rect):
+            if code == 32 and chars and chars[-1].text != " ":  # placed at the glyph before
+                last = chars[-1]
+                chars.append(Char(" ", last.x1, last.y0, last.x1, last.y1))
+                turns.append(turns[-1])
+            continue
+        x0, y0, x1, y1 = frame.box(rect.left, rect.top, rect.right, rect.bottom)
+        if x1 - x0 > 500 or y1 - y0 > 500:
+            continue
+        turn = 0
+        if get_matrix(textpage, i, matrix):
+            dx, dy = frame.point(matrix.a, matrix.b)
+            dx, dy = dx - ox, dy - oy  # the baseline's direction on the displayed page
+            if abs(dy) > abs(dx):
+                turn = 1 if dy > 0 else 3
+            elif dx < 0:
+                turn = 2
+        chars.append(Char(chr(code), x0, y0, x1, y1))
+        turns.append(turn)
+    return chars, turns
 
 
 def page_text(page: Any, textpage: Any) -> str:
     """The reading-order text of one pypdfium2 page."""
     left, bottom, right, top = page.get_cropbox()
     frame = _Frame(float(left), float(bottom), float(right), float(top), page.get_rotation() % 360)
-    return ordered_text(page_chars(textpage, frame))
+    return ordered_text(*page_glyphs(textpage, frame))
