@@ -13,13 +13,15 @@ import pytest
 
 from docmill.engine.runner import extract_options
 from docmill.processors.pdf_text import extract_pdf
-from docmill.processors.reading_order import ordered_text
+from docmill.processors.reading_order import logical, ordered_text
 from docmill.processors.registry import ExtractOptions, ExtractRequest
 from docmill.processors.tables import Char
 from docmill.settings.loader import SettingsError, load_settings
 from test_cli import CORPUS
 
 DIESEL = CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"
+ARABIC = CORPUS / "real" / "tabula-java" / "src" / "test" / "resources" / "technology" / "tabula"
+ARABIC = ARABIC / "arabic.pdf"
 SIDEWAYS = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "issue-848.pdf"
 
 
@@ -136,6 +138,22 @@ def test_a_page_of_sideways_text_has_the_words_pdftotext_finds() -> None:
     layout = extract_pdf(str(SIDEWAYS), ExtractRequest(None, options)).text[page]
     assert _words_ratio(" ".join(sorted(layout.split())), " ".join(sorted(poppler.split()))) > 0.97
     assert "The movie opens with a news report" in layout
+
+
+def test_right_to_left_runs_are_read_in_logical_order() -> None:
+    seen = [*reversed("مرحبا بكم"), " ", *"Jo"]  # as laid out, left to right
+    assert logical(seen) == "Jo مرحبا بكم"  # a right-to-left line starts at its right end
+    assert logical([*"Jeremy is ", *reversed("جرمي"), *" in"]) == "Jeremy is جرمي in"
+    assert logical(["4", "7", " ", *reversed("عندي")]) == "عندي 47"  # numbers read as seen
+
+
+@pytest.mark.skipif(not ARABIC.is_file(), reason="shared corpus missing")
+def test_an_arabic_page_reads_as_pdfium_writes_it_in_stream_order() -> None:
+    layout = extract_pdf(
+        str(ARABIC), ExtractRequest(None, ExtractOptions(reading_order="layout"))
+    ).text[0]
+    for line in ("عندي 47 قطط", "Jeremy is جرمي in Arabic", "من اين انت؟", "اسمي سلطان"):
+        assert line in layout.splitlines()
 
 
 def test_reading_order_setting_reaches_the_extract_options() -> None:

@@ -25,6 +25,7 @@ Everything here is pure: a function of the page's characters.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,9 +82,62 @@ def _fragment_text(chars: Sequence[Char]) -> str:
             gap = ch.x0 - prev.x1
             if gap > WORD_GAP * h or (spaced and gap > SPACE_GAP * h):
                 parts.append(" ")
+            elif ch.x0 == prev.x0 and ch.x1 == prev.x1:  # one glyph, several characters
+                parts[-1] += ch.text
+                continue
         parts.append(ch.text)
         prev, spaced = ch, False
-    return "".join(parts)
+    return logical(parts)
+
+
+_MIRROR = str.maketrans("()[]{}<>", ")(][}{><")
+
+
+def _strong(glyph: str) -> str:
+    """'R' for right-to-left letters, 'L' for left-to-right ones and digits, '' else."""
+    kind = unicodedata.bidirectional(glyph[0])
+    if kind in ("R", "AL"):
+        return "R"
+    return "L" if kind in ("L", "EN", "AN") else ""
+
+
+def _runs(kinds: Sequence[str], kind: str) -> list[tuple[int, int]]:
+    """Spans from a ``kind`` glyph to the last one before the next glyph of the other
+    strong kind."""
+    spans: list[tuple[int, int]] = []
+    start = last = -1
+    for i, strong in enumerate(kinds):
+        if strong == kind:
+            if start < 0:
+                start = i
+            last = i
+        elif strong and start >= 0:
+            spans.append((start, last + 1))
+            start = -1
+    if start >= 0:
+        spans.append((start, last + 1))
+    return spans
+
+
+def logical(glyphs: list[str]) -> str:
+    """The text of a line's glyphs, left to right as they are seen, in the order it is
+    read: runs of right-to-left script (Arabic, Hebrew) reversed, and a line mostly in
+    such a script read from its right end, its left-to-right runs (Latin, numbers) kept
+    as seen."""
+    text = "".join(glyphs)
+    if text.isascii():
+        return text
+    kinds = [_strong(g) for g in glyphs]
+    rtl = kinds.count("R")
+    if not rtl:
+        return text
+    flip = "R"
+    if rtl > kinds.count("L"):  # read from the right end, brackets turned
+        glyphs = [g.translate(_MIRROR) for g in reversed(glyphs)]
+        kinds, flip = kinds[::-1], "L"
+    for start, stop in _runs(kinds, flip):
+        glyphs[start:stop] = [g.translate(_MIRROR) for g in reversed(glyphs[start:stop])]
+    return "".join(glyphs)
 
 
 def _overprints(ch: Char, kept: Sequence[Char]) -> bool:
