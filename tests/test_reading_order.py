@@ -91,6 +91,16 @@ def test_a_space_between_touching_glyphs_is_no_word_break() -> None:
     assert ordered_text(_line("May 15", 50, 20)) == "May 15"
 
 
+def test_blocks_no_whitespace_cut_separates_are_read_column_by_column() -> None:
+    # a pinwheel: no horizontal or vertical band of whitespace crosses the page
+    chars = _word("A" * 40, 0, 0)  # top, x 0-200
+    chars += [c for i in range(16) for c in _word("B" * 16, 220, 12 * i)]  # right, tall
+    chars += [c for i in range(17) for c in _word("D" * 18, 0, 20 + 12 * i)]  # left, tall
+    chars += _word("C" * 38, 110, 214)  # bottom, x 110-300
+    order = [block[0] for block in ordered_text(chars).split("\n\n")]
+    assert order == ["A", "D", "B", "C"]  # the left column, then the right one
+
+
 def test_empty_page_gives_empty_text() -> None:
     assert ordered_text([]) == ""
 

@@ -3,12 +3,18 @@
 PDFium's own text (``get_text_bounded``) follows the content stream: a table drawn row
 by row comes out row by row, but a page whose producer wrote its text in another order
 (labels after values, columns interleaved) comes out in that order. This module orders
-the text by its geometry instead, the way a reader takes it in:
+the text by its geometry instead, the way a reader takes it in (and the way poppler's
+``pdftotext`` builds words, lines, blocks and their order):
 
+0. **Glyphs.** Each character's direction comes from its text matrix: text set
+   sideways (running up or down the page) is laid out in its own upright frame.
+   Glyphs drawn again over themselves (fake bold, shadows) are read once.
 1. **Fragments.** Characters are grouped into text lines (vertical overlap, as the
    table detector does) and each line is cut where the gap between two glyphs is wider
    than ``COLUMN_GAP`` times the line height: what is left of such a gap is another
-   column's text, or another table cell.
+   column's text, or another table cell. Words break at PDFium's spaces where the
+   glyphs leave a gap, and at gaps wider than ``WORD_GAP``; right-to-left runs
+   (Arabic, Hebrew) are put in logical order.
 2. **Blocks.** Fragments stack into blocks top to bottom: a fragment continues the
    block whose last fragment lies just above it (baselines at most ``LINE_SPACING``
    line heights apart), overlaps it horizontally and has about the same height. A
@@ -16,7 +22,8 @@ the text by its geometry instead, the way a reader takes it in:
 3. **Order.** Blocks are ordered by recursive XY-cut: the blocks are split at every
    horizontal band of whitespace that crosses all of them (read top to bottom); a group
    with no such band is split at vertical whitespace (read left to right: columns); a
-   group with neither is read top to bottom, left to right.
+   group with neither is ordered by Breuel's two rules (above and overlapping; left of
+   with nothing in between), sorted topologically, as poppler orders its blocks.
 
 Each block's lines are written one per line; a line that ends in a hyphen PDFium marks
 as breaking a word (``\\x02``) is joined to the next line of its block without it.
@@ -33,10 +40,11 @@ from typing import Any
 from docmill.processors.tables import MAX_CHARS, Char, _Frame, _lines
 
 COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
-LINE_SPACING = 1.6  # max baseline distance, in line heights, between lines of a block
+LINE_SPACING = 1.45  # max baseline distance, in line heights, between lines of a block
 WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
 SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this gap
 OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
+MAX_TOPOLOGICAL = 1500  # more blocks than this are read top to bottom (quadratic cost)
 MAX_DEPTH = 64  # XY-cut recursion bound (each level removes at least one cut)
 
 
@@ -254,7 +262,55 @@ def xy_order(items: Sequence[_Block], depth: int = 0) -> list[_Block]:
     cols = _cuts([(b.x0, b.x1, i) for i, b in enumerate(items)])
     if len(cols) > 1:
         return [b for g in cols for b in xy_order([items[i] for i in g], depth + 1)]
-    return sorted(items, key=lambda b: (b.y0, b.x0))
+    return topological_order(items)
+
+
+def topological_order(items: Sequence[_Block]) -> list[_Block]:
+    """Blocks in reading order by the two rules of Breuel's "High Performance Document
+    Layout Analysis" (2003), as poppler's pdftotext orders its blocks:
+
+    1. a comes before b when their x ranges overlap and a is higher;
+    2. a comes before b when a lies entirely left of b and no block c lies between
+       them (below b and above a, overlapping both: c would end a's column first).
+
+    The relation is sorted topologically, depth first, visiting blocks top to bottom."""
+    start = sorted(items, key=lambda b: (b.y0, b.x0))
+    n = len(start)
+    if n <= 1 or n > MAX_TOPOLOGICAL:
+        return start
+    after = [0] * n  # after[i]: bits of the blocks i precedes by rule 1
+    before = [0] * n  # before[i]: bits of the blocks that precede i by rule 1
+    for i, a in enumerate(start):
+        for j, b in enumerate(start):
+            if i != j and a.x0 <= b.x1 and b.x0 <= a.x1 and a.y0 < b.y0:
+                after[i] |= 1 << j
+                before[j] |= 1 << i
+    preds = [
+        [
+            i
+            for i, a in enumerate(start)
+            if i != j and (before[j] >> i & 1 or (a.x1 <= b.x0 and not after[j] & before[i]))
+        ]
+        for j, b in enumerate(start)
+    ]
+    out: list[_Block] = []
+    seen = [False] * n
+    for root in range(n):
+        if seen[root]:
+            continue
+        seen[root] = True
+        stack = [(root, iter(preds[root]))]
+        while stack:
+            node, pending = stack[-1]
+            for k in pending:
+                if not seen[k]:
+                    seen[k] = True
+                    stack.append((k, iter(preds[k])))
+                    break
+            else:
+                stack.pop()
+                out.append(start[node])
+    return out
 
 
 def block_text(block: _Block) -> str:
