@@ -13,7 +13,7 @@ import pytest
 
 from docmill.engine.runner import extract_options
 from docmill.processors.pdf_text import extract_pdf
-from docmill.processors.reading_order import logical, ordered_text
+from docmill.processors.reading_order import Glyph, logical, ordered_text
 from docmill.processors.registry import ExtractOptions, ExtractRequest
 from docmill.processors.tables import Char
 from docmill.settings.loader import SettingsError, load_settings
@@ -99,6 +99,19 @@ def test_blocks_no_whitespace_cut_separates_are_read_column_by_column() -> None:
     chars += _word("C" * 38, 110, 214)  # bottom, x 110-300
     order = [block[0] for block in ordered_text(chars).split("\n\n")]
     assert order == ["A", "D", "B", "C"]  # the left column, then the right one
+
+
+def _glyphs(text: str, x: float, base: float, top: float, bottom: float) -> list[Char]:
+    """Glyphs 5 pt wide on baseline ``base``, loose boxes from ``top`` to ``bottom``."""
+    return [Glyph(ch, x + 5 * i, top, x + 5 * (i + 1), bottom, base) for i, ch in enumerate(text)]
+
+
+def test_lines_are_told_apart_by_baseline_not_by_tall_loose_boxes() -> None:
+    # a math font's loose boxes reach into the lines above and below
+    chars = _glyphs("A", 50, 20, 6, 24) + _glyphs("⊆", 60, 20, 0, 40) + _glyphs("B", 70, 20, 6, 24)
+    chars += _glyphs("Kernel", 50, 32, 18, 36)
+    chars += _glyphs("x", 80, 20, 6, 24) + _glyphs("2", 85, 16, 8, 18)  # a superscript
+    assert ordered_text(chars).split("\n\n") == ["A⊆B x2", "Kernel"]
 
 
 def test_empty_page_gives_empty_text() -> None:

@@ -9,8 +9,9 @@ the text by its geometry instead, the way a reader takes it in (and the way popp
 0. **Glyphs.** Each character's direction comes from its text matrix: text set
    sideways (running up or down the page) is laid out in its own upright frame.
    Glyphs drawn again over themselves (fake bold, shadows) are read once.
-1. **Fragments.** Characters are grouped into text lines (vertical overlap, as the
-   table detector does) and each line is cut where the gap between two glyphs is wider
+1. **Fragments.** Characters are grouped into text lines by baseline (as poppler
+   groups them: sub- and superscripts join their line, a tall loose box does not pull
+   in the next line) and each line is cut where the gap between two glyphs is wider
    than ``COLUMN_GAP`` times the line height: what is left of such a gap is another
    column's text, or another table cell. Words break at PDFium's spaces where the
    glyphs leave a gap, and at gaps wider than ``WORD_GAP``; right-to-left runs
@@ -32,13 +33,15 @@ Everything here is pure: a function of the page's characters.
 
 from __future__ import annotations
 
+import ctypes
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.processors.tables import MAX_CHARS, Char, _Frame, _lines
+from docmill.processors.tables import MAX_CHARS, Char, _Frame
 
+BASELINE_DELTA = 0.4  # baselines this many glyph heights apart are one text line
 COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
 LINE_SPACING = 1.45  # max baseline distance, in line heights, between lines of a block
 WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
@@ -46,6 +49,47 @@ SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this g
 OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
 MAX_TOPOLOGICAL = 1500  # more blocks than this are read top to bottom (quadratic cost)
 MAX_DEPTH = 64  # XY-cut recursion bound (each level removes at least one cut)
+
+
+@dataclass(slots=True)
+class Glyph(Char):
+    """A character with its baseline: the y of its origin in its own upright frame
+    (the displayed page's for upright text; see ``ordered_text`` for turned text)."""
+
+    base: float = 0.0
+
+
+def _baseline(ch: Char) -> float:
+    return ch.base if isinstance(ch, Glyph) else ch.y1
+
+
+def text_lines(chars: Sequence[Char]) -> list[list[Char]]:
+    """Characters grouped into text lines by baseline, as poppler groups them: a
+    glyph whose baseline lies within ``BASELINE_DELTA`` of its height of a line's first
+    baseline joins that line (sub- and superscripts too); each line sorted by x. A
+    space (no box of its own) goes with the glyph before it."""
+    solid = [(i, ch) for i, ch in enumerate(chars) if ch.text != " "]
+    solid.sort(key=lambda item: _baseline(item[1]))
+    line_of = [-1] * len(chars)
+    out: list[list[Char]] = []
+    base = tol = 0.0
+    for i, ch in solid:
+        b = _baseline(ch)
+        if not out or b - base > tol:
+            out.append([])
+            base, tol = b, BASELINE_DELTA * max(ch.y1 - ch.y0, 1.0)
+        out[-1].append(ch)
+        line_of[i] = len(out) - 1
+    prev = -1
+    for i, ch in enumerate(chars):
+        if ch.text == " ":
+            if prev >= 0:
+                out[prev].append(ch)
+        else:
+            prev = line_of[i]
+    for line in out:
+        line.sort(key=lambda c: c.x0)
+    return out
 
 
 @dataclass(slots=True)
@@ -178,7 +222,7 @@ def without_overprints(line: Sequence[Char]) -> list[Char]:
 def fragments(chars: Sequence[Char]) -> list[_Fragment]:
     """Text lines cut at column-wide gaps, top to bottom then left to right."""
     out: list[_Fragment] = []
-    for line in map(without_overprints, _lines(chars)):
+    for line in map(without_overprints, text_lines(chars)):
         glyphs = [c for c in line if c.text != " "]
         if not glyphs:
             continue
@@ -358,7 +402,7 @@ def ordered_text(chars: Sequence[Char], turns: Sequence[int] | None = None) -> s
                 group.append(Char(" ", last.x1, last.y0, last.x1, last.y1))
             continue
         x0, y0, x1, y1 = _turn_box(ch.x0, ch.y0, ch.x1, ch.y1, turn)
-        group.append(Char(ch.text, x0, y0, x1, y1))
+        group.append(Glyph(ch.text, x0, y0, x1, y1, ch.base if isinstance(ch, Glyph) else y1))
     primary = max(groups, key=lambda t: (len(groups[t]), -t))
     placed: list[_Block] = []
     for turn, group in groups.items():
@@ -381,6 +425,8 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
         return chars, turns
     rect = pdfium_c.FS_RECTF()
     matrix = pdfium_c.FS_MATRIX()
+    px, py = ctypes.c_double(), ctypes.c_double()
+    get_origin = pdfium_c.FPDFText_GetCharOrigin
     get_box = pdfium_c.FPDFText_GetLooseCharBox
     get_uni = pdfium_c.FPDFText_GetUnicode
     get_matrix = pdfium_c.FPDFText_GetMatrix
@@ -406,7 +452,10 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
                 turn = 1 if dy > 0 else 3
             elif dx < 0:
                 turn = 2
-        chars.append(Char(chr(code), x0, y0, x1, y1))
+        base = _turn_box(x0, y0, x1, y1, turn)[3]
+        if get_origin(textpage, i, ctypes.byref(px), ctypes.byref(py)):
+            base = _turn(*frame.point(px.value, py.value), turn)[1]
+        chars.append(Glyph(chr(code), x0, y0, x1, y1, base))
         turns.append(turn)
     return chars, turns
 
