@@ -12,6 +12,7 @@ import subprocess
 import pytest
 
 from docmill.engine.runner import extract_options
+from docmill.model import PageRange
 from docmill.processors.pdf_text import extract_pdf
 from docmill.processors.reading_order import Glyph, logical, ordered_text
 from docmill.processors.registry import ExtractOptions, ExtractRequest
@@ -22,6 +23,7 @@ from test_cli import CORPUS
 DIESEL = CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"
 ARABIC = CORPUS / "real" / "tabula-java" / "src" / "test" / "resources" / "technology" / "tabula"
 ARABIC = ARABIC / "arabic.pdf"
+GEOTOPO = CORPUS / "real" / "sample-files" / "009-pdflatex-geotopo" / "GeoTopo-komprimiert.pdf"
 SIDEWAYS = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "issue-848.pdf"
 
 
@@ -177,6 +179,14 @@ def test_an_arabic_page_reads_as_pdfium_writes_it_in_stream_order() -> None:
     ).text[0]
     for line in ("عندي 47 قطط", "Jeremy is جرمي in Arabic", "من اين انت؟", "اسمي سلطان"):
         assert line in layout.splitlines()
+
+
+@pytest.mark.skipif(not GEOTOPO.is_file(), reason="shared corpus missing")
+def test_a_ligature_glyph_keeps_all_its_letters() -> None:
+    # PDFium gives the "ff" ligature's two letters one box: no overprint, both kept
+    request = ExtractRequest(PageRange(19, 20), ExtractOptions(reading_order="layout"))
+    page = extract_pdf(str(GEOTOPO), request).text[0]
+    assert "Hausdorffraum" in page and "Hausdorfraum" not in page
 
 
 def test_reading_order_setting_reaches_the_extract_options() -> None:

@@ -134,9 +134,6 @@ def _fragment_text(chars: Sequence[Char]) -> str:
             gap = ch.x0 - prev.x1
             if gap > WORD_GAP * h or (spaced and gap > SPACE_GAP * h):
                 parts.append(" ")
-            elif ch.x0 == prev.x0 and ch.x1 == prev.x1:  # one glyph, several characters
-                parts[-1] += ch.text
-                continue
         parts.append(ch.text)
         prev, spaced = ch, False
     return logical(parts)
@@ -443,6 +440,10 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
             continue
         x0, y0, x1, y1 = frame.box(rect.left, rect.top, rect.right, rect.bottom)
         if x1 - x0 > 500 or y1 - y0 > 500:
+            continue
+        last = chars[-1] if chars else None
+        if last is not None and (last.x0, last.y0, last.x1, last.y1) == (x0, y0, x1, y1):
+            last.text += chr(code)  # one glyph, several characters (a ligature)
             continue
         turn = 0
         if get_matrix(textpage, i, matrix):
