@@ -441,9 +441,8 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
         x0, y0, x1, y1 = frame.box(rect.left, rect.top, rect.right, rect.bottom)
         if x1 - x0 > 500 or y1 - y0 > 500:
             continue
-        last = chars[-1] if chars else None
-        if last is not None and (last.x0, last.y0, last.x1, last.y1) == (x0, y0, x1, y1):
-            last.text += chr(code)  # one glyph, several characters (a ligature)
+        if chars and (chars[-1].x0, chars[-1].y0, chars[-1].x1, chars[-1].y1) == (x0, y0, x1, y1):
+            chars[-1].text += chr(code)  # one glyph, several characters (a ligature)
             continue
         turn = 0
         if get_matrix(textpage, i, matrix):
