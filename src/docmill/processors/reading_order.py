@@ -428,6 +428,9 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
     get_uni = pdfium_c.FPDFText_GetUnicode
     get_matrix = pdfium_c.FPDFText_GetMatrix
     ox, oy = frame.point(0.0, 0.0)
+    upright = frame.rotation == 0
+    left, top = frame.left, frame.top
+    byref = ctypes.byref
     for i in range(count):
         code = get_uni(textpage, i)
         if code in (0, 10, 13, 0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF:
@@ -438,7 +441,15 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
                 chars.append(Char(" ", last.x1, last.y0, last.x1, last.y1))
                 turns.append(turns[-1])
             continue
-        x0, y0, x1, y1 = frame.box(rect.left, rect.top, rect.right, rect.bottom)
+        if upright:  # the common case, inlined: only the crop box origin
+            x0, x1 = rect.left - left, rect.right - left
+            y0, y1 = top - rect.top, top - rect.bottom
+            if x0 > x1:
+                x0, x1 = x1, x0
+            if y0 > y1:
+                y0, y1 = y1, y0
+        else:
+            x0, y0, x1, y1 = frame.box(rect.left, rect.top, rect.right, rect.bottom)
         if x1 - x0 > 500 or y1 - y0 > 500:
             continue
         if chars and (chars[-1].x0, chars[-1].y0, chars[-1].x1, chars[-1].y1) == (x0, y0, x1, y1):
@@ -446,14 +457,20 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
             continue
         turn = 0
         if get_matrix(textpage, i, matrix):
-            dx, dy = frame.point(matrix.a, matrix.b)
-            dx, dy = dx - ox, dy - oy  # the baseline's direction on the displayed page
+            if upright:
+                dx, dy = matrix.a, -matrix.b
+            else:
+                dx, dy = frame.point(matrix.a, matrix.b)
+                dx, dy = dx - ox, dy - oy  # the baseline's direction on the displayed page
             if abs(dy) > abs(dx):
                 turn = 1 if dy > 0 else 3
             elif dx < 0:
                 turn = 2
-        base = _turn_box(x0, y0, x1, y1, turn)[3]
-        if get_origin(textpage, i, ctypes.byref(px), ctypes.byref(py)):
+        if not get_origin(textpage, i, byref(px), byref(py)):
+            base = _turn_box(x0, y0, x1, y1, turn)[3]
+        elif upright and not turn:
+            base = top - py.value
+        else:
             base = _turn(*frame.point(px.value, py.value), turn)[1]
         chars.append(Glyph(chr(code), x0, y0, x1, y1, base))
         turns.append(turn)
