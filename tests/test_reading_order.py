@@ -55,6 +55,13 @@ def test_two_columns_are_read_one_after_the_other_below_a_full_width_title() -> 
     assert ordered_text(chars).split() == " ".join([title, *left, *right]).split()
 
 
+def test_a_wide_space_in_justified_prose_does_not_cut_its_line() -> None:
+    chars = _line("A paragraph of justified prose with", 50, 20)  # x 50-~240
+    chars += _word("wide.", 50, 32) + _word("Spaces", 90, 32)  # a gap of 15 pt, under text
+    chars += _line("lines that run across the gaps", 50, 44)
+    assert ordered_text(chars).splitlines()[1] == "wide. Spaces"
+
+
 def test_a_word_broken_by_a_pdfium_line_end_hyphen_is_joined() -> None:
     chars = _line("an exam\x02", 50, 20) + _line("ple here", 50, 32)
     assert ordered_text(chars).split() == ["an", "example", "here"]

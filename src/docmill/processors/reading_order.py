@@ -216,25 +216,62 @@ def without_overprints(line: Sequence[Char]) -> list[Char]:
     return kept
 
 
-def fragments(chars: Sequence[Char]) -> list[_Fragment]:
-    """Text lines cut at column-wide gaps, top to bottom then left to right."""
-    out: list[_Fragment] = []
-    for line in map(without_overprints, text_lines(chars)):
-        glyphs = [c for c in line if c.text != " "]
-        if not glyphs:
+@dataclass(slots=True)
+class _Line:
+    glyphs: list[Char]  # sorted by x, spaces included
+    base: float
+    height: float
+    gaps: list[tuple[int, float, float]]  # column-wide gaps: (index in glyphs, x0, x1)
+
+    def spans(self) -> list[tuple[float, float]]:
+        """The x ranges of the line's text between its column-wide gaps."""
+        solid = [c for c in self.glyphs if c.text != " "]
+        edges = [solid[0].x0] + [v for _, a, b in self.gaps for v in (a, b)] + [solid[-1].x1]
+        return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def _line(glyphs: list[Char]) -> _Line | None:
+    solid = [c for c in glyphs if c.text != " "]
+    if not solid:
+        return None
+    height = max(sorted(c.y1 - c.y0 for c in solid)[len(solid) // 2], 1.0)
+    gaps: list[tuple[int, float, float]] = []
+    prev: Char | None = None
+    for i, ch in enumerate(glyphs):
+        if ch.text == " ":
             continue
-        height = sorted(c.y1 - c.y0 for c in glyphs)[len(glyphs) // 2]
-        gap = COLUMN_GAP * max(height, 1.0)
-        start, prev_solid = 0, None
-        cuts: list[int] = []
-        for i, ch in enumerate(line):
-            if ch.text == " ":
-                continue
-            if prev_solid is not None and ch.x0 - prev_solid.x1 > gap:
-                cuts.append(i)
-            prev_solid = ch
-        for stop in [*cuts, len(line)]:
-            piece = line[start:stop]
+        if prev is not None and ch.x0 - prev.x1 > COLUMN_GAP * height:
+            gaps.append((i, prev.x1, ch.x0))
+        prev = ch
+    return _Line(glyphs, _baseline(solid[0]), height, gaps)
+
+
+def _bridged(gap: tuple[int, float, float], near: Sequence[_Line], line: _Line) -> bool:
+    """Whether text of a neighbouring line runs across ``gap``: then it is a wide
+    space of justified prose, not a gutter between columns or table cells."""
+    for other in near:
+        if abs(other.base - line.base) > LINE_SPACING * max(line.height, other.height):
+            continue
+        if any(x0 < gap[1] and x1 > gap[2] for x0, x1 in other.spans()):
+            return True
+    return False
+
+
+def fragments(chars: Sequence[Char]) -> list[_Fragment]:
+    """Text lines cut at column-wide gaps (where no text of the line just above or
+    below runs across the gap), top to bottom then left to right."""
+    lines = [
+        line
+        for line in (_line(without_overprints(g)) for g in text_lines(chars))
+        if line is not None
+    ]
+    out: list[_Fragment] = []
+    for k, line in enumerate(lines):
+        near = lines[max(k - 2, 0) : k] + lines[k + 1 : k + 3]
+        cuts = [gap[0] for gap in line.gaps if not _bridged(gap, near, line)]
+        start = 0
+        for stop in [*cuts, len(line.glyphs)]:
+            piece = line.glyphs[start:stop]
             start = stop
             solid = [c for c in piece if c.text != " "]
             if not solid:
