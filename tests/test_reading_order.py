@@ -62,6 +62,16 @@ def test_a_wide_space_in_justified_prose_does_not_cut_its_line() -> None:
     assert ordered_text(chars).splitlines()[1] == "wide. Spaces"
 
 
+def test_columns_of_prose_read_down_even_where_paragraph_breaks_line_up() -> None:
+    chars: list[Char] = []
+    for side, x in (("left", 50), ("right", 300)):
+        for para, top in ((1, 60), (2, 120)):  # both columns break at the same height
+            for i in range(3):
+                chars += _line(f"{side} para {para} line {i}", x, top + 12 * i)
+    blocks = ordered_text(chars).split("\n\n")
+    assert [b.split()[0] + b.split()[2] for b in blocks] == ["left1", "left2", "right1", "right2"]
+
+
 def test_a_word_broken_by_a_pdfium_line_end_hyphen_is_joined() -> None:
     chars = _line("an exam\x02", 50, 20) + _line("ple here", 50, 32)
     assert ordered_text(chars).split() == ["an", "example", "here"]

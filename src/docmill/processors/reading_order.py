@@ -48,6 +48,7 @@ WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or n
 SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this gap
 OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
 MAX_TOPOLOGICAL = 1500  # more blocks than this are read top to bottom (quadratic cost)
+PROSE_LINES = 3  # a block of this many lines is prose (columns of it read column-first)
 MAX_DEPTH = 64  # XY-cut recursion bound (each level removes at least one cut)
 
 
@@ -334,10 +335,14 @@ def xy_order(items: Sequence[_Block], depth: int = 0) -> list[_Block]:
     """Recursive XY-cut: horizontal whitespace bands first, then vertical ones."""
     if len(items) <= 1 or depth >= MAX_DEPTH:
         return sorted(items, key=lambda b: (b.y0, b.x0))
+    cols = _cuts([(b.x0, b.x1, i) for i, b in enumerate(items)])
+    if len(cols) > 1 and all(any(len(items[i].lines) >= PROSE_LINES for i in g) for g in cols):
+        # columns of prose: read each column down before the next, even where their
+        # paragraph breaks line up across the page
+        return [b for g in cols for b in xy_order([items[i] for i in g], depth + 1)]
     rows = _cuts([(b.y0 + 0.1, b.y1 - 0.1, i) for i, b in enumerate(items)])
     if len(rows) > 1:
         return [b for g in rows for b in xy_order([items[i] for i in g], depth + 1)]
-    cols = _cuts([(b.x0, b.x1, i) for i, b in enumerate(items)])
     if len(cols) > 1:
         return [b for g in cols for b in xy_order([items[i] for i in g], depth + 1)]
     return topological_order(items)
