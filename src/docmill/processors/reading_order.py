@@ -47,7 +47,7 @@ LINE_SPACING = 1.45  # max baseline distance, in line heights, between lines of 
 WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
 SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this gap
 OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
-MAX_TOPOLOGICAL = 1500  # more blocks than this are read top to bottom (quadratic cost)
+MAX_TOPOLOGICAL = 600  # more blocks than this are read top to bottom (quadratic cost)
 PROSE_LINES = 3  # a block of this many lines is prose (columns of it read column-first)
 MAX_DEPTH = 64  # XY-cut recursion bound (each level removes at least one cut)
 
