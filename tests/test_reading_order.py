@@ -206,6 +206,23 @@ def test_a_ligature_glyph_keeps_all_its_letters() -> None:
     assert "Hausdorffraum" in page and "Hausdorfraum" not in page
 
 
+@pytest.mark.skipif(
+    not SIDEWAYS.is_file() or shutil.which("pdftotext") is None,
+    reason="shared corpus or pdftotext missing",
+)
+def test_mirrored_text_is_upright_text_read_top_down() -> None:
+    page = 1  # text matrix (-1 0 0 1): mirrored left to right, its top still up
+    poppler = subprocess.run(
+        ["pdftotext", "-q", "-f", str(page + 1), "-l", str(page + 1), str(SIDEWAYS), "-"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    request = ExtractRequest(PageRange(page, page + 1), ExtractOptions(reading_order="layout"))
+    layout = extract_pdf(str(SIDEWAYS), request).text[0]
+    assert layout.splitlines()[0] == poppler.splitlines()[0]  # the top line first
+
+
 def test_reading_order_setting_reaches_the_extract_options() -> None:
     assert extract_options(load_settings(env={})).reading_order == "pdfium"
     settings = load_settings(env={"DOCMILL_EXTRACT__READING_ORDER": "layout"})

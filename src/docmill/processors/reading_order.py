@@ -454,7 +454,7 @@ def ordered_text(chars: Sequence[Char], turns: Sequence[int] | None = None) -> s
 def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
     """The page's characters (loose boxes, displayed top-left-origin frame, as
     ``tables.page_chars`` reads them) and each one's direction in quarter turns
-    clockwise, from its text matrix."""
+    clockwise, from its text matrix (where the glyph's top points)."""
     import pypdfium2.raw as pdfium_c
 
     count = min(pdfium_c.FPDFText_CountChars(textpage), MAX_CHARS)
@@ -499,14 +499,17 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
             continue
         turn = 0
         if get_matrix(textpage, i, matrix):
+            # where the glyph's top points on the displayed page, as poppler decides a
+            # word's rotation (the baseline's direction would take mirrored text,
+            # a < 0 < d, for upside down)
             if upright:
-                dx, dy = matrix.a, -matrix.b
+                ux, uy = matrix.c, -matrix.d
             else:
-                dx, dy = frame.point(matrix.a, matrix.b)
-                dx, dy = dx - ox, dy - oy  # the baseline's direction on the displayed page
-            if abs(dy) > abs(dx):
-                turn = 1 if dy > 0 else 3
-            elif dx < 0:
+                ux, uy = frame.point(matrix.c, matrix.d)
+                ux, uy = ux - ox, uy - oy
+            if abs(ux) > abs(uy):
+                turn = 1 if ux > 0 else 3
+            elif uy > 0:
                 turn = 2
         if not get_origin(textpage, i, byref(px), byref(py)):
             base = _turn_box(x0, y0, x1, y1, turn)[3]
