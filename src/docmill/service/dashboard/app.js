@@ -347,7 +347,7 @@
     const status = h("span", { id: "job-status" });
     const live = h("span", { class: "live", id: "live" }, "connecting…");
     const source = h("span", { class: "wrap" });
-    const times = h("span", { class: "muted" });
+    const times = h("span", { class: "muted", id: "job-times" });
     const bar = h("progress", { id: "job-progress", max: "1", value: "0" });
     const stats = Object.fromEntries(STATS.map(([id]) => [id, h("dd", { id: "stat-" + id }, "–")]));
     const failures = h("tbody", { id: "failures-body" });
