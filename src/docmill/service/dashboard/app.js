@@ -185,12 +185,17 @@
     return h("p", { class: "error", role: "alert" }, err instanceof ApiFailure ? err.describe() : String(err));
   }
 
+  // Runs a view's loading; an error is shown on the view (replacing it when it is a 404).
   async function guarded(root, signal, render) {
     try {
       await render();
     } catch (err) {
       if (signal.aborted || err.name === "AbortError" || (err instanceof ApiFailure && err.status === 401)) return;
-      append(root, problem(err));
+      if (err instanceof ApiFailure && err.status === 404) {
+        fill(root, h("nav", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs")), problem(err));
+      } else {
+        append(root, problem(err));
+      }
     }
   }
 
