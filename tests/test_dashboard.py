@@ -3,6 +3,7 @@ real `docmill serve` on loopback. Screenshots go to test-artifacts/dashboard/.""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -196,6 +197,11 @@ def test_sign_in_upload_progress_and_a_document(service: str, watched: Watched) 
     assert page.locator("#stat-cost").inner_text() == "$0.0000"
     expect(page.locator("#docs-body tr[data-doc]")).to_have_count(3)
     shot(page, "03-job-done")
+    # export: fetched with the key, handed to the browser as a download
+    with page.expect_download() as download:
+        page.click("button:text('JSONL')")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert sorted(Path(json.loads(line)["source"]).name for line in lines) == sorted(p.name for p in pdfs)
     # the jobs list shows it
     page.click(".crumbs a[href='#/jobs']")
     expect(page.locator(f"#jobs-body tr[data-job='{job_id}']")).to_contain_text("done")
@@ -479,5 +485,9 @@ def test_a_refused_key_returns_to_sign_in(watched: Watched, tmp_path: Path) -> N
         page.click("#signin button[type=submit]")
         # back where it was: an unknown job, said plainly
         expect(page.locator("#app p.error")).to_have_text("no job 0123456789abcdef0123456789abcdef (404 job_not_found)")
+        page.click("#signout")
+        expect(page.locator("#signin")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('docmill.apiKey')") is None
+        expect(page.locator("#signout")).to_be_hidden()
     assert not any("good-key" in url or "wrong-key" in url for url, _ in watched.requests)
     assert watched.unexpected_errors(401, 404) == []
