@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,8 @@ from docmill.service.errors import ApiError
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import JobLedger, new_job_id
 from docmill.settings import load_settings
-from docmill.state import Store
+from docmill.state import Store, StoreError
+from docmill.state.browse import LedgerReader
 from engine_kit import REAL, ROOT
 from pdfgen import write_pdf
 from service_kit import free_port, kill_group, server_in_thread, start_server, wait_job
@@ -77,6 +79,26 @@ def test_dashboard_routes_and_headers(tmp_path: Path) -> None:
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", bad
         # the files are public; the API behind them is not part of the dashboard
         assert "/" not in httpx.get(base + "/openapi.json").json()["paths"]
+
+
+def test_a_ledger_being_created_reads_as_not_started(tmp_path: Path) -> None:
+    """A job page opened while its run creates the ledger (file there, no tables yet)
+    answered 500 once; the reader now says "not ready", which the routes treat as
+    "not started"."""
+    sqlite3.connect(tmp_path / "docmill.db").close()  # what a run has made before its migrations
+    with pytest.raises(StoreError, match="not ready"):
+        LedgerReader.open(tmp_path)
+    settings = load_settings(env={}, overrides={
+        "service.data_dir": str(tmp_path / "d"), "service.job_workers": "0", "service.extract_workers": "1",
+    })
+    with server_in_thread(create_app(settings)) as base, httpx.Client(base_url=base) as client:
+        job_id = client.post("/v1/jobs", files=[("files", ("a.txt", b"words"))]).json()["id"]
+        job_dir = tmp_path / "d" / "jobs" / job_id
+        job_dir.mkdir(parents=True)
+        sqlite3.connect(job_dir / "docmill.db").close()
+        r = client.get(f"/v1/jobs/{job_id}")
+        assert r.status_code == 200 and r.json()["counts"] == {}
+        assert client.get(f"/v1/jobs/{job_id}/documents").json()["items"] == []
 
 
 # --- the browser -------------------------------------------------------------------------

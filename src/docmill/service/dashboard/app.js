@@ -462,7 +462,18 @@
       docs.element);
 
     guarded(root, signal, async () => {
-      update(await api(jobPath(jobId), { signal }));
+      for (;;) { // a 5xx or a lost connection is tried again; a 4xx is shown
+        try {
+          update(await api(jobPath(jobId), { signal }));
+          message.hidden = true;
+          break;
+        } catch (err) {
+          if (!(err instanceof ApiFailure) || (err.status >= 400 && err.status < 500)) throw err;
+          show(err.describe() + " – trying again", true);
+          await sleep(2000, signal);
+          if (signal.aborted) return;
+        }
+      }
       docs.reload();
       follow();
     });
