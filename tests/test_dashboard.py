@@ -17,6 +17,7 @@ from fastapi import Request
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome, SourceFile
 from docmill.service.app import create_app
+from docmill.service.dashboard import STATIC_TYPES
 from docmill.service.deps import Caller
 from docmill.service.errors import ApiError
 from docmill.service.jobrunner import job_progress
@@ -50,7 +51,8 @@ browser_needed = pytest.mark.skipif(
 
 def test_static_files_are_strict() -> None:
     html = (STATIC / "index.html").read_text()
-    js = (STATIC / "app.js").read_text()
+    js = "\n".join(p.read_text() for p in sorted(STATIC.glob("*.js")))
+    assert {p.name for p in STATIC.iterdir()} == {"index.html", *STATIC_TYPES}
     # no inline script or style, no handler attributes: the CSP allows none
     assert not re.search(r"<script(?![^>]*\ssrc=)", html)
     assert not re.search(r"\son[a-z]+=", html) and "style=" not in html
@@ -73,7 +75,9 @@ def test_dashboard_routes_and_headers(tmp_path: Path) -> None:
         js = httpx.get(base + "/static/app.js")
         assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
         assert "content-security-policy" in js.headers
-        assert httpx.get(base + "/static/app.css").headers["content-type"].startswith("text/css")
+        for name in STATIC_TYPES:
+            r = httpx.get(f"{base}/static/{name}")
+            assert r.status_code == 200 and r.headers["content-type"] == STATIC_TYPES[name], name
         for bad in ("/static/index.html", "/static/..%2Fdashboard.py", "/static/nope.js"):
             r = httpx.get(base + bad)
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", bad

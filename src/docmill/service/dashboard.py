@@ -21,6 +21,8 @@ FILES = Path(__file__).with_name("dashboard")
 # the only files served, with their types (a name not listed is a 404)
 STATIC_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
+    "job.js": "text/javascript; charset=utf-8",
+    "kit.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
