@@ -9,19 +9,18 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import Request
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome, SourceFile
 from docmill.service.app import create_app
 from docmill.service.dashboard import STATIC_TYPES
-from docmill.service.deps import Caller
-from docmill.service.errors import ApiError
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import JobLedger, new_job_id
+from docmill.service.keys import KeyStore
 from docmill.settings import load_settings
 from docmill.state import Store, StoreError
 from docmill.state.browse import LedgerReader
@@ -65,6 +64,7 @@ def test_static_files_are_strict() -> None:
 def test_dashboard_routes_and_headers(tmp_path: Path) -> None:
     settings = load_settings(env={}, overrides={
         "service.data_dir": str(tmp_path / "d"), "service.job_workers": "0", "service.extract_workers": "1",
+        "service.auth": "none",
     })
     with server_in_thread(create_app(settings)) as base:
         index = httpx.get(base + "/")
@@ -94,6 +94,7 @@ def test_a_ledger_being_created_reads_as_not_started(tmp_path: Path) -> None:
         LedgerReader.open(tmp_path)
     settings = load_settings(env={}, overrides={
         "service.data_dir": str(tmp_path / "d"), "service.job_workers": "0", "service.extract_workers": "1",
+        "service.auth": "none",
     })
     with server_in_thread(create_app(settings)) as base, httpx.Client(base_url=base) as client:
         job_id = client.post("/v1/jobs", files=[("files", ("a.txt", b"words"))]).json()["id"]
@@ -159,15 +160,28 @@ def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("roots")
 
 
+@dataclass(frozen=True)
+class Live:
+    """A real server with API keys on, and one real key of it."""
+
+    base: str
+    key: str
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base, timeout=60, headers={"Authorization": f"Bearer {self.key}"})
+
+
 @pytest.fixture(scope="module")
-def service(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[str]:
+def service(tmp_path_factory: pytest.TempPathFactory, roots: Path) -> Iterator[Live]:
     """One server for the browser tests: one job at a time, one document at a time."""
     data = tmp_path_factory.mktemp("svc") / "data"
     data.mkdir()
+    with KeyStore.open(data) as keys:
+        _, key = keys.create("unlimited", "dashboard tests")
     port = free_port()
-    proc = start_server(data, port, "run.window=1", f"service.allowed_roots={roots}")
+    proc = start_server(data, port, "service.auth=keys", "run.window=1", f"service.allowed_roots={roots}")
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Live(f"http://127.0.0.1:{port}", key)
     finally:
         kill_group(proc)
 
@@ -198,12 +212,12 @@ def doc_ids(page: Page) -> list[int]:
 
 
 @browser_needed
-def test_sign_in_upload_progress_and_a_document(service: str, watched: Watched) -> None:
+def test_sign_in_upload_progress_and_a_document(service: Live, watched: Watched) -> None:
     page = watched.page
-    page.goto(service + "/")
+    page.goto(service.base + "/")
     page.wait_for_function("() => location.hash === '#/signin'")
     shot(page, "01-sign-in")
-    sign_in(watched, service)
+    sign_in(watched, service.base, service.key)
     pdfs = [PDFS / n for n in ("background-checks.pdf", "ca-warn-report.pdf", "san-jose-pd-firearm-sample.pdf")]
     page.set_input_files("#job-files", [str(p) for p in pdfs])
     page.check("#opt-tables")
@@ -213,7 +227,7 @@ def test_sign_in_upload_progress_and_a_document(service: str, watched: Watched) 
     job_id = job_id_from_hash(page)
     expect(page.locator("#job-status")).to_have_text(re.compile("done"), timeout=180_000)
     expect(page.locator("#live")).to_have_text("finished")
-    with httpx.Client(base_url=service, timeout=60) as client:
+    with service.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
         assert job["settings"] == {"extract.tables": True, "extract.max_pages": 2}
     assert stat(page, "total") == 3 == job["total"]
@@ -236,7 +250,7 @@ def test_sign_in_upload_progress_and_a_document(service: str, watched: Watched) 
     page.click("#docs-body a:text('background-checks.pdf')")
     expect(page.locator("#doc-source")).to_have_text("background-checks.pdf")
     expect(page.locator(".page-text").first).to_contain_text("Alabama")
-    with httpx.Client(base_url=service, timeout=60) as client:
+    with service.client() as client:
         doc_id = int(str(page.evaluate("location.hash")).split("/")[-1])
         record = client.get(f"/v1/jobs/{job_id}/documents/{doc_id}").json()
     expect(page.locator("#pages section.page")).to_have_count(len(record["text"]))
@@ -250,8 +264,8 @@ def test_sign_in_upload_progress_and_a_document(service: str, watched: Watched) 
     shot(page, "04-document")
     # the key went in a header on every call, never in a URL
     calls = watched.api_calls()
-    assert calls and all(auth == "Bearer dm_test_key" for _, auth in calls)
-    assert not any("dm_test_key" in url for url, _ in watched.requests)
+    assert calls and all(auth == f"Bearer {service.key}" for _, auth in calls)
+    assert not any(service.key in url for url, _ in watched.requests)
     assert watched.unexpected_errors() == []
 
 
@@ -261,9 +275,9 @@ def _slow_pdfs(folder: Path, n: int) -> list[Path]:
 
 
 @browser_needed
-def test_live_progress_cancel_and_a_refused_retry(service: str, watched: Watched, tmp_path: Path) -> None:
+def test_live_progress_cancel_and_a_refused_retry(service: Live, watched: Watched, tmp_path: Path) -> None:
     page = watched.page
-    sign_in(watched, service)
+    sign_in(watched, service.base, service.key)
     page.set_input_files("#job-files", [str(p) for p in _slow_pdfs(tmp_path / "slow", 40)])
     page.select_option("#opt-ocr", "always")
     page.click("#job-submit")
@@ -285,7 +299,7 @@ def test_live_progress_cancel_and_a_refused_retry(service: str, watched: Watched
     expect(page.locator("#job-status")).to_have_text(re.compile("cancelled"), timeout=120_000)
     assert stat(page, "pending") > 0 and stat(page, "done") < 40
     expect(page.locator("#cancel")).to_be_disabled()
-    with httpx.Client(base_url=service, timeout=60) as client:
+    with service.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "cancelled" and job["counts"]["pending"] == stat(page, "pending")
     # an uploaded job's files are gone once it ended: the 409 is shown as the service says it
@@ -297,19 +311,19 @@ def test_live_progress_cancel_and_a_refused_retry(service: str, watched: Watched
 
 
 @browser_needed
-def test_a_folder_job_failures_and_retry(service: str, watched: Watched, roots: Path) -> None:
+def test_a_folder_job_failures_and_retry(service: Live, watched: Watched, roots: Path) -> None:
     page = watched.page
     folder = roots / "mixed"
     folder.mkdir()
     for name in ("background-checks.pdf", "ag-energy-round-up-2017-02-24.pdf"):
         shutil.copy(PDFS / name, folder / name)
     (folder / "broken.pdf").write_bytes(b"%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> broken")
-    sign_in(watched, service)
+    sign_in(watched, service.base, service.key)
     page.fill("#job-source", str(folder))
     page.click("#job-submit")
     job_id = job_id_from_hash(page)
     expect(page.locator("#job-status")).to_have_text(re.compile("done"), timeout=180_000)
-    with httpx.Client(base_url=service, timeout=60) as client:
+    with service.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["counts"]["failed"] == 1 == stat(page, "failed")
     ((category, n),) = job["failures"].items()
@@ -328,7 +342,7 @@ def test_a_folder_job_failures_and_retry(service: str, watched: Watched, roots: 
     expect(page.locator("#retry")).to_be_enabled()
     page.click("#retry")
     expect(page.locator("#job-message")).to_contain_text("Queued again")
-    with httpx.Client(base_url=service, timeout=60) as client:
+    with service.client() as client:
         job = wait_job(client, job_id, ("done",), timeout=180)
     assert job["runs"] == 2
     expect(page.locator("#job-status")).to_have_text(re.compile("done"), timeout=60_000)
@@ -337,13 +351,13 @@ def test_a_folder_job_failures_and_retry(service: str, watched: Watched, roots: 
 
 
 @browser_needed
-def test_document_text_with_markup_renders_as_text(service: str, watched: Watched, tmp_path: Path) -> None:
+def test_document_text_with_markup_renders_as_text(service: Live, watched: Watched, tmp_path: Path) -> None:
     page = watched.page
     txt = tmp_path / "hostile.txt"
     txt.write_text(HOSTILE_TEXT + "\nsecond line\n")
     html = tmp_path / "escaped.html"
     html.write_text("<html><body><p>&lt;img src=x onerror=&quot;window.__pwned=3&quot;&gt; visible</p></body></html>")
-    sign_in(watched, service)
+    sign_in(watched, service.base, service.key)
     page.set_input_files("#job-files", [str(txt), str(html)])
     page.click("#job-submit")
     expect(page.locator("#job-status")).to_have_text(re.compile("done"), timeout=120_000)
@@ -478,36 +492,31 @@ def test_paging_a_job_of_100000_documents(big: tuple[str, str], watched: Watched
 
 @browser_needed
 def test_a_refused_key_returns_to_sign_in(watched: Watched, tmp_path: Path) -> None:
-    valid = {"good-key"}
-
-    async def bearer(request: Request) -> Caller:
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme != "Bearer" or key not in valid:
-            raise ApiError(401, "unauthorized", "unknown API key")
-        return Caller(key)
-
+    data = tmp_path / "d"
     settings = load_settings(env={}, overrides={
-        "service.data_dir": str(tmp_path / "d"), "service.job_workers": "0", "service.extract_workers": "1",
+        "service.data_dir": str(data), "service.job_workers": "0", "service.extract_workers": "1",
+        "service.auth": "keys",
     })
     page = watched.page
-    with server_in_thread(create_app(settings, authenticate=bearer)) as base:
+    with server_in_thread(create_app(settings)) as base, KeyStore.open(data) as keys:
+        first, good = keys.create("pro", "first")
+        _, second = keys.create("pro", "second")
         page.goto(base + "/#/jobs")
-        page.fill("#api-key", "wrong-key")
+        page.fill("#api-key", "dm_000000000000_" + "0" * 48)
         page.click("#signin button[type=submit]")
-        expect(page.locator("#signin-message")).to_contain_text("refused this key: unknown API key")
+        expect(page.locator("#signin-message")).to_contain_text("refused this key: the API key is not valid")
         assert page.evaluate("location.hash") == "#/signin"
         assert page.evaluate("sessionStorage.getItem('docmill.apiKey')") is None
-        page.fill("#api-key", "good-key")
+        page.fill("#api-key", good)
         page.click("#signin button[type=submit]")
         expect(page.locator("#jobs-empty")).to_be_visible()
         # the key is revoked while signed in: the next call returns to sign-in, saying why
-        valid.clear()
+        keys.revoke(first.id)
         page.evaluate("location.hash = '#/jobs/0123456789abcdef0123456789abcdef'")
         page.wait_for_function("() => location.hash === '#/signin'")
         expect(page.locator("#signin-message")).to_contain_text("refused the API key")
         shot(page, "10-key-refused")
-        valid.add("good-key")
-        page.fill("#api-key", "good-key")
+        page.fill("#api-key", second)
         page.click("#signin button[type=submit]")
         # back where it was: an unknown job, said plainly
         expect(page.locator("#app p.error")).to_have_text("no job 0123456789abcdef0123456789abcdef (404 job_not_found)")
@@ -515,5 +524,5 @@ def test_a_refused_key_returns_to_sign_in(watched: Watched, tmp_path: Path) -> N
         expect(page.locator("#signin")).to_be_visible()
         assert page.evaluate("sessionStorage.getItem('docmill.apiKey')") is None
         expect(page.locator("#signout")).to_be_hidden()
-    assert not any("good-key" in url or "wrong-key" in url for url, _ in watched.requests)
+    assert not any(good in url or second in url for url, _ in watched.requests)
     assert watched.unexpected_errors(401, 404) == []
