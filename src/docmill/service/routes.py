@@ -218,7 +218,9 @@ async def list_jobs(
 
 def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
-    return job_view(job, job_progress(svc.ledger, job.id), time.time())
+    # a finished job's counts were cached when it ended: no need to open its ledger
+    progress = {} if job.terminal and job.counts else job_progress(svc.ledger, job.id)
+    return job_view(job, progress, time.time())
 
 
 @router.get("/jobs/{job_id}", summary="A job's status, counts, rates, ETA and cost")
