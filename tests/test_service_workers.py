@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +22,12 @@ def _spawned_workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     return [c for c in children if "spawn_main" in " ".join(c.cmdline())]
 
 
+def _extract_processes(worker: psutil.Process) -> int:
+    """The pool's processes are forked by the worker's forkserver: its children."""
+    servers = [c for c in worker.children() if "forkserver" in " ".join(c.cmdline())]
+    return sum(len(f.children()) for f in servers)
+
+
 def test_serve_with_two_workers(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
@@ -32,11 +39,17 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(base)
+        # readyz came from one worker; each starts its extract pool in its own time
+        deadline = time.monotonic() + 60
         workers = _spawned_workers(proc)
+        while time.monotonic() < deadline and not (
+            len(workers) == 2 and all(_extract_processes(w) for w in workers)
+        ):
+            time.sleep(0.2)
+            workers = _spawned_workers(proc)
         assert len(workers) == 2, [c.cmdline() for c in psutil.Process(proc.pid).children()]
-        # extract_workers=0 splits the 2 usable cores: one extract process per worker
-        for worker in workers:
-            assert len(worker.children()) >= 1
+        # extract_workers=0 splits the 2 usable cores: one extract process per HTTP worker
+        assert [_extract_processes(w) for w in workers] == [1, 1]
         with httpx.Client(base_url=base, timeout=60) as client:
             for _ in range(4):
                 r = client.post("/v1/extract", files={"file": ("one.pdf", SMALL.read_bytes())})
