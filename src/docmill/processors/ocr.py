@@ -33,6 +33,8 @@ IMAGE_TIMEOUT_S = 600.0  # one image; the engine's run.timeout_s normally ends i
 LAYER, OCR = "layer", "ocr"  # values of a record's text_source, one per page
 _LANGUAGES = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 _PR_SET_PDEATHSIG = 1
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 class OcrUnavailable(Exception):
@@ -52,9 +54,13 @@ def usable_text(text: str) -> bool:
     unassigned code points, or fewer than a fifth are letters or digits (dense
     numeric tables in shared/corpus/real go down to ~38%).
     """
-    visible = [ch for ch in text if not ch.isspace()]
+    visible = "".join(text.split())  # split() drops exactly what isspace() matches
     if not visible:
         return False
+    if visible.isascii():  # common; counted in C (ASCII L/N: [A-Za-z0-9], Cc: \x00-\x1f, \x7f)
+        bad = len(visible) - len(_ASCII_CONTROL.sub("", visible))
+        alnum = len(visible) - len(_ASCII_ALNUM.sub("", visible))
+        return bad * 3 <= len(visible) and alnum * 5 >= len(visible)
     bad = alnum = 0
     for ch in visible:
         category = unicodedata.category(ch)

@@ -104,3 +104,10 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
     app.include_router(router)
     app.include_router(dashboard_router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app factory of each ``docmill serve --workers N`` worker process."""
+    from docmill.service.server import settings_from_env
+
+    return create_app(settings_from_env())
