@@ -21,6 +21,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
+from docmill.service.keys import KeyStore
 from engine_kit import REAL
 from service_kit import free_port, kill_group, start_server, wait_job
 
@@ -31,8 +32,9 @@ EXAMPLES = 80  # per operation and mode; ~12 operations, twice for those with a 
 
 
 class Live:
-    def __init__(self, base: str, job_id: str, doc_id: int, log: Path, allowed: Path) -> None:
+    def __init__(self, base: str, job_id: str, doc_id: int, log: Path, allowed: Path, key: str) -> None:
         self.base, self.job_id, self.doc_id, self.log, self.allowed = base, job_id, doc_id, log, allowed
+        self.headers = {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +44,20 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data.mkdir()
     allowed.mkdir()
     (allowed / "one.pdf").write_bytes(SMALL.read_bytes())
+    with KeyStore.open(data) as keys:  # the production mode: API keys, tier limits
+        _, key = keys.create("unlimited", "fuzz")
     port = free_port()
     proc: subprocess.Popen[str] = start_server(
-        data, port, f"service.allowed_roots={json.dumps([str(allowed)])}", "service.extract_max_mb=1",
+        data, port, "service.auth=keys", f"service.allowed_roots={json.dumps([str(allowed)])}", "service.extract_max_mb=1",
         "service.max_upload_mb=1", "service.max_files=20",
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
             job_id = client.post("/v1/jobs", json={"source": str(allowed)}).json()["id"]
             wait_job(client, job_id, ("done", "failed"))
             doc_id = client.get(f"/v1/jobs/{job_id}/documents").json()["items"][0]["id"]
-        yield Live(base, job_id, doc_id, root / f"server-{port}.log", allowed)
+        yield Live(base, job_id, doc_id, root / f"server-{port}.log", allowed, key)
     finally:
         kill_group(proc)
 
@@ -78,7 +82,7 @@ def _fuzz(live: Live, strategy: Any) -> None:
         suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
     )
     def run(case: Any) -> None:
-        _check(case, live, case.call(base_url=live.base, timeout=60))
+        _check(case, live, case.call(base_url=live.base, headers=live.headers, timeout=60))
 
     run()
 
@@ -110,7 +114,7 @@ def test_no_5xx_and_one_error_envelope(live: Live, mode: GenerationMode) -> None
 
 def test_what_fuzzing_found(live: Live) -> None:
     """Regressions: inputs schemathesis found that once answered 500."""
-    with httpx.Client(base_url=live.base, timeout=60) as client:
+    with httpx.Client(base_url=live.base, timeout=60, headers=live.headers) as client:
         for name in ("a\x00b", "x" * 5000, "x/" * 3000):
             source = f"{live.allowed}/{name}"
             r = client.post("/v1/jobs", json={"source": source})

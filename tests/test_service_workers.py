@@ -10,6 +10,7 @@ import httpx
 import psutil
 import pytest
 
+from docmill.service.keys import KeyStore
 from engine_kit import REAL, docmill_cmd, env
 from service_kit import free_port, kill_group, wait_job, wait_ready
 
@@ -31,6 +32,10 @@ def _extract_processes(worker: psutil.Process) -> int:
 def test_serve_with_two_workers(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
+    data.mkdir()
+    with KeyStore.open(data) as keys:  # each worker must authenticate, as one process does
+        _, key = keys.create("unlimited", "workers")
+    auth = {"Authorization": f"Bearer {key}"}
     args = ["serve", "--workers", "2", "--port", str(port), "--set", f"service.data_dir={data}",
             "--set", "run.workers=2"]
     log = open(tmp_path / "server.log", "w")  # noqa: SIM115 - closed below
@@ -50,7 +55,8 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
         assert len(workers) == 2, [c.cmdline() for c in psutil.Process(proc.pid).children()]
         # extract_workers=0 splits the 2 usable cores: one extract process per HTTP worker
         assert [_extract_processes(w) for w in workers] == [1, 1]
-        with httpx.Client(base_url=base, timeout=60) as client:
+        assert httpx.get(f"{base}/v1/jobs", timeout=60).status_code == 401
+        with httpx.Client(base_url=base, timeout=60, headers=auth) as client:
             for _ in range(4):
                 r = client.post("/v1/extract", files={"file": ("one.pdf", SMALL.read_bytes())})
                 assert r.status_code == 200 and r.json()["status"] == "done", r.text
@@ -58,7 +64,7 @@ def test_serve_with_two_workers(tmp_path: Path) -> None:
             assert wait_job(client, job_id, ("done", "failed"))["status"] == "done"
         # every request, on a new connection each, sees the job: whichever worker answers
         for _ in range(10):
-            assert httpx.get(f"{base}/v1/jobs/{job_id}", timeout=60).json()["status"] == "done"
+            assert httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth, timeout=60).json()["status"] == "done"
     finally:
         kill_group(proc)
         log.close()
