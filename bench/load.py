@@ -221,14 +221,14 @@ class RawConnection:
         self.reader = self.writer = None
 
 
-def raw_requests(port: int, pdf: bytes, job_id: str) -> dict[str, bytes]:
+def raw_requests(port: int, pdf: bytes, job_id: str, key: str) -> dict[str, bytes]:
     """The two requests as bytes: the multipart upload and the job status."""
     boundary = "docmillbenchboundary7d1f"
     body = (
         f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"one.pdf\"\r\n"
         "Content-Type: application/pdf\r\n\r\n"
     ).encode() + pdf + f"\r\n--{boundary}--\r\n".encode()
-    host = f"Host: 127.0.0.1:{port}\r\n"
+    host = f"Host: 127.0.0.1:{port}\r\nAuthorization: Bearer {key}\r\n"
     extract = (
         f"POST /v1/extract HTTP/1.1\r\n{host}Content-Type: multipart/form-data; boundary={boundary}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
@@ -238,15 +238,17 @@ def raw_requests(port: int, pdf: bytes, job_id: str) -> dict[str, bytes]:
 
 
 async def run_level(
-    base: str, pid: int, users: int, think_s: float, args: argparse.Namespace, pdf: bytes, job_id: str
+    base: str, pid: int, users: int, think_s: float, args: argparse.Namespace, pdf: bytes, job_id: str,
+    key: str,
 ) -> Level:
     import httpx
 
     level = Level(users, think_s)
     port = int(base.rsplit(":", 1)[1])
-    raw = raw_requests(port, pdf, job_id)
+    raw = raw_requests(port, pdf, job_id, key)
     limits = httpx.Limits(max_connections=users, max_keepalive_connections=users)
-    async with httpx.AsyncClient(base_url=base, timeout=args.timeout, limits=limits) as client:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=base, timeout=args.timeout, limits=limits, headers=headers) as client:
         level.rss_start_mb = level.rss_peak_mb = rss_mb(pid)
         level.main_rss_start_mb = rss_mb(pid, tree=False)
         meter = CpuMeter(pid)
@@ -344,10 +346,14 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     foreign_before = idle_share(1.0)
+    from docmill.service.keys import KeyStore
+
+    with KeyStore.open(data) as keys:  # API keys on, as in production; one key for every user
+        _, key = keys.create(args.tier, "load bench")
     proc = start_server(args, data, port)
     levels: list[dict[str, Any]] = []
     try:
-        with httpx.Client(base_url=base, timeout=60) as client:
+        with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {key}"}) as client:
             job_id = client.post("/v1/jobs", files=[("files", ("one.pdf", pdf))]).json()["id"]
             deadline = time.monotonic() + 120
             while True:
@@ -363,7 +369,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         if args.saturation:
             plan += [(u, 0.0) for u in args.saturation]
         for users, think in plan:
-            level = asyncio.run(run_level(base, proc.pid, users, think, args, pdf, job_id))
+            level = asyncio.run(run_level(base, proc.pid, users, think, args, pdf, job_id, key))
             row = summarise(level)
             levels.append(row)
             print(f"  {line(row)}", flush=True)
@@ -465,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
                         help="the users' HTTP client: a minimal asyncio HTTP/1.1 one, or httpx's "
                         "AsyncClient (several ms of CPU a request) (default: %(default)s)")
+    parser.add_argument("--tier", default="unlimited",
+                        help="tier of the users' API key (default: %(default)s: no limits; e.g. pro to"
+                        " measure the limiter's 429s)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the users' choices and think times")
     parser.add_argument("--tmp", type=Path, help="parent of the scratch folder (default: the system temp)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "load.json",
