@@ -14,6 +14,7 @@ from docmill.processors.images import BadImage, count_frames, extract_image, tif
 from docmill.processors.ocr import (
     MAX_PIXELS,
     OcrUnavailable,
+    installed_languages,
     open_tesseract,
     pnm_bytes,
     render_scale,
@@ -247,3 +248,18 @@ def test_a_scanned_pdf_of_the_corpus_and_its_jpeg(tmp_path: Path) -> None:
     assert has_words(jpeg.text[0], ("Integrative", "Health", "Telephone"))
     never = extract_image(str(tmp_path / "scan.jpg"), request("never"))
     assert never.text == [""] and never.metadata["pages_without_text"] == [0]
+
+
+@needs_tesseract
+def test_text_turned_sideways_inside_the_page_is_read_upright() -> None:
+    tesseract = open_tesseract("eng")
+    if "osd" not in installed_languages(tesseract.binary):
+        assert tesseract.psm == 3  # no orientation data: plain automatic segmentation
+        pytest.skip("tesseract has no osd data (Debian: tesseract-ocr-osd)")
+    assert tesseract.psm == 1
+    # camelot's rotated.pdf: a table drawn turned by 90 degrees on a portrait page, no /Rotate;
+    # --psm 3 reads it as mirrored garbage ("Aening yeodey ..."), --psm 1 turns it upright first
+    pdf = REAL / "camelot" / "docs" / "_static" / "pdf" / "rotated.pdf"
+    outcome = extract_pdf(str(pdf), request("always"))
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(outcome.text[0], ("STATE WISE COVERAGE", "Nutritional Assessment", "Blood Pressure"))
