@@ -1,23 +1,46 @@
 #!/usr/bin/env python3
 """OCR accuracy and speed: born-digital pages rendered, OCR'd, compared with their text layer.
 
-    CER = Levenshtein distance (OCR text, text layer) / length of the text layer   target <= 3%
+    CER             = Levenshtein(OCR text, text layer) / length of the text layer
+    CER by position = the same, line by line, each OCR line against the layer's glyphs
+                      inside its box, plus every layer glyph no OCR line covers   target <= 3%
 
 A fixed sample: the PDFs of ../shared/corpus/real (byte-identical copies once), taken in
 turn from each top-level folder (camelot, pdfplumber, sample-files, tabula-java) in
 sorted order; from each file its first page whose text layer is usable (docmill's own
-check), has at least ``--min-chars`` visible characters and is written in Latin script
-(at least 90% of its letters; the OCR reads English), then second pages, until
-``--pages`` pages. Each page is rendered by
-PDFium at 300 dpi in grey (``docmill.processors.ocr.render_page``) and read by
-``tesseract - - -l eng --psm 1 tsv`` as the engine reads it (``--psm 1`` with the osd data installed, else 3), one process, one page at a
-time. Both texts are compared after whitespace normalisation (runs of whitespace -> one
-space); ``cer_folded`` also applies NFKC and folds quotes and dashes, the differences a
-reader does not see (ligatures, curly quotes, en dashes). Reading order counts in both:
-a table Tesseract reads column by column (``--psm 3`` does, where the layer goes row by
-row) scores badly with every character right. ``cer_unordered`` separates the two: the
-folded words of each text sorted, then the same CER, so recognition errors still count
-character by character but order does not.
+check, ``processors.ocr.usable_text``), has at least ``--min-chars`` visible characters
+and is written in Latin script (at least 90% of its letters; the OCR reads English),
+then second pages, until ``--pages`` pages. Each page is rendered by PDFium at 300 dpi in
+grey (``docmill.processors.ocr.render_page``) and read as the engine reads it
+(``Tesseract.read_pnm_tsv``: ``--psm 1`` with the osd data installed, else ``--psm 3``),
+one process, one page at a time. The OCR text is the TSV's words, a space between words
+and a line break between lines: after whitespace normalisation it is exactly the txt
+output.
+
+**CER (plain)**, the issue's figure: both texts after whitespace normalisation (runs of
+whitespace -> one space); ``cer_folded`` also applies NFKC and folds quotes and dashes,
+the differences a reader does not see (ligatures, curly quotes, en dashes). Reading
+order counts: a table Tesseract reads column by column where the layer goes row by row,
+or a layer whose content stream is in no visual order, scores badly with every
+character right. ``cer_unordered`` (diagnostic): the folded words of each text sorted,
+then the same CER; it ignores order but also punishes a word split differently.
+
+**CER by position** (order-independent, aligned by place on the page): Tesseract's TSV
+gives each text line's box in pixels; PDFium gives each layer character's box, mapped
+into the same pixels (``FPDF_PageToDevice``, /Rotate included). Each visible layer glyph
+goes to the OCR line whose box holds the glyph's centre (several: the one whose vertical
+middle is nearest). Per line, the reference is its glyphs in writing order (centres
+projected on the line's mean writing direction from PDFium's character angles: left to
+right for upright text, along the text for text set sideways), a space wherever two
+neighbours are not consecutive in the layer without whitespace; the
+Levenshtein distance to the line's words (one space apart) counts, after whitespace
+normalisation. Glyphs no line covers count as deletions (text OCR missed, or text the
+layer holds that is not visible), lines with no glyph count in full as insertions. The
+figure is all errors / all reference characters (each page's glyphs, spaces inside
+lines). A glyph drawn again on itself (same character, box within 1 pt: overprinted fake
+bold, pdfplumber's ``dedupe_chars`` rule) counts once. ``cer_position_folded`` applies
+``fold`` to both sides. Tesseract's reading order between lines no longer matters;
+within a line the order is the page's own.
 
 pages/s is render + OCR, wall clock, one process (Tesseract held to one thread).
 Everything comes from one invocation; nothing is asserted (timings are not tests).
@@ -27,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import statistics
 import sys
 import time
@@ -92,13 +116,15 @@ def unordered(text: str) -> str:
     return " ".join(sorted(fold(text).split()))
 
 
-Glyph = tuple[str, float, float, float, float]  # character, box left/top/right/bottom in pixels
+# character, box left/top/right/bottom in pixels, and the unit vector of its writing
+# direction in pixels (x right, y down): (1, 0) for upright text
+Glyph = tuple[str, float, float, float, float, float, float]
 
 
 def layer_glyphs(page: Any, width: int, height: int) -> list[Glyph | None]:
     """Every character of the page's text layer, in the layer's order, with its box in
     the pixels of the ``width`` x ``height`` rendering (PDFium maps it, /Rotate
-    included); whitespace, and characters without a box (generated spaces and line
+    included) and its writing direction there (``FPDFText_GetCharAngle``); whitespace, and characters without a box (generated spaces and line
     breaks), are ``None``. A glyph drawn again on itself (same character, box within
     1 pt: overprinted fake bold, pdfplumber's ``dedupe_chars`` rule) is ``None`` too."""
     import ctypes
@@ -135,7 +161,14 @@ def layer_glyphs(page: Any, width: int, height: int) -> list[Glyph | None]:
                 continue
             seen[(char, round(left), round(top))] = None
             (x0, y0), (x1, y1) = device(left, bottom), device(right, top)
-            glyphs.append((char, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+            angle = raw.FPDFText_GetCharAngle(textpage, index)
+            cx, cy = (left + right) / 2, (top + bottom) / 2
+            (ax, ay) = device(cx, cy)
+            # PDFium measures the angle clockwise (in page space, y up)
+            (bx, by) = device(cx + 100 * math.cos(angle), cy - 100 * math.sin(angle))
+            norm = math.hypot(bx - ax, by - ay) or 1.0
+            glyphs.append((char, min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1),
+                           (bx - ax) / norm, (by - ay) / norm))  # fmt: skip
     finally:
         textpage.close()
     return glyphs
@@ -162,12 +195,12 @@ def positional_cer(
     glyphs: list[Glyph | None], lines: list[tuple[int, int, int, int, str]], norm: Any = normalise
 ) -> tuple[int, int]:
     """(errors, reference characters) of the CER by position; see the module docstring."""
-    assigned: list[list[tuple[float, int]]] = [[] for _ in lines]
+    assigned: list[list[tuple[float, float, int]]] = [[] for _ in lines]
     missed: list[int] = []
     for index, glyph in enumerate(glyphs):
         if glyph is None:
             continue
-        _, left, top, right, bottom = glyph
+        _, left, top, right, bottom, _, _ = glyph
         cx, cy = (left + right) / 2, (top + bottom) / 2
         best: tuple[float, int] | None = None
         for number, (x0, y0, x1, y1, _) in enumerate(lines):
@@ -178,7 +211,7 @@ def positional_cer(
         if best is None:
             missed.append(index)
         else:
-            assigned[best[1]].append((cx, index))
+            assigned[best[1]].append((cx, cy, index))
 
     def text(indexes: list[int]) -> str:
         parts: list[str] = []
@@ -190,9 +223,18 @@ def positional_cer(
             parts.append(glyph[0])
         return "".join(parts)
 
+    def along(members: list[tuple[float, float, int]]) -> list[int]:
+        """The line's glyphs in writing order: by centre projected on the mean direction."""
+        ux = uy = 0.0
+        for _, _, index in members:
+            glyph = glyphs[index]
+            assert glyph is not None
+            ux, uy = ux + glyph[5], uy + glyph[6]
+        return [i for _, i in sorted((cx * ux + cy * uy, i) for cx, cy, i in members)]
+
     errors = reference = 0
     for (_, _, _, _, words), members in zip(lines, assigned, strict=True):
-        ref = norm(text([index for _, index in sorted(members)]))
+        ref = norm(text(along(members)))
         errors += levenshtein(norm(words), ref)
         reference += len(ref)
     lost = len(norm(text(missed)).replace(" ", ""))

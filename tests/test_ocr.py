@@ -262,4 +262,6 @@ def test_text_turned_sideways_inside_the_page_is_read_upright() -> None:
     pdf = REAL / "camelot" / "docs" / "_static" / "pdf" / "rotated.pdf"
     outcome = extract_pdf(str(pdf), request("always"))
     assert outcome.extra["text_source"] == ["ocr"]
-    assert has_words(outcome.text[0], ("STATE WISE COVERAGE", "Nutritional Assessment", "Blood Pressure"))
+    assert has_words(
+        outcome.text[0], ("STATE WISE COVERAGE", "Nutritional Assessment", "Blood Pressure")
+    )
