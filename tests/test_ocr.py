@@ -17,6 +17,7 @@ from docmill.processors.ocr import (
     installed_languages,
     open_tesseract,
     pnm_bytes,
+    render_page,
     render_scale,
     usable_text,
 )
@@ -264,4 +265,28 @@ def test_text_turned_sideways_inside_the_page_is_read_upright() -> None:
     assert outcome.extra["text_source"] == ["ocr"]
     assert has_words(
         outcome.text[0], ("STATE WISE COVERAGE", "Nutritional Assessment", "Blood Pressure")
+    )
+
+
+@needs_tesseract
+def test_a_page_with_rotate_270_is_rendered_upright_for_ocr() -> None:
+    import pypdfium2 as pdfium
+
+    # pdfplumber's issue-1054 page: a landscape media box with /Rotate 270, displayed (and
+    # rendered for OCR) as an A4 portrait page with the text upright
+    pdf = REAL / "pdfplumber" / "tests" / "pdfs" / "issue-1054-example.pdf"
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        page = doc[0]
+        assert page.get_rotation() == 270
+        image, dpi = render_page(page)
+        page.close()
+    finally:
+        doc.close()
+    width, height = (int(v) for v in image.split(b"\n", 2)[1].split())
+    assert dpi == 300 and (width, height) == (2481, 3508)  # A4 portrait at 300 dpi
+    outcome = extract_pdf(str(pdf), request("always"))
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(
+        outcome.text[0], ("Bundesministerium des Innern", "Hausanschrift", "Telefax")
     )
