@@ -8,6 +8,10 @@ slower, not faster, when workers already use every core), and a parent-death sig
 that a worker the engine kills at ``run.timeout_s`` does not leave Tesseract running.
 It inherits the worker's address-space limit.
 
+Pages are read with ``--psm 1`` (automatic segmentation with orientation and script
+detection) when the ``osd`` data is installed, else ``--psm 3``: text turned by 90, 180 or
+270 degrees inside the page (a landscape table set sideways) is then read upright.
+
 When Tesseract (or a language) is missing, nothing fails: pages keep the text they have
 and ``metadata["ocr_unavailable"]`` says why.
 """
@@ -145,9 +149,14 @@ class Tesseract:
     binary: str
     languages: str
     timeout_s: float = IMAGE_TIMEOUT_S
+    psm: int = 3  # page segmentation: 1 = automatic with orientation detection (OSD), 3 without
 
-    def _run(self, source: str, options: list[str], stdin: bytes | None) -> str:
-        command = [self.binary, source, "-", "-l", self.languages, "--psm", "3", *options]
+    def _run(
+        self, source: str, options: list[str], stdin: bytes | None, output: str = "txt"
+    ) -> str:
+        command = [self.binary, source, "-", "-l", self.languages, "--psm", str(self.psm), *options]
+        if output != "txt":
+            command.append(output)
         try:
             done = subprocess.run(
                 command,
@@ -169,11 +178,18 @@ class Tesseract:
                 else f"exit status {done.returncode}"
             )
             raise OcrFailed(f"tesseract failed ({status}): {' '.join(detail[-2:])}"[:300])
-        return clean_output(done.stdout)
+        return (
+            clean_output(done.stdout) if output == "txt" else done.stdout.decode("utf-8", "replace")
+        )
 
     def read_pnm(self, image: bytes, dpi: int) -> str:
         """Text of one PGM/PPM image given on stdin."""
         return self._run("-", ["--dpi", str(dpi)], image)
+
+    def read_pnm_tsv(self, image: bytes, dpi: int) -> str:
+        """The same reading as :meth:`read_pnm` as Tesseract's TSV: one row per block,
+        paragraph, line and word with its box in pixels (used by bench/ocr.py)."""
+        return self._run("-", ["--dpi", str(dpi)], image, "tsv")
 
     def read_file(self, path: str, frame: int | None = None) -> str:
         """Text of an image file (PNG, JPEG, TIFF...); ``frame``: that page of a TIFF."""
@@ -216,7 +232,9 @@ def open_tesseract(languages: str, binary: str | None = None) -> Tesseract:
             f"tesseract has no data for {', '.join(missing)}"
             f" (installed: {', '.join(sorted(have)) or 'none'})"
         )
-    return Tesseract(found, languages)
+    # with the osd data (Debian's tesseract-ocr-osd), --psm 1 finds each block's
+    # orientation and reads text turned by 90/180/270 degrees, which --psm 3 reads as garbage
+    return Tesseract(found, languages, psm=1 if "osd" in have else 3)
 
 
 # ---------------------------------------------------------------------------- pages
