@@ -55,7 +55,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from docmill.testkit.llm_answers import answer, corrupt_json
+from docmill.testkit.llm_answers import Answer, answer, corrupt_json
 
 _MAX_HEADER: Final = 64 * 1024
 _MAX_BODY: Final = 32 * 1024 * 1024
@@ -135,6 +135,7 @@ class _Stats:
     image_parts: int = 0  # image_url parts received (page images)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    in_flight: int = 0  # admitted chat requests not yet answered
     connections_open: int = 0
     connections_peak: int = 0
     connections_total: int = 0
@@ -219,8 +220,12 @@ class LlmSimulator:
     def reset(self) -> None:
         """Clear the stats and every key's rate-limit window."""
         self._windows.clear()
-        open_now = self._stats.connections_open
-        self._stats = _Stats(started=time.monotonic(), connections_open=open_now)
+        old = self._stats
+        self._stats = _Stats(
+            started=time.monotonic(),
+            connections_open=old.connections_open,
+            in_flight=old.in_flight,
+        )
 
     def stats(self) -> dict[str, Any]:
         s = self._stats
@@ -237,6 +242,7 @@ class LlmSimulator:
             "image_parts": s.image_parts,
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
+            "in_flight": s.in_flight,
             "connections_open": s.connections_open,
             "connections_peak": s.connections_peak,
             "connections_total": s.connections_total,
@@ -403,6 +409,16 @@ class LlmSimulator:
         limited = self._admit(request, reply.prompt_tokens + reply.completion_tokens)
         if limited is not None:
             return limited
+        s.in_flight += 1
+        try:
+            return await self._answer(reader, payload, reply)
+        finally:
+            self._stats.in_flight -= 1
+
+    async def _answer(
+        self, reader: asyncio.StreamReader, payload: Any, reply: Answer
+    ) -> _Response | None:
+        s = self._stats
         draw = self._rng.random()
         config = self.config
         if draw < config.timeout_rate:
