@@ -20,7 +20,8 @@ What happens to a chat request, in order:
 
 1. malformed JSON or no ``model``/``messages`` → 400 ``invalid_request_error``;
 2. outage on → 503;
-3. rate limits, per API key (the ``Authorization`` bearer token; none → ``anonymous``):
+3. rate limits, per API key (the ``Authorization`` bearer token; none → ``anonymous``)
+   and per model, as OpenAI counts them (per organisation and model):
    a sliding window of one simulated minute holds the admitted requests and their total
    tokens (prompt + the answer's completion). Past ``rpm`` requests or ``tpm`` tokens → 429
    with ``Retry-After`` (whole seconds, at least 1), ``retry-after-ms`` (exact, as OpenAI
@@ -110,7 +111,7 @@ class SimConfig:
 
 @dataclass
 class _Window:
-    """One key's admitted requests in the last window: (time, tokens)."""
+    """One (key, model)'s admitted requests in the last window: (time, tokens)."""
 
     entries: deque[tuple[float, int]] = field(default_factory=deque)
     tokens: int = 0
@@ -175,7 +176,7 @@ class LlmSimulator:
         self.config = config or SimConfig()
         self.outage = False
         self._rng = random.Random(self.config.seed)
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}  # (API key, model)
         self._stats = _Stats(started=time.monotonic())
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -218,7 +219,7 @@ class LlmSimulator:
             self._rng = random.Random(self.config.seed)
 
     def reset(self) -> None:
-        """Clear the stats and every key's rate-limit window."""
+        """Clear the stats and every rate-limit window."""
         self._windows.clear()
         old = self._stats
         self._stats = _Stats(
@@ -406,7 +407,9 @@ class LlmSimulator:
         if self.outage:
             s.outage_503 += 1
             return _error(503, "the service is temporarily unavailable (outage)", "server_error")
-        limited = self._admit(request, reply.prompt_tokens + reply.completion_tokens)
+        limited = self._admit(
+            request, payload["model"], reply.prompt_tokens + reply.completion_tokens
+        )
         if limited is not None:
             return limited
         s.in_flight += 1
@@ -461,8 +464,8 @@ class LlmSimulator:
             },
         )
 
-    def _admit(self, request: _Request, tokens: int) -> _Response | None:
-        """Record the request in its key's window, or answer 429 / 400 (too large)."""
+    def _admit(self, request: _Request, model: str, tokens: int) -> _Response | None:
+        """Record the request in its (key, model) window, or answer 429 / 400 (too large)."""
         config = self.config
         if config.tpm and tokens > config.tpm:
             self._stats.client_errors += 1
@@ -474,7 +477,7 @@ class LlmSimulator:
             )
         auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else "anonymous"
-        window = self._windows.setdefault(key, _Window())
+        window = self._windows.setdefault((key, model), _Window())
         now = time.monotonic()
         span = self._minute()
         window.trim(now, span)
@@ -614,8 +617,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8089)
-    p.add_argument("--rpm", type=int, default=0, help="requests per minute per key (0: none)")
-    p.add_argument("--tpm", type=int, default=0, help="tokens per minute per key (0: none)")
+    p.add_argument("--rpm", type=int, default=0, help="requests per minute per key and model (0: none)")
+    p.add_argument("--tpm", type=int, default=0, help="tokens per minute per key and model (0: none)")
     p.add_argument("--latency", type=_latency_arg, default=(0.0, 0.0), help="MIN:MAX seconds")
     p.add_argument("--latency-dist", choices=("uniform", "lognormal"), default="uniform")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
