@@ -14,8 +14,9 @@ Every request goes through the answer cache, then the budget (a reservation of t
 it can cost), then its slot's :class:`~docmill.llm.limits.SlotLimiter` (one per endpoint
 and model, :func:`slot_key`: AIMD concurrency, RPM/TPM, Retry-After, breaker). 429s,
 5xx and timeouts are retried with backoff for as long as the stage runs: a provider
-outage delays documents, it never fails them. When the budget refuses a reservation the stage stops sending; documents
-not finished come back ``deferred`` and stay pending for a later run.
+outage delays documents, it never fails them. When the budget refuses a reservation the
+stage stops sending; documents not finished come back ``deferred`` and stay pending for a
+later run.
 """
 
 from __future__ import annotations
@@ -287,7 +288,8 @@ class LlmStage:
             self._slot(provider)
 
     def limiter(self, provider: ProviderSpec) -> SlotLimiter | None:
-        """The limiter ``provider`` draws on (None before :meth:`start`)."""
+        """The limiter ``provider`` draws on (None before :meth:`start`), to look at: it
+        belongs to the stage's loop and is not thread-safe."""
         slot = self._slots.get(slot_key(provider))
         return slot.limiter if slot is not None else None
 
