@@ -142,15 +142,41 @@ def lost(src: Path, out: Path) -> tuple[int, dict[str, int]]:
 # --- (1) limits ---------------------------------------------------------------------
 
 
-def sample(handle: Any, stop: threading.Event, into: list[tuple[float, int, int, int]]) -> None:
+Sample = tuple[float, int, int, int, int]
+"""(time, chat requests, admitted, 429s, admitted requests in flight) from ``/_sim/stats``."""
+
+
+def sample(handle: Any, stop: threading.Event, into: list[Sample]) -> None:
     while not stop.is_set():
         s = handle.stats()
         admitted = s["chat_requests"] - s["rate_limited"] - s["client_errors"]
-        into.append((time.monotonic(), s["chat_requests"], admitted, s["rate_limited"]))
+        into.append(
+            (time.monotonic(), s["chat_requests"], admitted, s["rate_limited"], s["in_flight"])
+        )
         stop.wait(0.5)
 
 
-def at(samples: list[tuple[float, int, int, int]], t: float, i: int) -> float:
+def minutes(samples: list[Sample], first: float, end: float) -> list[dict[str, float]]:
+    """Per minute from the first request: admitted, 429s, mean and peak in flight (the
+    trace that shows where a ramp or a cut costs rate)."""
+    rows: list[dict[str, float]] = []
+    start = first
+    while start < end:
+        stop = min(start + 60.0, end)
+        inside = [s[4] for s in samples if start <= s[0] < stop] or [0]
+        rows.append({
+            "minute": len(rows),
+            "seconds": round(stop - start, 1),
+            "admitted": round(at(samples, stop, 2) - at(samples, start, 2)),
+            "rate_limited": round(at(samples, stop, 3) - at(samples, start, 3)),
+            "in_flight_mean": round(sum(inside) / len(inside), 1),
+            "in_flight_peak": max(inside),
+        })
+        start = stop
+    return rows
+
+
+def at(samples: list[Sample], t: float, i: int) -> float:
     """Column ``i`` at time ``t``, linearly interpolated between samples."""
     for (t0, *a), (t1, *b) in itertools.pairwise(samples):
         if t0 <= t <= t1:
@@ -166,7 +192,7 @@ def limits_run(args: argparse.Namespace, work: Path, src: Path, known: bool) -> 
     config = SimConfig(
         rpm=args.rpm, latency_min_s=args.latency[0], latency_max_s=args.latency[1], seed=11
     )
-    samples: list[tuple[float, int, int, int]] = []
+    samples: list[Sample] = []
     with serve_in_thread(config) as sim:
         spec = write_spec(work / f"spec-{name}.toml", sim.base_url, 1.0, None)
         stop = threading.Event()
@@ -179,7 +205,7 @@ def limits_run(args: argparse.Namespace, work: Path, src: Path, known: bool) -> 
         poller.join()
         final = sim.stats()
     first = next(t for t, chat, *_ in samples if chat > 0)
-    last = next(t for t, _c, a, _r in reversed(samples) if a < final["chat_requests"] - final[
+    last = next(t for t, _c, a, *_ in reversed(samples) if a < final["chat_requests"] - final[
         "rate_limited"] - final["client_errors"])
     steady_from = first + 60.0
     if last <= steady_from:
@@ -206,7 +232,7 @@ def limits_run(args: argparse.Namespace, work: Path, src: Path, known: bool) -> 
         "documents": sum(1 for _ in src.rglob("*.pdf")),
         "documents_lost": n_lost,
         "record_states": states,
-        "per_minute": final["per_minute"],
+        "per_minute": minutes(samples, first, last),
     }
 
 
@@ -305,6 +331,12 @@ def report(fig: dict[str, Any]) -> str:
              f"records {r['record_states']})"),
             (f"{m} wall time", f"{r['wall_s']:.0f} s, {r['requests']} requests, peak "
              f"{r['connections_peak']} connections"),
+            (f"{m} per minute: admitted", " ".join(
+                f"{p['admitted']}" + ("" if p["seconds"] >= 59.5 else f"/{p['seconds']:.0f}s")
+                for p in r["per_minute"])),
+            (f"{m} per minute: 429s", " ".join(f"{p['rate_limited']}" for p in r["per_minute"])),
+            (f"{m} per minute: in flight", " ".join(
+                f"{p['in_flight_mean']:.0f}^{p['in_flight_peak']}" for p in r["per_minute"])),
         ]
     c = fig.get("cascade")
     if c:

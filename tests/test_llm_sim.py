@@ -204,18 +204,24 @@ def test_429_carries_retry_after_header_and_openai_error_body() -> None:
     assert error["type"] == "requests" and error["code"] == "rate_limit_exceeded"
 
 
-def test_limits_are_per_key() -> None:
+def test_limits_are_per_key_and_model() -> None:
     env = {"KEY_A": "sk-a", "KEY_B": "sk-b"}
     with serve_in_thread(SimConfig(rpm=2, time_scale=1.0)) as sim:
 
-        async def go(var: str) -> list[ChatResult]:
-            config = provider(sim.base_url, api_key={"$env": var})
+        async def go(var: str, model: str = "sim-small") -> list[ChatResult]:
+            config = ProviderConfig(
+                name="sim", base_url=sim.base_url, model=model, api_key={"$env": var}
+            )
             async with ProviderClient(config, env=env) as client:
                 return [await client.chat(user(f"q{i}")) for i in range(3)]
 
         a, b = run(go("KEY_A")), run(go("KEY_B"))
+        large = run(go("KEY_A", "sim-large"))  # same key, another model: its own window
+        again = run(go("KEY_A"))  # same key and model: still full
     expected = [ResultKind.OK, ResultKind.OK, ResultKind.RATE_LIMITED]
     assert [r.kind for r in a] == expected and [r.kind for r in b] == expected
+    assert [r.kind for r in large] == expected
+    assert [r.kind for r in again] == [ResultKind.RATE_LIMITED] * 3
 
 
 def test_tpm_limits_tokens_and_a_request_over_the_limit_is_a_client_error() -> None:

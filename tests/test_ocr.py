@@ -14,8 +14,10 @@ from docmill.processors.images import BadImage, count_frames, extract_image, tif
 from docmill.processors.ocr import (
     MAX_PIXELS,
     OcrUnavailable,
+    installed_languages,
     open_tesseract,
     pnm_bytes,
+    render_page,
     render_scale,
     usable_text,
 )
@@ -247,3 +249,44 @@ def test_a_scanned_pdf_of_the_corpus_and_its_jpeg(tmp_path: Path) -> None:
     assert has_words(jpeg.text[0], ("Integrative", "Health", "Telephone"))
     never = extract_image(str(tmp_path / "scan.jpg"), request("never"))
     assert never.text == [""] and never.metadata["pages_without_text"] == [0]
+
+
+@needs_tesseract
+def test_text_turned_sideways_inside_the_page_is_read_upright() -> None:
+    tesseract = open_tesseract("eng")
+    if "osd" not in installed_languages(tesseract.binary):
+        assert tesseract.psm == 3  # no orientation data: plain automatic segmentation
+        pytest.skip("tesseract has no osd data (Debian: tesseract-ocr-osd)")
+    assert tesseract.psm == 1
+    # camelot's rotated.pdf: a table drawn turned by 90 degrees on a portrait page, no /Rotate;
+    # --psm 3 reads it as mirrored garbage ("Aening yeodey ..."), --psm 1 turns it upright first
+    pdf = REAL / "camelot" / "docs" / "_static" / "pdf" / "rotated.pdf"
+    outcome = extract_pdf(str(pdf), request("always"))
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(
+        outcome.text[0], ("STATE WISE COVERAGE", "Nutritional Assessment", "Blood Pressure")
+    )
+
+
+@needs_tesseract
+def test_a_page_with_rotate_270_is_rendered_upright_for_ocr() -> None:
+    import pypdfium2 as pdfium
+
+    # pdfplumber's issue-1054 page: a landscape media box with /Rotate 270, displayed (and
+    # rendered for OCR) as an A4 portrait page with the text upright
+    pdf = REAL / "pdfplumber" / "tests" / "pdfs" / "issue-1054-example.pdf"
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        page = doc[0]
+        assert page.get_rotation() == 270
+        image, dpi = render_page(page)
+        page.close()
+    finally:
+        doc.close()
+    width, height = (int(v) for v in image.split(b"\n", 2)[1].split())
+    assert dpi == 300 and (width, height) == (2481, 3508)  # A4 portrait at 300 dpi
+    outcome = extract_pdf(str(pdf), request("always"))
+    assert outcome.extra["text_source"] == ["ocr"]
+    assert has_words(
+        outcome.text[0], ("Bundesministerium des Innern", "Hausanschrift", "Telefax")
+    )

@@ -89,6 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="the HTTP API (jobs, one-document extract, metrics)")
     serve.add_argument("--host", metavar="HOST", help="address to listen on (service.host)")
     serve.add_argument("--port", type=int, metavar="PORT", help="port (service.port)")
+    serve.add_argument(
+        "--workers", type=int, default=1, metavar="N",
+        help="HTTP worker processes on the one port (default 1); each has its own extract pool, "
+        "job threads and /metrics over the shared ledger; with service.extract_workers=0 they "
+        "split the usable cores",
+    )
     worker = sub.add_parser("worker", help="run the service's queued jobs (no HTTP)")
     worker.add_argument(
         "--threads", type=int, metavar="N", help="jobs at once (default: service.job_workers, min 1)"
@@ -459,10 +465,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ValueError, SettingsError) as exc:
         _error(str(exc))
         return EXIT_ERROR
+    if args.workers < 1:
+        _error("--workers must be at least 1")
+        return EXIT_USAGE
     from docmill.service.server import serve
 
     try:
-        serve(settings)
+        serve(settings, args.workers)
     except SettingsError as exc:  # e.g. a bad service.tiers_file
         _error(str(exc))
         return EXIT_ERROR

@@ -37,7 +37,14 @@ What it combines:
   what the provider admits per minute. That count becomes the RPM bucket's rate (never
   above a configured ``rpm``), and it is probed upward by ``rpm_probe`` (a share per
   minute without a 429) when no ``rpm`` was configured. Only a request sent after the
-  last lesson may teach again (one lesson per burst of 429s).
+  last lesson may teach again (one lesson per burst of 429s). A learned window is
+  ``bucket_s`` longer than the provider's 60 s, as the known bucket's refill is: the
+  provider's clock lags by each request's travel time, so a request sent the instant an
+  old one leaves this slot's minute could still find the provider's full. The first lesson
+  comes when the provider's minute is already full; until those requests leave it
+  nothing more is admitted (its Retry-After says so), which is why slow start begins at 16
+  in flight rather than 4: the limit is found, and that pause over, about half a minute
+  sooner with slow answers.
 * **Retry-After.** After a result with ``retry_after_s``, nothing goes before
   ``now + retry_after_s``.
 * **Backoff** for retries: exponential with full jitter (:func:`backoff_s`), the jitter
@@ -70,8 +77,10 @@ WINDOW_S: Final = 60.0
 class LimiterConfig:
     """Everything the limiter does is set here; the defaults suit a paid API tier."""
 
-    initial_concurrency: int = 4
-    """Requests in flight at the start."""
+    initial_concurrency: int = 16
+    """Requests in flight at the start. Slow start doubles it per round trip, so with slow
+    answers (a 16 s mean) starting at 16 rather than 4 saves two round trips before a
+    learned RPM is found (see the module docstring)."""
     min_concurrency: int = 1
     """The AIMD limit never falls below this."""
     max_concurrency: int = 64
@@ -396,18 +405,29 @@ class SlotLimiter:
 
     # -- policies ---------------------------------------------------------------------
 
+    def _span(self) -> float:
+        """The sliding window this slot counts its requests in (see ``_window_ready_at``)."""
+        return WINDOW_S + (self.config.bucket_s if self._learned_rpm is not None else 0.0)
+
     def _trim_log(self, now: float) -> None:
-        while self._log and self._log[0][0] <= now - WINDOW_S:
+        span = self._span()
+        while self._log and self._log[0][0] <= now - span:
             self._log.popleft()
 
     def _window_ready_at(self, now: float) -> float:
-        """When the last minute holds fewer than the RPM of this slot's admitted requests."""
+        """When the last minute holds fewer than the RPM of this slot's admitted requests.
+
+        Once an RPM is learned the window is ``bucket_s`` longer than the provider's: a
+        request is not sent the instant the one it replaces leaves the provider's minute
+        (the two clocks differ by the network's delay).
+        """
         assert self._rpm is not None
+        span = self._span()
         self._trim_log(now)
         allowed = max(1, math.floor(self._rpm.per_minute + _EPS))
         if len(self._log) < allowed:
             return now
-        return self._log[len(self._log) - allowed][0] + WINDOW_S
+        return self._log[len(self._log) - allowed][0] + span
 
     def _learn(self, permit: Permit, now: float) -> None:
         """A 429: the requests admitted in the 60 s before this one are the provider's RPM."""

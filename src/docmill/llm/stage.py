@@ -11,11 +11,12 @@ collects what it decided (:meth:`LlmStage.results`). For each document:
    then the document fails with ``invalid_output``.
 
 Every request goes through the answer cache, then the budget (a reservation of the most
-it can cost), then its model's :class:`~docmill.llm.limits.SlotLimiter` (AIMD
-concurrency, RPM/TPM, Retry-After, breaker). 429s, 5xx and timeouts are retried with
-backoff for as long as the stage runs: a provider outage delays documents, it never
-fails them. When the budget refuses a reservation the stage stops sending; documents
-not finished come back ``deferred`` and stay pending for a later run.
+it can cost), then its slot's :class:`~docmill.llm.limits.SlotLimiter` (one per endpoint
+and model, :func:`slot_key`: AIMD concurrency, RPM/TPM, Retry-After, breaker). 429s,
+5xx and timeouts are retried with backoff for as long as the stage runs: a provider
+outage delays documents, it never fails them. When the budget refuses a reservation the
+stage stops sending; documents not finished come back ``deferred`` and stay pending for a
+later run.
 """
 
 from __future__ import annotations
@@ -210,6 +211,22 @@ def schema_problem(schema: Mapping[str, Any], answer: Any) -> str | None:
     return f"{where}: {error.message}"[:300]
 
 
+def slot_key(provider: ProviderSpec) -> tuple[str, str]:
+    """The rate-limit slot a provider entry draws on: (endpoint, model).
+
+    Providers count their limits per organisation and per model (OpenAI, Anthropic,
+    Mistral), so the classify and the extract role share one limiter when they name the
+    same model at the same endpoint, and get one each when the models differ. The API key
+    is left out on purpose: two keys of one organisation share its limit, and docmill
+    cannot tell organisations apart, so sharing is the side that never goes over. The
+    endpoint is compared without case in scheme and host and without a trailing slash.
+    """
+    scheme, sep, rest = provider.base_url.strip().partition("://")
+    host, slash, path = rest.partition("/")
+    base = f"{scheme.lower()}{sep}{host.lower()}{slash}{path}".rstrip("/")
+    return base, provider.model
+
+
 @dataclass
 class _Slot:
     client: ProviderClient
@@ -270,13 +287,19 @@ class LlmStage:
         for provider in (self.spec.provider, self.spec.extract_provider):
             self._slot(provider)
 
+    def limiter(self, provider: ProviderSpec) -> SlotLimiter | None:
+        """The limiter ``provider`` draws on (None before :meth:`start`), to look at: it
+        belongs to the stage's loop and is not thread-safe."""
+        slot = self._slots.get(slot_key(provider))
+        return slot.limiter if slot is not None else None
+
     def _slot(self, provider: ProviderSpec) -> _Slot:
-        key = (provider.base_url, provider.model)
+        key = slot_key(provider)
         slot = self._slots.get(key)
         if slot is None:
             o = self.options
             config = LimiterConfig(
-                initial_concurrency=min(4, o.max_concurrency),
+                initial_concurrency=min(LimiterConfig.initial_concurrency, o.max_concurrency),
                 max_concurrency=o.max_concurrency,
                 rpm=float(o.rpm),
                 tpm=float(o.tpm),

@@ -8,6 +8,10 @@ slower, not faster, when workers already use every core), and a parent-death sig
 that a worker the engine kills at ``run.timeout_s`` does not leave Tesseract running.
 It inherits the worker's address-space limit.
 
+Pages are read with ``--psm 1`` (automatic segmentation with orientation and script
+detection) when the ``osd`` data is installed, else ``--psm 3``: text turned by 90, 180 or
+270 degrees inside the page (a landscape table set sideways) is then read upright.
+
 When Tesseract (or a language) is missing, nothing fails: pages keep the text they have
 and ``metadata["ocr_unavailable"]`` says why.
 """
@@ -33,6 +37,8 @@ IMAGE_TIMEOUT_S = 600.0  # one image; the engine's run.timeout_s normally ends i
 LAYER, OCR = "layer", "ocr"  # values of a record's text_source, one per page
 _LANGUAGES = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 _PR_SET_PDEATHSIG = 1
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 
 
 class OcrUnavailable(Exception):
@@ -52,9 +58,13 @@ def usable_text(text: str) -> bool:
     unassigned code points, or fewer than a fifth are letters or digits (dense
     numeric tables in shared/corpus/real go down to ~38%).
     """
-    visible = [ch for ch in text if not ch.isspace()]
+    visible = "".join(text.split())  # split() drops exactly what isspace() matches
     if not visible:
         return False
+    if visible.isascii():  # common; counted in C (ASCII L/N: [A-Za-z0-9], Cc: \x00-\x1f, \x7f)
+        bad = len(visible) - len(_ASCII_CONTROL.sub("", visible))
+        alnum = len(visible) - len(_ASCII_ALNUM.sub("", visible))
+        return bad * 3 <= len(visible) and alnum * 5 >= len(visible)
     bad = alnum = 0
     for ch in visible:
         category = unicodedata.category(ch)
@@ -139,9 +149,14 @@ class Tesseract:
     binary: str
     languages: str
     timeout_s: float = IMAGE_TIMEOUT_S
+    psm: int = 3  # page segmentation: 1 = automatic with orientation detection (OSD), 3 without
 
-    def _run(self, source: str, options: list[str], stdin: bytes | None) -> str:
-        command = [self.binary, source, "-", "-l", self.languages, "--psm", "3", *options]
+    def _run(
+        self, source: str, options: list[str], stdin: bytes | None, output: str = "txt"
+    ) -> str:
+        command = [self.binary, source, "-", "-l", self.languages, "--psm", str(self.psm), *options]
+        if output != "txt":
+            command.append(output)
         try:
             done = subprocess.run(
                 command,
@@ -163,11 +178,18 @@ class Tesseract:
                 else f"exit status {done.returncode}"
             )
             raise OcrFailed(f"tesseract failed ({status}): {' '.join(detail[-2:])}"[:300])
-        return clean_output(done.stdout)
+        return (
+            clean_output(done.stdout) if output == "txt" else done.stdout.decode("utf-8", "replace")
+        )
 
     def read_pnm(self, image: bytes, dpi: int) -> str:
         """Text of one PGM/PPM image given on stdin."""
         return self._run("-", ["--dpi", str(dpi)], image)
+
+    def read_pnm_tsv(self, image: bytes, dpi: int) -> str:
+        """The same reading as :meth:`read_pnm` as Tesseract's TSV: one row per block,
+        paragraph, line and word with its box in pixels (used by bench/ocr.py)."""
+        return self._run("-", ["--dpi", str(dpi)], image, "tsv")
 
     def read_file(self, path: str, frame: int | None = None) -> str:
         """Text of an image file (PNG, JPEG, TIFF...); ``frame``: that page of a TIFF."""
@@ -210,7 +232,9 @@ def open_tesseract(languages: str, binary: str | None = None) -> Tesseract:
             f"tesseract has no data for {', '.join(missing)}"
             f" (installed: {', '.join(sorted(have)) or 'none'})"
         )
-    return Tesseract(found, languages)
+    # with the osd data (Debian's tesseract-ocr-osd), --psm 1 finds each block's
+    # orientation and reads text turned by 90/180/270 degrees, which --psm 3 reads as garbage
+    return Tesseract(found, languages, psm=1 if "osd" in have else 3)
 
 
 # ---------------------------------------------------------------------------- pages

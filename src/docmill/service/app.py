@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from docmill import __version__
 from docmill.service.auth import RateLimitHeaders, build_auth, document_security
+from docmill.service.dashboard import router as dashboard_router
 from docmill.service.deps import Authenticate, local_caller
 from docmill.service.errors import ApiError, install_error_handlers
 from docmill.service.extract import ExtractService
@@ -101,4 +102,12 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
         return Response(body, media_type=CONTENT_TYPE)
 
     app.include_router(router)
+    app.include_router(dashboard_router)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app factory of each ``docmill serve --workers N`` worker process."""
+    from docmill.service.server import settings_from_env
+
+    return create_app(settings_from_env())

@@ -30,6 +30,8 @@ from docmill.settings import Settings
 log = logging.getLogger("docmill.service.extract")
 
 QUEUE_MAX = 256
+POLL_IDLE_S = 0.005  # the driver's wait for results while workers could take more
+POLL_FULL_S = 0.02
 
 
 class ExtractBusy(RuntimeError):
@@ -78,6 +80,18 @@ class ExtractService:
             raise ExtractBusy("too many documents are waiting; retry shortly") from None
         return future
 
+    def _take(self, block: bool, limit: int) -> list[tuple[Task, Future[ProcessOutcome]]]:
+        items: list[tuple[Task, Future[ProcessOutcome]]] = []
+        try:
+            while len(items) < limit:
+                item = self._queue.get(timeout=0.5) if block and not items else self._queue.get_nowait()
+                if item is None:  # stop() wakes the driver
+                    break
+                items.append(item)
+        except queue.Empty:
+            pass
+        return items
+
     def _drive(self) -> None:
         pool = WorkerPool(self._size, self._limits)
         pool.start()
@@ -86,18 +100,19 @@ class ExtractService:
         try:
             while not self._stopping.is_set():
                 block = not waiting and not ready
-                try:
-                    item = self._queue.get(timeout=0.5) if block else self._queue.get_nowait()
-                except queue.Empty:
-                    item = None
-                if item is not None:
+                # take what the workers can start now (one item a turn held documents back
+                # behind a poll while workers sat idle); the rest waits in the bounded queue
+                for item in self._take(block, max(1 if block else 0, pool.idle - len(ready))):
                     task, future = item
                     if future.set_running_or_notify_cancel():
                         waiting[task.task_id] = future
                         ready.append(task)
                 while pool.idle and ready:
                     pool.submit(ready.popleft())
-                for task, outcome in pool.poll(0.02 if waiting else 0.0):
+                # a short wait while workers could take more (new requests are not in the
+                # poll's handles), a longer one when they are all full
+                wait_s = (POLL_IDLE_S if pool.idle else POLL_FULL_S) if waiting else 0.0
+                for task, outcome in pool.poll(wait_s):
                     future_done = waiting.pop(task.task_id, None)
                     if future_done is not None:
                         future_done.set_result(outcome)

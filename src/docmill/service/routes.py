@@ -161,7 +161,40 @@ async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str,
     return "path", [str(path)], str(path), overrides
 
 
-@router.post("/jobs", status_code=202, summary="Create a job from uploads, a path or a URL")
+# POST /v1/jobs reads its body itself (multipart or JSON); this tells OpenAPI clients both
+_SETTINGS_DOC = "overrides of extract.*, output.markdown, output.format, run.timeout_s, run.split_pages"
+JOB_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    "settings": {"type": "string", "description": "a JSON object: " + _SETTINGS_DOC},
+                },
+            }
+        },
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["source"],
+                "properties": {
+                    "source": {"type": "string", "description": "a folder under service.allowed_roots, "
+                               "or an http(s) URL on service.allowed_hosts"},
+                    "settings": {"type": "object", "description": _SETTINGS_DOC},
+                },
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/jobs", status_code=202, summary="Create a job from uploads, a path or a URL",
+    openapi_extra={"requestBody": JOB_BODY},
+)
 async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     job_id = new_job_id()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
@@ -185,7 +218,9 @@ async def list_jobs(
 
 def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
-    return job_view(job, job_progress(svc.ledger, job.id), time.time())
+    # a finished job's counts were cached when it ended: no need to open its ledger
+    progress = {} if job.terminal and job.counts else job_progress(svc.ledger, job.id)
+    return job_view(job, progress, time.time())
 
 
 @router.get("/jobs/{job_id}", summary="A job's status, counts, rates, ETA and cost")

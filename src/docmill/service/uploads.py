@@ -75,12 +75,15 @@ def check_root(source: str, allowed_roots: tuple[str, ...]) -> Path:
     """``source`` resolved (symlinks followed) and under one of the allowed roots."""
     if not allowed_roots:
         raise ApiError(403, "source_not_allowed", "this server takes uploads only (no service.allowed_roots)")
-    path = Path(os.path.realpath(source))
-    for root in allowed_roots:
-        if path.is_relative_to(os.path.realpath(root)):
-            if not path.exists():
-                raise ApiError(422, "source_missing", f"{source} does not exist")
-            return path
+    try:
+        path = Path(os.path.realpath(source))
+        for root in allowed_roots:
+            if path.is_relative_to(os.path.realpath(root)):
+                if not path.exists():
+                    raise ApiError(422, "source_missing", f"{source} does not exist")
+                return path
+    except (ValueError, OSError) as exc:  # a NUL byte, a name too long for the file system
+        raise ApiError(422, "invalid_source", f"not a usable path: {exc}") from None
     raise ApiError(403, "source_not_allowed", f"{source} is not under an allowed root")
 
 

@@ -81,6 +81,11 @@ class LedgerReader:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the ledger {path}: {exc}") from exc
+        try:  # a run that is creating the file has not made its tables yet
+            conn.execute("SELECT 1 FROM documents LIMIT 0")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"the ledger {path} is not ready: {exc}") from exc
         return cls(conn)
 
     def close(self) -> None:

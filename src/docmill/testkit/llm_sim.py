@@ -20,7 +20,8 @@ What happens to a chat request, in order:
 
 1. malformed JSON or no ``model``/``messages`` → 400 ``invalid_request_error``;
 2. outage on → 503;
-3. rate limits, per API key (the ``Authorization`` bearer token; none → ``anonymous``):
+3. rate limits, per API key (the ``Authorization`` bearer token; none → ``anonymous``)
+   and per model, as OpenAI counts them (per organisation and model):
    a sliding window of one simulated minute holds the admitted requests and their total
    tokens (prompt + the answer's completion). Past ``rpm`` requests or ``tpm`` tokens → 429
    with ``Retry-After`` (whole seconds, at least 1), ``retry-after-ms`` (exact, as OpenAI
@@ -55,7 +56,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from docmill.testkit.llm_answers import answer, corrupt_json
+from docmill.testkit.llm_answers import Answer, answer, corrupt_json
 
 _MAX_HEADER: Final = 64 * 1024
 _MAX_BODY: Final = 32 * 1024 * 1024
@@ -110,7 +111,7 @@ class SimConfig:
 
 @dataclass
 class _Window:
-    """One key's admitted requests in the last window: (time, tokens)."""
+    """One (key, model)'s admitted requests in the last window: (time, tokens)."""
 
     entries: deque[tuple[float, int]] = field(default_factory=deque)
     tokens: int = 0
@@ -135,6 +136,7 @@ class _Stats:
     image_parts: int = 0  # image_url parts received (page images)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    in_flight: int = 0  # admitted chat requests not yet answered
     connections_open: int = 0
     connections_peak: int = 0
     connections_total: int = 0
@@ -174,7 +176,7 @@ class LlmSimulator:
         self.config = config or SimConfig()
         self.outage = False
         self._rng = random.Random(self.config.seed)
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[tuple[str, str], _Window] = {}  # (API key, model)
         self._stats = _Stats(started=time.monotonic())
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -217,10 +219,14 @@ class LlmSimulator:
             self._rng = random.Random(self.config.seed)
 
     def reset(self) -> None:
-        """Clear the stats and every key's rate-limit window."""
+        """Clear the stats and every rate-limit window."""
         self._windows.clear()
-        open_now = self._stats.connections_open
-        self._stats = _Stats(started=time.monotonic(), connections_open=open_now)
+        old = self._stats
+        self._stats = _Stats(
+            started=time.monotonic(),
+            connections_open=old.connections_open,
+            in_flight=old.in_flight,
+        )
 
     def stats(self) -> dict[str, Any]:
         s = self._stats
@@ -237,6 +243,7 @@ class LlmSimulator:
             "image_parts": s.image_parts,
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
+            "in_flight": s.in_flight,
             "connections_open": s.connections_open,
             "connections_peak": s.connections_peak,
             "connections_total": s.connections_total,
@@ -400,9 +407,21 @@ class LlmSimulator:
         if self.outage:
             s.outage_503 += 1
             return _error(503, "the service is temporarily unavailable (outage)", "server_error")
-        limited = self._admit(request, reply.prompt_tokens + reply.completion_tokens)
+        limited = self._admit(
+            request, payload["model"], reply.prompt_tokens + reply.completion_tokens
+        )
         if limited is not None:
             return limited
+        s.in_flight += 1
+        try:
+            return await self._answer(reader, payload, reply)
+        finally:
+            self._stats.in_flight -= 1
+
+    async def _answer(
+        self, reader: asyncio.StreamReader, payload: Any, reply: Answer
+    ) -> _Response | None:
+        s = self._stats
         draw = self._rng.random()
         config = self.config
         if draw < config.timeout_rate:
@@ -445,8 +464,8 @@ class LlmSimulator:
             },
         )
 
-    def _admit(self, request: _Request, tokens: int) -> _Response | None:
-        """Record the request in its key's window, or answer 429 / 400 (too large)."""
+    def _admit(self, request: _Request, model: str, tokens: int) -> _Response | None:
+        """Record the request in its (key, model) window, or answer 429 / 400 (too large)."""
         config = self.config
         if config.tpm and tokens > config.tpm:
             self._stats.client_errors += 1
@@ -458,7 +477,7 @@ class LlmSimulator:
             )
         auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else "anonymous"
-        window = self._windows.setdefault(key, _Window())
+        window = self._windows.setdefault((key, model), _Window())
         now = time.monotonic()
         span = self._minute()
         window.trim(now, span)
@@ -598,8 +617,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8089)
-    p.add_argument("--rpm", type=int, default=0, help="requests per minute per key (0: none)")
-    p.add_argument("--tpm", type=int, default=0, help="tokens per minute per key (0: none)")
+    p.add_argument("--rpm", type=int, default=0, help="requests per minute per key and model (0: none)")
+    p.add_argument("--tpm", type=int, default=0, help="tokens per minute per key and model (0: none)")
     p.add_argument("--latency", type=_latency_arg, default=(0.0, 0.0), help="MIN:MAX seconds")
     p.add_argument("--latency-dist", choices=("uniform", "lognormal"), default="uniform")
     p.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")

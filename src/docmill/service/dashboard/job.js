@@ -1,0 +1,267 @@
+// The job page: live progress over the event stream, cancel and retry, the documents table.
+import { ApiFailure, TERMINAL, api, badge, duration, fill, guarded, h, jobPath, num, rate, readEvents, sleep, usd, when } from "./kit.js";
+
+const STATES = ["pending", "running", "done", "failed", "skipped"];
+const LIMITS = [25, 50, 100, 250, 1000];
+
+// --- one job ------------------------------------------------------------------------
+
+const STATS = [
+  ["total", "Documents", (j) => num(j.total)],
+  ["done", "Done", (j) => num(j.counts.done || 0)],
+  ["failed", "Failed", (j) => num(j.counts.failed || 0)],
+  ["skipped", "Skipped", (j) => num(j.counts.skipped || 0)],
+  ["running", "Running", (j) => num(j.counts.running || 0)],
+  ["pending", "Pending", (j) => num(j.counts.pending || 0)],
+  ["pages", "Pages", (j) => num(j.pages)],
+  ["docs-per-min", "Documents/min", (j) => rate(j.docs_per_min)],
+  ["pages-per-min", "Pages/min", (j) => rate(j.pages_per_min)],
+  ["eta", "ETA", (j) => (TERMINAL.has(j.status) ? "–" : duration(j.eta_s))],
+  ["cost", "Cost", (j) => usd(j.cost_usd)],
+  ["tokens", "Tokens in / out", (j) => `${num(j.tokens.in)} / ${num(j.tokens.out)}`],
+];
+
+export function renderJob(root, jobId, signal) {
+  const status = h("span", { id: "job-status" });
+  const live = h("span", { class: "live", id: "live" }, "connecting…");
+  const source = h("span", { class: "wrap" });
+  const times = h("span", { class: "muted", id: "job-times" });
+  const bar = h("progress", { id: "job-progress", max: "1", value: "0" });
+  const stats = Object.fromEntries(STATS.map(([id]) => [id, h("dd", { id: "stat-" + id }, "–")]));
+  const failures = h("tbody", { id: "failures-body" });
+  const noFailures = h("p", { class: "muted", id: "no-failures" }, "No failures.");
+  const message = h("p", { role: "status", id: "job-message", hidden: true });
+  const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
+  const retry = h("button", { type: "button", id: "retry" }, "Retry");
+  const exports = ["jsonl", "csv", "parquet"].map((fmt) => h("button", { type: "button", class: "link", onclick: () => download(jobId, fmt, message) }, fmt.toUpperCase()));
+  const docs = documentsTable(jobId, signal);
+  let job = null;
+  let streaming = false;
+
+  function show(text, isError) {
+    fill(message, text);
+    message.className = isError ? "error" : "ok";
+    message.hidden = false;
+  }
+
+  function update(next) {
+    const before = job;
+    job = next;
+    fill(status, badge(job.status), job.cancel_requested && !TERMINAL.has(job.status) ? " cancelling…" : "");
+    fill(source, job.source);
+    fill(times, `created ${when(job.created_at)} · started ${when(job.started_at)} · finished ${when(job.finished_at)} · runs ${job.runs}`);
+    const finished = (job.counts.done || 0) + (job.counts.failed || 0) + (job.counts.skipped || 0);
+    bar.max = Math.max(job.total, 1);
+    bar.value = finished;
+    for (const [id, , show] of STATS) fill(stats[id], show(job));
+    const rows = Object.entries(job.failures || {}).sort((a, b) => b[1] - a[1]);
+    fill(failures, rows.map(([cat, n]) => h("tr", {}, h("td", {}, cat), h("td", { class: "num" }, num(n)))));
+    noFailures.hidden = rows.length > 0;
+    cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
+    retry.disabled = !TERMINAL.has(job.status);
+    if (job.error) show(job.error, true);
+    if (before && JSON.stringify(before.counts) !== JSON.stringify(job.counts)) docs.changed();
+  }
+
+  async function follow() {
+    if (streaming) return;
+    streaming = true;
+    try {
+      while (!signal.aborted) {
+        let ended = false;
+        fill(live, "● live");
+        live.className = "live on";
+        try {
+          await readEvents(jobPath(jobId) + "/events", signal, (event, data) => {
+            if (event === "progress") update(JSON.parse(data));
+            else if (event === "end") ended = true;
+          });
+        } catch (err) {
+          if (signal.aborted || (err instanceof ApiFailure && (err.status === 401 || err.status === 404))) return;
+        }
+        if (ended) {
+          fill(live, "finished");
+          live.className = "live";
+          docs.reload();
+          return;
+        }
+        fill(live, "reconnecting…");
+        live.className = "live";
+        await sleep(2000, signal);
+      }
+    } finally {
+      streaming = false;
+    }
+  }
+
+  cancel.addEventListener("click", async () => {
+    cancel.disabled = true;
+    try {
+      update(await api(jobPath(jobId) + "/cancel", { method: "POST" }));
+      show(job.status === "cancelled" ? "Cancelled." : "Cancel requested: documents in flight finish first.", false);
+    } catch (err) {
+      if (err instanceof ApiFailure) show(err.describe(), true);
+      cancel.disabled = job ? TERMINAL.has(job.status) : false;
+    }
+  });
+  retry.addEventListener("click", async () => {
+    retry.disabled = true;
+    try {
+      update(await api(jobPath(jobId) + "/retry", { method: "POST" }));
+      show("Queued again: failed documents are retried, a cancelled job resumes.", false);
+      follow();
+    } catch (err) {
+      if (err instanceof ApiFailure) show(err.describe(), true);
+      retry.disabled = job ? !TERMINAL.has(job.status) : false;
+    }
+  });
+
+  fill(root,
+    h("nav", { class: "crumbs" }, h("a", { href: "#/jobs" }, "Jobs"), " › ", h("span", { class: "mono" }, jobId)),
+    h("section", { class: "card" },
+      h("div", { class: "head" }, h("h1", {}, "Job ", h("span", { class: "mono" }, jobId.slice(0, 12))), status, live,
+        h("span", { class: "spacer" }), cancel, retry),
+      h("p", {}, source),
+      h("p", {}, times),
+      bar,
+      h("dl", { class: "stats" }, STATS.map(([id, label]) => h("div", {}, h("dt", {}, label), stats[id]))),
+      message,
+      h("p", { class: "muted" }, "Export: ", exports)),
+    h("section", { class: "card" },
+      h("h2", {}, "Failures by category"),
+      h("table", { class: "grid narrow", id: "failures" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Category"), h("th", {}, "Documents"))), failures),
+      noFailures),
+    docs.element);
+
+  guarded(root, signal, async () => {
+    for (;;) { // a 5xx or a lost connection is tried again; a 4xx is shown
+      try {
+        update(await api(jobPath(jobId), { signal }));
+        message.hidden = true;
+        break;
+      } catch (err) {
+        if (!(err instanceof ApiFailure) || (err.status >= 400 && err.status < 500)) throw err;
+        show(err.describe() + " – trying again", true);
+        await sleep(2000, signal);
+        if (signal.aborted) return;
+      }
+    }
+    docs.reload();
+    follow();
+  });
+}
+
+async function download(jobId, fmt, message) {
+  try {
+    const resp = await api(jobPath(jobId) + "/export?format=" + fmt, { raw: true });
+    const url = URL.createObjectURL(await resp.blob());
+    const a = h("a", { href: url, download: `${jobId}.${fmt}` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  } catch (err) {
+    if (err instanceof ApiFailure) {
+      fill(message, err.describe());
+      message.className = "error";
+      message.hidden = false;
+    }
+  }
+}
+
+// The documents table: filters, keyset pages (a stack of cursors for "previous").
+function documentsTable(jobId, signal) {
+  const status = h("select", { id: "f-status" }, h("option", { value: "" }, "any status"), STATES.map((s) => h("option", { value: s }, s)));
+  const label = h("input", { type: "text", id: "f-label", placeholder: "label" });
+  const q = h("input", { type: "search", id: "f-q", placeholder: "file name contains…" });
+  const limit = h("select", { id: "f-limit" }, LIMITS.map((n) => h("option", { value: String(n) }, String(n))));
+  limit.value = "100";
+  const body = h("tbody", { id: "docs-body" });
+  const prev = h("button", { type: "button", id: "prev", disabled: true }, "‹ Previous");
+  const next = h("button", { type: "button", id: "next", disabled: true }, "Next ›");
+  const where = h("span", { id: "page-info", class: "muted" });
+  const message = h("p", { class: "error", role: "alert", hidden: true });
+  let cursors = [null]; // cursor of each page seen; the last is the page on screen
+  let loading = null;
+  let lastRefresh = 0;
+
+  const form = h("form", { class: "filters", id: "doc-filters" },
+    status, label, q, h("label", { for: "f-limit" }, "rows ", limit),
+    h("button", { type: "submit" }, "Filter"),
+    h("button", { type: "button", class: "link", onclick: () => { status.value = ""; label.value = ""; q.value = ""; first(); } }, "clear"));
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); first(); });
+  status.addEventListener("change", first);
+  limit.addEventListener("change", first);
+
+  function first() {
+    cursors = [null];
+    reload();
+  }
+
+  async function reload() {
+    const cursor = cursors[cursors.length - 1];
+    const params = new URLSearchParams({ limit: limit.value });
+    if (cursor) params.set("cursor", cursor);
+    if (status.value) params.set("status", status.value);
+    if (label.value.trim()) params.set("label", label.value.trim());
+    if (q.value.trim()) params.set("q", q.value.trim());
+    const mine = {};
+    loading = mine;
+    lastRefresh = Date.now();
+    try {
+      const page = await api(jobPath(jobId) + "/documents?" + params, { signal });
+      if (loading !== mine) return;
+      fill(body, page.items.map((d) => docRow(jobId, d)));
+      if (!page.items.length) fill(body, h("tr", {}, h("td", { colspan: "8", class: "muted" }, "No documents match.")));
+      message.hidden = true;
+      prev.disabled = cursors.length <= 1;
+      next.disabled = !page.next_cursor;
+      next.dataset.cursor = page.next_cursor || "";
+      fill(where, `page ${cursors.length} · ${page.items.length} rows`);
+    } catch (err) {
+      if (signal.aborted || err.name === "AbortError" || !(err instanceof ApiFailure)) return;
+      fill(message, err.describe());
+      message.hidden = false;
+    }
+  }
+
+  next.addEventListener("click", () => {
+    if (!next.dataset.cursor) return;
+    cursors.push(next.dataset.cursor);
+    reload();
+  });
+  prev.addEventListener("click", () => {
+    if (cursors.length <= 1) return;
+    cursors.pop();
+    reload();
+  });
+
+  // while the job runs, the page on screen is refreshed at most every 3 s
+  function changed() {
+    if (Date.now() - lastRefresh > 3000) reload();
+  }
+
+  const element = h("section", { class: "card" },
+    h("h2", {}, "Documents"),
+    form,
+    message,
+    h("table", { class: "grid", id: "docs" },
+      h("thead", {}, h("tr", {}, ["#", "Source", "Status", "Type", "Pages", "Label", "Error", "Cost"].map((t) => h("th", {}, t)))),
+      body),
+    h("div", { class: "pager" }, prev, where, next));
+  return { element, reload, changed };
+}
+
+function docRow(jobId, d) {
+  const href = `#/jobs/${encodeURIComponent(jobId)}/documents/${d.id}`;
+  return h("tr", { "data-doc": String(d.id) },
+    h("td", { class: "num" }, h("a", { href }, String(d.id))),
+    h("td", { class: "wrap" }, h("a", { href }, d.source)),
+    h("td", {}, badge(d.status)),
+    h("td", {}, d.mime || "–"),
+    h("td", { class: "num" }, num(d.pages)),
+    h("td", {}, d.label || "–"),
+    h("td", {}, d.error_category || ""),
+    h("td", { class: "num" }, usd(d.cost_usd)));
+}
