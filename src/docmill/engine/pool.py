@@ -22,7 +22,7 @@ from typing import Any
 
 from docmill.engine.worker import STAGE_BYTES, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
-from docmill.processors import Task
+from docmill.processors import WORKER_PRELOAD, Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
@@ -85,7 +85,7 @@ class WorkerPool:
         self._limits = limits
         self._clock = clock
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["docmill.engine.worker", "pypdfium2"])
+        self._ctx.set_forkserver_preload(["docmill.engine.worker", *WORKER_PRELOAD])
         self._slots: list[_Slot] = []
         self._returned: list[Task] = []
         self.started = 0  # processes started, for stats
