@@ -184,7 +184,9 @@ def _tesseracts_reading(marker: str) -> list[psutil.Process]:
     found = []
     for proc in psutil.process_iter(["name", "cmdline"]):
         try:
-            if proc.info["name"] == "tesseract" and any(marker in a for a in proc.info["cmdline"] or []):
+            if proc.info["name"] == "tesseract" and any(
+                marker in a for a in proc.info["cmdline"] or []
+            ):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -287,6 +289,85 @@ def test_a_page_with_rotate_270_is_rendered_upright_for_ocr() -> None:
     assert dpi == 300 and (width, height) == (2481, 3508)  # A4 portrait at 300 dpi
     outcome = extract_pdf(str(pdf), request("always"))
     assert outcome.extra["text_source"] == ["ocr"]
-    assert has_words(
-        outcome.text[0], ("Bundesministerium des Innern", "Hausanschrift", "Telefax")
+    assert has_words(outcome.text[0], ("Bundesministerium des Innern", "Hausanschrift", "Telefax"))
+
+
+# ------------------------------------------------------------- binarisation, dot leaders
+def _render(pdf: Path, index: int = 0) -> tuple[bytes, int]:
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(pdf))
+    try:
+        page = doc[index]
+        try:
+            return render_page(page)
+        finally:
+            page.close()
+    finally:
+        doc.close()
+
+
+def _pgm(rows: list[str]) -> bytes:
+    """A PGM from rows of '#' (ink) and '.' (paper)."""
+    pixels = bytes(0 if ch == "#" else 255 for row in rows for ch in row)
+    return b"P5\n%d %d\n255\n" % (len(rows[0]), len(rows)) + pixels
+
+
+def test_blobs_and_leader_runs_are_found_in_the_pixels() -> None:
+    from docmill.processors.ocr_leaders import blobs, fix_line, leader_runs, parse_pgm
+
+    # 300 dpi: three strokes 20 px tall ("lll"), then six 4x4 dots at the baseline,
+    # 14 px apart (half an em: a spaced leader), then a stroke again
+    width, height = 130, 20
+    ink = [[False] * width for _ in range(height)]
+    boxes = [(0, 4, 0, 20), (8, 12, 0, 20), (16, 20, 0, 20)]
+    boxes += [(30 + 14 * k, 34 + 14 * k, 16, 20) for k in range(6)] + [(120, 124, 0, 20)]
+    for x0, x1, y0, y1 in boxes:
+        for y in range(y0, y1):
+            ink[y][x0:x1] = [True] * (x1 - x0)
+    rows = ["".join("#" if v else "." for v in row) for row in ink]
+    grey = parse_pgm(_pgm(rows))
+    assert grey is not None and (grey.width, grey.height) == (width, height)
+    found = blobs(grey, 0, 0, width, height)
+    assert found == boxes
+    assert leader_runs(found, 300, 0, height) == [boxes[3:9]]
+    assert leader_runs(found[:7] + found[-1:], 300, 0, height) == []  # four dots: no leader
+    words = [(0, 0, 30, 20, "lll..."), (40, 16, 60, 20, "eee"), (120, 0, 124, 20, "1")]
+    assert fix_line(words, grey, 300, (0, 0, width, height)) == ["lll", ". . . . . .", "1"]
+    assert parse_pgm(b"P6\n1 1\n255\n\x00\x00\x00") is None  # colour: left alone
+
+
+@needs_tesseract
+def test_dot_leaders_are_counted_not_read_as_garbage() -> None:
+    from docmill.processors.ocr import tsv_text
+
+    # a statistical abstract table: "Burglary. . . . . . 234,551 ..."; Tesseract reads the
+    # leaders as "Burglary... 0 ..... cece eee eee", "Motor vehicle theft.....0..00005"
+    image, dpi = _render(
+        REAL / "camelot" / "docs" / "benchmark" / "stream" / "12s0324" / "12s0324.pdf"
     )
+    tesseract = open_tesseract("eng")
+    lines = tsv_text(tesseract.read_pnm_tsv(image, dpi)).splitlines()
+    assert tesseract.read_pnm(image, dpi).splitlines() == lines
+    led = {line.split(".")[0].strip(): line for line in lines if ". . . . ." in line}
+    for label, number in [
+        ("Burglary", "234,551"),
+        ("Robbery", "100,496"),
+        ("Motor vehicle theft", "63,919"),
+        ("Larceny-theft", "1,056,473"),
+        ("Aggravated assault", "330,368"),
+    ]:
+        line = led[label]
+        leader = line[len(label) : line.index(number)].strip()
+        assert set(leader) <= {".", " "} and leader.count(".") >= 20, line
+    assert not any(junk in " ".join(lines).split() for junk in ("eee", "cece"))
+
+
+@needs_tesseract
+def test_text_on_grey_table_bands_is_read() -> None:
+    # camelot's column_separators.pdf: every other table row on a grey band; with
+    # Tesseract's global (Otsu) threshold those rows vanish from the text
+    image, dpi = _render(REAL / "camelot" / "docs" / "_static" / "pdf" / "column_separators.pdf")
+    words = set(open_tesseract("eng").read_pnm(image, dpi).split())
+    grey_rows = {"648765", "509609", "79145", "429754", "EXPRESSJET", "BEDLAM", "BAR-B-Q"}
+    assert grey_rows <= words, grey_rows - words

@@ -8,6 +8,12 @@ slower, not faster, when workers already use every core), and a parent-death sig
 that a worker the engine kills at ``run.timeout_s`` does not leave Tesseract running.
 It inherits the worker's address-space limit.
 
+Tesseract binarises with Sauvola's local threshold (``thresholding_method=2``, a window of
+0.15 inch) instead of its global Otsu threshold: text on grey table bands and shaded
+cells, which one threshold for the page turns black or white, stays readable (on the
+rendered corpus pages, see bench/ocr.py). Dot leaders in a rendered page are counted
+from its pixels (:mod:`docmill.processors.ocr_leaders`): Tesseract reads them as garbage.
+
 Pages are read with ``--psm 1`` (automatic segmentation with orientation and script
 detection) when the ``osd`` data is installed, else ``--psm 3``: text turned by 90, 180 or
 270 degrees inside the page (a landscape table set sideways) is then read upright.
@@ -39,6 +45,8 @@ _LANGUAGES = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 _PR_SET_PDEATHSIG = 1
 _ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
+# Sauvola's local threshold, window 0.15 inch (Tesseract multiplies it by the dpi)
+BINARISATION = ("-c", "thresholding_method=2", "-c", "thresholding_window_size=0.15")
 
 
 class OcrUnavailable(Exception):
@@ -142,6 +150,29 @@ def clean_output(raw: bytes) -> str:
     return text.replace("\r\n", "\n").strip("\n") + ("\n" if text.strip() else "")
 
 
+def tsv_text(tsv: str) -> str:
+    """The text of Tesseract's TSV as its txt renderer writes it: words one space
+    apart, a line break after each line, an empty line after each paragraph."""
+    paragraphs: list[list[list[str]]] = []
+    last_line: tuple[str, ...] | None = None
+    last_paragraph: tuple[str, ...] | None = None
+    for row in tsv.splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) < 12 or cells[0] != "5" or not cells[11].strip():
+            continue
+        paragraph, line = tuple(cells[1:4]), tuple(cells[1:5])
+        if paragraph != last_paragraph:
+            paragraphs.append([])
+            last_paragraph, last_line = paragraph, None
+        if line != last_line:
+            paragraphs[-1].append([])
+            last_line = line
+        paragraphs[-1][-1].append(cells[11].strip())
+    return "".join(
+        "".join(" ".join(words) + "\n" for words in lines) + "\n" for lines in paragraphs
+    ).strip("\n") + ("\n" if paragraphs else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Tesseract:
     """One Tesseract binary with the languages to read; build it with :func:`open_tesseract`."""
@@ -154,7 +185,8 @@ class Tesseract:
     def _run(
         self, source: str, options: list[str], stdin: bytes | None, output: str = "txt"
     ) -> str:
-        command = [self.binary, source, "-", "-l", self.languages, "--psm", str(self.psm), *options]
+        command = [self.binary, source, "-", "-l", self.languages, "--psm", str(self.psm)]
+        command += [*BINARISATION, *options]
         if output != "txt":
             command.append(output)
         try:
@@ -183,13 +215,18 @@ class Tesseract:
         )
 
     def read_pnm(self, image: bytes, dpi: int) -> str:
-        """Text of one PGM/PPM image given on stdin."""
-        return self._run("-", ["--dpi", str(dpi)], image)
+        """Text of one PGM/PPM image given on stdin: the words of :meth:`read_pnm_tsv`
+        laid out as Tesseract's txt output (a line break after each line, a blank line
+        after each paragraph)."""
+        return tsv_text(self.read_pnm_tsv(image, dpi))
 
     def read_pnm_tsv(self, image: bytes, dpi: int) -> str:
-        """The same reading as :meth:`read_pnm` as Tesseract's TSV: one row per block,
-        paragraph, line and word with its box in pixels (used by bench/ocr.py)."""
-        return self._run("-", ["--dpi", str(dpi)], image, "tsv")
+        """The reading of one PGM/PPM image as Tesseract's TSV: one row per block,
+        paragraph, line and word with its box in pixels; dot leaders of a PGM are
+        counted from its pixels (used by :meth:`read_pnm` and bench/ocr.py)."""
+        from docmill.processors.ocr_leaders import fix_tsv
+
+        return fix_tsv(self._run("-", ["--dpi", str(dpi)], image, "tsv"), image, dpi)
 
     def read_file(self, path: str, frame: int | None = None) -> str:
         """Text of an image file (PNG, JPEG, TIFF...); ``frame``: that page of a TIFF."""
