@@ -229,3 +229,12 @@ def test_reading_order_setting_reaches_the_extract_options() -> None:
     assert extract_options(settings).reading_order == "layout"
     with pytest.raises(SettingsError, match=r"extract\.reading_order"):
         load_settings(env={}, overrides={"extract.reading_order": "sideways"})
+
+
+@pytest.mark.skipif(not SIDEWAYS.is_file(), reason="shared corpus missing")
+def test_text_mirrored_top_to_bottom_reads_left_to_right() -> None:
+    page = 3  # text matrix (1 0 0 -1): upside down, its baseline still running right
+    request = ExtractRequest(PageRange(page, page + 1), ExtractOptions(reading_order="layout"))
+    layout = extract_pdf(str(SIDEWAYS), request).text[0]
+    assert "The movie opens with a news report" in layout  # as poppler reads it
+    assert "troper swen" not in layout

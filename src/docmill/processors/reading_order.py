@@ -501,15 +501,18 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
         if get_matrix(textpage, i, matrix):
             # where the glyph's top points on the displayed page, as poppler decides a
             # word's rotation (the baseline's direction would take mirrored text,
-            # a < 0 < d, for upside down)
+            # a < 0 < d, for upside down); a glyph upside down whose baseline still
+            # runs to the right (mirrored top to bottom, a > 0 > d) reads left to
+            # right, as upright text, as poppler reads it
             if upright:
-                ux, uy = matrix.c, -matrix.d
+                ux, uy, bx = matrix.c, -matrix.d, matrix.a
             else:
                 ux, uy = frame.point(matrix.c, matrix.d)
                 ux, uy = ux - ox, uy - oy
+                bx = frame.point(matrix.a, matrix.b)[0] - ox
             if abs(ux) > abs(uy):
                 turn = 1 if ux > 0 else 3
-            elif uy > 0:
+            elif uy > 0 and bx <= 0:
                 turn = 2
         if not get_origin(textpage, i, byref(px), byref(py)):
             base = _turn_box(x0, y0, x1, y1, turn)[3]
