@@ -238,3 +238,11 @@ def test_text_mirrored_top_to_bottom_reads_left_to_right() -> None:
     layout = extract_pdf(str(SIDEWAYS), request).text[0]
     assert "The movie opens with a news report" in layout  # as poppler reads it
     assert "troper swen" not in layout
+
+
+def test_a_superscript_stays_on_its_line_when_it_sits_above_the_line_s_baseline() -> None:
+    chars = _word("Rn", 50, 20)  # 10 pt glyphs, baseline at 30
+    # "n" smaller and raised by a third of an em: its own baseline is read first
+    chars[1] = Glyph("n", chars[1].x0, 20.5, chars[1].x0 + 3, 26.5, 26.5)
+    chars += _line("oder Cn ist kompakt", 62, 20)
+    assert ordered_text(chars) == "Rn oder Cn ist kompakt"

@@ -46,6 +46,7 @@ COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of
 LINE_SPACING = 1.45  # max baseline distance, in line heights, between lines of a block
 WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
 SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this gap
+TALL = 2.0  # a glyph this many times taller than its line's is a loose math box
 OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
 MAX_TOPOLOGICAL = 600  # more blocks than this are read top to bottom (quadratic cost)
 PROSE_LINES = 3  # a block of this many lines is prose (columns of it read column-first)
@@ -66,19 +67,25 @@ def _baseline(ch: Char) -> float:
 
 def text_lines(chars: Sequence[Char]) -> list[list[Char]]:
     """Characters grouped into text lines by baseline, as poppler groups them: a
-    glyph whose baseline lies within ``BASELINE_DELTA`` of its height of a line's first
-    baseline joins that line (sub- and superscripts too); each line sorted by x. A
+    glyph whose baseline lies within ``BASELINE_DELTA`` of its height (or the line's
+    tallest glyph's) of the line's baseline joins that line (sub- and superscripts too);
+    a taller glyph, not ``TALL`` times taller (a math font's loose box), moves the line's
+    baseline to its own: a superscript read first does not keep its line's text off its
+    line. Each line sorted by x. A
     space (no box of its own) goes with the glyph before it."""
     solid = [(i, ch) for i, ch in enumerate(chars) if ch.text != " "]
     solid.sort(key=lambda item: _baseline(item[1]))
     line_of = [-1] * len(chars)
     out: list[list[Char]] = []
-    base = tol = 0.0
+    base = size = 0.0
     for i, ch in solid:
         b = _baseline(ch)
-        if not out or b - base > tol:
+        h = max(ch.y1 - ch.y0, 1.0)
+        if not out or b - base > BASELINE_DELTA * (h if size < h < TALL * size else size):
             out.append([])
-            base, tol = b, BASELINE_DELTA * max(ch.y1 - ch.y0, 1.0)
+            base, size = b, h
+        elif size < h < TALL * size:  # the line's text after its superscripts
+            base, size = b, h
         out[-1].append(ch)
         line_of[i] = len(out) - 1
     prev = -1
