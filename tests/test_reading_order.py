@@ -246,3 +246,12 @@ def test_a_superscript_stays_on_its_line_when_it_sits_above_the_line_s_baseline(
     chars[1] = Glyph("n", chars[1].x0, 20.5, chars[1].x0 + 3, 26.5, 26.5)
     chars += _line("oder Cn ist kompakt", 62, 20)
     assert ordered_text(chars) == "Rn oder Cn ist kompakt"
+
+
+@pytest.mark.skipif(not GEOTOPO.is_file(), reason="shared corpus missing")
+def test_superscripts_of_a_real_page_stay_on_their_lines() -> None:
+    # "Rn": a small loose box for R (blackboard bold), n raised 0.41 of the line's height
+    request = ExtractRequest(PageRange(28, 29), ExtractOptions(reading_order="layout"))
+    page = extract_pdf(str(GEOTOPO), request).text[0]
+    assert "Jede offene Teilmenge U ⊆ Rn ist eine n-dimensionale" in page
+    assert "Pn(R) = (Rn+1 \\ { 0 })/∼ = Sn/∼ und Pn(C)" in page

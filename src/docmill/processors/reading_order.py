@@ -41,7 +41,7 @@ from typing import Any
 
 from docmill.processors.tables import MAX_CHARS, Char, _Frame
 
-BASELINE_DELTA = 0.4  # baselines this many glyph heights apart are one text line
+BASELINE_DELTA = 0.45  # baselines this many glyph heights apart are one text line
 COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
 LINE_SPACING = 1.45  # max baseline distance, in line heights, between lines of a block
 WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
