@@ -229,3 +229,29 @@ def test_reading_order_setting_reaches_the_extract_options() -> None:
     assert extract_options(settings).reading_order == "layout"
     with pytest.raises(SettingsError, match=r"extract\.reading_order"):
         load_settings(env={}, overrides={"extract.reading_order": "sideways"})
+
+
+@pytest.mark.skipif(not SIDEWAYS.is_file(), reason="shared corpus missing")
+def test_text_mirrored_top_to_bottom_reads_left_to_right() -> None:
+    page = 3  # text matrix (1 0 0 -1): upside down, its baseline still running right
+    request = ExtractRequest(PageRange(page, page + 1), ExtractOptions(reading_order="layout"))
+    layout = extract_pdf(str(SIDEWAYS), request).text[0]
+    assert "The movie opens with a news report" in layout  # as poppler reads it
+    assert "troper swen" not in layout
+
+
+def test_a_superscript_stays_on_its_line_when_it_sits_above_the_line_s_baseline() -> None:
+    chars = _word("Rn", 50, 20)  # 10 pt glyphs, baseline at 30
+    # "n" smaller and raised by a third of an em: its own baseline is read first
+    chars[1] = Glyph("n", chars[1].x0, 20.5, chars[1].x0 + 3, 26.5, 26.5)
+    chars += _line("oder Cn ist kompakt", 62, 20)
+    assert ordered_text(chars) == "Rn oder Cn ist kompakt"
+
+
+@pytest.mark.skipif(not GEOTOPO.is_file(), reason="shared corpus missing")
+def test_superscripts_of_a_real_page_stay_on_their_lines() -> None:
+    # "Rn": a small loose box for R (blackboard bold), n raised 0.41 of the line's height
+    request = ExtractRequest(PageRange(28, 29), ExtractOptions(reading_order="layout"))
+    page = extract_pdf(str(GEOTOPO), request).text[0]
+    assert "Jede offene Teilmenge U ⊆ Rn ist eine n-dimensionale" in page
+    assert "Pn(R) = (Rn+1 \\ { 0 })/∼ = Sn/∼ und Pn(C)" in page

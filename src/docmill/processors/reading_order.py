@@ -41,11 +41,12 @@ from typing import Any
 
 from docmill.processors.tables import MAX_CHARS, Char, _Frame
 
-BASELINE_DELTA = 0.4  # baselines this many glyph heights apart are one text line
+BASELINE_DELTA = 0.45  # baselines this many glyph heights apart are one text line
 COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
 LINE_SPACING = 1.45  # max baseline distance, in line heights, between lines of a block
 WORD_GAP = 0.15  # a gap this many line heights wide is a word break, space or not
 SPACE_GAP = 0.02  # PDFium's space counts where the glyphs leave at least this gap
+TALL = 2.0  # a glyph this many times taller than its line's is a loose math box
 OVERPRINT = 0.3  # a glyph this close (widths) to the same glyph is drawn over it
 MAX_TOPOLOGICAL = 600  # more blocks than this are read top to bottom (quadratic cost)
 PROSE_LINES = 3  # a block of this many lines is prose (columns of it read column-first)
@@ -66,19 +67,25 @@ def _baseline(ch: Char) -> float:
 
 def text_lines(chars: Sequence[Char]) -> list[list[Char]]:
     """Characters grouped into text lines by baseline, as poppler groups them: a
-    glyph whose baseline lies within ``BASELINE_DELTA`` of its height of a line's first
-    baseline joins that line (sub- and superscripts too); each line sorted by x. A
+    glyph whose baseline lies within ``BASELINE_DELTA`` of its height (or the line's
+    tallest glyph's) of the line's baseline joins that line (sub- and superscripts too);
+    a taller glyph, not ``TALL`` times taller (a math font's loose box), moves the line's
+    baseline to its own: a superscript read first does not keep its line's text off its
+    line. Each line sorted by x. A
     space (no box of its own) goes with the glyph before it."""
     solid = [(i, ch) for i, ch in enumerate(chars) if ch.text != " "]
     solid.sort(key=lambda item: _baseline(item[1]))
     line_of = [-1] * len(chars)
     out: list[list[Char]] = []
-    base = tol = 0.0
+    base = size = 0.0
     for i, ch in solid:
         b = _baseline(ch)
-        if not out or b - base > tol:
+        h = max(ch.y1 - ch.y0, 1.0)
+        if not out or b - base > BASELINE_DELTA * (h if size < h < TALL * size else size):
             out.append([])
-            base, tol = b, BASELINE_DELTA * max(ch.y1 - ch.y0, 1.0)
+            base, size = b, h
+        elif size < h < TALL * size:  # the line's text after its superscripts
+            base, size = b, h
         out[-1].append(ch)
         line_of[i] = len(out) - 1
     prev = -1
@@ -501,15 +508,18 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
         if get_matrix(textpage, i, matrix):
             # where the glyph's top points on the displayed page, as poppler decides a
             # word's rotation (the baseline's direction would take mirrored text,
-            # a < 0 < d, for upside down)
+            # a < 0 < d, for upside down); a glyph upside down whose baseline still
+            # runs to the right (mirrored top to bottom, a > 0 > d) reads left to
+            # right, as upright text, as poppler reads it
             if upright:
-                ux, uy = matrix.c, -matrix.d
+                ux, uy, bx = matrix.c, -matrix.d, matrix.a
             else:
                 ux, uy = frame.point(matrix.c, matrix.d)
                 ux, uy = ux - ox, uy - oy
+                bx = frame.point(matrix.a, matrix.b)[0] - ox
             if abs(ux) > abs(uy):
                 turn = 1 if ux > 0 else 3
-            elif uy > 0:
+            elif uy > 0 and bx <= 0:
                 turn = 2
         if not get_origin(textpage, i, byref(px), byref(py)):
             base = _turn_box(x0, y0, x1, y1, turn)[3]
