@@ -177,18 +177,14 @@ def layer_glyphs(page: Any, width: int, height: int) -> list[Glyph | None]:
 def tsv_lines(tsv: str) -> list[tuple[int, int, int, int, str]]:
     """Tesseract's text lines from its TSV: (left, top, right, bottom, words joined by
     one space), in Tesseract's reading order; lines without words are left out."""
-    lines: dict[tuple[str, ...], tuple[int, int, int, int, list[str]]] = {}
-    for row in tsv.splitlines()[1:]:
-        cells = row.split("\t")
-        if len(cells) < 12 or cells[0] not in ("4", "5"):
-            continue
-        key = tuple(cells[1:5])
-        left, top, width, height = (int(v) for v in cells[6:10])
-        if cells[0] == "4":
-            lines[key] = (left, top, left + width, top + height, [])
-        elif cells[11].strip() and key in lines:
-            lines[key][4].append(cells[11].strip())
-    return [(x0, y0, x1, y1, " ".join(ws)) for x0, y0, x1, y1, ws in lines.values() if ws]
+    from docmill.processors.ocr_leaders import tsv_line_rows
+
+    rows = [row.split("\t") for row in tsv.splitlines()]
+    return [
+        (*box, " ".join(rows[n][11].strip() for n in members))
+        for box, members in tsv_line_rows(rows)
+        if members
+    ]
 
 
 def positional_cer(

@@ -84,6 +84,11 @@ def blobs(grey: Grey, left: int, top: int, right: int, bottom: int) -> list[Blob
     return found
 
 
+def _letter_heights(found: list[Blob], dpi: int) -> list[int]:
+    """Heights of the blobs too tall to be dots (over 1/30 inch): the line's letters."""
+    return [b[3] - b[2] for b in found if b[3] - b[2] > dpi / 30]
+
+
 def _is_dot(blob: Blob, limit: float) -> bool:
     width, height = blob[1] - blob[0], blob[3] - blob[2]
     return width <= limit and height <= limit and 0.4 * height <= width <= 2.5 * height
@@ -91,7 +96,7 @@ def _is_dot(blob: Blob, limit: float) -> bool:
 
 def leader_runs(found: list[Blob], dpi: int, line_top: int, line_bottom: int) -> list[list[Blob]]:
     """Runs of at least MIN_DOTS dots at a regular pitch in a line's blobs."""
-    tall = [b[3] - b[2] for b in found if b[3] - b[2] > dpi / 30]
+    tall = _letter_heights(found, dpi)
     text_height = statistics.median(tall) if len(tall) >= 3 else (line_bottom - line_top)
     limit = max(2.0, min(dpi / 30, 0.45 * text_height)) if tall else dpi / 30
     runs: list[list[Blob]] = []
@@ -137,7 +142,7 @@ def fix_line(words: list[Word], grey: Grey, dpi: int, box: tuple[int, int, int, 
     texts = [w[4] for w in words]
     if not runs:
         return texts
-    tall = [b[3] - b[2] for b in found if b[3] - b[2] > dpi / 30]
+    tall = _letter_heights(found, dpi)
     em = statistics.median(tall) / 0.7 if len(tall) >= 3 else 10.0 * _dot_width(runs[0])
     out: list[str] = []
     pending = list(runs)
@@ -169,13 +174,10 @@ def _dot_width(run: list[Blob]) -> float:
     return max(1.0, statistics.median(b[1] - b[0] for b in run))
 
 
-def fix_tsv(tsv: str, image: bytes, dpi: int) -> str:
-    """Tesseract's TSV with the words of each dot leader replaced by the dots counted in
-    ``image`` (the PGM Tesseract read); unchanged when it is not a PGM."""
-    grey = parse_pgm(image)
-    if grey is None:
-        return tsv
-    rows = [row.split("\t") for row in tsv.split("\n")]
+def tsv_line_rows(rows: list[list[str]]) -> list[tuple[tuple[int, int, int, int], list[int]]]:
+    """Tesseract's text lines in its TSV (split into cells), in its reading order: each
+    line's box (left, top, right, bottom, pixels) and the numbers of its rows that hold
+    a word."""
     lines: dict[tuple[str, ...], tuple[tuple[int, int, int, int], list[int]]] = {}
     for number, cells in enumerate(rows):
         if len(cells) < 12 or cells[0] not in ("4", "5"):
@@ -189,8 +191,18 @@ def fix_tsv(tsv: str, image: bytes, dpi: int) -> str:
             lines[key] = ((left, top, left + width, top + height), [])
         elif key in lines and cells[11].strip():
             lines[key][1].append(number)
-    for box, members in lines.values():
-        if len(members) < 1 or box[2] - box[0] < 20 * MIN_DOTS:
+    return list(lines.values())
+
+
+def fix_tsv(tsv: str, image: bytes, dpi: int) -> str:
+    """Tesseract's TSV with the words of each dot leader replaced by the dots counted in
+    ``image`` (the PGM Tesseract read); unchanged when it is not a PGM."""
+    grey = parse_pgm(image)
+    if grey is None:
+        return tsv
+    rows = [row.split("\t") for row in tsv.split("\n")]
+    for box, members in tsv_line_rows(rows):
+        if not members or box[2] - box[0] < 20 * MIN_DOTS:
             continue
         words = [
             (int(rows[n][6]), int(rows[n][7]), int(rows[n][6]) + int(rows[n][8]),

@@ -81,10 +81,11 @@ def text_lines(chars: Sequence[Char]) -> list[list[Char]]:
     for i, ch in solid:
         b = _baseline(ch)
         h = max(ch.y1 - ch.y0, 1.0)
-        if not out or b - base > BASELINE_DELTA * (h if size < h < TALL * size else size):
+        taller = size < h < TALL * size  # the line's text after its superscripts
+        if not out or b - base > BASELINE_DELTA * (h if taller else size):
             out.append([])
             base, size = b, h
-        elif size < h < TALL * size:  # the line's text after its superscripts
+        elif taller:
             base, size = b, h
         out[-1].append(ch)
         line_of[i] = len(out) - 1
