@@ -371,3 +371,136 @@ def test_text_on_grey_table_bands_is_read() -> None:
     words = set(open_tesseract("eng").read_pnm(image, dpi).split())
     grey_rows = {"648765", "509609", "79145", "429754", "EXPRESSJET", "BEDLAM", "BAR-B-Q"}
     assert grey_rows <= words, grey_rows - words
+
+
+# ------------------------------------------------------------- text set sideways in a page
+def _tsv_row(level: int, block: int, line: int, word: int, box: tuple[int, int, int, int],
+             conf: float, text: str) -> str:  # fmt: skip
+    left, top, right, bottom = box
+    return "\t".join(
+        str(v)
+        for v in (level, 1, block, 1, line, word, left, top, right - left, bottom - top, conf, text)
+    )
+
+
+def _tsv(lines: list[list[tuple[tuple[int, int, int, int], float, str]]]) -> str:
+    """A Tesseract TSV with one block per line, each given as its words."""
+    rows = [
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
+    ]
+    for number, words in enumerate(lines, 1):
+        boxes = [box for box, _, _ in words]
+        union = (min(b[0] for b in boxes), min(b[1] for b in boxes),
+                 max(b[2] for b in boxes), max(b[3] for b in boxes))  # fmt: skip
+        rows.append(_tsv_row(2, number, 0, 0, union, -1, ""))
+        rows.append(_tsv_row(3, number, 0, 0, union, -1, ""))
+        rows.append(_tsv_row(4, number, 1, 0, union, -1, ""))
+        rows += [
+            _tsv_row(5, number, 1, k, box, conf, text)
+            for k, (box, conf, text) in enumerate(words, 1)
+        ]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("clockwise", [True, False])
+def test_a_region_turned_a_quarter_and_its_boxes_mapped_back(clockwise: bool) -> None:
+    from docmill.processors.ocr_leaders import Grey, parse_pgm
+    from docmill.processors.ocr_sideways import turned, unturn
+
+    width, height = 40, 30
+    pixels = bytearray(b"\xff" * width * height)
+    for y in range(12, 15):  # a dark 5 x 3 mark at x 12..16, y 12..14
+        pixels[y * width + 12 : y * width + 17] = b"\x00" * 5
+    region = (10, 5, 35, 25)
+    pgm, w, h = turned(Grey(width, height, bytes(pixels)), region, clockwise)
+    grey = parse_pgm(pgm)
+    assert grey is not None and (grey.width, grey.height) == (w, h) == (20, 25)
+    dark = [(i % w, i // w) for i, v in enumerate(grey.pixels) if v == 0]
+    xs, ys = [x for x, _ in dark], [y for _, y in dark]
+    box = (min(xs), min(ys), max(xs) + 1, max(ys) + 1)
+    assert (box[2] - box[0], box[3] - box[1]) == (3, 5)  # the mark stands up
+    # the mark is near the region's left edge: the turned image's top when turned
+    # clockwise, its bottom the other way
+    assert box[3] < h / 3 if clockwise else box[1] > 2 * h / 3
+    assert unturn(box, region, clockwise) == (12, 12, 17, 15)
+
+
+def test_unsure_lines_that_touch_make_a_region_and_lone_or_sure_ones_do_not() -> None:
+    from docmill.processors.ocr_sideways import suspect_regions
+
+    sure = [((100, 100, 300, 130), 95.0, "Heading")]
+    junk_a = [((100, 140, 160, 170), 20.0, "|g"), ((200, 140, 260, 170), 30.0, "S82)")]
+    junk_b = [((120, 172, 180, 202), 10.0, "=|"), ((210, 172, 280, 202), 40.0, "Fé")]
+    junk_c = [((110, 204, 170, 234), 0.0, "se"), ((215, 204, 275, 234), 25.0, "$")]
+    far = [((900, 1000, 960, 1030), 5.0, "~~"), ((990, 1000, 1050, 1030), 5.0, "oO")]
+
+    def regions(lines: list[list[tuple[tuple[int, int, int, int], float, str]]]) -> list:
+        return suspect_regions([r.split("\t") for r in _tsv(lines).split("\n")], 300)
+
+    assert regions([sure, junk_a, junk_b, junk_c, far]) == [(100, 140, 280, 234)]
+    assert regions([sure, junk_a, far]) == []  # one unsure line each: no region
+    assert regions([sure, junk_a, junk_b]) == []  # two lines, under three letters tall
+    sure_too = [[(box, 96.0, text) for box, _, text in line] for line in (junk_a, junk_b, junk_c)]
+    assert regions([sure, *sure_too]) == []
+
+
+def test_sure_turned_words_replace_the_garbage_they_cover() -> None:
+    from docmill.processors.ocr import tsv_text
+    from docmill.processors.ocr_sideways import merge_turned
+
+    tsv = _tsv(
+        [
+            [((100, 100, 400, 130), 95.0, "Title")],
+            [
+                ((100, 140, 140, 170), 90.0, "No."),
+                ((150, 140, 250, 170), 10.0, "BXVE\\TLE"),
+                ((260, 140, 280, 170), 97.0, ">"),
+            ],
+            [((100, 400, 400, 430), 96.0, "1 Balasore")],
+        ]
+    )
+    rows = [r.split("\t") for r in tsv.split("\n")]
+    turned_lines = [  # two labels read turned, in page pixels: tall, narrow boxes
+        [(0, (150, 120, 190, 300), 96.0, "Population")],
+        [(0, (200, 130, 240, 290), 95.0, "District"), (0, (255, 130, 285, 170), 80.0, "Zone")],
+        [(0, (100, 140, 140, 170), 85.0, "Na")],  # under a surer page word: left out
+    ]
+    assert merge_turned(rows, (90, 90, 420, 310), turned_lines) == 3
+    text = tsv_text("\n".join("\t".join(r) for r in rows))
+    assert [line for line in text.splitlines() if line] == [
+        "Title",
+        "Population",
+        "District Zone",
+        "No.",  # the garbage and the mark under turned words are gone
+        "1 Balasore",
+    ]
+    line_boxes = [r[6:10] for r in rows if r[0] == "4" and r[2] == "2"]
+    assert line_boxes == [["100", "140", "40", "30"]]  # the line shrank to what it kept
+
+
+@needs_tesseract
+def test_column_heads_set_sideways_in_a_table_are_read_turned() -> None:
+    from docmill.processors.ocr import tsv_text
+    from docmill.processors.ocr_sideways import reread_sideways
+
+    # camelot's agstat.pdf: a table whose column heads run bottom to top ("Projected
+    # Population for 2012-13 (In lakhs)"); read upright they come out as garbage lines
+    image, dpi = _render(
+        REAL / "camelot" / "docs" / "benchmark" / "lattice" / "agstat" / "agstat.pdf"
+    )
+    tesseract = open_tesseract("eng")
+    words = set(tesseract.read_pnm(image, dpi).split())
+    assert {"Projected", "Population", "Equivalent", "Consumption", "Requirement", "Paddy"} <= words
+    assert {"DISTRICT", "Jajpur", "Gajapati", "ODISHA"} <= words  # the rest as before
+
+    # a page with nothing sideways is not read again
+    calls: list[int] = []
+
+    def read(pgm: bytes, dpi: int) -> str:
+        calls.append(len(pgm))
+        return tesseract.read_sparse_tsv(pgm, dpi)
+
+    plain, dpi = _render(REAL / "pdfplumber" / "tests" / "pdfs" / "issue-33-lorem-ipsum.pdf")
+    upright = tesseract._run("-", ["--dpi", str(dpi)], plain, "tsv")
+    assert tsv_text(reread_sideways(upright, plain, dpi, read)) == tsv_text(upright)
+    assert calls == []

@@ -32,7 +32,7 @@ import signal
 import subprocess
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from docmill.processors.registry import ExtractRequest
@@ -225,8 +225,16 @@ class Tesseract:
         paragraph, line and word with its box in pixels; dot leaders of a PGM are
         counted from its pixels (used by :meth:`read_pnm` and bench/ocr.py)."""
         from docmill.processors.ocr_leaders import fix_tsv
+        from docmill.processors.ocr_sideways import reread_sideways
 
-        return fix_tsv(self._run("-", ["--dpi", str(dpi)], image, "tsv"), image, dpi)
+        tsv = self._run("-", ["--dpi", str(dpi)], image, "tsv")
+        tsv = reread_sideways(tsv, image, dpi, self.read_sparse_tsv)
+        return fix_tsv(tsv, image, dpi)
+
+    def read_sparse_tsv(self, image: bytes, dpi: int) -> str:
+        """The TSV of a PGM/PPM read as sparse text (``--psm 11``: words in any order,
+        no layout), as a cut-out region of a page is read again."""
+        return replace(self, psm=11)._run("-", ["--dpi", str(dpi)], image, "tsv")
 
     def read_file(self, path: str, frame: int | None = None) -> str:
         """Text of an image file (PNG, JPEG, TIFF...); ``frame``: that page of a TIFF."""
