@@ -504,3 +504,75 @@ def test_column_heads_set_sideways_in_a_table_are_read_turned() -> None:
     upright = tesseract._run("-", ["--dpi", str(dpi)], plain, "tsv")
     assert tsv_text(reread_sideways(upright, plain, dpi, read)) == tsv_text(upright)
     assert calls == []
+
+
+# ------------------------------------------------------------- marks read from table rules
+def _page_with_rules() -> tuple[int, int, bytearray]:
+    """A white 300 dpi grey image, 600 x 500, with: a dark rule at x 100..102 from y 20 to
+    480; a pale (anti-aliased) rule at x 300 from 20 to 200 and again from 300 to 480; a
+    short dark stroke at x 200 (0.2 in: a letter); a dark block 60 px wide."""
+    width, height = 600, 500
+    pixels = bytearray(b"\xff" * width * height)
+
+    def ink(x0: int, x1: int, y0: int, y1: int, value: int) -> None:
+        for y in range(y0, y1):
+            pixels[y * width + x0 : y * width + x1] = bytes([value]) * (x1 - x0)
+
+    ink(100, 103, 20, 480, 0)
+    ink(300, 301, 20, 200, 170)
+    ink(300, 301, 300, 480, 170)
+    ink(200, 203, 100, 160, 0)
+    ink(450, 510, 50, 450, 0)
+    return width, height, pixels
+
+
+def test_vertical_rules_are_long_thin_runs_of_ink() -> None:
+    from docmill.processors.ocr_rules import vertical_rules
+
+    width, height, pixels = _page_with_rules()
+    assert vertical_rules(width, height, bytes(pixels), 300) == [
+        (100, 20, 103, 480),
+        (300, 20, 301, 200),  # a pale rule, in two pieces
+        (300, 300, 301, 480),
+    ]  # not the letter's stroke (too short) nor the block (too wide)
+
+
+def test_marks_tesseract_reads_from_rules_are_dropped_and_real_ones_kept() -> None:
+    from docmill.processors.ocr import tsv_text
+    from docmill.processors.ocr_rules import drop_rule_marks
+
+    width, height, pixels = _page_with_rules()
+    image = b"P5\n%d %d\n255\n" % (width, height) + bytes(pixels)
+    tsv = _tsv(
+        [
+            # by the dark rule at x 100: "Cases | Deaths", "|Balasore", "2.13}"; "0.04)"
+            # ends by the pale rule at x 300
+            [((20, 40, 90, 70), 95.0, "Cases"), ((98, 40, 104, 70), 90.0, "|"),
+             ((110, 40, 190, 70), 95.0, "Deaths")],
+            [((112, 80, 190, 110), 91.0, "|Balasore")],
+            [((30, 120, 92, 150), 88.0, "2.13}"), ((150, 120, 290, 150), 93.0, "0.04)")],
+            # a bracket the line opens is text: "(In lakhs)" ends by the rule
+            [((20, 160, 50, 190), 96.0, "(In"), ((55, 160, 95, 190), 96.0, "lakhs)")],
+            # far from any rule (and in the pale rule's gap): all kept
+            [((200, 220, 260, 250), 90.0, "a|b"), ((270, 240, 280, 260), 90.0, "|"),
+             ((320, 230, 360, 250), 90.0, "x)")],
+        ]
+    )  # fmt: skip
+    assert tsv_text(drop_rule_marks(tsv, image, 300)).split("\n\n") == [
+        "Cases Deaths",
+        "Balasore",
+        "2.13 0.04",
+        "(In lakhs)",
+        "a|b | x)\n",
+    ]
+    assert drop_rule_marks(tsv, b"P6\n1 1\n255\n\x00\x00\x00", 300) == tsv  # not a PGM
+
+
+@needs_tesseract
+def test_the_rules_of_a_ruled_table_are_not_read_as_text() -> None:
+    # pdfplumber's issue-33 page: a grid of cells; Tesseract reads each vertical rule it
+    # passes as a "|" word ("Tempora co | Neque labo Aliquam qu | Quaerat ip")
+    image, dpi = _render(REAL / "pdfplumber" / "tests" / "pdfs" / "issue-33-lorem-ipsum.pdf")
+    lines = open_tesseract("eng").read_pnm(image, dpi).splitlines()
+    assert not any("|" in line for line in lines)
+    assert any(line.startswith("Tempora co Neque labo Aliquam qu Quaerat ip") for line in lines)

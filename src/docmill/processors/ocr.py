@@ -11,8 +11,10 @@ It inherits the worker's address-space limit.
 Tesseract binarises with Sauvola's local threshold (``thresholding_method=2``, a window of
 0.15 inch) instead of its global Otsu threshold: text on grey table bands and shaded
 cells, which one threshold for the page turns black or white, stays readable (on the
-rendered corpus pages, see bench/ocr.py). Dot leaders in a rendered page are counted
-from its pixels (:mod:`docmill.processors.ocr_leaders`): Tesseract reads them as garbage.
+rendered corpus pages, see bench/ocr.py). Its reading is then mended from the page's
+pixels: dot leaders are counted (:mod:`docmill.processors.ocr_leaders`), marks read from a
+table's vertical rules are dropped (:mod:`docmill.processors.ocr_rules`), and text set
+sideways in an upright page is read again turned (:mod:`docmill.processors.ocr_sideways`).
 
 Pages are read with ``--psm 1`` (automatic segmentation with orientation and script
 detection) when the ``osd`` data is installed, else ``--psm 3``: text turned by 90, 180 or
@@ -225,10 +227,12 @@ class Tesseract:
         paragraph, line and word with its box in pixels; dot leaders of a PGM are
         counted from its pixels (used by :meth:`read_pnm` and bench/ocr.py)."""
         from docmill.processors.ocr_leaders import fix_tsv
+        from docmill.processors.ocr_rules import drop_rule_marks
         from docmill.processors.ocr_sideways import reread_sideways
 
         tsv = self._run("-", ["--dpi", str(dpi)], image, "tsv")
         tsv = reread_sideways(tsv, image, dpi, self.read_sparse_tsv)
+        tsv = drop_rule_marks(tsv, image, dpi)
         return fix_tsv(tsv, image, dpi)
 
     def read_sparse_tsv(self, image: bytes, dpi: int) -> str:
