@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import pickle
 import time
+from dataclasses import fields
 from pathlib import Path
+from types import SimpleNamespace
 
 from docmill.engine.pool import PoolLimits, WorkerPool
-from docmill.model import DocState, FailureCategory, ProcessOutcome
+from docmill.engine.worker import read_task, task_message
+from docmill.model import DocState, ErrorInfo, FailureCategory, PageRange, ProcessOutcome
 from docmill.processors import ExtractOptions, Task
 from engine_kit import HOSTILE
 from pdfgen import write_pdf
@@ -78,3 +83,83 @@ def test_shutdown_reports_tasks_still_in_flight(tmp_path: Path) -> None:
     pool.submit(_task(7, big, split_pages=10**9))
     lost = pool.shutdown(kill=True)
     assert [t.task_id for t in lost] == [7]
+
+
+def test_outcome_wire_form_round_trips_every_field() -> None:
+    outcome = ProcessOutcome(
+        status=DocState.FAILED,
+        mime="application/pdf",
+        pages=12,
+        text=["a", "b"],
+        metadata={"title": "T", "nested": {"x": [1, 2]}},
+        error=ErrorInfo(FailureCategory.TIMEOUT, "too slow", "ocr"),
+        parse_s=1.5,
+        needs_split=True,
+        page_range=PageRange(10, 20),
+        extra={"markdown": "# T"},
+        content=b"sealed",
+        images=[("image/png", b"\x89PNG")],
+        label="invoice",
+        cost_usd=0.25,
+        tokens_in=100,
+        tokens_out=7,
+    )
+    blank = ProcessOutcome(status=DocState.PENDING)
+    # every field is set here: a field added later has to be added here, and to the wire
+    assert all(getattr(outcome, f.name) != getattr(blank, f.name) for f in fields(outcome))
+    wire = outcome.to_wire()
+    assert len(wire) == len(fields(outcome))
+    back = ProcessOutcome.from_wire(pickle.loads(pickle.dumps(wire)))
+    assert back == outcome
+    assert back.status is DocState.FAILED and back.error is not None
+    assert back.error.category is FailureCategory.TIMEOUT
+    assert ProcessOutcome.from_wire(blank.to_wire()) == blank
+
+
+def test_task_message_carries_options_only_when_asked() -> None:
+    options = ExtractOptions(max_pages=3, ocr="never")
+    task = Task(7, 8, "/x.pdf", PageRange(0, 5), 1234, options)
+    assert read_task(task_message(task, True), ExtractOptions()) == task
+    assert task_message(task, False)[-1] is None
+    assert read_task(task_message(task, False), options) == task
+    other = ExtractOptions(max_pages=9)
+    assert read_task(task_message(task, False), other).options is other
+    whole = Task(1, 2, "/y.pdf", None, 5, options)
+    assert read_task(pickle.loads(pickle.dumps(task_message(whole, True))), other) == whole
+
+
+def test_a_worker_follows_the_options_of_each_task(tmp_path: Path) -> None:
+    pdf = write_pdf(tmp_path / "three.pdf", ["one", "two", "three"])
+    pool = WorkerPool(1, PoolLimits(timeout_s=30, memory_mb=1024, recycle_after=100))
+    pool.start()
+    first = ExtractOptions(max_pages=1)
+    try:
+        pages = []
+        for i, options in enumerate([first, first, ExtractOptions(), ExtractOptions(max_pages=1), first]):
+            pool.submit(Task(i, i, str(pdf), None, 2**30, options))
+            ((task, outcome),) = _collect(pool, 1)
+            assert task.task_id == i and outcome.status is DocState.DONE
+            pages.append(len(outcome.opened().text))
+        assert pages == [1, 1, 3, 1, 1]
+        assert pool.started == 1
+    finally:
+        pool.shutdown()
+
+
+def test_a_malformed_worker_result_fails_its_document() -> None:
+    pool = WorkerPool(1, PoolLimits(timeout_s=30, memory_mb=1024, recycle_after=100))
+    ours, theirs = multiprocessing.Pipe()
+    slot = SimpleNamespace(conn=ours)
+    try:
+        for message in [ProcessOutcome(status=DocState.DONE), ("done",), "done"]:
+            theirs.send(message)
+            outcome = pool._receive(slot)  # type: ignore[arg-type]
+            assert outcome is not None and outcome.error is not None
+            assert outcome.error.category is FailureCategory.ERROR
+            assert outcome.error.message == "unexpected worker result"
+        theirs.send(ProcessOutcome(status=DocState.DONE, pages=2).to_wire())
+        assert pool._receive(slot) == ProcessOutcome(status=DocState.DONE, pages=2)  # type: ignore[arg-type]
+        theirs.close()
+        assert pool._receive(slot) is None  # type: ignore[arg-type]
+    finally:
+        ours.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
 import time
 from collections import deque
@@ -20,9 +21,9 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from docmill.engine.worker import STAGE_BYTES, worker_main
+from docmill.engine.worker import STAGE_BYTES, task_message, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
-from docmill.processors import WORKER_PRELOAD, Task
+from docmill.processors import WORKER_PRELOAD, ExtractOptions, Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
@@ -50,6 +51,7 @@ class _Slot:
     deadline: float = 0.0
     tasks_done: int = 0
     sampled_at: float = 0.0
+    options: ExtractOptions | None = None  # the last options sent (tasks carry them)
 
     @property
     def task(self) -> Task | None:
@@ -167,16 +169,25 @@ class WorkerPool:
         i = min(candidates, key=lambda j: len(self._slots[j].queue))
         slot = self._slots[i]
         try:
-            slot.conn.send(task)
+            self._send(slot, task)
         except OSError:  # the worker died: its result (if any) shows up in poll()
             if slot.queue:
                 raise RuntimeError("worker pipe closed") from None
             self._retire(slot, kill=True)
             slot = self._slots[i] = self._spawn()
-            slot.conn.send(task)
+            self._send(slot, task)
         slot.queue.append(task)
         if len(slot.queue) == 1:
             self._begin(slot)
+
+    @staticmethod
+    def _send(slot: _Slot, task: Task) -> None:
+        """The task as plain values; its options only when they are not the last sent."""
+        fresh = task.options is not slot.options
+        message = task_message(task, fresh)
+        slot.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+        if fresh:
+            slot.options = task.options
 
     def _begin(self, slot: _Slot) -> None:
         slot.deadline = self._clock() + self._limits.timeout_s
@@ -258,13 +269,16 @@ class WorkerPool:
     def _receive(self, slot: _Slot) -> ProcessOutcome | None:
         """The outcome waiting on a readable connection (None: the worker is gone)."""
         try:
-            message = slot.conn.recv()
+            message = pickle.loads(slot.conn.recv_bytes())
         except (EOFError, OSError):
             return None
         except Exception as exc:  # an outcome that cannot be unpickled
             return ProcessOutcome.failure(
                 FailureCategory.ERROR, f"unreadable worker result: {exc}", "worker"
             )
-        if isinstance(message, ProcessOutcome):
-            return message
+        if isinstance(message, tuple):
+            try:
+                return ProcessOutcome.from_wire(message)
+            except Exception:  # a malformed result fails its document
+                pass
         return ProcessOutcome.failure(FailureCategory.ERROR, "unexpected worker result", "worker")

@@ -10,7 +10,7 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from docmill.model.content import decode_content, encode_content, splice
+from docmill.model.content import decode_content, encode_content, splice, splice_utf8
 
 
 class DocState(enum.StrEnum):
@@ -46,6 +46,10 @@ class FailureCategory(enum.StrEnum):
     def retryable(self) -> bool:
         """Failures that may not recur on another try (the rest are deterministic)."""
         return self in (FailureCategory.TIMEOUT, FailureCategory.MEMORY, FailureCategory.CRASH)
+
+
+_STATES: dict[str, DocState] = {s.value: s for s in DocState}
+_CATEGORIES: dict[str, FailureCategory] = {c.value: c for c in FailureCategory}
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +154,55 @@ class ProcessOutcome:
             page_range=PageRange(**prange) if prange else None,
         )
 
+    def to_wire(self) -> tuple[Any, ...]:
+        """Every field as plain values (strings for the enums, tuples for the small value
+        objects): what a worker sends, far cheaper to pickle and unpickle than the
+        dataclass with its enums. :meth:`from_wire` gives back an equal outcome."""
+        err = self.error
+        rng = self.page_range
+        return (
+            self.status.value,
+            self.mime,
+            self.pages,
+            self.text,
+            self.metadata,
+            (err.category.value, err.message, err.stage) if err is not None else None,
+            self.parse_s,
+            self.needs_split,
+            (rng.start, rng.stop) if rng is not None else None,
+            self.extra,
+            self.content,
+            self.images,
+            self.label,
+            self.cost_usd,
+            self.tokens_in,
+            self.tokens_out,
+        )
+
+    @classmethod
+    def from_wire(cls, wire: tuple[Any, ...]) -> ProcessOutcome:
+        """The outcome that :meth:`to_wire` flattened (an exception for anything else)."""
+        (status, mime, pages, text, metadata, err, parse_s, needs_split, rng, extra,
+         content, images, label, cost_usd, tokens_in, tokens_out) = wire
+        return cls(
+            _STATES[status],
+            mime,
+            pages,
+            text,
+            metadata,
+            ErrorInfo(_CATEGORIES[err[0]], err[1], err[2]) if err is not None else None,
+            parse_s,
+            needs_split,
+            PageRange(rng[0], rng[1]) if rng is not None else None,
+            extra,
+            content,
+            images,
+            label,
+            cost_usd,
+            tokens_in,
+            tokens_out,
+        )
+
     @classmethod
     def failure(cls, category: FailureCategory, message: str, stage: str = "extract") -> ProcessOutcome:
         status = DocState.SKIPPED if category is FailureCategory.UNSUPPORTED else DocState.FAILED
@@ -210,3 +263,7 @@ class Record:
     def json_line(self) -> str:
         """The record as one line of JSON, its content spliced in undecoded."""
         return splice(self._head(), self.content)
+
+    def json_line_utf8(self) -> bytes:
+        """:meth:`json_line` encoded as UTF-8 (what a JSON Lines part file holds)."""
+        return splice_utf8(self._head(), self.content)
