@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
+import signal
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -163,3 +165,29 @@ def test_a_malformed_worker_result_fails_its_document() -> None:
         assert pool._receive(slot) is None  # type: ignore[arg-type]
     finally:
         ours.close()
+
+
+def test_poll_waits_its_time_and_follows_workers_that_die_and_are_replaced(tmp_path: Path) -> None:
+    big = HOSTILE / "generated" / "pages_100k.pdf"
+    small = write_pdf(tmp_path / "s.pdf", ["fine"])
+    pool = WorkerPool(2, PoolLimits(timeout_s=60, memory_mb=2048, recycle_after=2))
+    pool.start()
+    try:
+        assert pool.poll(0.0) == []
+        for round_ in range(3):  # a fresh pair of workers (and fds) each round
+            pool.submit(_task(10 * round_, big, split_pages=10**9))
+            pool.submit(_task(10 * round_ + 1, small))
+            got = _collect(pool, 1)
+            assert [(t.task_id, o.status) for t, o in got] == [(10 * round_ + 1, DocState.DONE)]
+            started = time.monotonic()
+            assert pool.poll(0.2) == []  # the big one is still working
+            assert time.monotonic() - started >= 0.19
+            for pid in pool.pids():  # the idle one is replaced when it is given a task
+                os.kill(pid, signal.SIGKILL)
+            ((task, outcome),) = _collect(pool, 1)
+            assert task.task_id == 10 * round_
+            assert outcome.error is not None and outcome.error.category is FailureCategory.CRASH
+            assert "SIGKILL" in outcome.error.message
+        assert pool.take_returned() == []
+    finally:
+        pool.shutdown(kill=True)
