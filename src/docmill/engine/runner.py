@@ -171,6 +171,9 @@ class Runner:
         self._first_uncommitted = 0.0
         # doc id -> the future of the chunk that hashes it (a chunk's documents share it)
         self._hash_jobs: dict[int, Future[dict[int, tuple[str | None, str]]]] = {}
+        # the chunks' futures as they finish (appended by the hashing threads), so that
+        # collecting does not ask every pending future on every turn
+        self._hashed: deque[Future[dict[int, tuple[str | None, str]]]] = deque()
         self._counts: dict[str, int] = {}
         self._docs_run = 0
         self._run_counts: dict[str, int] = {}
@@ -321,16 +324,21 @@ class Runner:
             future = hasher.submit(sha256_files, chunk)
             for doc_id, _path in chunk:
                 self._hash_jobs[doc_id] = future
+            future.add_done_callback(self._hashed.append)
 
     def _collect_hashes(self, store: Store) -> None:
         """Record the hashes that are ready (one transaction), without waiting."""
-        ready = [(i, f) for i, f in self._hash_jobs.items() if f.done()]
-        if not ready:
+        if not self._hashed:
             return
         hashes: list[tuple[int, str | None, str]] = []
-        for doc_id, future in ready:
-            del self._hash_jobs[doc_id]
-            hashes.append((doc_id, *future.result()[doc_id]))
+        while self._hashed:
+            future = self._hashed.popleft()
+            for doc_id, result in future.result().items():
+                if self._hash_jobs.get(doc_id) is future:
+                    del self._hash_jobs[doc_id]
+                    hashes.append((doc_id, *result))
+        if not hashes:
+            return
         unreadable: list[int] = []
         requeued = store.set_hashes(hashes, unreadable)
         if requeued:
