@@ -14,6 +14,7 @@ import zlib
 from typing import Any
 
 EMPTY_JSON = '{"text": [], "metadata": {}}'
+_EMPTY_UTF8 = EMPTY_JSON.encode("utf-8")
 
 
 def encode_content(text: list[str], metadata: dict[str, Any], **more: Any) -> bytes:
@@ -41,3 +42,12 @@ def splice(head: dict[str, Any], blob: bytes | None) -> str:
     if body == "{}":
         return start
     return start[:-1] + ", " + body[1:] if len(start) > 2 else body
+
+
+def splice_utf8(head: dict[str, Any], blob: bytes | None) -> bytes:
+    """:func:`splice` as UTF-8 bytes, the content's never decoded to text on the way."""
+    body = zlib.decompress(blob) if blob else _EMPTY_UTF8
+    start = json.dumps(head, ensure_ascii=False).encode("utf-8")
+    if body == b"{}":
+        return start
+    return start[:-1] + b", " + body[1:] if len(start) > 2 else body
