@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import pickle
 import signal
 import time
+import zlib
 from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +16,8 @@ from types import SimpleNamespace
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.worker import read_task, task_message
 from docmill.model import DocState, ErrorInfo, FailureCategory, PageRange, ProcessOutcome
+from docmill.model.content import encode_content
+from docmill.model.records import PLAIN_MAX
 from docmill.processors import ExtractOptions, Task
 from engine_kit import HOSTILE
 from pdfgen import write_pdf
@@ -106,6 +110,7 @@ def test_outcome_wire_form_round_trips_every_field() -> None:
         tokens_in=100,
         tokens_out=7,
     )
+    outcome.plain = (outcome.content, b'{"text": []}')  # type: ignore[assignment]
     blank = ProcessOutcome(status=DocState.PENDING)
     # every field is set here: a field added later has to be added here, and to the wire
     assert all(getattr(outcome, f.name) != getattr(blank, f.name) for f in fields(outcome))
@@ -115,7 +120,27 @@ def test_outcome_wire_form_round_trips_every_field() -> None:
     assert back == outcome
     assert back.status is DocState.FAILED and back.error is not None
     assert back.error.category is FailureCategory.TIMEOUT
+    assert back.content_utf8() == b'{"text": []}'
     assert ProcessOutcome.from_wire(blank.to_wire()) == blank
+    assert ProcessOutcome.from_wire(blank.to_wire()).content_utf8() is None
+
+
+def test_a_sealed_outcome_knows_its_contents_json_while_the_content_is_unchanged() -> None:
+    outcome = ProcessOutcome(status=DocState.DONE, text=["é ✓"], metadata={"k": 1})
+    outcome.seal()
+    assert outcome.content is not None and outcome.text == []
+    plain = outcome.content_utf8()
+    assert plain == zlib.decompress(outcome.content)
+    assert json.loads(plain) == {"text": ["é ✓"], "metadata": {"k": 1}}
+    back = ProcessOutcome.from_wire(pickle.loads(pickle.dumps(outcome.to_wire())))
+    assert back.content_utf8() == plain
+    assert back.opened().plain is None and "plain" not in back.to_dict()
+    back.content = encode_content(["other"], {})  # replaced (as the LLM stage does)
+    assert back.content_utf8() is None
+    big = ProcessOutcome(status=DocState.DONE, text=["x" * (PLAIN_MAX + 1)])
+    big.seal()
+    assert big.content is not None and big.content_utf8() is None  # too big to send twice
+    assert ProcessOutcome(status=DocState.DONE).content_utf8() is None
 
 
 def test_task_message_carries_options_only_when_asked() -> None:

@@ -166,7 +166,8 @@ class Runner:
         self._inflight_sha: dict[str, int] = {}
         self._waiting: dict[str, list[int]] = {}
         self._finished_now: list[int] = []  # finished: records to read from the ledger
-        self._finished_records: list[Record] = []  # finished: records built in memory
+        # finished: records built in memory, with their content's JSON when it is known
+        self._finished_records: list[tuple[Record, bytes | None]] = []
         self._to_commit: list[tuple[_InFlight, ProcessOutcome, bool]] = []
         self._first_uncommitted = 0.0
         # doc id -> the future of the chunk that hashes it (a chunk's documents share it)
@@ -414,6 +415,7 @@ class Runner:
     def _deliver(self, entry: _InFlight, outcome: ProcessOutcome) -> None:
         """A finished extraction: to the LLM stage when there is one, else to commit."""
         if self._llm is not None and outcome.status is DocState.DONE:
+            outcome.plain = None  # the LLM stage replaces the content: not kept meanwhile
             self._llm.submit(entry, outcome)
         else:
             self._queue_commit(entry, outcome, False)
@@ -468,7 +470,7 @@ class Runner:
                 attempts=row.attempts + e.retries + 1,
                 duplicate_of=None,
             )
-            self._finish(store, row, outcome.status, outcome.pages, record)
+            self._finish(store, row, outcome.status, outcome.pages, record, outcome.content_utf8())
 
     def _split(self, store: Store, entry: _InFlight, pages: int, mime: str) -> None:
         s = self.settings
@@ -551,21 +553,27 @@ class Runner:
         state: DocState,
         pages: int | None,
         record: Record | None = None,
+        plain: bytes | None = None,
     ) -> None:
         self._inflight.pop(row.id, None)
         sha = row.sha256 or ""
         if self._inflight_sha.get(sha) == row.id:
             del self._inflight_sha[sha]
-        self._settled(row.id, state, pages, record)
+        self._settled(row.id, state, pages, record, plain)
         for twin_id in self._waiting.pop(sha, []):
             store.copy_outcome(twin_id, row.id)
             self._settled(twin_id, state, pages)
 
     def _settled(
-        self, doc_id: int, state: DocState, pages: int | None, record: Record | None = None
+        self,
+        doc_id: int,
+        state: DocState,
+        pages: int | None,
+        record: Record | None = None,
+        plain: bytes | None = None,
     ) -> None:
         if record is not None:
-            self._finished_records.append(record)
+            self._finished_records.append((record, plain))
         else:
             self._finished_now.append(doc_id)
         self._counts["pending"] = max(0, self._counts.get("pending", 0) - 1)

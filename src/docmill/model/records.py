@@ -10,7 +10,16 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from docmill.model.content import decode_content, encode_content, splice, splice_utf8
+from docmill.model.content import (
+    decode_content,
+    encode_content_plain,
+    splice,
+    splice_utf8,
+)
+
+# a sealed content's JSON up to this size travels uncompressed too (most documents'; a
+# larger one is decompressed where needed: its CPU is small next to its extraction's)
+PLAIN_MAX = 32 * 1024
 
 
 class DocState(enum.StrEnum):
@@ -112,14 +121,25 @@ class ProcessOutcome:
     cost_usd: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
+    # (content, its JSON) as seal() made them, for a small content: the driver writes the
+    # JSON to the part files without decompressing it. Only while ``content`` is still
+    # that object (see content_utf8): whoever replaces the content makes it stale.
+    plain: tuple[bytes, bytes] | None = field(default=None, compare=False, repr=False)
 
     def seal(self) -> None:
         """Encode text, metadata and extra into ``content`` and drop text and extra
         (done once, in the worker, so the driver passes the bytes on as they are)."""
         if self.content is None and (self.text or self.metadata or self.extra):
-            self.content = encode_content(self.text, self.metadata, **self.extra)
+            content, plain = encode_content_plain(self.text, self.metadata, **self.extra)
+            self.content = content
+            self.plain = (content, plain) if len(plain) <= PLAIN_MAX else None
             self.text = []
             self.extra = {}
+
+    def content_utf8(self) -> bytes | None:
+        """The JSON that ``content`` compresses, when known without decompressing it."""
+        plain = self.plain
+        return plain[1] if plain is not None and plain[0] is self.content else None
 
     def opened(self) -> ProcessOutcome:
         """A copy with ``text`` and ``metadata`` decoded from ``content``."""
@@ -127,12 +147,13 @@ class ProcessOutcome:
             return self
         data = decode_content(self.content)
         text, metadata = data.pop("text"), data.pop("metadata")
-        return replace(self, text=text, metadata=metadata, extra=data, content=None)
+        return replace(self, text=text, metadata=metadata, extra=data, content=None, plain=None)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.opened())
         data.pop("content", None)
         data.pop("images", None)  # transient: never stored
+        data.pop("plain", None)
         data["status"] = str(self.status)
         data["error"] = self.error.to_dict() if self.error else None
         return data
@@ -177,13 +198,14 @@ class ProcessOutcome:
             self.cost_usd,
             self.tokens_in,
             self.tokens_out,
+            self.content_utf8(),
         )
 
     @classmethod
     def from_wire(cls, wire: tuple[Any, ...]) -> ProcessOutcome:
         """The outcome that :meth:`to_wire` flattened (an exception for anything else)."""
         (status, mime, pages, text, metadata, err, parse_s, needs_split, rng, extra,
-         content, images, label, cost_usd, tokens_in, tokens_out) = wire
+         content, images, label, cost_usd, tokens_in, tokens_out, plain) = wire
         return cls(
             _STATES[status],
             mime,
@@ -201,6 +223,7 @@ class ProcessOutcome:
             cost_usd,
             tokens_in,
             tokens_out,
+            (content, plain) if plain is not None and content is not None else None,
         )
 
     @classmethod
@@ -264,6 +287,7 @@ class Record:
         """The record as one line of JSON, its content spliced in undecoded."""
         return splice(self._head(), self.content)
 
-    def json_line_utf8(self) -> bytes:
-        """:meth:`json_line` encoded as UTF-8 (what a JSON Lines part file holds)."""
-        return splice_utf8(self._head(), self.content)
+    def json_line_utf8(self, plain: bytes | None = None) -> bytes:
+        """:meth:`json_line` encoded as UTF-8 (what a JSON Lines part file holds);
+        ``plain``: the content's JSON when the caller has it (not decompressed again)."""
+        return splice_utf8(self._head(), self.content, plain)

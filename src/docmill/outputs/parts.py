@@ -45,11 +45,12 @@ class PartFile:
             # UTF-8 bytes: the records' content is never decoded to text on its way here
             self._jsonl = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit
 
-    def write(self, record: Record) -> None:
+    def write(self, record: Record, plain: bytes | None = None) -> None:
+        """Append ``record``; ``plain``: its content's JSON, when the caller has it."""
         if self._parquet is not None:
             self._parquet.write(record)
         elif self._jsonl is not None:
-            self._jsonl.write(record.json_line_utf8())
+            self._jsonl.write(record.json_line_utf8(plain))
             self._jsonl.write(b"\n")
         self.doc_ids.append(record.id)
 
