@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,6 +156,21 @@ def test_jsonl_part_keeps_non_ascii_text_readable(tmp_path: Path) -> None:
     assert "página dos — ✓" in raw
     assert raw.endswith("\n")
     assert raw.count("\n") == 1  # one record, one line: text newlines are escaped
+
+
+def test_jsonl_part_holds_each_records_json_line_as_utf8(tmp_path: Path) -> None:
+    no_content = dataclasses.replace(RECORDS[1], content=None)
+    empty_object = dataclasses.replace(RECORDS[0], content=zlib.compress(b"{}"))
+    records = [*RECORDS, no_content, empty_object, make_record(4, source="/data/ß ✓.pdf")]
+    part = PartFile(tmp_path, 1, "jsonl")
+    for i, record in enumerate(records):
+        assert record.json_line_utf8() == record.json_line().encode("utf-8")
+        plain = zlib.decompress(record.content) if record.content else None
+        assert record.json_line_utf8(plain) == record.json_line().encode("utf-8")
+        part.write(record, plain if i % 2 else None)  # given or not, the same line
+    raw = part.commit().read_bytes()
+    assert raw == b"".join(r.json_line().encode("utf-8") + b"\n" for r in records)
+    assert read_jsonl(part.path) == [json.loads(r.json_line()) for r in records]
 
 
 # --- exports -------------------------------------------------------------------------

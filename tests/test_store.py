@@ -426,6 +426,30 @@ def test_failed_outcome_round_trips_its_error(store: Store, tmp_path: Path) -> N
     }
 
 
+def test_complete_many_commits_each_outcome_and_drops_only_merged_chunks(
+    store: Store, tmp_path: Path
+) -> None:
+    a, b, c = add_and_hash(store, [make_file(tmp_path, f"{n}.pdf", n.encode()) for n in "abc"])
+    store.claim_pending(3)
+    for doc in (a, b):
+        store.save_chunk(doc, 0, 2, done(["p1", "p2"]))
+    merged = done(["p1", "p2"], split_ranges=1)
+    failed = ProcessOutcome.failure(FailureCategory.CRASH, "killed by SIGKILL", "extract")
+    store.complete_many(
+        [(a, merged, False, 1000.0, 1.5), (c, failed, True, 1001.0, 2.5)]
+    )
+    assert store.chunk_starts(a) == set() and store.chunk_starts(b) == {0}
+    rec_a, rec_c = store.record(a), store.record(c)
+    assert rec_a is not None and rec_c is not None
+    assert rec_a.status is DocState.DONE and rec_a.text == ["p1", "p2"]
+    assert rec_a.metadata == {"split_ranges": 1} and rec_a.timings["total_s"] == 1.5
+    assert rec_c.status is DocState.FAILED
+    assert rec_c.error == ErrorInfo(FailureCategory.CRASH, "killed by SIGKILL", "extract")
+    assert query(store, "SELECT id, quarantined, attempts, finished_at FROM documents "
+                 "WHERE id IN (?, ?) ORDER BY id", a, c) == [(a, 0, 1, 1000.0), (c, 1, 1, 1001.0)]
+    assert state_of(store, b) == "running"
+
+
 def test_record_of_unknown_id_is_none(store: Store) -> None:
     assert store.record(12345) is None
 

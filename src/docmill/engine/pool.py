@@ -9,20 +9,23 @@ tasks. Nothing a document does can take the pool down.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
+import pickle
+import select
 import signal
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from docmill.engine.worker import STAGE_BYTES, worker_main
+from docmill.engine.worker import STAGE_BYTES, task_message, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
-from docmill.processors import WORKER_PRELOAD, Task
+from docmill.processors import WORKER_PRELOAD, ExtractOptions, Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
@@ -46,10 +49,12 @@ class _Slot:
     proc: BaseProcess
     conn: Connection
     stage_buf: Any
+    fds: tuple[int, int]  # what poll() waits on: the connection and the process sentinel
     queue: deque[Task] = field(default_factory=deque)
     deadline: float = 0.0
     tasks_done: int = 0
     sampled_at: float = 0.0
+    options: ExtractOptions | None = None  # the last options sent (tasks carry them)
 
     @property
     def task(self) -> Task | None:
@@ -88,6 +93,9 @@ class WorkerPool:
         self._ctx.set_forkserver_preload(["docmill.engine.worker", *WORKER_PRELOAD])
         self._slots: list[_Slot] = []
         self._returned: list[Task] = []
+        # one poll object, kept across calls: registered are the busy slots' fds
+        self._poller = select.poll()
+        self._polled: set[int] = set()
         self.started = 0  # processes started, for stats
         self.killed: dict[str, int] = {}
 
@@ -110,7 +118,9 @@ class WorkerPool:
         proc.start()
         child.close()
         self.started += 1
-        return _Slot(proc=proc, conn=parent, stage_buf=stage_buf)
+        return _Slot(
+            proc=proc, conn=parent, stage_buf=stage_buf, fds=(parent.fileno(), proc.sentinel)
+        )
 
     def _retire(self, slot: _Slot, *, kill: bool) -> None:
         if kill:
@@ -167,16 +177,25 @@ class WorkerPool:
         i = min(candidates, key=lambda j: len(self._slots[j].queue))
         slot = self._slots[i]
         try:
-            slot.conn.send(task)
+            self._send(slot, task)
         except OSError:  # the worker died: its result (if any) shows up in poll()
             if slot.queue:
                 raise RuntimeError("worker pipe closed") from None
             self._retire(slot, kill=True)
             slot = self._slots[i] = self._spawn()
-            slot.conn.send(task)
+            self._send(slot, task)
         slot.queue.append(task)
         if len(slot.queue) == 1:
             self._begin(slot)
+
+    @staticmethod
+    def _send(slot: _Slot, task: Task) -> None:
+        """The task as plain values; its options only when they are not the last sent."""
+        fresh = task.options is not slot.options
+        message = task_message(task, fresh)
+        slot.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+        if fresh:
+            slot.options = task.options
 
     def _begin(self, slot: _Slot) -> None:
         slot.deadline = self._clock() + self._limits.timeout_s
@@ -193,12 +212,11 @@ class WorkerPool:
             if wait_s > 0:
                 time.sleep(wait_s)
             return []
-        handles: list[Any] = [s.conn for s in busy] + [s.proc.sentinel for s in busy]
-        ready = set(wait(handles, timeout=wait_s))
+        ready = self._wait(busy, wait_s)
         results: list[tuple[Task, ProcessOutcome]] = []
         cap = self._limits.memory_mb * MB
         for i, slot in enumerate(self._slots):
-            if slot.queue and slot.conn in ready:  # one outcome a turn; more stay readable
+            if slot.queue and slot.fds[0] in ready:  # one outcome a turn; more stay readable
                 outcome = self._receive(slot)
                 if outcome is not None:
                     results.append((slot.queue.popleft(), outcome))
@@ -215,7 +233,7 @@ class WorkerPool:
             category: FailureCategory | None = None
             detail = ""
             # a worker that exited has a readable sentinel: no extra system call otherwise
-            if slot.proc.sentinel in ready and not slot.proc.is_alive():
+            if slot.fds[1] in ready and not slot.proc.is_alive():
                 last = self._receive(slot) if slot.conn.poll() else None
                 if last is not None:  # its outcome arrived before it exited
                     results.append((slot.queue.popleft(), last))
@@ -255,16 +273,33 @@ class WorkerPool:
                 self._returned.extend(slot.queue)  # never started: not this document's fault
         return results
 
+    def _wait(self, busy: list[_Slot], timeout_s: float) -> set[int]:
+        """The fds of ``busy`` that are readable (or closed) within ``timeout_s``, as
+        ``multiprocessing.connection.wait`` would say, without building a selector on
+        every call: the poll object is only told when the busy set changes."""
+        wanted = {fd for s in busy for fd in s.fds}
+        if wanted != self._polled:
+            for fd in self._polled - wanted:
+                self._poller.unregister(fd)
+            for fd in wanted - self._polled:
+                self._poller.register(fd, select.POLLIN)
+            self._polled = wanted
+        ms = math.ceil(timeout_s * 1000) if timeout_s > 0 else 0
+        return {fd for fd, _event in self._poller.poll(ms)}
+
     def _receive(self, slot: _Slot) -> ProcessOutcome | None:
         """The outcome waiting on a readable connection (None: the worker is gone)."""
         try:
-            message = slot.conn.recv()
+            message = pickle.loads(slot.conn.recv_bytes())
         except (EOFError, OSError):
             return None
         except Exception as exc:  # an outcome that cannot be unpickled
             return ProcessOutcome.failure(
                 FailureCategory.ERROR, f"unreadable worker result: {exc}", "worker"
             )
-        if isinstance(message, ProcessOutcome):
-            return message
+        if isinstance(message, tuple):
+            try:
+                return ProcessOutcome.from_wire(message)
+            except Exception:  # a malformed result fails its document
+                pass
         return ProcessOutcome.failure(FailureCategory.ERROR, "unexpected worker result", "worker")

@@ -166,11 +166,15 @@ class Runner:
         self._inflight_sha: dict[str, int] = {}
         self._waiting: dict[str, list[int]] = {}
         self._finished_now: list[int] = []  # finished: records to read from the ledger
-        self._finished_records: list[Record] = []  # finished: records built in memory
+        # finished: records built in memory, with their content's JSON when it is known
+        self._finished_records: list[tuple[Record, bytes | None]] = []
         self._to_commit: list[tuple[_InFlight, ProcessOutcome, bool]] = []
         self._first_uncommitted = 0.0
         # doc id -> the future of the chunk that hashes it (a chunk's documents share it)
         self._hash_jobs: dict[int, Future[dict[int, tuple[str | None, str]]]] = {}
+        # the chunks' futures as they finish (appended by the hashing threads), so that
+        # collecting does not ask every pending future on every turn
+        self._hashed: deque[Future[dict[int, tuple[str | None, str]]]] = deque()
         self._counts: dict[str, int] = {}
         self._docs_run = 0
         self._run_counts: dict[str, int] = {}
@@ -321,16 +325,21 @@ class Runner:
             future = hasher.submit(sha256_files, chunk)
             for doc_id, _path in chunk:
                 self._hash_jobs[doc_id] = future
+            future.add_done_callback(self._hashed.append)
 
     def _collect_hashes(self, store: Store) -> None:
         """Record the hashes that are ready (one transaction), without waiting."""
-        ready = [(i, f) for i, f in self._hash_jobs.items() if f.done()]
-        if not ready:
+        if not self._hashed:
             return
         hashes: list[tuple[int, str | None, str]] = []
-        for doc_id, future in ready:
-            del self._hash_jobs[doc_id]
-            hashes.append((doc_id, *future.result()[doc_id]))
+        while self._hashed:
+            future = self._hashed.popleft()
+            for doc_id, result in future.result().items():
+                if self._hash_jobs.get(doc_id) is future:
+                    del self._hash_jobs[doc_id]
+                    hashes.append((doc_id, *result))
+        if not hashes:
+            return
         unreadable: list[int] = []
         requeued = store.set_hashes(hashes, unreadable)
         if requeued:
@@ -406,6 +415,7 @@ class Runner:
     def _deliver(self, entry: _InFlight, outcome: ProcessOutcome) -> None:
         """A finished extraction: to the LLM stage when there is one, else to commit."""
         if self._llm is not None and outcome.status is DocState.DONE:
+            outcome.plain = None  # the LLM stage replaces the content: not kept meanwhile
             self._llm.submit(entry, outcome)
         else:
             self._queue_commit(entry, outcome, False)
@@ -460,7 +470,7 @@ class Runner:
                 attempts=row.attempts + e.retries + 1,
                 duplicate_of=None,
             )
-            self._finish(store, row, outcome.status, outcome.pages, record)
+            self._finish(store, row, outcome.status, outcome.pages, record, outcome.content_utf8())
 
     def _split(self, store: Store, entry: _InFlight, pages: int, mime: str) -> None:
         s = self.settings
@@ -543,21 +553,27 @@ class Runner:
         state: DocState,
         pages: int | None,
         record: Record | None = None,
+        plain: bytes | None = None,
     ) -> None:
         self._inflight.pop(row.id, None)
         sha = row.sha256 or ""
         if self._inflight_sha.get(sha) == row.id:
             del self._inflight_sha[sha]
-        self._settled(row.id, state, pages, record)
+        self._settled(row.id, state, pages, record, plain)
         for twin_id in self._waiting.pop(sha, []):
             store.copy_outcome(twin_id, row.id)
             self._settled(twin_id, state, pages)
 
     def _settled(
-        self, doc_id: int, state: DocState, pages: int | None, record: Record | None = None
+        self,
+        doc_id: int,
+        state: DocState,
+        pages: int | None,
+        record: Record | None = None,
+        plain: bytes | None = None,
     ) -> None:
         if record is not None:
-            self._finished_records.append(record)
+            self._finished_records.append((record, plain))
         else:
             self._finished_now.append(doc_id)
         self._counts["pending"] = max(0, self._counts.get("pending", 0) - 1)

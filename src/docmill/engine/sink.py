@@ -102,17 +102,18 @@ class RecordSink:
         for record in self._store.records(list(doc_ids)):
             self._append(record)
 
-    def write_records(self, records: Iterable[Record]) -> None:
-        """Append records built by the caller (as the ledger holds them)."""
-        for record in records:
-            self._append(record)
+    def write_records(self, records: Iterable[tuple[Record, bytes | None]]) -> None:
+        """Append records built by the caller (as the ledger holds them), each with its
+        content's JSON when the caller has it (None: decompressed from the record)."""
+        for record, plain in records:
+            self._append(record, plain)
 
-    def _append(self, record: Record) -> None:
+    def _append(self, record: Record, plain: bytes | None = None) -> None:
         if self._open is None:
             self._open = PartFile(self._dir, self._next, self._fmt)
             self._opened_at = self._clock()
             self._next += 1
-        self._open.write(record)
+        self._open.write(record, plain)
         if len(self._open) >= self._max_records:
             self.flush()
 

@@ -3,18 +3,52 @@
 The worker ignores SIGINT (the driver decides how a Ctrl-C drains) and sets an
 address-space limit as a backstop; the real limits (wall clock and resident memory)
 are enforced from outside by :mod:`docmill.engine.pool`, which kills this process.
+
+What crosses the pipe is plain values (tuples, strings, numbers, bytes), pickled with
+the plain pickler: cheap on both sides, the driver's above all. A task goes as
+:func:`task_message` (its options only when they differ from the last ones this worker
+got: they are the same for every task of a run), an outcome as
+:meth:`ProcessOutcome.to_wire`; ``None`` asks the worker to exit.
 """
 
 from __future__ import annotations
 
+import pickle
 import resource
 import signal
 from multiprocessing.connection import Connection
 from typing import Any
 
-from docmill.processors import process_task
+from docmill.model import PageRange
+from docmill.processors import ExtractOptions, Task, process_task
 
 STAGE_BYTES = 32
+
+
+def task_message(task: Task, with_options: bool) -> tuple[Any, ...]:
+    """``task`` as plain values; its options only ``with_options`` (None: the last ones)."""
+    rng = task.page_range
+    return (
+        task.task_id,
+        task.doc_id,
+        task.path,
+        (rng.start, rng.stop) if rng is not None else None,
+        task.max_file_bytes,
+        task.options if with_options else None,
+    )
+
+
+def read_task(message: tuple[Any, ...], options: ExtractOptions) -> Task:
+    """The task of a :func:`task_message`; ``options`` when the message has none."""
+    task_id, doc_id, path, rng, max_file_bytes, sent = message
+    return Task(
+        task_id=task_id,
+        doc_id=doc_id,
+        path=path,
+        page_range=PageRange(rng[0], rng[1]) if rng is not None else None,
+        max_file_bytes=max_file_bytes,
+        options=options if sent is None else sent,
+    )
 
 
 def worker_main(conn: Connection, address_space_bytes: int, stage: Any) -> None:
@@ -26,19 +60,23 @@ def worker_main(conn: Connection, address_space_bytes: int, stage: Any) -> None:
             resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))
         except (ValueError, OSError):
             pass
+    options = ExtractOptions()
+
+    def on_stage(name: str) -> None:
+        stage.value = name.encode("ascii", "replace")[: STAGE_BYTES - 1]
+
     while True:
         try:
-            task = conn.recv()
+            message = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        if task is None:
+        if message is None:
             return
-        def on_stage(name: str) -> None:
-            stage.value = name.encode("ascii", "replace")[: STAGE_BYTES - 1]
-
+        task = read_task(message, options)
+        options = task.options
         outcome = process_task(task, on_stage)
         outcome.seal()  # encoded here, once: the driver passes the bytes on
         try:
-            conn.send(outcome)
+            conn.send_bytes(pickle.dumps(outcome.to_wire(), pickle.HIGHEST_PROTOCOL))
         except (BrokenPipeError, OSError):
             return

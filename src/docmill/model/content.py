@@ -14,12 +14,21 @@ import zlib
 from typing import Any
 
 EMPTY_JSON = '{"text": [], "metadata": {}}'
+_EMPTY_UTF8 = EMPTY_JSON.encode("utf-8")
 
 
 def encode_content(text: list[str], metadata: dict[str, Any], **more: Any) -> bytes:
     """``{"text": ..., "metadata": ..., **more}`` as compressed UTF-8 JSON."""
+    return encode_content_plain(text, metadata, **more)[0]
+
+
+def encode_content_plain(
+    text: list[str], metadata: dict[str, Any], **more: Any
+) -> tuple[bytes, bytes]:
+    """:func:`encode_content`, and the UTF-8 JSON it compressed."""
     data = {"text": text, "metadata": metadata, **more}
-    return zlib.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1)
+    plain = json.dumps(data, ensure_ascii=False).encode("utf-8")
+    return zlib.compress(plain, 1), plain
 
 
 def content_json(blob: bytes | None) -> str:
@@ -41,3 +50,15 @@ def splice(head: dict[str, Any], blob: bytes | None) -> str:
     if body == "{}":
         return start
     return start[:-1] + ", " + body[1:] if len(start) > 2 else body
+
+
+def splice_utf8(head: dict[str, Any], blob: bytes | None, plain: bytes | None = None) -> bytes:
+    """:func:`splice` as UTF-8 bytes, the content's never decoded to text on the way.
+
+    ``plain``, when given, is ``blob`` decompressed (the caller knows it: it is not
+    decompressed again)."""
+    body = plain if plain is not None and blob else zlib.decompress(blob) if blob else _EMPTY_UTF8
+    start = json.dumps(head, ensure_ascii=False).encode("utf-8")
+    if body == b"{}":
+        return start
+    return start[:-1] + b", " + body[1:] if len(start) > 2 else body

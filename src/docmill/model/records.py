@@ -10,7 +10,16 @@ import enum
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from docmill.model.content import decode_content, encode_content, splice
+from docmill.model.content import (
+    decode_content,
+    encode_content_plain,
+    splice,
+    splice_utf8,
+)
+
+# a sealed content's JSON up to this size travels uncompressed too (most documents'; a
+# larger one is decompressed where needed: its CPU is small next to its extraction's)
+PLAIN_MAX = 32 * 1024
 
 
 class DocState(enum.StrEnum):
@@ -46,6 +55,10 @@ class FailureCategory(enum.StrEnum):
     def retryable(self) -> bool:
         """Failures that may not recur on another try (the rest are deterministic)."""
         return self in (FailureCategory.TIMEOUT, FailureCategory.MEMORY, FailureCategory.CRASH)
+
+
+_STATES: dict[str, DocState] = {s.value: s for s in DocState}
+_CATEGORIES: dict[str, FailureCategory] = {c.value: c for c in FailureCategory}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +121,25 @@ class ProcessOutcome:
     cost_usd: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
+    # (content, its JSON) as seal() made them, for a small content: the driver writes the
+    # JSON to the part files without decompressing it. Only while ``content`` is still
+    # that object (see content_utf8): whoever replaces the content makes it stale.
+    plain: tuple[bytes, bytes] | None = field(default=None, compare=False, repr=False)
 
     def seal(self) -> None:
         """Encode text, metadata and extra into ``content`` and drop text and extra
         (done once, in the worker, so the driver passes the bytes on as they are)."""
         if self.content is None and (self.text or self.metadata or self.extra):
-            self.content = encode_content(self.text, self.metadata, **self.extra)
+            content, plain = encode_content_plain(self.text, self.metadata, **self.extra)
+            self.content = content
+            self.plain = (content, plain) if len(plain) <= PLAIN_MAX else None
             self.text = []
             self.extra = {}
+
+    def content_utf8(self) -> bytes | None:
+        """The JSON that ``content`` compresses, when known without decompressing it."""
+        plain = self.plain
+        return plain[1] if plain is not None and plain[0] is self.content else None
 
     def opened(self) -> ProcessOutcome:
         """A copy with ``text`` and ``metadata`` decoded from ``content``."""
@@ -123,12 +147,13 @@ class ProcessOutcome:
             return self
         data = decode_content(self.content)
         text, metadata = data.pop("text"), data.pop("metadata")
-        return replace(self, text=text, metadata=metadata, extra=data, content=None)
+        return replace(self, text=text, metadata=metadata, extra=data, content=None, plain=None)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self.opened())
         data.pop("content", None)
         data.pop("images", None)  # transient: never stored
+        data.pop("plain", None)
         data["status"] = str(self.status)
         data["error"] = self.error.to_dict() if self.error else None
         return data
@@ -148,6 +173,57 @@ class ProcessOutcome:
             parse_s=float(data.get("parse_s") or 0.0),
             needs_split=bool(data.get("needs_split")),
             page_range=PageRange(**prange) if prange else None,
+        )
+
+    def to_wire(self) -> tuple[Any, ...]:
+        """Every field as plain values (strings for the enums, tuples for the small value
+        objects): what a worker sends, far cheaper to pickle and unpickle than the
+        dataclass with its enums. :meth:`from_wire` gives back an equal outcome."""
+        err = self.error
+        rng = self.page_range
+        return (
+            self.status.value,
+            self.mime,
+            self.pages,
+            self.text,
+            self.metadata,
+            (err.category.value, err.message, err.stage) if err is not None else None,
+            self.parse_s,
+            self.needs_split,
+            (rng.start, rng.stop) if rng is not None else None,
+            self.extra,
+            self.content,
+            self.images,
+            self.label,
+            self.cost_usd,
+            self.tokens_in,
+            self.tokens_out,
+            self.content_utf8(),
+        )
+
+    @classmethod
+    def from_wire(cls, wire: tuple[Any, ...]) -> ProcessOutcome:
+        """The outcome that :meth:`to_wire` flattened (an exception for anything else)."""
+        (status, mime, pages, text, metadata, err, parse_s, needs_split, rng, extra,
+         content, images, label, cost_usd, tokens_in, tokens_out, plain) = wire
+        return cls(
+            _STATES[status],
+            mime,
+            pages,
+            text,
+            metadata,
+            ErrorInfo(_CATEGORIES[err[0]], err[1], err[2]) if err is not None else None,
+            parse_s,
+            needs_split,
+            PageRange(rng[0], rng[1]) if rng is not None else None,
+            extra,
+            content,
+            images,
+            label,
+            cost_usd,
+            tokens_in,
+            tokens_out,
+            (content, plain) if plain is not None and content is not None else None,
         )
 
     @classmethod
@@ -210,3 +286,8 @@ class Record:
     def json_line(self) -> str:
         """The record as one line of JSON, its content spliced in undecoded."""
         return splice(self._head(), self.content)
+
+    def json_line_utf8(self, plain: bytes | None = None) -> bytes:
+        """:meth:`json_line` encoded as UTF-8 (what a JSON Lines part file holds);
+        ``plain``: the content's JSON when the caller has it (not decompressed again)."""
+        return splice_utf8(self._head(), self.content, plain)

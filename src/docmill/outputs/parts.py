@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import IO
+from typing import BinaryIO
 
 from docmill.model import Record
 from docmill.outputs.columns import ParquetRowWriter
@@ -37,19 +37,21 @@ class PartFile:
         self.path = directory / part_name(number, fmt)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self.doc_ids: list[int] = []
-        self._jsonl: IO[str] | None = None
+        self._jsonl: BinaryIO | None = None
         self._parquet: ParquetRowWriter | None = None
         if fmt == "parquet":
             self._parquet = ParquetRowWriter(str(self._tmp))
         else:
-            self._jsonl = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in commit
+            # UTF-8 bytes: the records' content is never decoded to text on its way here
+            self._jsonl = open(self._tmp, "wb")  # noqa: SIM115 - closed in commit
 
-    def write(self, record: Record) -> None:
+    def write(self, record: Record, plain: bytes | None = None) -> None:
+        """Append ``record``; ``plain``: its content's JSON, when the caller has it."""
         if self._parquet is not None:
             self._parquet.write(record)
         elif self._jsonl is not None:
-            self._jsonl.write(record.json_line())
-            self._jsonl.write("\n")
+            self._jsonl.write(record.json_line_utf8(plain))
+            self._jsonl.write(b"\n")
         self.doc_ids.append(record.id)
 
     def __len__(self) -> int:

@@ -357,55 +357,59 @@ class Store:
             row = c.execute("SELECT started_at FROM documents WHERE id=?", (doc_id,)).fetchone()
             now = time.time()
             started = row[0] if row and row[0] is not None else now
-            self._complete(c, doc_id, outcome, quarantined, now, now - started)
+            self._complete(c, [(doc_id, outcome, quarantined, now, now - started)])
 
     def complete_many(
         self, items: Iterable[tuple[int, ProcessOutcome, bool, float, float]]
     ) -> None:
         """Commit outcomes: (id, outcome, quarantined, finished_at, total_s) each."""
         with self.transaction() as c:
-            for doc_id, outcome, quarantined, finished_at, total_s in items:
-                self._complete(c, doc_id, outcome, quarantined, finished_at, total_s)
+            self._complete(c, items)
 
     def _complete(
         self,
         c: sqlite3.Connection,
-        doc_id: int,
-        o: ProcessOutcome,
-        quarantined: bool,
-        finished_at: float,
-        total_s: float,
+        items: Iterable[tuple[int, ProcessOutcome, bool, float, float]],
     ) -> None:
-        payload = o.content
-        if payload is None and (o.text or o.metadata or o.extra):
-            payload = encode_content(o.text, o.metadata, **o.extra)
-        err = o.error
-        c.execute(
+        """One prepared statement for every outcome, then the chunks that are done with."""
+        merged: list[tuple[int]] = []  # documents whose page ranges are no longer needed
+
+        def values() -> Iterator[tuple[object, ...]]:
+            for doc_id, o, quarantined, finished_at, total_s in items:
+                payload = o.content
+                if payload is None and (o.text or o.metadata or o.extra):
+                    payload = encode_content(o.text, o.metadata, **o.extra)
+                err = o.error
+                if o.page_range is not None or o.metadata.get("split_ranges"):
+                    merged.append((doc_id,))
+                yield (
+                    str(o.status),
+                    o.mime,
+                    o.pages,
+                    str(err.category) if err else None,
+                    err.message if err else None,
+                    err.stage if err else None,
+                    int(quarantined),
+                    finished_at,
+                    o.parse_s,
+                    total_s,
+                    payload,
+                    o.label,
+                    o.cost_usd,
+                    o.tokens_in,
+                    o.tokens_out,
+                    doc_id,
+                )
+
+        c.executemany(
             "UPDATE documents SET state=?, mime=?, pages=?, error_category=?, error_message=?, "
             "error_stage=?, quarantined=?, attempts=attempts+1, finished_at=?, parse_s=?, "
             "total_s=?, result=?, part=NULL, duplicate_of=NULL, label=?, "
             "cost_usd=cost_usd+?, tokens_in=tokens_in+?, tokens_out=tokens_out+? WHERE id=?",
-            (
-                str(o.status),
-                o.mime,
-                o.pages,
-                str(err.category) if err else None,
-                err.message if err else None,
-                err.stage if err else None,
-                int(quarantined),
-                finished_at,
-                o.parse_s,
-                total_s,
-                payload,
-                o.label,
-                o.cost_usd,
-                o.tokens_in,
-                o.tokens_out,
-                doc_id,
-            ),
+            values(),
         )
-        if o.page_range is not None or o.metadata.get("split_ranges"):
-            c.execute("DELETE FROM chunks WHERE doc_id=?", (doc_id,))
+        if merged:
+            c.executemany("DELETE FROM chunks WHERE doc_id=?", merged)
 
     def _finish_failed(
         self, c: sqlite3.Connection, doc_id: int, error: ErrorInfo, sha: str | None = None
