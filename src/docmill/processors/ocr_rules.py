@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from docmill.processors.ocr_leaders import parse_pgm
+from docmill.processors.ocr_leaders import parse_pgm, tsv_line_rows
 
 MIN_LENGTH_IN = 0.4  # a rule is at least this long (inches)
 MAX_WIDTH_IN = 0.03  # ... and at most this wide
@@ -74,15 +74,6 @@ def vertical_rules(width: int, height: int, pixels: bytes, dpi: int) -> list[Rul
     return rules
 
 
-def _line_words(rows: list[list[str]]) -> list[list[int]]:
-    """The word rows of each TSV line, in order."""
-    lines: dict[tuple[str, ...], list[int]] = {}
-    for number, cells in enumerate(rows):
-        if len(cells) >= 12 and cells[0] == "5" and cells[11].strip():
-            lines.setdefault(tuple(cells[1:5]), []).append(number)
-    return list(lines.values())
-
-
 def _trim(text: str, before: str, after: str, left: bool, right: bool) -> str:
     """``text`` without the rule's marks at the edges flagged: a ``|``, or a bracket
     the line (``before`` and ``after`` this word) does not pair."""
@@ -113,7 +104,7 @@ def drop_rule_marks(tsv: str, image: bytes, dpi: int) -> str:
     near = round(NEAR_IN * dpi)
     rows = [row.split("\t") for row in tsv.split("\n")]
     changed = False
-    for members in _line_words(rows):
+    for _, members in tsv_line_rows(rows):
         texts = [rows[n][11].strip() for n in members]
         for k, n in enumerate(members):
             try:
