@@ -62,6 +62,42 @@ def test_workers_are_recycled_after_n_tasks(tmp_path: Path) -> None:
         assert pool.shutdown() == []
 
 
+def test_a_recycled_workers_successor_starts_early_and_the_old_one_is_reaped(
+    tmp_path: Path,
+) -> None:
+    pdf = write_pdf(tmp_path / "a.pdf", ["hello"])
+    pool = WorkerPool(1, PoolLimits(timeout_s=30, memory_mb=1024, recycle_after=2))
+    pool.start()
+    try:
+        (first,) = pool.pids()
+        pool.submit(_task(1, pdf))
+        assert pool.started == 1
+        pool.submit(_task(2, pdf))  # its last task: the successor starts now
+        assert pool.started == 2 and pool.pids() == [first]
+        assert [t.task_id for t, _o in _collect(pool, 2)] == [1, 2]
+        pool.poll(0.0)  # hands over without waiting for the old worker to exit
+        (second,) = pool.pids()
+        assert second != first
+        deadline = time.monotonic() + 10
+        while _alive(first) and time.monotonic() < deadline:
+            pool.poll(0.05)  # later polls reap it
+        assert not _alive(first)
+        pool.submit(_task(3, pdf))
+        ((task, outcome),) = _collect(pool, 1)
+        assert task.task_id == 3 and outcome.opened().text == ["hello"]
+    finally:
+        assert pool.shutdown() == []
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists, zombie or not reaped included."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().split(b") ")[-1][:1] != b"Z"
+    except FileNotFoundError:
+        return False
+
+
 def test_timeout_is_enforced_from_outside_and_the_worker_replaced(tmp_path: Path) -> None:
     big = HOSTILE / "generated" / "pages_100k.pdf"
     small = write_pdf(tmp_path / "b.pdf", ["fine"])

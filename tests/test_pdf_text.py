@@ -8,6 +8,7 @@ import pytest
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome
 from docmill.processors import ExtractOptions, Task, process_task
+from docmill.processors.pdf_text import open_pdfium, pdf_date, pdfium_metadata
 from engine_kit import HOSTILE, REAL
 
 # PDFium rejects both; pypdf rebuilds the first (793 bytes) and fails on the second
@@ -62,3 +63,62 @@ def test_pdfium_line_end_hyphens_and_crlf_become_plain_text() -> None:
         for page in _run(path).opened().text
     ]
     assert found and not any("\x02" in page or "\r" in page for page in found)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("D:20160719010507+02'00'", "2016-07-19T01:05:07+02:00"),
+        ("D:20160719010507Z", "2016-07-19T01:05:07Z"),
+        ("D:20160719010507-0800", "2016-07-19T01:05:07-08:00"),
+        ("D:2016", "2016-01-01T00:00:00"),
+        ("D:201607", "2016-07-01T00:00:00"),
+        ("  D:201607191230 ", "2016-07-19T12:30:00"),
+        ("D:20161301", None),  # month 13
+        ("D:20160230", None),  # 30 February
+        ("D:20160719240000", None),  # hour 24
+        ("D:20167", None),  # an odd number of digits
+        ("D:201", None),
+        ("Tuesday", None),
+    ],
+)
+def test_pdf_dates_become_iso_8601_or_none(value: str, expected: str | None) -> None:
+    assert pdf_date(value) == expected
+
+
+def test_metadata_read_from_pdfium_directly_matches_pypdfium2s_reader() -> None:
+    import pypdfium2 as pdfium
+
+    files = sorted(REAL.rglob("*.pdf"))
+    if not files:
+        pytest.skip("corpus missing")
+    seen_values = 0
+    for path in files:
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError:
+            continue
+        try:
+            expected = doc.get_metadata_dict(skip_empty=False)
+            assert pdfium_metadata(doc) == expected, path
+            seen_values += sum(1 for value in expected.values() if value)
+        finally:
+            doc.close()
+    assert seen_values > 100  # the corpus has real titles, producers and dates
+
+
+def test_a_pdf_pdfium_cannot_open_gives_its_error_code() -> None:
+    locked = HOSTILE / "real" / "pdfbox__encryption_PasswordSample-128bit.pdf"
+    if not locked.exists():
+        pytest.skip(f"corpus file missing: {locked}")
+    raw, code = open_pdfium(str(locked))
+    assert raw is None and code == 4  # FPDF_ERR_PASSWORD
+    raw, code = open_pdfium(str(HOSTILE.parent / "no such file.pdf"))
+    assert raw is None and code == 2  # FPDF_ERR_FILE
+    raw, code = open_pdfium(str(next(REAL.rglob("*.pdf"))))
+    assert raw is not None and code == 0
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(raw)
+    assert len(doc) >= 1
+    doc.close()

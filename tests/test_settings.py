@@ -28,7 +28,7 @@ CONTRACT_DEFAULTS = {
     "run.timeout_s": 120.0,
     "run.memory_mb": 2048,
     "run.max_attempts": 3,
-    "run.recycle_after": 200,
+    "run.recycle_after": 1000,
     "run.split_pages": 500,
     "run.progress_interval_s": 5.0,
     "run.max_file_mb": 2048,

@@ -4,7 +4,10 @@ Each worker runs one task at a time. The driver watches every busy worker: past 
 deadline it is killed (``timeout``), over its resident-memory cap it is killed
 (``memory``), and if it dies on its own the task fails with ``crash`` and the signal.
 A killed or dead worker is replaced; a worker is also retired after ``recycle_after``
-tasks. Nothing a document does can take the pool down.
+tasks. Its successor is started when it takes its last task, so that it is waiting when
+that task is done, and a retired worker exits on its own time (reaped by later polls):
+a recycle costs the driver no wait and the core no idle gap. Nothing a document does can
+take the pool down.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ Clock = Callable[[], float]
 MB = 1024 * 1024
 DEPTH = 2  # tasks per worker: the current one and the next, already in its pipe
 RSS_SAMPLE_S = 0.05  # how often a busy worker's resident memory is read
+EXIT_GRACE_S = 5.0  # a retired worker that has not exited by then is killed
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class _Slot:
     tasks_done: int = 0
     sampled_at: float = 0.0
     options: ExtractOptions | None = None  # the last options sent (tasks carry them)
+    successor: _Slot | None = None  # started when this one took its last task
 
     @property
     def task(self) -> Task | None:
@@ -97,6 +102,7 @@ class WorkerPool:
         self._poller = select.poll()
         self._polled: set[int] = set()
         self.started = 0  # processes started, for stats
+        self._exiting: list[tuple[BaseProcess, float]] = []  # retired: (process, kill at)
         self.killed: dict[str, int] = {}
 
     # --- lifecycle ----------------------------------------------------------------
@@ -122,7 +128,13 @@ class WorkerPool:
             proc=proc, conn=parent, stage_buf=stage_buf, fds=(parent.fileno(), proc.sentinel)
         )
 
-    def _retire(self, slot: _Slot, *, kill: bool) -> None:
+    def _retire(self, slot: _Slot, *, kill: bool, wait: bool = True) -> None:
+        """Stop ``slot``'s worker (and a successor it had started). ``wait=False``, for
+        an idle worker: ask it to exit and reap it in a later poll (killed after
+        ``EXIT_GRACE_S``)."""
+        if slot.successor is not None:
+            self._retire(slot.successor, kill=False, wait=wait)
+            slot.successor = None
         if kill:
             slot.proc.kill()
         else:
@@ -130,11 +142,37 @@ class WorkerPool:
                 slot.conn.send(None)
             except OSError:
                 slot.proc.kill()
+        if not wait and not kill:
+            slot.conn.close()
+            self._exiting.append((slot.proc, self._clock() + EXIT_GRACE_S))
+            return
         slot.proc.join(timeout=2.0 if not kill else 5.0)
         if slot.proc.is_alive():
             slot.proc.kill()
             slot.proc.join(timeout=5.0)
         slot.conn.close()
+
+    def _replace(self, slot: _Slot, *, kill: bool) -> _Slot:
+        """Retire ``slot`` (killed, or asked to exit when idle) and return the worker
+        that takes its place: its successor when one was started."""
+        successor, slot.successor = slot.successor, None
+        self._retire(slot, kill=kill, wait=False)
+        return successor or self._spawn()
+
+    def _reap(self, *, wait: bool = False) -> None:
+        """Join retired workers that have exited; kill those past their grace."""
+        now = self._clock()
+        keep: list[tuple[BaseProcess, float]] = []
+        for proc, kill_at in self._exiting:
+            if wait:
+                proc.join(timeout=max(0.0, kill_at - now))
+            if proc.is_alive():
+                if now < kill_at and not wait:
+                    keep.append((proc, kill_at))
+                    continue
+                proc.kill()
+            proc.join(timeout=5.0)
+        self._exiting = keep
 
     def shutdown(self, *, kill: bool = False) -> list[Task]:
         """Stop every worker; return the tasks that were still in flight (lost)."""
@@ -142,6 +180,7 @@ class WorkerPool:
         for slot in self._slots:
             self._retire(slot, kill=kill or bool(slot.queue))
         self._slots = []
+        self._reap(wait=True)
         return lost
 
     # --- work ---------------------------------------------------------------------
@@ -181,12 +220,13 @@ class WorkerPool:
         except OSError:  # the worker died: its result (if any) shows up in poll()
             if slot.queue:
                 raise RuntimeError("worker pipe closed") from None
-            self._retire(slot, kill=True)
-            slot = self._slots[i] = self._spawn()
+            slot = self._slots[i] = self._replace(slot, kill=True)
             self._send(slot, task)
         slot.queue.append(task)
         if len(slot.queue) == 1:
             self._begin(slot)
+        if slot.successor is None and slot.tasks_done + len(slot.queue) >= self._limits.recycle_after:
+            slot.successor = self._spawn()  # its last task: the next worker starts now
 
     @staticmethod
     def _send(slot: _Slot, task: Task) -> None:
@@ -213,6 +253,8 @@ class WorkerPool:
                 time.sleep(wait_s)
             return []
         ready = self._wait(busy, wait_s)
+        if self._exiting:
+            self._reap()
         results: list[tuple[Task, ProcessOutcome]] = []
         cap = self._limits.memory_mb * MB
         for i, slot in enumerate(self._slots):
@@ -226,8 +268,7 @@ class WorkerPool:
             task = slot.task
             if task is None:
                 if slot.tasks_done >= self._limits.recycle_after:
-                    self._retire(slot, kill=False)
-                    self._slots[i] = self._spawn()
+                    self._slots[i] = self._replace(slot, kill=False)
                 continue
             now = self._clock()
             category: FailureCategory | None = None
@@ -239,8 +280,7 @@ class WorkerPool:
                     results.append((slot.queue.popleft(), last))
                     self._returned.extend(slot.queue)
                     slot.queue.clear()
-                    self._retire(slot, kill=True)
-                    self._slots[i] = self._spawn()
+                    self._slots[i] = self._replace(slot, kill=True)
                     continue
                 code = slot.proc.exitcode or 0
                 category = FailureCategory.CRASH
@@ -267,8 +307,7 @@ class WorkerPool:
                 failure = ProcessOutcome.failure(category, message, stage)
                 self.killed[str(category)] = self.killed.get(str(category), 0) + 1
             if failure is not None:
-                self._retire(slot, kill=True)
-                self._slots[i] = self._spawn()
+                self._slots[i] = self._replace(slot, kill=True)
                 results.append((slot.queue.popleft(), failure))
                 self._returned.extend(slot.queue)  # never started: not this document's fault
         return results

@@ -223,16 +223,17 @@ class Runner:
         last_progress = 0.0
         status = "interrupted"
         llm = self._llm
+        window = s.window  # once: it asks the OS for the usable cores
         try:
             while not self.stop.abandon:
                 if not self.stop.draining and not (llm and llm.exhausted):
                     self._collect_hashes(store)
                     # finished documents waiting for their commit (or, up to a cap, for
                     # the LLM stage) do not hold the window
-                    room = s.window - len(self._inflight) + len(self._to_commit)
+                    room = window - len(self._inflight) + len(self._to_commit)
                     room += llm.window_credit if llm else 0
                     # claim in batches (fewer transactions), or at once when idle
-                    if room >= max(1, s.window // 2) or (room > 0 and not self._ready):
+                    if room >= max(1, window // 2) or (room > 0 and not self._ready):
                         rows = store.claim_pending(room, time.time())
                         if len(rows) < room and not exhausted and (
                             len(self._hash_jobs) < ENUMERATE_BATCH

@@ -51,7 +51,7 @@ class RunSettings:
     timeout_s: float = 120.0  # wall-clock limit per document (or page range)
     memory_mb: int = 2048  # resident memory cap per worker process
     max_attempts: int = 3  # tries for timeout/memory/crash failures before quarantine
-    recycle_after: int = 200  # documents per worker process before it is replaced
+    recycle_after: int = 1000  # documents per worker process before it is replaced
     split_pages: int = 500  # documents above this many pages are split into ranges of it
     progress_interval_s: float = 5.0  # seconds between progress log lines (not a terminal)
     max_file_mb: int = 2048  # larger files end failed (too_large)
