@@ -107,6 +107,13 @@ class WorkerPool:
 
     # --- lifecycle ----------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Start the forkserver, which imports the worker modules, without waiting for
+        it: the driver goes on (ledger, enumeration, hashing) while it loads."""
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
     def start(self) -> None:
         self._slots = [self._spawn() for _ in range(self._size)]
 

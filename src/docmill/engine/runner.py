@@ -197,6 +197,12 @@ class Runner:
 
     def _run(self, store: Store, started: float) -> RunSummary:
         s = self.settings
+        pool = WorkerPool(
+            s.workers,
+            PoolLimits(s.run.timeout_s, s.run.memory_mb, s.run.recycle_after),
+            self._clock,
+        )
+        pool.prepare()  # the forkserver imports while the ledger and first sources are read
         recovered = store.recover_interrupted()
         if recovered:
             log.info("resuming: %d documents interrupted in flight are pending again", recovered)
@@ -209,17 +215,17 @@ class Runner:
         run_id = store.start_run(self.sources, s.to_dict())
         self._counts = store.counts()
         sources: Iterator[SourceFile] = iter_sources(self.sources, s.sources)
-        exhausted = False
-        pool = WorkerPool(
-            s.workers,
-            PoolLimits(s.run.timeout_s, s.run.memory_mb, s.run.recycle_after),
-            self._clock,
-        )
-        if s.llm.spec:
-            self._llm = LlmBridge.open(s.llm, self.out_dir, store)
-        pool.start()
         hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="docmill-hash")
-        self._submit_hashes(store, hasher)
+        try:
+            self._submit_hashes(store, hasher)
+            # the first batch of sources hashes while the workers start
+            exhausted = self._enumerate(store, sources, hasher)
+            if s.llm.spec:
+                self._llm = LlmBridge.open(s.llm, self.out_dir, store)
+            pool.start()
+        except BaseException:
+            hasher.shutdown(wait=True, cancel_futures=True)
+            raise
         last_progress = 0.0
         status = "interrupted"
         llm = self._llm
