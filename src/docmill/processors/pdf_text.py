@@ -109,7 +109,8 @@ def layer_text(doc: Any, index: int) -> str | None:
 def pdfium_metadata(doc: Any) -> dict[str, str]:
     """The document information dictionary's values for ``_META_KEYS`` ("" when absent),
     what ``PdfDocument.get_metadata_dict`` returns, from PDFium directly: one call for
-    an absent key instead of two and a buffer (most keys are absent)."""
+    an absent key instead of two and a buffer (most keys are absent). Malformed UTF-16
+    (a lone surrogate) is replaced by U+FFFD where pypdfium2 would raise."""
     import ctypes
 
     import pypdfium2.raw as pdfium_c
