@@ -8,7 +8,13 @@ import pytest
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome
 from docmill.processors import ExtractOptions, Task, process_task
-from docmill.processors.pdf_text import open_pdfium, pdf_date, pdfium_metadata
+from docmill.processors.pdf_text import (
+    bounded_text,
+    layer_text,
+    open_pdfium,
+    pdf_date,
+    pdfium_metadata,
+)
 from engine_kit import HOSTILE, REAL
 
 # PDFium rejects both; pypdf rebuilds the first (793 bytes) and fails on the second
@@ -105,6 +111,37 @@ def test_metadata_read_from_pdfium_directly_matches_pypdfium2s_reader() -> None:
         finally:
             doc.close()
     assert seen_values > 100  # the corpus has real titles, producers and dates
+
+
+def test_page_text_read_in_one_pass_matches_pypdfium2s_bounded_text() -> None:
+    import pypdfium2 as pdfium
+
+    files = sorted(REAL.rglob("*.pdf"))
+    if not files:
+        pytest.skip("corpus missing")
+    pages = chars = 0
+    for path in files:
+        try:
+            doc = pdfium.PdfDocument(str(path))
+        except pdfium.PdfiumError:
+            continue
+        try:
+            for index in range(min(len(doc), 8)):
+                page = doc[index]
+                textpage = page.get_textpage()
+                expected = textpage.get_text_bounded()
+                assert layer_text(doc, index) == expected, (path, index)
+                if index == 0:  # a buffer too small at first: read again, larger
+                    left, bottom, right, top = page.get_bbox()
+                    area = (left, top, right, bottom)
+                    assert bounded_text(textpage, area, 1) == expected, path
+                pages += 1
+                chars += len(expected)
+                textpage.close()
+                page.close()
+        finally:
+            doc.close()
+    assert pages > 300 and chars > 500_000
 
 
 def test_a_pdf_pdfium_cannot_open_gives_its_error_code() -> None:

@@ -105,6 +105,18 @@ def test_relative_folder_source_yields_absolute_paths(
     assert all(f.source.startswith(str(tree) + os.sep) for f in found)
 
 
+def test_an_unnormalised_folder_source_yields_normalised_paths_and_relative_patterns(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tree.parent)
+    for spelled in ("./docs/", "docs/sub/../", f"{tree}//"):
+        found = list(iter_sources([spelled], SourceSettings(include=("sub/deep/*.pdf",))))
+        assert [f.source for f in found] == [str(tree / "sub" / "deep" / "d.pdf")], spelled
+        every = list(iter_sources([spelled], SourceSettings()))
+        assert all(f.source == os.path.normpath(f.source) for f in every), spelled
+        assert len(every) == 10, spelled
+
+
 def test_enumeration_is_lazy(tmp_path: Path) -> None:
     root = tmp_path / "lazy"
     touch(root / "a" / "1.pdf")

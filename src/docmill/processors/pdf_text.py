@@ -77,9 +77,8 @@ def layer_text(doc: Any, index: int) -> str | None:
     ``page.get_textpage().get_text_bounded()`` returns), or None if the page or its
     text cannot be loaded. It calls PDFium directly: pypdfium2's page and text-page
     objects (their finalizers and parent links) cost 5-10 % of a text-only worker's CPU
-    (measured in-process and with py-spy)."""
-    import ctypes
-
+    (measured in-process and with py-spy). PDFium builds the text once, not twice as
+    pypdfium2 does (once for its length, once to copy it)."""
     import pypdfium2.raw as pdfium_c
 
     page = pdfium_c.FPDF_LoadPage(doc, index)
@@ -93,17 +92,32 @@ def layer_text(doc: Any, index: int) -> str | None:
             box = pdfium_c.FS_RECTF()
             if not pdfium_c.FPDF_GetPageBoundingBox(page, box):
                 return None
-            area = (textpage, box.left, box.top, box.right, box.bottom)
-            count = pdfium_c.FPDFText_GetBoundedText(*area, None, 0)
-            if count <= 0:
-                return ""
-            buffer = (ctypes.c_ushort * count)()
-            pdfium_c.FPDFText_GetBoundedText(*area, buffer, count)
-            return bytes(buffer).decode("utf-16-le", "ignore")
+            area = (box.left, box.top, box.right, box.bottom)
+            return bounded_text(textpage, area, 2 * pdfium_c.FPDFText_CountChars(textpage) + 64)
         finally:
             pdfium_c.FPDFText_ClosePage(textpage)
     finally:
         pdfium_c.FPDF_ClosePage(page)
+
+
+def bounded_text(textpage: Any, area: tuple[float, float, float, float], size: int) -> str:
+    """The text of ``textpage`` inside ``area`` (left, top, right, bottom), read into a
+    buffer of ``size`` UTF-16 units: one pass when the text and its NUL fit, else again
+    into a buffer four times larger, until they do."""
+    import ctypes
+
+    import pypdfium2.raw as pdfium_c
+
+    size = max(size, 1)
+    while True:
+        buffer = (ctypes.c_ushort * size)()
+        got = pdfium_c.FPDFText_GetBoundedText(textpage, *area, buffer, size)
+        if got < size:  # it all fitted, with the NUL PDFium adds when there is room
+            break
+        size *= 4
+    if got > 0 and buffer[got - 1] == 0:
+        got -= 1
+    return ctypes.string_at(buffer, 2 * got).decode("utf-16-le", "ignore") if got > 0 else ""
 
 
 def pdfium_metadata(doc: Any) -> dict[str, str]:

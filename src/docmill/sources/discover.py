@@ -31,16 +31,22 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return False
 
 
-def _stat_file(path: str) -> SourceFile | None:
+def _stat_file(path: str, absolute: bool = False) -> SourceFile | None:
     try:
         st = os.stat(path)
     except OSError:
         return None
-    return SourceFile(os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    return SourceFile(path if absolute else os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
 def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
-    """Depth-first, sorted, streaming walk (``os.scandir``; one folder listed at a time)."""
+    """Depth-first, sorted, streaming walk (``os.scandir``; one folder listed at a time).
+
+    The walk starts from the absolute, normalised ``root``, so every entry's path is
+    absolute and normalised as it comes, and its path relative to ``root`` is a slice.
+    """
+    root = os.path.abspath(root)
+    prefix = len(root) if root.endswith(os.sep) else len(root) + 1
     stack = [root]
     seen: set[tuple[int, int]] = set()
     while stack:
@@ -64,12 +70,12 @@ def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
                     continue
             except OSError:
                 continue
-            rel = os.path.relpath(entry.path, root).replace(os.sep, "/")
+            rel = entry.path[prefix:].replace(os.sep, "/")
             if options.include and not _matches(rel, options.include):
                 continue
             if options.exclude and _matches(rel, options.exclude):
                 continue
-            found = _stat_file(entry.path)
+            found = _stat_file(entry.path, absolute=True)
             if found is not None:
                 yield found
         stack.extend(reversed(subdirs))
