@@ -32,7 +32,7 @@ from docmill.processors import WORKER_PRELOAD, ExtractOptions, Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
-DEPTH = 2  # tasks per worker: the current one and the next, already in its pipe
+DEPTH = 4  # tasks per worker: the current one and three more, already in its pipe
 RSS_SAMPLE_S = 0.05  # how often a busy worker's resident memory is read
 EXIT_GRACE_S = 5.0  # a retired worker that has not exited by then is killed
 
