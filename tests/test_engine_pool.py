@@ -252,3 +252,32 @@ def test_poll_waits_its_time_and_follows_workers_that_die_and_are_replaced(tmp_p
         assert pool.take_returned() == []
     finally:
         pool.shutdown(kill=True)
+
+
+def test_the_forkserver_has_pdfium_loaded_before_a_worker_is_asked_for() -> None:
+    import subprocess
+    import sys
+
+    # started in a fresh interpreter, as `docmill run` starts it: before the engine is
+    # imported, and importing nothing else of docmill's
+    script = (
+        "import sys, time\n"
+        "from docmill.engine.preload import start_forkserver\n"
+        "start_forkserver()\n"
+        "from multiprocessing import forkserver\n"
+        "pid = forkserver._forkserver._forkserver_pid\n"
+        "ours = sorted(m for m in sys.modules if m.startswith('docmill'))\n"
+        "deadline = time.monotonic() + 30\n"
+        "while time.monotonic() < deadline:\n"
+        "    if 'libpdfium' in open(f'/proc/{pid}/maps').read():\n"
+        "        break\n"
+        "    time.sleep(0.02)\n"
+        "else:\n"
+        "    sys.exit('the forkserver never loaded PDFium')\n"
+        "print(ours)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['docmill', 'docmill.engine', 'docmill.engine.preload']"

@@ -134,12 +134,8 @@ def _error(message: str) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from docmill.engine.api import run
-    from docmill.engine.runner import StopToken
     from docmill.observability.logs import configure_logging
     from docmill.settings import SettingsError, load_settings
-    from docmill.sources import SourceError
-    from docmill.state import Store, StoreError
 
     configure_logging("INFO")
     try:
@@ -154,6 +150,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         _error(f"{exc} (fix the setting in the config file, DOCMILL_* env or --set)")
         return EXIT_ERROR
+    from docmill.engine.preload import start_forkserver
+
+    start_forkserver()  # its imports overlap the driver's, just below
+    from docmill.engine.api import run
+    from docmill.engine.runner import StopToken
+    from docmill.sources import SourceError
+    from docmill.state import Store, StoreError
+
     sources = list(args.sources)
     try:
         if not sources:

@@ -26,9 +26,10 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from docmill.engine.preload import WORKER_PRELOAD, start_forkserver
 from docmill.engine.worker import STAGE_BYTES, task_message, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
-from docmill.processors import WORKER_PRELOAD, ExtractOptions, Task
+from docmill.processors import ExtractOptions, Task
 
 Clock = Callable[[], float]
 MB = 1024 * 1024
@@ -95,7 +96,7 @@ class WorkerPool:
         self._limits = limits
         self._clock = clock
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["docmill.engine.worker", *WORKER_PRELOAD])
+        self._ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # if not started yet
         self._slots: list[_Slot] = []
         self._returned: list[Task] = []
         # one poll object, kept across calls: registered are the busy slots' fds
@@ -109,10 +110,9 @@ class WorkerPool:
 
     def prepare(self) -> None:
         """Start the forkserver, which imports the worker modules, without waiting for
-        it: the driver goes on (ledger, enumeration, hashing) while it loads."""
-        from multiprocessing import forkserver
-
-        forkserver.ensure_running()
+        it: the driver goes on (ledger, enumeration, hashing) while it loads. The CLI
+        has usually started it already (``engine.preload``)."""
+        start_forkserver()
 
     def start(self) -> None:
         self._slots = [self._spawn() for _ in range(self._size)]
