@@ -524,6 +524,40 @@ def test_retryable_failure_not_yet_quarantined_is_no_twin(store: Store, tmp_path
     assert twin.id == first
 
 
+def test_settled_twins_answers_a_whole_batch_as_settled_twin_does_one(
+    store: Store, tmp_path: Path
+) -> None:
+    names = ("a", "b", "c", "d", "e", "f")
+    files = [make_file(tmp_path, f"{n}.pdf", f"content {n}".encode()) for n in names]
+    files += [make_file(tmp_path, f"copy/{n}.pdf", f"content {n}".encode()) for n in names]
+    ids = add_and_hash(store, files)
+    originals, copies = ids[:6], ids[6:]
+    store.claim_pending(12)
+    finish(store, originals[0], done(["a"]))
+    store.complete(originals[1], ProcessOutcome.failure(FailureCategory.ENCRYPTED, "pw"))
+    store.complete(originals[2], ProcessOutcome.failure(FailureCategory.TIMEOUT, "killed"))
+    store.complete(
+        originals[3], ProcessOutcome.failure(FailureCategory.CRASH, "SIGSEGV"), quarantined=True
+    )
+    # originals[4] is still running; e's copy settles first and is a twin
+    finish(store, copies[4], done(["e"]))
+    store.copy_outcome(copies[0], originals[0])  # a duplicate: never a twin itself
+    shas = [sha(f.source) for f in files[:6]]
+    twins = store.settled_twins(shas + shas + ["0" * 64])
+    assert {k: v.id for k, v in twins.items()} == {
+        shas[0]: originals[0],
+        shas[1]: originals[1],
+        shas[3]: originals[3],
+        shas[4]: copies[4],
+    }
+    for i, digest in enumerate(shas):  # the same answers, one at a time
+        one = store.settled_twin(digest, 0)
+        assert (one.id if one else None) == (twins[digest].id if digest in twins else None), i
+    assert store.settled_twins([]) == {}
+    many = [f"{i:064x}" for i in range(1200)] + [shas[0]]  # more than one query's worth
+    assert [t.id for t in store.settled_twins(many).values()] == [originals[0]]
+
+
 def test_duplicate_does_not_point_at_an_original_whose_content_changed(
     store: Store, tmp_path: Path
 ) -> None:

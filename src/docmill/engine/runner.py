@@ -245,8 +245,9 @@ class Runner:
                             len(self._hash_jobs) < ENUMERATE_BATCH
                         ):
                             exhausted = self._enumerate(store, sources, hasher)
+                        twins = store.settled_twins(r.sha256 for r in rows if r.sha256)
                         for row in rows:
-                            self._admit(store, row)
+                            self._admit(store, row, twins.get(row.sha256 or ""))
                 while pool.idle and self._ready:
                     pool.submit(self._ready.popleft())
                 wait_s = 0.05 if pool.busy else (0.005 if self._hash_jobs else 0.0)
@@ -380,9 +381,10 @@ class Runner:
             options=self._options,
         )
 
-    def _admit(self, store: Store, row: LedgerRow) -> None:
+    def _admit(self, store: Store, row: LedgerRow, twin: LedgerRow | None) -> None:
+        """Dispatch a claimed row, unless its content is settled (``twin``, looked up for
+        the whole claimed batch) or in flight."""
         sha = row.sha256 or ""
-        twin = store.settled_twin(sha, row.id)
         if twin is not None:
             store.copy_outcome(row.id, twin.id)
             self._settled(row.id, twin.state, twin.pages)
