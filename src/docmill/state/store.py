@@ -365,13 +365,18 @@ class Store:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
+            # by the sha256 index: with a few dozen values SQLite's planner would
+            # rather walk the state index, every finished row (measured: 2.7 ms
+            # against 0.13 ms for 32 values on 3,648 rows)
             for r in self._conn.execute(
-                f"SELECT {_ROW_COLUMNS} FROM documents WHERE sha256 IN ({marks}) "
-                f"AND {_SETTLED_ORIGINAL} ORDER BY id",
+                f"SELECT {_ROW_COLUMNS} FROM documents INDEXED BY documents_sha "
+                f"WHERE sha256 IN ({marks}) AND {_SETTLED_ORIGINAL}",
                 chunk,
             ):
                 row = _row(r)
-                twins.setdefault(row.sha256 or "", row)
+                key = row.sha256 or ""
+                if key not in twins or row.id < twins[key].id:
+                    twins[key] = row
         return twins
 
     def complete(self, doc_id: int, outcome: ProcessOutcome, *, quarantined: bool = False) -> None:
