@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,55 +94,50 @@ def test_pdf_dates_become_iso_8601_or_none(value: str, expected: str | None) -> 
     assert pdf_date(value) == expected
 
 
-def test_metadata_read_from_pdfium_directly_matches_pypdfium2s_reader() -> None:
+def _corpus_documents() -> Iterator[tuple[Path, Any]]:
+    """(path, open pypdfium2 document) for every corpus PDF PDFium opens; each closed
+    when the next is asked for."""
     import pypdfium2 as pdfium
 
     files = sorted(REAL.rglob("*.pdf"))
     if not files:
         pytest.skip("corpus missing")
-    seen_values = 0
     for path in files:
         try:
             doc = pdfium.PdfDocument(str(path))
         except pdfium.PdfiumError:
             continue
         try:
-            expected = doc.get_metadata_dict(skip_empty=False)
-            assert pdfium_metadata(doc) == expected, path
-            seen_values += sum(1 for value in expected.values() if value)
+            yield path, doc
         finally:
             doc.close()
+
+
+def test_metadata_read_from_pdfium_directly_matches_pypdfium2s_reader() -> None:
+    seen_values = 0
+    for path, doc in _corpus_documents():
+        expected = doc.get_metadata_dict(skip_empty=False)
+        assert pdfium_metadata(doc) == expected, path
+        seen_values += sum(1 for value in expected.values() if value)
     assert seen_values > 100  # the corpus has real titles, producers and dates
 
 
 def test_page_text_read_in_one_pass_matches_pypdfium2s_bounded_text() -> None:
-    import pypdfium2 as pdfium
-
-    files = sorted(REAL.rglob("*.pdf"))
-    if not files:
-        pytest.skip("corpus missing")
     pages = chars = 0
-    for path in files:
-        try:
-            doc = pdfium.PdfDocument(str(path))
-        except pdfium.PdfiumError:
-            continue
-        try:
-            for index in range(min(len(doc), 8)):
-                page = doc[index]
-                textpage = page.get_textpage()
-                expected = textpage.get_text_bounded()
-                assert layer_text(doc, index) == expected, (path, index)
-                if index == 0:  # a buffer too small at first: read again, larger
-                    left, bottom, right, top = page.get_bbox()
-                    area = (left, top, right, bottom)
-                    assert bounded_text(textpage, area, 1) == expected, path
-                pages += 1
-                chars += len(expected)
-                textpage.close()
-                page.close()
-        finally:
-            doc.close()
+    for path, doc in _corpus_documents():
+        for index in range(min(len(doc), 8)):
+            page = doc[index]
+            textpage = page.get_textpage()
+            expected = textpage.get_text_bounded()
+            assert layer_text(doc, index) == expected, (path, index)
+            if index == 0:  # a buffer too small at first: read again, larger
+                left, bottom, right, top = page.get_bbox()
+                area = (left, top, right, bottom)
+                assert bounded_text(textpage, area, 1) == expected, path
+            pages += 1
+            chars += len(expected)
+            textpage.close()
+            page.close()
     assert pages > 300 and chars > 500_000
 
 
