@@ -119,6 +119,12 @@ def raw_seconds(path: Path) -> float:
 def measure(args: argparse.Namespace, _work: Path) -> dict[str, Any]:
     if shutil.which("pdftotext") is None:
         raise SystemExit("bench: pdftotext (poppler-utils) is not installed")
+    try:
+        import rapidfuzz  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "bench: rapidfuzz is not installed: run .venv/bin/pip install -e '.[bench]'"
+        ) from None
     rows: list[dict[str, Any]] = []
     files = skipped = 0
     parse_s = raw_s = layout_s = 0.0
