@@ -26,7 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from docmill.engine.preload import WORKER_PRELOAD, start_forkserver
+from docmill.engine.preload import start_forkserver
 from docmill.engine.worker import STAGE_BYTES, task_message, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
 from docmill.processors import ExtractOptions, Task
@@ -96,7 +96,6 @@ class WorkerPool:
         self._limits = limits
         self._clock = clock
         self._ctx = multiprocessing.get_context("forkserver")
-        self._ctx.set_forkserver_preload(list(WORKER_PRELOAD))  # if not started yet
         self._slots: list[_Slot] = []
         self._returned: list[Task] = []
         # one poll object, kept across calls: registered are the busy slots' fds
@@ -115,6 +114,7 @@ class WorkerPool:
         start_forkserver()
 
     def start(self) -> None:
+        start_forkserver()  # with the preload, when ``prepare`` was not called
         self._slots = [self._spawn() for _ in range(self._size)]
 
     def _spawn(self) -> _Slot:
