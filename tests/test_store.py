@@ -471,7 +471,7 @@ def test_copy_outcome_gives_the_duplicate_the_twins_payload(store: Store, tmp_pa
     store.claim_pending(2)
     finish(store, first, done(["shared text", "p2"], title="Same"))
 
-    twin = store.settled_twin(sha(b.source), second)
+    twin = store.settled_twins([sha(b.source)]).get(sha(b.source))
     assert twin is not None
     assert twin.id == first
     store.copy_outcome(second, first)
@@ -491,8 +491,8 @@ def test_copy_outcome_gives_the_duplicate_the_twins_payload(store: Store, tmp_pa
     assert original.duplicate_of is None
     # a duplicate is never offered as a twin itself
     c = make_file(tmp_path, "again/c.pdf", b"identical")
-    (third,) = add_and_hash(store, [c])
-    twin_again = store.settled_twin(sha(c.source), third)
+    add_and_hash(store, [c])
+    twin_again = store.settled_twins([sha(c.source)]).get(sha(c.source))
     assert twin_again is not None
     assert twin_again.id == first
 
@@ -512,19 +512,19 @@ def test_copy_outcome_of_a_failed_twin_copies_the_error(store: Store, tmp_path: 
 
 def test_retryable_failure_not_yet_quarantined_is_no_twin(store: Store, tmp_path: Path) -> None:
     a, b = (make_file(tmp_path, n, b"same slow bytes") for n in ("a.pdf", "b.pdf"))
-    first, second = add_and_hash(store, [a, b])
+    first, _second = add_and_hash(store, [a, b])
     store.claim_pending(2)
     store.complete(first, ProcessOutcome.failure(FailureCategory.TIMEOUT, "killed"))
-    assert store.settled_twin(sha(a.source), second) is None
+    assert store.settled_twins([sha(a.source)]) == {}
     store.complete(
         first, ProcessOutcome.failure(FailureCategory.TIMEOUT, "killed"), quarantined=True
     )
-    twin = store.settled_twin(sha(a.source), second)
+    twin = store.settled_twins([sha(a.source)]).get(sha(a.source))
     assert twin is not None
     assert twin.id == first
 
 
-def test_settled_twins_answers_a_whole_batch_as_settled_twin_does_one(
+def test_settled_twins_answers_a_whole_batch_as_it_answers_one_content(
     store: Store, tmp_path: Path
 ) -> None:
     names = ("a", "b", "c", "d", "e", "f")
@@ -551,7 +551,7 @@ def test_settled_twins_answers_a_whole_batch_as_settled_twin_does_one(
         shas[4]: copies[4],
     }
     for i, digest in enumerate(shas):  # the same answers, one at a time
-        one = store.settled_twin(digest, 0)
+        one = store.settled_twins([digest]).get(digest)
         assert (one.id if one else None) == (twins[digest].id if digest in twins else None), i
     assert store.settled_twins([]) == {}
     many = [f"{i:064x}" for i in range(1200)] + [shas[0]]  # more than one query's worth

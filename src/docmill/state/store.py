@@ -347,19 +347,11 @@ class Store:
         row = self._conn.execute("SELECT COUNT(*) FROM documents WHERE state='pending'").fetchone()
         return int(row[0])
 
-    def settled_twin(self, sha256: str, exclude_id: int) -> LedgerRow | None:
-        """A finished document with the same content (the one actually processed)."""
-        r = self._conn.execute(
-            f"SELECT {_ROW_COLUMNS} FROM documents WHERE sha256=? AND id<>? "
-            f"AND {_SETTLED_ORIGINAL} ORDER BY id LIMIT 1",
-            (sha256, exclude_id),
-        ).fetchone()
-        return _row(r) if r else None
-
     def settled_twins(self, shas: Iterable[str]) -> dict[str, LedgerRow]:
-        """``settled_twin`` for many contents at once (a claimed batch: one query for
-        every 500 of them instead of one each): by sha256, the finished document with
-        that content and the lowest id. Rows still pending or running are never twins."""
+        """By sha256, the finished document with that content that a document with the
+        same content may copy (the one actually processed; the lowest id): for a whole
+        claimed batch, one query for every 500 contents. Rows still pending or running
+        are never twins."""
         wanted = sorted(set(shas))
         twins: dict[str, LedgerRow] = {}
         for start in range(0, len(wanted), 500):
