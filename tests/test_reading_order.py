@@ -255,3 +255,15 @@ def test_superscripts_of_a_real_page_stay_on_their_lines() -> None:
     page = extract_pdf(str(GEOTOPO), request).text[0]
     assert "Jede offene Teilmenge U ⊆ Rn ist eine n-dimensionale" in page
     assert "Pn(R) = (Rn+1 \\ { 0 })/∼ = Sn/∼ und Pn(C)" in page
+
+
+def test_small_text_just_below_a_large_line_is_a_line_of_its_own() -> None:
+    # 138 pt "Big Text" with 14 pt "Small Text" under it (pdfplumber issue 987): the small
+    # line's baseline is within half the large glyphs' height of theirs, but further
+    # than its own height: another line, not a subscript of the large one
+    big = [Glyph(ch, 99 + 60 * i, 426, 159 + 60 * i, 564, 539.2) for i, ch in enumerate("Big")]
+    big += [Glyph(ch, 301 + 60 * i, 426, 361 + 60 * i, 564, 539.2) for i, ch in enumerate("Text")]
+    small = [Glyph(ch, 99 + 7 * i, 573, 105 + 7 * i, 587, 584.8) for i, ch in enumerate("Small")]
+    small.append(Char(" ", small[-1].x1, 573, small[-1].x1, 587))
+    small += [Glyph(ch, 134 + 6 * i, 573, 139 + 6 * i, 587, 584.8) for i, ch in enumerate("Text")]
+    assert ordered_text(big + small).split("\n\n") == ["Big Text", "Small Text"]

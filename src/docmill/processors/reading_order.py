@@ -71,7 +71,9 @@ def text_lines(chars: Sequence[Char]) -> list[list[Char]]:
     tallest glyph's) of the line's baseline joins that line (sub- and superscripts too);
     a taller glyph, not ``TALL`` times taller (a math font's loose box), moves the line's
     baseline to its own: a superscript read first does not keep its line's text off its
-    line. Each line sorted by x. A
+    line. A glyph whose baseline lies further below the line's than its own height is
+    on another line however large the line's glyphs are (small print under a headline).
+    Each line sorted by x. A
     space (no box of its own) goes with the glyph before it."""
     solid = [(i, ch) for i, ch in enumerate(chars) if ch.text != " "]
     solid.sort(key=lambda item: _baseline(item[1]))
@@ -82,7 +84,8 @@ def text_lines(chars: Sequence[Char]) -> list[list[Char]]:
         b = _baseline(ch)
         h = max(ch.y1 - ch.y0, 1.0)
         taller = size < h < TALL * size  # the line's text after its superscripts
-        if not out or b - base > BASELINE_DELTA * (h if taller else size):
+        gap = b - base
+        if not out or gap > BASELINE_DELTA * (h if taller else size) or gap > h:
             out.append([])
             base, size = b, h
         elif taller:
