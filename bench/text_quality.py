@@ -73,29 +73,43 @@ def similarity(a: str, b: str) -> float:
     return float(Levenshtein.normalized_similarity(a, b))
 
 
-def poppler_pages(path: Path, pages: int) -> list[str] | None:
-    """pdftotext's text of each page (None when pdftotext fails on the file)."""
+def _pdftotext(path: Path, *flags: str) -> list[str] | None:
+    """pdftotext's text of each page of ``path``, with ``flags`` (None when it fails)."""
     done = subprocess.run(
-        ["pdftotext", "-q", "-enc", "UTF-8", str(path), "-"],
+        ["pdftotext", "-q", *flags, "-enc", "UTF-8", str(path), "-"],
         capture_output=True,
         check=False,
         timeout=120,
     )
     if done.returncode != 0:
         return None
-    parts = done.stdout.decode("utf-8", "replace").split("\f")
+    return done.stdout.decode("utf-8", "replace").split("\f")
+
+
+def poppler_pages(path: Path, pages: int) -> list[str] | None:
+    """pdftotext's text of each page (None when pdftotext fails on the file)."""
+    parts = _pdftotext(path)
+    if parts is None:
+        return None
     return (parts + [""] * pages)[:pages]
+
+
+def _outcome(path: Path, **options: Any) -> Any:
+    """What a docmill worker makes of the whole of ``path`` (in this process) with
+    these ``ExtractOptions``."""
+    from docmill.processors import ExtractOptions, process_task
+    from docmill.processors.pipeline import Task
+
+    extract = ExtractOptions(split_pages=1 << 30, **options)
+    return process_task(Task(0, 0, str(path), None, 1 << 40, extract))
 
 
 def docmill_pages(path: Path, order: str = "pdfium") -> tuple[list[str], int, float] | None:
     """(page texts, pages, parse seconds) as a docmill worker extracts them, with
     ``extract.reading_order = order``."""
     from docmill.model import DocState
-    from docmill.processors import ExtractOptions, process_task
-    from docmill.processors.pipeline import Task
 
-    options = ExtractOptions(split_pages=1 << 30, reading_order=order)
-    outcome = process_task(Task(0, 0, str(path), None, 1 << 40, options))
+    outcome = _outcome(path, reading_order=order)
     if outcome.status != DocState.DONE or not outcome.pages:
         return None
     return list(outcome.text), outcome.pages, outcome.parse_s
@@ -127,11 +141,7 @@ def raw_seconds(path: Path) -> float:
 def table_pages(path: Path) -> set[int]:
     """The pages (from 0) where docmill's table detection (``extract.tables``) finds a
     table: the figures are split by it, tables being where orders differ most."""
-    from docmill.processors import ExtractOptions, process_task
-    from docmill.processors.pipeline import Task
-
-    options = ExtractOptions(split_pages=1 << 30, tables=True, ocr="never")
-    outcome = process_task(Task(0, 0, str(path), None, 1 << 40, options))
+    outcome = _outcome(path, tables=True, ocr="never")
     return {int(t["page"]) for t in outcome.extra.get("tables") or []}
 
 
@@ -163,13 +173,7 @@ def _pdfminer(path: Path) -> list[str]:
 
 
 def _pdftotext_layout(path: Path) -> list[str]:
-    done = subprocess.run(
-        ["pdftotext", "-q", "-layout", "-enc", "UTF-8", str(path), "-"],
-        capture_output=True,
-        check=False,
-        timeout=120,
-    )
-    return done.stdout.decode("utf-8", "replace").split("\f")
+    return _pdftotext(path, "-layout") or []
 
 
 # name -> (module it needs, page texts of a file); run on the same pages, same metric
