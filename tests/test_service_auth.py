@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from docmill.service.keys import KeyStore, parse_key
-from docmill.service.ratelimit import FallbackLimiter, MemoryLimiter, RedisLimiter, gcra
+from docmill.service.ratelimit import FallbackLimiter, MemoryLimiter, RedisLimiter, window_step
 from docmill.service.tiers import BUILTIN, Limit, check_tier, group_of, load_tiers
 from docmill.settings import SettingsError
 from engine_kit import REAL, run_cli
@@ -50,27 +52,80 @@ class FakeClock:
 # --- the pure policy ---------------------------------------------------------------------
 
 
-def test_gcra_allows_a_burst_then_spaces_requests() -> None:
+def test_a_burst_is_part_of_the_count_and_frees_as_it_leaves_the_window() -> None:
     clock = FakeClock()
     limiter = MemoryLimiter(clock)
     five_a_minute = [("k:other", Limit(5, 60.0))]
     answers = [limiter.hit_now(five_a_minute) for _ in range(5)]
     assert all(a.allowed for a in answers)
     assert [a.remaining for a in answers] == [4, 3, 2, 1, 0]
-    assert [a.reset_s for a in answers] == pytest.approx([12, 24, 36, 48, 60])
+    # the millisecond of 1000.0 counts whole: it leaves the window at 1000.001 + 60
+    assert [a.reset_s for a in answers] == pytest.approx([60.001] * 5)
     refused = limiter.hit_now(five_a_minute)
     assert not refused.allowed and refused.remaining == 0
-    assert refused.retry_after_s == pytest.approx(12.0)
+    assert refused.retry_after_s == pytest.approx(60.001)
     h = refused.headers()
-    assert h == {"RateLimit-Limit": "5", "RateLimit-Remaining": "0", "RateLimit-Reset": "60",
-                 "RateLimit-Policy": "5;w=60", "Retry-After": "12"}
-    clock.now += 11.9
+    assert h == {"RateLimit-Limit": "5", "RateLimit-Remaining": "0", "RateLimit-Reset": "61",
+                 "RateLimit-Policy": "5;w=60", "Retry-After": "61"}
+    clock.now += 59.99
     assert not limiter.hit_now(five_a_minute).allowed  # refusals do not count
-    clock.now += 0.1
-    again = limiter.hit_now(five_a_minute)
-    assert again.allowed and again.remaining == 0
-    clock.now += 600  # a long pause gives the whole burst back, never more
+    clock.now += 0.011
+    again = [limiter.hit_now(five_a_minute) for _ in range(6)]
+    assert [a.allowed for a in again] == [True] * 5 + [False]  # the whole burst, never more
+    clock.now += 600
     assert [limiter.hit_now(five_a_minute).allowed for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_peek_answers_without_counting() -> None:
+    limiter = MemoryLimiter(FakeClock())
+    two = [("k", Limit(2, 60.0))]
+    assert [limiter.peek_now(two).allowed for _ in range(5)] == [True] * 5
+    assert [limiter.hit_now(two).allowed for _ in range(3)] == [True, True, False]
+    held = limiter.peek_now(two)
+    assert not held.allowed and held.retry_after_s == pytest.approx(60.001)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(1, 40),
+    window=st.sampled_from([1.0, 10.0, 60.0]),
+    gaps=st.lists(st.floats(0.0, 3.0), min_size=1, max_size=400),
+)
+def test_no_window_ever_admits_more_than_the_limit(limit: int, window: float, gaps: list[float]) -> None:
+    clock = FakeClock(12_345.678)
+    limiter = MemoryLimiter(clock)
+    check = [("k", Limit(limit, window))]
+    admitted: list[float] = []
+    for gap in gaps:
+        clock.now += gap * window / 10
+        if limiter.hit_now(check).allowed:
+            admitted.append(clock.now)
+    for i, start in enumerate(admitted):  # every window (start - w, start] ending on an admission
+        inside = [t for t in admitted[: i + 1] if t > start - window]
+        assert len(inside) <= limit
+
+
+@pytest.mark.parametrize("limit", [10, 120, 1000])
+def test_a_saturating_client_gets_the_advertised_figure_in_every_window(limit: int) -> None:
+    """Asked 20 times a second for ten minutes, a key is admitted exactly its limit in its
+    first window, never more in any window, and within 5 % of it in every window after, less
+    at most the one slot in transit at the window's edge (a slot is free again 60.001 s
+    after its use and taken at the client's next ask, up to 50 ms later)."""
+    clock = FakeClock(5_000.25)
+    limiter = MemoryLimiter(clock)
+    check = [("k", Limit(limit, 60.0))]
+    start = clock.now
+    admitted: list[float] = []
+    for _ in range(20 * 600):
+        for _ in range(max(1, limit // 600)):
+            if limiter.hit_now(check).allowed:
+                admitted.append(clock.now)
+        clock.now += 0.05
+    assert sum(1 for t in admitted if t < start + 60) == limit
+    for offset in range(0, 540, 7):
+        s = start + offset + 0.013
+        n = sum(1 for t in admitted if s <= t < s + 60)
+        assert 0.95 * limit - 1 <= n <= limit, (offset, n)
 
 
 def test_all_limits_count_a_request_or_none_does() -> None:
@@ -86,7 +141,7 @@ def test_all_limits_count_a_request_or_none_does() -> None:
     assert first_other.allowed and first_other.limit == 3 and first_other.remaining == 1  # ... and `all` kept its share
     assert limiter.hit_now(other).allowed
     last = limiter.hit_now(other)
-    assert not last.allowed and last.limit == 3 and last.retry_after_s == pytest.approx(20.0)
+    assert not last.allowed and last.limit == 3 and last.retry_after_s == pytest.approx(60.001)
     # another key has its own budget
     assert limiter.hit_now([("j:all", Limit(3, 60.0))]).allowed
 
@@ -101,10 +156,13 @@ def test_memory_limiter_forgets_idle_keys_past_its_bound() -> None:
     assert len(limiter) == 1
 
 
-def test_gcra_from_an_unknown_key_and_a_stale_tat() -> None:
-    fresh = gcra(None, 50.0, Limit(2, 10.0))
-    stale = gcra(10.0, 50.0, Limit(2, 10.0))
-    assert fresh == stale and fresh.allowed and fresh.tat == 55.0 and fresh.remaining == 1
+def test_stale_buckets_are_the_same_as_none() -> None:
+    fresh = window_step((), 50.0, Limit(2, 10.0))
+    stale = window_step(((100, 2), (39_999, 1)), 50.0, Limit(2, 10.0))  # 39.999 s: gone
+    assert fresh == stale and fresh.allowed and fresh.remaining == 1
+    assert fresh.buckets == ((50_000, 1),)  # 50 s in ticks of 1 ms
+    big = window_step((), 50.0, Limit(12_000, 60.0))  # over EXACT_UP_TO: ticks of 60/1200 s
+    assert big.buckets == ((1000, 1),)
 
 
 # --- tiers ---------------------------------------------------------------------------------
@@ -343,8 +401,9 @@ def test_per_key_and_per_endpoint_429(keyed: tuple[str, Path, Path]) -> None:
     body = _error(refused, 429)
     assert body["code"] == "rate_limited" and body["details"]["group"] == "extract"
     assert body["details"]["tier"] == "tiny" and body["details"]["limit"] == 2
-    assert refused.headers["Retry-After"] == "30" and refused.headers["RateLimit-Remaining"] == "0"
-    assert refused.headers["RateLimit-Limit"] == "2" and int(refused.headers["RateLimit-Reset"]) <= 60
+    # free again when the first extract leaves the window, 60 s after it (less what passed)
+    assert 50 <= int(refused.headers["Retry-After"]) <= 61 and refused.headers["RateLimit-Remaining"] == "0"
+    assert refused.headers["RateLimit-Limit"] == "2" and int(refused.headers["RateLimit-Reset"]) <= 61
     # other endpoints still answer; the key-wide limit (8) counts them all
     remaining = []
     for _ in range(5):
@@ -417,7 +476,12 @@ def test_redis_script_matches_the_memory_policy(redis_url: str) -> None:
     async def through_redis() -> list[tuple[bool, int, int]]:
         limiter = RedisLimiter(redis_url)
         try:
-            return [((d := await limiter.hit(c)).allowed, d.limit, d.remaining) for c in sequence]
+            answers = [((d := await limiter.hit(c)).allowed, d.limit, d.remaining) for c in sequence]
+            # peek answers without counting: a fresh key stays fresh, a full one says so
+            fresh = [("k:fresh", Limit(1, 60.0))]
+            assert [(await limiter.peek(fresh)).allowed for _ in range(3)] == [True] * 3
+            assert (await limiter.hit(fresh)).allowed and not (await limiter.peek(fresh)).allowed
+            return answers
         finally:
             await limiter.close()
 
@@ -429,7 +493,7 @@ def test_redis_script_matches_the_memory_policy(redis_url: str) -> None:
 
     client = redis.Redis.from_url(redis_url)
     ttl = client.pttl("docmill:rl:k:all")
-    assert 60_000 < ttl <= 61_000  # a key expires once its burst is full again
+    assert 59_000 < ttl <= 60_001  # a key expires once its newest admission leaves the window
     client.close()
 
 
@@ -488,7 +552,8 @@ def test_two_instances_share_one_budget_through_redis(tmp_path: Path, redis_url:
         answers = [clients[i % 2].get("/v1/jobs") for i in range(8)]  # alternate instances
         assert [r.status_code for r in answers] == [200] * 6 + [429] * 2
         assert [r.headers["RateLimit-Remaining"] for r in answers[:6]] == ["5", "4", "3", "2", "1", "0"]
-        assert all(r.headers["Retry-After"] == "10" for r in answers[6:])
+        # the window's first request leaves it 60 s after it was made (less what has passed)
+        assert all(50 <= int(r.headers["Retry-After"]) <= 61 for r in answers[6:])
         assert _error(answers[7], 429)["code"] == "rate_limited"
         # Redis gone: each instance limits in its own memory (logged), it never fails a request
         import redis

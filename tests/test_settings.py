@@ -72,6 +72,10 @@ CONTRACT_DEFAULTS = {
     "service.auth": "keys",
     "service.redis_url": "",
     "service.tiers_file": "",
+    "service.max_job_mb": 1024.0,
+    "service.max_json_kb": 64.0,
+    "service.auth_fail_limit": 20,
+    "service.auth_fail_window_s": 60.0,
 }
 
 

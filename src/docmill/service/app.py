@@ -3,6 +3,7 @@ the unversioned routes (``/healthz``, ``/readyz``, ``/metrics``)."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from docmill.service.dashboard import router as dashboard_router
 from docmill.service.deps import Authenticate, local_caller
 from docmill.service.errors import ApiError, install_error_handlers
 from docmill.service.extract import ExtractService
+from docmill.service.guard import BodyLimits, Guard
 from docmill.service.jobrunner import JobRunner
 from docmill.service.jobs import JobLedger
 from docmill.service.metrics import CONTENT_TYPE, ServiceMetrics
@@ -42,6 +44,7 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        quiet_refusals_in_access_log()
         svc.extract.start()
         if svc.runner is not None:
             svc.runner.start()
@@ -62,6 +65,11 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
     app.state.services = svc
     app.state.authenticate = authenticate or key_auth or local_caller
     install_error_handlers(app)
+    # innermost first: the guard settles the caller and the body cap before any route
+    # reads a byte; RateLimitHeaders then stamps every answer, the guard's refusals too
+    app.add_middleware(
+        Guard, authenticate=app.state.authenticate, limits=BodyLimits.from_settings(settings.service)
+    )
     app.add_middleware(RateLimitHeaders)
     if key_auth is not None:
         document_security(app)
@@ -104,6 +112,21 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
     app.include_router(router)
     app.include_router(dashboard_router)
     return app
+
+
+class _NoRefusals(logging.Filter):
+    """Drops uvicorn's access line for a 401 or 429: refused requests are counted (the
+    auth failure summary, ``docmill_request_seconds`` by status), never a line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (isinstance(args, tuple) and len(args) >= 5 and args[4] in (401, 429))
+
+
+def quiet_refusals_in_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _NoRefusals) for f in access.filters):
+        access.addFilter(_NoRefusals())
 
 
 def app_from_env() -> FastAPI:

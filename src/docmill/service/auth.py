@@ -8,12 +8,21 @@ the request against the key's tier (``all`` and the route's group; 429 with
 ``RateLimit-Reset`` headers go on every answer to a counted request, errors included,
 through :class:`RateLimitHeaders` (a plain ASGI middleware, so streamed answers get
 them too). ``service.auth = "none"`` is local mode: no keys, no limits.
+
+Failed authentication (no key, an unknown, malformed or revoked one) is braked per
+client address: past ``service.auth_fail_limit`` failures in ``auth_fail_window_s`` the
+address is answered 429 ``too_many_failed_attempts`` (with ``Retry-After``) before any
+key is looked at, counted in the same limiter as the tiers (so shared through Redis when
+``service.redis_url`` is set). Failures are logged as counts (:class:`AuthFailures`, one
+summary line a window), never one line an attempt.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,7 +33,7 @@ from docmill.service.deps import Caller
 from docmill.service.errors import ApiError
 from docmill.service.keys import KeyStore
 from docmill.service.ratelimit import Check, Limiter, build_limiter
-from docmill.service.tiers import Tier, group_of, load_tiers
+from docmill.service.tiers import Limit, Tier, group_of, load_tiers
 from docmill.settings import Settings
 
 log = logging.getLogger("docmill.service")
@@ -47,30 +56,103 @@ def _unauthorized(code: str, message: str, error: str) -> ApiError:
     return ApiError(401, code, message, headers={"WWW-Authenticate": header})
 
 
-class KeyAuth:
-    """The ``authenticate`` hook over a key store, the tiers and a limiter."""
+class AuthFailures:
+    """Failed authentications, counted and logged as one summary line per ``interval_s``
+    (by reason, how many were braked, how many addresses, the busiest ones)."""
 
-    def __init__(self, keys: KeyStore, tiers: Mapping[str, Tier], limiter: Limiter) -> None:
+    def __init__(self, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval_s = interval_s
+        self._clock = clock
+        self._since = clock()
+        self.reasons: Counter[str] = Counter()
+        self.addresses: Counter[str] = Counter()
+        self.braked = 0
+        self.total = 0  # since start, for metrics and tests
+
+    def record(self, address: str, reason: str, braked: bool) -> None:
+        self.reasons[reason] += 1
+        self.addresses[address] += 1
+        self.braked += braked
+        self.total += 1
+        if self._clock() - self._since >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Log what was counted since the last line (nothing when nothing failed)."""
+        now = self._clock()
+        if self.reasons:
+            n = sum(self.reasons.values())
+            reasons = ", ".join(f"{r} {c}" for r, c in self.reasons.most_common())
+            top = ", ".join(f"{a} x{c}" for a, c in self.addresses.most_common(3))
+            log.warning(
+                "authentication failed %d times in %.0f s (%s); %d answered 429; from %d "
+                "address(es), most: %s", n, now - self._since, reasons, self.braked,
+                len(self.addresses), top,
+            )
+        self.reasons.clear()
+        self.addresses.clear()
+        self.braked = 0
+        self._since = now
+
+
+class KeyAuth:
+    """The ``authenticate`` hook over a key store, the tiers and a limiter; ``brake`` is
+    the failed-attempt limit per client address (None: no brake)."""
+
+    def __init__(
+        self, keys: KeyStore, tiers: Mapping[str, Tier], limiter: Limiter,
+        brake: Limit | None = None, failures: AuthFailures | None = None,
+    ) -> None:
         self.keys = keys
         self.tiers = dict(tiers)
         self.limiter = limiter
+        self.brake = brake
+        self.failures = failures or AuthFailures()
+
+    def _braked(self, retry_after_s: float, address: str) -> ApiError:
+        self.failures.record(address, "braked", True)
+        assert self.brake is not None
+        return ApiError(
+            429, "too_many_failed_attempts",
+            "too many failed authentications from this address; retry later",
+            {"limit": self.brake.requests, "window_s": self.brake.window_s},
+            headers={"Retry-After": str(max(1, int(retry_after_s + 0.999)))},
+        )
+
+    async def _failed(self, address: str, refusal: ApiError) -> ApiError:
+        """Count a failure against the address: the 401 to answer, or past the brake a 429."""
+        if self.brake is not None:
+            decision = await self.limiter.hit([(f"authfail:{address}", self.brake)])
+            if not decision.allowed:
+                return self._braked(decision.retry_after_s, address)
+        self.failures.record(address, refusal.code, False)
+        return refusal
 
     async def __call__(self, request: Request) -> Caller:
+        address = request.client.host if request.client else "unknown"
+        if self.brake is not None:
+            held = await self.limiter.peek([(f"authfail:{address}", self.brake)])
+            if not held.allowed:
+                raise self._braked(held.retry_after_s, address)
         presented = presented_key(request)
         if presented is None:
-            raise _unauthorized(
+            raise await self._failed(address, _unauthorized(
                 "missing_api_key", "send an API key: Authorization: Bearer <key> (or X-API-Key)", ""
-            )
+            ))
         key = await run_in_threadpool(self.keys.verify, presented)
         if key is None:
-            raise _unauthorized("invalid_api_key", "the API key is not valid", "invalid_token")
+            raise await self._failed(
+                address, _unauthorized("invalid_api_key", "the API key is not valid", "invalid_token")
+            )
         if key.revoked:
-            raise _unauthorized("revoked_api_key", "the API key was revoked", "invalid_token")
+            raise await self._failed(
+                address, _unauthorized("revoked_api_key", "the API key was revoked", "invalid_token")
+            )
         tier = self.tiers.get(key.tier)
         if tier is None:
             raise ApiError(403, "unknown_tier", f"the key's tier {key.tier!r} is not configured")
         route = request.scope.get("route")
-        group = group_of(request.method, getattr(route, "path", request.url.path))
+        group = group_of(request.method, getattr(route, "path", request.url.path).rstrip("/") or "/")
         checks: list[Check] = []
         for g in ("all", group):
             limit = tier.limit(g)
@@ -91,6 +173,7 @@ class KeyAuth:
         return Caller(key_id=key.id, tier=key.tier)
 
     async def close(self) -> None:
+        self.failures.flush()
         close = getattr(self.limiter, "close", None)
         if close is not None:
             await close()
@@ -104,7 +187,9 @@ def build_auth(settings: Settings) -> KeyAuth | None:
         log.warning("service.auth=none: no API keys, every request is the local caller")
         return None
     tiers = load_tiers(s.tiers_file)
-    auth = KeyAuth(KeyStore.open(s.data_dir), tiers, build_limiter(s.redis_url))
+    brake = Limit(s.auth_fail_limit, s.auth_fail_window_s) if s.auth_fail_limit > 0 else None
+    auth = KeyAuth(KeyStore.open(s.data_dir), tiers, build_limiter(s.redis_url), brake,
+                   AuthFailures(s.auth_fail_window_s))
     log.info("API keys on; rate limits in %s; tiers: %s",
              "Redis" if s.redis_url else "memory", ", ".join(sorted(tiers)))
     return auth

@@ -24,6 +24,8 @@ class Caller:
 
 Authenticate = Callable[[Request], Awaitable[Caller]]
 
+CALLER_SCOPE_KEY = "docmill.caller"  # set by ``service.guard.Guard`` before the body is read
+
 LOCAL_CALLER = Caller(key_id="local")
 
 
@@ -33,6 +35,10 @@ async def local_caller(_request: Request) -> Caller:
 
 
 async def current_caller(request: Request) -> Caller:
-    """The FastAPI dependency: asks the app's authenticator (``app.state.authenticate``)."""
+    """The FastAPI dependency: the caller the guard settled from the headers (the app's
+    authenticator, ``app.state.authenticate``, is asked only where no guard ran)."""
+    caller = request.scope.get(CALLER_SCOPE_KEY)
+    if isinstance(caller, Caller):
+        return caller
     authenticate: Authenticate = request.app.state.authenticate
     return await authenticate(request)

@@ -1,17 +1,24 @@
-"""Rate limits: a pure GCRA policy and two stores behind one interface.
+"""Rate limits: a pure sliding-window policy and two stores behind one interface.
 
-GCRA (the generic cell rate algorithm) keeps one number per (key, group): the
-theoretical arrival time ``tat``. A limit of ``n`` requests per ``w`` seconds spaces
-requests ``w / n`` apart and tolerates a burst of ``n``. A request at ``now`` is allowed
-when ``max(tat, now) + w/n - w <= now``; then ``tat`` moves on by ``w/n``.
+A limit of ``n`` requests per ``w`` seconds means what it says: **no window of ``w``
+seconds ever holds more than ``n`` admitted requests**, and a client that keeps asking
+gets ``n`` per window (all ``n`` at once if it likes: the burst is part of the ``n``,
+never on top of it). The policy keeps each key's admissions as counts per tick (1 ms up
+to ``EXACT_UP_TO`` requests a window, so a slot is free again ``w`` seconds and at most
+a millisecond after its request; ``w / EXACT_UP_TO`` above it, so a key never holds more
+than ``EXACT_UP_TO + 1`` counters): a request at ``now`` is admitted when the ticks from
+the one holding ``now - w`` up to ``now`` hold fewer than ``n``. Counting the oldest tick
+whole is what makes the promise strict: every admission in any window ``(s, s + w]``
+was counted when the window's last one was admitted.
 
 Several limits are checked at once (the key's ``all`` and its endpoint group's) and
-either all of them count the request or none does.
+either all of them count the request or none does. ``peek`` asks without counting.
 
 * :class:`MemoryLimiter`: in this process (``service.redis_url`` empty); the clock is a
   parameter, so the policy is tested without sleeping.
-* :class:`RedisLimiter`: one Lua script per request (atomic in Redis, Redis's own clock),
-  so every instance pointed at the same Redis shares one budget.
+* :class:`RedisLimiter`: one Lua script per request (atomic in Redis, Redis's own clock,
+  the same bucket arithmetic), so every instance pointed at the same Redis shares one
+  budget; each key is a hash of bucket counts that expires with its newest bucket.
 * :class:`FallbackLimiter`: Redis first; when Redis cannot be reached the request is
   limited in memory (this instance's share only) with a warning, and Redis is tried
   again after ``retry_s``. The service stays up when Redis is down.
@@ -32,7 +39,13 @@ from docmill.service.tiers import Limit
 log = logging.getLogger("docmill.service")
 
 Check = tuple[str, Limit]  # (store key, limit)
-TOLERANCE_S = 1e-4  # clock rounding (Redis keeps times as text with microseconds)
+Buckets = tuple[tuple[int, int], ...]  # (tick index, admissions), oldest first
+EXACT_UP_TO = 1200  # limits up to this many a window are kept to the millisecond
+
+
+def bucket_s(limit: Limit) -> float:
+    """The tick admissions are counted in."""
+    return 0.001 if limit.requests <= EXACT_UP_TO else limit.window_s / EXACT_UP_TO
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,32 +53,58 @@ class Step:
     """One limit's answer to one request."""
 
     allowed: bool
-    tat: float  # the new tat when allowed, the old one when refused
+    buckets: Buckets  # the key's buckets after this request (unchanged when refused)
     limit: int
     window_s: float
     remaining: int
-    reset_s: float  # until the full burst is available again
+    reset_s: float  # until every admission counted now has left the window
     retry_after_s: float  # 0 when allowed
 
 
-def gcra(tat: float | None, now: float, limit: Limit) -> Step:
-    """The pure policy: ``tat`` is the stored theoretical arrival time (None: never seen)."""
-    interval = limit.window_s / limit.requests
-    start = now if tat is None or tat < now else tat
-    new_tat = start + interval
-    allow_at = new_tat - limit.window_s
-    if allow_at > now + TOLERANCE_S:
-        remaining = max(0, int((limit.window_s - (start - now)) / interval + 1e-9))
-        return Step(False, start, limit.requests, limit.window_s, remaining, start - now, allow_at - now)
-    remaining = max(0, int((limit.window_s - (new_tat - now)) / interval + 1e-9))
-    return Step(True, new_tat, limit.requests, limit.window_s, remaining, new_tat - now, 0.0)
+def _leaves_at(index: int, limit: Limit) -> float:
+    """When bucket ``index`` stops counting: once ``now - w`` is past its end."""
+    return (index + 1) * bucket_s(limit) + limit.window_s
+
+
+def live(buckets: Sequence[tuple[int, int]], now: float, limit: Limit) -> Buckets:
+    """The buckets that still count at ``now``: from the one holding ``now - w`` on."""
+    oldest = math.floor((now - limit.window_s) / bucket_s(limit))
+    return tuple((i, n) for i, n in buckets if i >= oldest and n > 0)
+
+
+def window_step(buckets: Sequence[tuple[int, int]], now: float, limit: Limit, count: bool = True) -> Step:
+    """The pure policy: ``buckets`` are the key's stored counts (any order, stale ones
+    included); ``count=False`` answers without counting (``peek``)."""
+    held = tuple(sorted(live(buckets, now, limit)))
+    used = sum(n for _i, n in held)
+    if used >= limit.requests:
+        # free again once enough of the oldest admissions have left the window
+        excess = used - limit.requests + 1
+        freed, retry_at = 0, now
+        for index, n in held:
+            freed += n
+            if freed >= excess:
+                retry_at = _leaves_at(index, limit)
+                break
+        reset = _leaves_at(held[-1][0], limit) - now
+        return Step(False, held, limit.requests, limit.window_s, 0, reset, max(0.0, retry_at - now))
+    if not count:
+        reset = _leaves_at(held[-1][0], limit) - now if held else 0.0
+        return Step(True, held, limit.requests, limit.window_s, limit.requests - used, reset, 0.0)
+    current = math.floor(now / bucket_s(limit))
+    if held and held[-1][0] == current:
+        after = (*held[:-1], (current, held[-1][1] + 1))
+    else:
+        after = (*held, (current, 1))
+    reset = _leaves_at(current, limit) - now
+    return Step(True, after, limit.requests, limit.window_s, limit.requests - used - 1, reset, 0.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The answer to a request over all its limits; ``headers`` are the ``RateLimit-*``
     fields of the most constrained limit (``Retry-After`` too when refused): ``Limit``,
-    ``Remaining``, ``Reset`` (seconds until the full burst is back) and ``Policy``
+    ``Remaining``, ``Reset`` (seconds until the whole quota is back) and ``Policy``
     (``N;w=SECONDS``)."""
 
     allowed: bool
@@ -100,61 +139,96 @@ def decide(steps: Sequence[Step], backend: str) -> Decision:
 class Limiter(Protocol):
     async def hit(self, checks: Sequence[Check]) -> Decision: ...
 
+    async def peek(self, checks: Sequence[Check]) -> Decision: ...
+
 
 class MemoryLimiter:
     """Limits in this process; ``clock`` (seconds) is injected for tests."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
         self._clock = clock
-        self._tats: dict[str, float] = {}
+        self._keys: dict[str, tuple[Buckets, float]] = {}  # key -> (buckets, when all leave)
         self._lock = threading.Lock()
         self._max_keys = max_keys
 
-    def hit_now(self, checks: Sequence[Check]) -> Decision:
+    def _answer(self, checks: Sequence[Check], count: bool) -> Decision:
         with self._lock:
             now = self._clock()
-            steps = [gcra(self._tats.get(key), now, limit) for key, limit in checks]
-            if all(s.allowed for s in steps):
+            steps = [
+                window_step(self._keys.get(key, ((), 0.0))[0], now, limit, count)
+                for key, limit in checks
+            ]
+            if count and all(s.allowed for s in steps):
                 for (key, _limit), step in zip(checks, steps, strict=True):
-                    self._tats[key] = step.tat
-                if len(self._tats) > self._max_keys:  # forget keys whose burst is full again
-                    self._tats = {k: t for k, t in self._tats.items() if t > now}
+                    self._keys[key] = (step.buckets, now + step.reset_s)
+                if len(self._keys) > self._max_keys:  # forget keys with nothing in their window
+                    self._keys = {k: v for k, v in self._keys.items() if v[1] > now}
         return decide(steps, "memory")
+
+    def hit_now(self, checks: Sequence[Check]) -> Decision:
+        return self._answer(checks, True)
+
+    def peek_now(self, checks: Sequence[Check]) -> Decision:
+        return self._answer(checks, False)
 
     async def hit(self, checks: Sequence[Check]) -> Decision:
         return self.hit_now(checks)
 
+    async def peek(self, checks: Sequence[Check]) -> Decision:
+        return self.peek_now(checks)
+
     def __len__(self) -> int:
-        return len(self._tats)
+        return len(self._keys)
 
 
-# KEYS: the store keys; ARGV: window_s, requests for each key. Returns Redis's time and
-# each key's stored tat ("" when none) as strings; sets the keys only when all allow.
+# KEYS: the store keys; ARGV: count (1/0), then window_s, requests and tick for each key.
+# Each key is a hash {tick index: admissions}. Returns Redis's time, then per key its live
+# buckets before this request as "i:n,i:n"; counts the request in every key (and sets
+# each hash to expire with its newest bucket) only when all keys admit it.
 _LUA = """
 local t = redis.call('TIME')
 local now = tonumber(string.format('%.6f', tonumber(t[1]) + tonumber(t[2]) / 1000000))
+local count = ARGV[1] == '1'
 local out = {string.format('%.6f', now)}
-local new = {}
 local ok = true
+local current = {}
 for i = 1, #KEYS do
-  local window = tonumber(ARGV[2 * i - 1])
-  local interval = window / tonumber(ARGV[2 * i])
-  local raw = redis.call('GET', KEYS[i])
-  out[i + 1] = raw or ''
-  local tat = tonumber(raw) or now
-  if tat < now then tat = now end
-  local nt = tat + interval
-  if nt - window > now + 0.0001 then ok = false end
-  new[i] = nt
+  local window = tonumber(ARGV[3 * i - 1])
+  local requests = tonumber(ARGV[3 * i])
+  local size = tonumber(ARGV[3 * i + 1])
+  local oldest = math.floor((now - window) / size)
+  local raw = redis.call('HGETALL', KEYS[i])
+  local used = 0
+  local parts = {}
+  for j = 1, #raw, 2 do
+    local index = tonumber(raw[j])
+    local n = tonumber(raw[j + 1])
+    if index < oldest then
+      redis.call('HDEL', KEYS[i], raw[j])
+    else
+      used = used + n
+      parts[#parts + 1] = raw[j] .. ':' .. raw[j + 1]
+    end
+  end
+  out[i + 1] = table.concat(parts, ',')
+  if used >= requests then ok = false end
+  current[i] = {math.floor(now / size), size, window}
 end
-if ok then
+if ok and count then
   for i = 1, #KEYS do
-    local ttl = math.ceil((new[i] - now) * 1000) + 1000
-    redis.call('SET', KEYS[i], string.format('%.6f', new[i]), 'PX', ttl)
+    local index, size, window = current[i][1], current[i][2], current[i][3]
+    redis.call('HINCRBY', KEYS[i], tostring(index), 1)
+    redis.call('PEXPIRE', KEYS[i], math.ceil(((index + 1) * size + window - now) * 1000))
   end
 end
 return out
 """
+
+
+def _parse_buckets(raw: str) -> Buckets:
+    if not raw:
+        return ()
+    return tuple((int(i), int(n)) for i, n in (part.split(":") for part in raw.split(",")))
 
 
 class RedisLimiter:
@@ -170,17 +244,23 @@ class RedisLimiter:
         self._script: Any = self._client.register_script(_LUA)
         self._prefix = prefix
 
-    async def hit(self, checks: Sequence[Check]) -> Decision:
-        args: list[str] = []
+    async def _answer(self, checks: Sequence[Check], count: bool) -> Decision:
+        args: list[str] = ["1" if count else "0"]
         for _key, limit in checks:
-            args += [repr(float(limit.window_s)), str(limit.requests)]
+            args += [repr(float(limit.window_s)), str(limit.requests), repr(bucket_s(limit))]
         reply = await self._script(keys=[self._prefix + k for k, _ in checks], args=args)
         now = float(reply[0])
         steps = [
-            gcra(float(raw) if raw else None, now, limit)
+            window_step(_parse_buckets(raw), now, limit, count)
             for raw, (_key, limit) in zip(reply[1:], checks, strict=True)
         ]
         return decide(steps, "redis")
+
+    async def hit(self, checks: Sequence[Check]) -> Decision:
+        return await self._answer(checks, True)
+
+    async def peek(self, checks: Sequence[Check]) -> Decision:
+        return await self._answer(checks, False)
 
     async def close(self) -> None:
         await self._client.aclose()
@@ -199,12 +279,12 @@ class FallbackLimiter:
         self._retry_s = retry_s
         self._down_until = 0.0
 
-    async def hit(self, checks: Sequence[Check]) -> Decision:
+    async def _answer(self, checks: Sequence[Check], count: bool) -> Decision:
         from redis.exceptions import RedisError
 
         if self._clock() >= self._down_until:
             try:
-                decision = await self._redis.hit(checks)
+                decision = await (self._redis.hit(checks) if count else self._redis.peek(checks))
             except (RedisError, OSError) as exc:
                 self._down_until = self._clock() + self._retry_s
                 log.warning(
@@ -216,7 +296,13 @@ class FallbackLimiter:
                     log.info("rate limits: Redis reachable again")
                     self._down_until = 0.0
                 return decision
-        return self._memory.hit_now(checks)
+        return self._memory.hit_now(checks) if count else self._memory.peek_now(checks)
+
+    async def hit(self, checks: Sequence[Check]) -> Decision:
+        return await self._answer(checks, True)
+
+    async def peek(self, checks: Sequence[Check]) -> Decision:
+        return await self._answer(checks, False)
 
     async def close(self) -> None:
         await self._redis.close()

@@ -16,25 +16,22 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile as StarletteUpload
 
 from docmill.service.deps import Caller, current_caller
 from docmill.service.errors import ApiError
 from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
+from docmill.service.multipart import read_form
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
     check_root,
     check_url,
     download,
-    safe_name,
-    save_upload,
-    unique_path,
 )
 from docmill.service.views import display_source, job_view, outcome_view, record_view
 from docmill.settings import SettingsError, with_overrides
@@ -53,29 +50,45 @@ EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "
 # --- one document ----------------------------------------------------------------------
 
 
-@router.post("/extract", summary="Extract one small document synchronously")
-async def extract(
-    request: Request, file: Annotated[UploadFile, File()], caller: CallerDep, svc: ServicesDep
-) -> dict[str, Any]:
+EXTRACT_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+}
+
+
+@router.post(
+    "/extract", summary="Extract one small document synchronously",
+    openapi_extra={"requestBody": EXTRACT_BODY},
+)
+async def extract(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     s = svc.settings.service
     max_bytes = int(s.extract_max_mb * MB)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes + MB:
-        raise ApiError(413, "file_too_large", f"the document is over {max_bytes:,} bytes",
-                       {"limit_bytes": max_bytes})
-    name = safe_name(file.filename)
-    folder = svc.ledger.data_dir / "tmp"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{uuid.uuid4().hex}-{name}"
+    missing = ApiError(422, "invalid_request", "send the document as multipart field 'file'",
+                       [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}])
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise missing
+    folder = svc.ledger.data_dir / "tmp" / uuid.uuid4().hex
+    folder.mkdir(parents=True, mode=0o700)
     try:
-        await save_upload(file, path, max_bytes)
+        form = await read_form(request, folder, max_file_bytes=max_bytes, max_files=1)
+        if not form.files:
+            raise missing
+        saved = form.files[0]
         try:
-            future = svc.extract.submit(str(path))
+            future = svc.extract.submit(str(saved.path))
         except ExtractBusy as exc:
             raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
         outcome = await asyncio.wrap_future(future)
     finally:
-        path.unlink(missing_ok=True)
+        await run_in_threadpool(shutil.rmtree, folder, True)
     if outcome.pages and outcome.pages > s.extract_max_pages:
         raise ApiError(
             413, "too_many_pages",
@@ -84,7 +97,7 @@ async def extract(
         )
     category = str(outcome.error.category) if outcome.error else None
     svc.metrics.document(str(outcome.status), "extract", outcome.pages, category)
-    return outcome_view(outcome, name)
+    return outcome_view(outcome, saved.name)
 
 
 # --- jobs --------------------------------------------------------------------------------
@@ -119,22 +132,19 @@ def _checked_overrides(svc: Services, raw: Any) -> dict[str, Any]:
 
 async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
     s = svc.settings.service
-    form = await request.form(max_files=s.max_files + 1, max_fields=20)
-    uploads = [f for key in ("files", "file") for f in form.getlist(key) if isinstance(f, StarletteUpload)]
-    if not uploads:
-        raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
-    if len(uploads) > s.max_files:
-        raise ApiError(413, "too_many_files", f"at most {s.max_files} files a job", {"limit": s.max_files})
-    overrides = _checked_overrides(svc, form.get("settings"))
     folder = svc.ledger.upload_dir(job_id)
     folder.mkdir(parents=True)
     try:
-        for upload in uploads:
-            await save_upload(upload, unique_path(folder, safe_name(upload.filename)), int(s.max_upload_mb * MB))
+        form = await read_form(
+            request, folder, max_file_bytes=int(s.max_upload_mb * MB), max_files=s.max_files
+        )
+        if not form.files:
+            raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
+        overrides = _checked_overrides(svc, form.fields.get("settings"))
     except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
+        await run_in_threadpool(shutil.rmtree, folder, True)
         raise
-    return "upload", [str(folder)], f"{len(uploads)} uploaded files", overrides
+    return "upload", [str(folder)], f"{len(form.files)} uploaded files", overrides
 
 
 async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""What a job may read: uploaded files (sanitised names, caps), folders under
+"""What a job may read: uploaded files (sanitised names; ``service/multipart.py`` streams
+them in under their caps), folders under
 ``service.allowed_roots``, and URLs on ``service.allowed_hosts`` that resolve to public
 addresses only. Every refusal is an :class:`ApiError`.
 """
@@ -14,7 +15,6 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 import httpx
-from starlette.datastructures import UploadFile
 
 from docmill.service.errors import ApiError
 
@@ -47,28 +47,6 @@ def unique_path(folder: Path, name: str) -> Path:
         n += 1
         path = folder / f"{stem}-{n}{suffix}"
     return path
-
-
-async def save_upload(upload: UploadFile, dest: Path, max_bytes: int) -> int:
-    """Copy ``upload`` to ``dest`` (created exclusively); over ``max_bytes`` it is removed
-    and refused with 413."""
-    size = 0
-    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            while chunk := await upload.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise ApiError(
-                        413, "file_too_large",
-                        f"{safe_name(upload.filename)} is over the limit of {max_bytes:,} bytes",
-                        {"limit_bytes": max_bytes},
-                    )
-                handle.write(chunk)
-    except BaseException:
-        dest.unlink(missing_ok=True)
-        raise
-    return size
 
 
 def check_root(source: str, allowed_roots: tuple[str, ...]) -> Path:

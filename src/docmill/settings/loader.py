@@ -129,6 +129,10 @@ class ServiceSettings:
     auth: str = "keys"  # keys: API keys and tier limits on /v1; none: local mode, one caller
     redis_url: str = ""  # share rate limits between instances (empty: in memory)
     tiers_file: str = ""  # TOML of tiers and their limits (empty: the built-in tiers)
+    max_job_mb: float = 1024.0  # POST /v1/jobs: the whole multipart body of one upload
+    max_json_kb: float = 64.0  # any other request body (a job's JSON)
+    auth_fail_limit: int = 20  # failed authentications per client address per window (0: no brake)
+    auth_fail_window_s: float = 60.0  # ... and that window
 
 
 @dataclass(frozen=True)
@@ -197,6 +201,7 @@ _NON_NEGATIVE = {
     "service.extract_workers",
     "service.job_workers",
     "llm.tpm",
+    "service.auth_fail_limit",
 }
 _POSITIVE = {
     "service.port",
@@ -204,6 +209,9 @@ _POSITIVE = {
     "service.max_files",
     "service.extract_max_mb",
     "service.extract_max_pages",
+    "service.max_job_mb",
+    "service.max_json_kb",
+    "service.auth_fail_window_s",
     "llm.max_chars",
     "llm.image_dpi",
     "llm.max_output_tokens",
