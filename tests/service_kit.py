@@ -82,3 +82,34 @@ def wait_job(client: httpx.Client, job_id: str, statuses: tuple[str, ...], timeo
             return job
         time.sleep(0.3)
     raise AssertionError(f"job {job_id} never reached {statuses}: {job}")
+
+
+def start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
+    """A real redis-server on loopback, no persistence; returns once it answers PING."""
+    import shutil
+
+    import pytest
+    import redis
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    proc = subprocess.Popen(
+        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--dir", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if client.ping():
+                    return proc
+            except redis.ConnectionError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    raise AssertionError("redis-server never answered") from None
+                time.sleep(0.1)
+    finally:
+        client.close()

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from docmill.service.ratelimit import FallbackLimiter, MemoryLimiter, RedisLimit
 from docmill.service.tiers import BUILTIN, Limit, check_tier, group_of, load_tiers
 from docmill.settings import SettingsError
 from engine_kit import REAL, run_cli
-from service_kit import free_port, kill_group, start_server
+from service_kit import free_port, kill_group, start_redis, start_server
 
 SMALL = REAL / "pdfplumber" / "examples" / "pdfs" / "background-checks.pdf"
 TIERS = """
@@ -429,45 +427,6 @@ def test_per_key_and_per_endpoint_429(keyed: tuple[str, Path, Path]) -> None:
 # --- two instances, one real redis-server ----------------------------------------------------
 
 
-def _start_redis(port: int, folder: Path) -> subprocess.Popen[bytes]:
-    """A real redis-server on loopback, no persistence; returns once it answers PING."""
-    exe = shutil.which("redis-server")
-    if exe is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            try:
-                if client.ping():
-                    return proc
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    proc.kill()
-                    raise AssertionError("redis-server never answered") from None
-                time.sleep(0.1)
-    finally:
-        client.close()
-
-
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    proc = _start_redis(port, tmp_path)
-    try:
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.kill()
-        proc.wait(timeout=30)
-
-
 def test_redis_script_matches_the_memory_policy(redis_url: str) -> None:
     """The Lua script and the Python policy answer the same sequence alike."""
     key_wide = ("k:all", Limit(3, 60.0))
@@ -514,7 +473,7 @@ def test_fallback_to_memory_while_redis_is_down_then_back(
 
         try:
             down = await hits(3)
-            started.append(_start_redis(port, tmp_path))
+            started.append(start_redis(port, tmp_path))
             too_soon = await hits(1)  # Redis is not asked again before retry_s
             clock.now += 5.0
             back = await hits(2)
