@@ -35,6 +35,7 @@ CONTRACT_DEFAULTS = {
     "sources.include": ("**/*",),
     "sources.exclude": (),
     "sources.follow_symlinks": False,
+    "sources.confine_to_root": False,
     "extract.max_pages": 0,
     "extract.fallback_max_mb": 1.0,
     "extract.tables": False,

@@ -13,7 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from docmill.observability.progress import ProgressSnapshot
 from docmill.processors import ExtractOptions, Task
 from docmill.settings import Settings
 from docmill.sources import iter_sources
+from docmill.sources.confine import NotAllowed, Roots
 from docmill.state import LedgerRow, Store
 from docmill.state.store import timings
 
@@ -112,19 +113,32 @@ def merge_extra(into: dict[str, Any], more: dict[str, Any]) -> None:
             into.setdefault(key, value)
 
 
-def sha256_file(path: str) -> tuple[str | None, str]:
+HashResult = tuple[str | None, str | ErrorInfo]
+
+
+def sha256_file(path: str, roots: Roots | None = None) -> HashResult:
+    """(sha256, "") or (None, why): the reason as text (an ``io`` failure), or as an
+    :class:`ErrorInfo` when confinement (``roots``) refused to open the file."""
     try:
-        with open(path, "rb") as handle:
+        if roots is None:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the with below
+        else:
+            handle = open(roots.open(path)[0], "rb")  # noqa: SIM115 - the confined descriptor
+        with handle:
             digest = hashlib.file_digest(handle, "sha256")  # reuses one buffer: ~20% less CPU
+    except NotAllowed as exc:
+        return None, ErrorInfo(FailureCategory.NOT_ALLOWED, str(exc), "read")
     except OSError as exc:
         return None, f"cannot read the file: {exc.strerror or exc}"
     return digest.hexdigest(), ""
 
 
-def sha256_files(chunk: Sequence[tuple[int, str]]) -> dict[int, tuple[str | None, str]]:
+def sha256_files(
+    chunk: Sequence[tuple[int, str]], roots: Roots | None = None
+) -> dict[int, HashResult]:
     """``sha256_file`` of each (doc id, path), by doc id: one thread hand-off per chunk
     (per file, the hand-offs cost about as much CPU as hashing small files)."""
-    return {doc_id: sha256_file(path) for doc_id, path in chunk}
+    return {doc_id: sha256_file(path, roots) for doc_id, path in chunk}
 
 
 @dataclass
@@ -171,17 +185,22 @@ class Runner:
         self._to_commit: list[tuple[_InFlight, ProcessOutcome, bool]] = []
         self._first_uncommitted = 0.0
         # doc id -> the future of the chunk that hashes it (a chunk's documents share it)
-        self._hash_jobs: dict[int, Future[dict[int, tuple[str | None, str]]]] = {}
+        self._hash_jobs: dict[int, Future[dict[int, HashResult]]] = {}
         # the chunks' futures as they finish (appended by the hashing threads), so that
         # collecting does not ask every pending future on every turn
-        self._hashed: deque[Future[dict[int, tuple[str | None, str]]]] = deque()
+        self._hashed: deque[Future[dict[int, HashResult]]] = deque()
         self._counts: dict[str, int] = {}
         self._docs_run = 0
         self._run_counts: dict[str, int] = {}
         self.last_snapshot: ProgressSnapshot | None = None
         self._sink: RecordSink | None = None
         self._pages_run = 0
+        # sources.confine_to_root: every file is opened inside its SOURCE's root, by the
+        # hashing threads and again by the worker right before it reads it
+        self._roots = Roots.of_sources(self.sources) if settings.sources.confine_to_root else None
         self._options = extract_options(settings)
+        if self._roots is not None:
+            self._options = replace(self._options, confine_roots=self._roots.real)
         self._llm: LlmBridge | None = None
 
     # --- the loop -------------------------------------------------------------------
@@ -330,7 +349,7 @@ class Runner:
         ]
         for start in range(0, len(todo), HASH_CHUNK):
             chunk = todo[start : start + HASH_CHUNK]
-            future = hasher.submit(sha256_files, chunk)
+            future = hasher.submit(sha256_files, chunk, self._roots)
             for doc_id, _path in chunk:
                 self._hash_jobs[doc_id] = future
             future.add_done_callback(self._hashed.append)
@@ -339,7 +358,7 @@ class Runner:
         """Record the hashes that are ready (one transaction), without waiting."""
         if not self._hashed:
             return
-        hashes: list[tuple[int, str | None, str]] = []
+        hashes: list[tuple[int, str | None, str | ErrorInfo]] = []
         while self._hashed:
             future = self._hashed.popleft()
             for doc_id, result in future.result().items():

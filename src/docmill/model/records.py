@@ -47,6 +47,7 @@ class FailureCategory(enum.StrEnum):
     TOO_LARGE = "too_large"  # over a configured size or page limit
     UNSUPPORTED = "unsupported"  # a type docmill does not process (skipped)
     IO = "io"  # unreadable or vanished file
+    NOT_ALLOWED = "not_allowed"  # outside its source's folder (sources.confine_to_root): unread
     INVALID_OUTPUT = "invalid_output"  # an LLM answer that does not match its schema
     LLM = "llm"  # the LLM provider refused the request (a 4xx other than 429)
     ERROR = "error"  # any other exception in a processor

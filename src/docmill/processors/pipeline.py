@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from docmill.model import FailureCategory, PageRange, ProcessOutcome
 from docmill.processors.registry import (
@@ -17,6 +17,7 @@ from docmill.processors.registry import (
     builtin_extractors,
     supported_names,
 )
+from docmill.sources.confine import NotAllowed, Roots, fd_path
 from docmill.sources.filetype import EMPTY, sniff
 
 
@@ -51,18 +52,64 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
 
     ``on_stage`` hears each stage's name as it starts, so that a worker killed from
     outside (timeout, memory) can still say which stage it was in.
+
+    In a confined run (``options.confine_roots``) the file is opened here, inside its
+    root (:meth:`Roots.open`), and the processors read that open file through
+    :func:`fd_path`, never the name again. An error message names the file by its name
+    only, never its folder.
     """
+    if not task.options.confine_roots:
+        return _scrubbed(_process(task, task.path, None, on_stage), {task.path: task.path})
+    on_stage("detect")
+    try:
+        fd, real = Roots(task.options.confine_roots).open(task.path)
+    except NotAllowed as exc:
+        return ProcessOutcome.failure(FailureCategory.NOT_ALLOWED, str(exc), "read")
+    except OSError as exc:
+        return ProcessOutcome.failure(classify_exception(exc), _message(exc), "read")
+    try:
+        path = fd_path(fd, real)
+        outcome = _process(task, path, os.fstat(fd).st_size, on_stage)
+        return _scrubbed(outcome, {path: task.path, real: task.path, task.path: task.path})
+    finally:
+        os.close(fd)
+
+
+def _message(exc: BaseException) -> str:
+    """``Type: what`` (at most 500 characters); an OS error without its file name."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _scrubbed(outcome: ProcessOutcome, paths: dict[str, str]) -> ProcessOutcome:
+    """``outcome`` with every path of ``paths`` in its error message replaced by the
+    file's name (a parser's message may quote the path it was given)."""
+    error = outcome.error
+    if error is None or not any(p in error.message for p in paths):
+        return outcome
+    message = error.message
+    for path in sorted(paths, key=len, reverse=True):
+        message = message.replace(path, os.path.basename(paths[path]))
+    outcome.error = replace(error, message=message)
+    return outcome
+
+
+def _process(
+    task: Task, path: str, size: int | None, on_stage: Callable[[str], None]
+) -> ProcessOutcome:
     stage = "detect"
     on_stage(stage)
     try:
-        size = os.path.getsize(task.path)
+        if size is None:
+            size = os.path.getsize(path)
         if size > task.max_file_bytes:
             return ProcessOutcome.failure(
                 FailureCategory.TOO_LARGE,
                 f"file is {size:,} bytes, over run.max_file_mb ({task.max_file_bytes:,} bytes)",
                 stage,
             )
-        mime = sniff(task.path)
+        mime = sniff(path)
         if mime == EMPTY:
             return ProcessOutcome.failure(FailureCategory.EMPTY, "the file is empty (0 bytes)", stage)
         extractor = builtin_extractors().get(mime)
@@ -78,9 +125,8 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
         stage = "extract"
         on_stage(stage)
         request = ExtractRequest(task.page_range, task.options, on_stage)
-        return extractor(task.path, request)
+        return extractor(path, request)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        message = f"{type(exc).__name__}: {exc}"[:500]
-        return ProcessOutcome.failure(classify_exception(exc), message, stage)
+        return ProcessOutcome.failure(classify_exception(exc), _message(exc), stage)

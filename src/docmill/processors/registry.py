@@ -35,6 +35,9 @@ class ExtractOptions:
     markdown: bool = False  # render the document as Markdown (record key "markdown")
     image_pages: int = 0  # render this many first pages as images for the LLM (0: none)
     image_dpi: int = 100
+    # sources.confine_to_root: the run's roots (real paths); a file is opened only where
+    # it resolves inside one, right before it is read (empty: not confined)
+    confine_roots: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

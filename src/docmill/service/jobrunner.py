@@ -125,7 +125,10 @@ class JobRunner:
         error: str | None = None
         status = "failed"
         try:
-            settings = with_overrides(self.settings, job.overrides)
+            # a job reads only what resolves inside its folder (an allowed root's folder,
+            # or its uploads): a symlink out of it ends failed (not_allowed), unread
+            confined = {**job.overrides, "sources.confine_to_root": True}
+            settings = with_overrides(self.settings, confined)
             summary = Runner(settings, job.sources, self.ledger.job_dir(job.id), stop=token).run()
             if summary.completed:
                 status = "done"

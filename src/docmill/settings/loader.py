@@ -64,6 +64,9 @@ class SourceSettings:
     include: tuple[str, ...] = ("**/*",)
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False  # walk into symlinked folders (linked files always count)
+    # read only files that resolve inside their SOURCE's folder (symlinks, ".." and linked
+    # folders that lead out end failed "not_allowed", unread); the service sets it for jobs
+    confine_to_root: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,13 @@ A SOURCE is a file, a folder (walked recursively, filtered by include/exclude gl
 relative to the folder) or ``@list.txt`` (one path a line, relative paths resolved
 against the list's folder). Paths are yielded one at a time: a list of a million
 files never sits in memory.
+
+With ``sources.confine_to_root`` every file must resolve inside its SOURCE's root
+(:mod:`docmill.sources.confine`): a symlink (or a list entry, or a file SOURCE) that
+leads out is yielded without being followed (size 0), so the run records it ``failed``
+(``not_allowed``) when it tries to open it, and a linked folder that leads out is never
+walked. Only symlinks are resolved during a walk: one that descends through real
+folders from inside a root cannot leave it.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from collections.abc import Iterator, Sequence
 
 from docmill.model import SourceFile
 from docmill.settings import SourceSettings
+from docmill.sources.confine import Roots
 
 
 class SourceError(ValueError):
@@ -31,6 +39,13 @@ def _matches(rel: str, patterns: Sequence[str]) -> bool:
     return False
 
 
+def _selected(rel: str, options: SourceSettings) -> bool:
+    """``rel`` passes the include and exclude globs."""
+    if options.include and not _matches(rel, options.include):
+        return False
+    return not (options.exclude and _matches(rel, options.exclude))
+
+
 def _stat_file(path: str, absolute: bool = False) -> SourceFile | None:
     try:
         st = os.stat(path)
@@ -39,12 +54,36 @@ def _stat_file(path: str, absolute: bool = False) -> SourceFile | None:
     return SourceFile(path if absolute else os.path.abspath(path), st.st_size, st.st_mtime_ns)
 
 
-def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
+def _refused(path: str) -> SourceFile | None:
+    """A path that leads outside the roots, listed without following it (its target's
+    size is none of the run's business): opening it later fails ``not_allowed``."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return SourceFile(os.path.abspath(path), 0, st.st_mtime_ns)
+
+
+def _checked_file(path: str, roots: Roots | None) -> SourceFile | None:
+    """A file named directly (a SOURCE, a list entry), checked against ``roots``."""
+    if roots is not None and roots.escapes(path):
+        return _refused(path)
+    return _stat_file(path)
+
+
+def _walk(root: str, options: SourceSettings, roots: Roots | None = None) -> Iterator[SourceFile]:
     """Depth-first, sorted, streaming walk (``os.scandir``; one folder listed at a time).
 
     The walk starts from the absolute, normalised ``root``, so every entry's path is
     absolute and normalised as it comes, and its path relative to ``root`` is a slice.
+    With ``roots`` (confinement) a symlink is resolved before it is followed; one that
+    leads out is yielded unfollowed, whatever it points to.
     """
+    if roots is not None and roots.escapes(root):
+        found = _refused(root)
+        if found is not None:
+            yield found
+        return
     root = os.path.abspath(root)
     prefix = len(root) if root.endswith(os.sep) else len(root) + 1
     stack = [root]
@@ -63,6 +102,13 @@ def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
         subdirs: list[str] = []
         for entry in entries:
             try:
+                if roots is not None and entry.is_symlink() and roots.escapes(entry.path):
+                    rel = entry.path[prefix:].replace(os.sep, "/")
+                    if _selected(rel, options):
+                        found = _refused(entry.path)
+                        if found is not None:
+                            yield found
+                    continue
                 if entry.is_dir(follow_symlinks=options.follow_symlinks):
                     subdirs.append(entry.path)
                     continue
@@ -71,9 +117,7 @@ def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
             except OSError:
                 continue
             rel = entry.path[prefix:].replace(os.sep, "/")
-            if options.include and not _matches(rel, options.include):
-                continue
-            if options.exclude and _matches(rel, options.exclude):
+            if not _selected(rel, options):
                 continue
             found = _stat_file(entry.path, absolute=True)
             if found is not None:
@@ -81,7 +125,9 @@ def _walk(root: str, options: SourceSettings) -> Iterator[SourceFile]:
         stack.extend(reversed(subdirs))
 
 
-def _from_list(list_path: str, options: SourceSettings) -> Iterator[SourceFile]:
+def _from_list(
+    list_path: str, options: SourceSettings, roots: Roots | None
+) -> Iterator[SourceFile]:
     base = os.path.dirname(os.path.abspath(list_path))
     try:
         handle = open(list_path, encoding="utf-8")  # noqa: SIM115 - streamed line by line
@@ -94,9 +140,9 @@ def _from_list(list_path: str, options: SourceSettings) -> Iterator[SourceFile]:
                 continue
             path = entry if os.path.isabs(entry) else os.path.join(base, entry)
             if os.path.isdir(path):
-                yield from _walk(path, options)
+                yield from _walk(path, options, roots)
             else:
-                found = _stat_file(path)
+                found = _checked_file(path, roots)
                 if found is not None:
                     yield found
 
@@ -113,12 +159,13 @@ def check_sources(sources: Sequence[str]) -> None:
 
 def iter_sources(sources: Sequence[str], options: SourceSettings) -> Iterator[SourceFile]:
     """Yield every file named by ``sources``, lazily, in a stable order."""
+    roots = Roots.of_sources(sources) if options.confine_to_root else None
     for source in sources:
         if source.startswith("@"):
-            yield from _from_list(source[1:], options)
+            yield from _from_list(source[1:], options, roots)
         elif os.path.isdir(source):
-            yield from _walk(source, options)
+            yield from _walk(source, options, roots)
         else:
-            found = _stat_file(source)
+            found = _checked_file(source, roots)
             if found is not None:
                 yield found

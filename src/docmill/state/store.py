@@ -253,14 +253,15 @@ class Store:
         )
 
     def set_hashes(
-        self, hashes: Iterable[tuple[int, str | None, str]], failed: list[int]
+        self, hashes: Iterable[tuple[int, str | None, str | ErrorInfo]], failed: list[int]
     ) -> int:
         """Record content hashes: (id, sha256 or None, error). Returns documents re-queued.
 
         The ids of documents that failed because they cannot be read are added to ``failed``.
 
         A document whose content changed since it finished goes back to ``pending``; one
-        whose file cannot be read ends ``failed`` (io).
+        whose file cannot be read ends ``failed``: with the error given as an
+        :class:`ErrorInfo` (``not_allowed``...), or ``io`` with the message given as text.
         """
         requeued = 0
         hashes = list(hashes)
@@ -281,10 +282,10 @@ class Store:
                 )
             for doc_id, sha, error in hashes:
                 if sha is None:
+                    if not isinstance(error, ErrorInfo):
+                        error = ErrorInfo(FailureCategory.IO, error, "read")
                     self._reset(c, doc_id)
-                    self._finish_failed(
-                        c, doc_id, ErrorInfo(FailureCategory.IO, error, "read"), sha="-"
-                    )
+                    self._finish_failed(c, doc_id, error, sha="-")
                     failed.append(doc_id)
                     continue
                 state, prev = previous.get(doc_id, ("pending", sha))
