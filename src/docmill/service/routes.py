@@ -26,6 +26,7 @@ from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
 from docmill.service.multipart import read_form
+from docmill.service.public import PublicNames, names_for
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
@@ -33,7 +34,7 @@ from docmill.service.uploads import (
     check_url,
     download,
 )
-from docmill.service.views import display_source, job_view, outcome_view, record_view
+from docmill.service.views import job_view, outcome_view, record_view
 from docmill.settings import SettingsError, with_overrides
 from docmill.state import Store, StoreError
 from docmill.state.browse import LedgerReader
@@ -108,6 +109,17 @@ def _owned(svc: Services, caller: Caller, job_id: str) -> Job:
     if job is None:
         raise ApiError(404, "job_not_found", f"no job {job_id}")
     return job
+
+
+def _names(svc: Services, job: Job) -> PublicNames:
+    """How this job's documents, source and errors are named to its owner."""
+    ledger = svc.ledger
+    roots = svc.settings.service.allowed_roots
+    return names_for(job, ledger.upload_dir(job.id), ledger.data_dir, roots)
+
+
+def _view(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
+    return job_view(job, progress, time.time(), _names(svc, job))
 
 
 def _checked_overrides(svc: Services, raw: Any) -> dict[str, Any]:
@@ -214,7 +226,7 @@ async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> d
     job = await run_in_threadpool(
         svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
     )
-    return job_view(job, {}, time.time())
+    return _view(svc, job, {})
 
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
@@ -222,8 +234,7 @@ async def list_jobs(
     caller: CallerDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(svc.ledger.list, caller.key_id, limit)
-    now = time.time()
-    return {"items": [job_view(j, {}, now) for j in jobs]}
+    return {"items": [_view(svc, j, {}) for j in jobs]}
 
 
 def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
@@ -233,7 +244,7 @@ def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     # costs the same at 10 documents as at 1,000,000. Before the first beat: the ledger.
     cached = job.counts and (job.terminal or job.status == "running")
     progress = {} if cached else job_progress(svc.ledger, job.id)
-    return job_view(job, progress, time.time())
+    return _view(svc, job, progress)
 
 
 @router.get("/jobs/{job_id}", summary="A job's status, counts, rates, ETA and cost")
@@ -262,13 +273,15 @@ def _documents(
         reader = _reader(svc, job)
     except ApiError:
         return {"items": [], "next_cursor": None}
+    names = _names(svc, job)
     with reader:
-        rows = reader.page(status=status, label=label, q=q, after=after, limit=limit + 1)
-    root = str(svc.ledger.upload_dir(job.id))
+        rows = reader.page(
+            status=status, label=label, q=q, after=after, limit=limit + 1, skip=names.skip
+        )
     items = []
     for row in rows[:limit]:
         item = row.to_dict()
-        item["source"] = display_source(root, row.source)
+        item["source"] = names.source(row.source)
         items.append(item)
     next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
@@ -295,7 +308,7 @@ def _document(svc: Services, caller: Caller, job_id: str, doc_id: int) -> dict[s
         if record is None:
             raise ApiError(404, "document_not_found", f"no document {doc_id} in job {job_id}")
         spend = reader.spend(doc_id)
-    return record_view(record, display_source(str(svc.ledger.upload_dir(job.id)), record.source), spend)
+    return record_view(record, _names(svc, job), spend)
 
 
 @router.get("/jobs/{job_id}/documents/{doc_id}", summary="A document's full record")
@@ -309,8 +322,9 @@ def _export_file(svc: Services, job: Job, fmt: str) -> Path:
     folder = svc.ledger.job_dir(job.id) / "exports"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"export-{uuid.uuid4().hex}.{fmt}"
+    names = _names(svc, job)
     with _reader(svc, job) as reader:
-        export_records(reader.iter_records(), fmt, path)
+        export_records(map(names.record, reader.iter_records()), fmt, path)
     return path
 
 
@@ -345,7 +359,7 @@ def _cancel(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
         raise ApiError(409, "job_finished", f"the job is already {job.status}")
     updated = svc.ledger.request_cancel(job.id)
     assert updated is not None
-    return job_view(updated, job_progress(svc.ledger, job.id), time.time())
+    return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, summary="Stop a job (in-flight documents finish)")
@@ -370,7 +384,7 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
         raise ApiError(409, "job_active", "the job changed state; try again")
     updated = svc.ledger.get(job.id)
     assert updated is not None
-    return job_view(updated, job_progress(svc.ledger, job.id), time.time())
+    return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents again; a cancelled job resumes")

@@ -6,17 +6,17 @@ from typing import Any
 
 from docmill.model import ProcessOutcome, Record
 from docmill.service.jobs import Job
+from docmill.service.public import PublicNames
 
 
-def display_source(upload_root: str, source: str) -> str:
-    """An uploaded file is shown by its name inside the upload, never the server's path."""
-    prefix = upload_root.rstrip("/") + "/"
-    return source[len(prefix):] if source.startswith(prefix) else source
-
-
-def job_view(job: Job, progress: dict[str, Any], now: float) -> dict[str, Any]:
-    """Status, counts, pages, rates, ETA and spend of one job."""
+def job_view(job: Job, progress: dict[str, Any], now: float, names: PublicNames) -> dict[str, Any]:
+    """Status, counts, pages, rates, ETA and spend of one job; its source and error
+    named as ``names`` shows them (never a server path)."""
     progress = progress or job.counts
+    if job.source_kind == "path" and job.sources:
+        source = names.folder(job.sources[0])
+    else:
+        source = names.text(job.description)
     counts: dict[str, int] = dict(progress.get("counts") or {})
     finished = sum(counts.get(s, 0) for s in ("done", "failed", "skipped"))
     remaining = counts.get("pending", 0) + counts.get("running", 0)
@@ -35,7 +35,7 @@ def job_view(job: Job, progress: dict[str, Any], now: float) -> dict[str, Any]:
     return {
         "id": job.id,
         "status": job.status,
-        "source": job.description,
+        "source": source,
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
@@ -51,17 +51,17 @@ def job_view(job: Job, progress: dict[str, Any], now: float) -> dict[str, Any]:
         "failures": progress.get("failures") or {},
         "cancel_requested": job.cancel,
         "runs": job.runs,
-        "error": job.error,
+        "error": names.text(job.error) if job.error else job.error,
     }
 
 
 def record_view(
-    record: Record, source: str, spend: tuple[str | None, float, int, int]
+    record: Record, names: PublicNames, spend: tuple[str | None, float, int, int]
 ) -> dict[str, Any]:
-    """The full record: text per page, tables, class, fields, error, cost."""
-    data = record.to_dict()
+    """The full record: text per page, tables, class, fields, error, cost (source and
+    error message as ``names`` shows them)."""
+    data = names.record(record).to_dict()
     label, cost, tokens_in, tokens_out = spend
-    data["source"] = source
     data.setdefault("class", label)
     data["cost_usd"] = cost
     data["tokens"] = {"in": tokens_in, "out": tokens_out}

@@ -44,9 +44,13 @@ class DocumentSummary:
 
 
 def page_query(
-    *, status: str | None, label: str | None, q: str | None, after: int, limit: int
+    *, status: str | None, label: str | None, q: str | None, after: int, limit: int,
+    skip: int = 0,
 ) -> tuple[str, list[Any]]:
-    """The SQL (and parameters) of one documents page; exposed for query-plan tests."""
+    """The SQL (and parameters) of one documents page; exposed for query-plan tests.
+
+    ``q`` is looked for in the source after its first ``skip`` characters (the service
+    searches the name its caller sees, never the server folder above it)."""
     where = ["id > ?"]
     params: list[Any] = [after]
     if status:
@@ -55,7 +59,10 @@ def page_query(
     if label:
         where.append("label = ?")
         params.append(label)
-    if q:
+    if q and skip:
+        where.append("instr(substr(source, ?), ?) > 0")
+        params += [skip + 1, q]
+    elif q:
         where.append("instr(source, ?) > 0")
         params.append(q)
     sql = (
@@ -125,9 +132,12 @@ class LedgerReader:
         }
 
     def page(
-        self, *, status: str | None, label: str | None, q: str | None, after: int, limit: int
+        self, *, status: str | None, label: str | None, q: str | None, after: int, limit: int,
+        skip: int = 0,
     ) -> list[DocumentSummary]:
-        sql, params = page_query(status=status, label=label, q=q, after=after, limit=limit)
+        sql, params = page_query(
+            status=status, label=label, q=q, after=after, limit=limit, skip=skip
+        )
         return [
             DocumentSummary(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7] or 0.0))
             for r in self._conn.execute(sql, params)
