@@ -170,11 +170,11 @@ async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str,
         raise ApiError(422, "invalid_request", 'send {"source": "path or URL"} or multipart files')
     overrides = _checked_overrides(svc, body.get("settings"))
     if source.startswith(("http://", "https://")):
-        await check_url(source, s.allowed_hosts)
+        checked = await check_url(source, s.allowed_hosts)
         folder = svc.ledger.upload_dir(job_id)
         folder.mkdir(parents=True)
         try:
-            await download(source, folder, int(s.max_upload_mb * MB))
+            await download(checked, folder, int(s.max_upload_mb * MB))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

@@ -1,7 +1,8 @@
 """What a job may read: uploaded files (sanitised names; ``service/multipart.py`` streams
 them in under their caps), folders under
 ``service.allowed_roots``, and URLs on ``service.allowed_hosts`` that resolve to public
-addresses only. Every refusal is an :class:`ApiError`.
+addresses only, downloaded from the very addresses that were checked (the host is
+resolved once). Every refusal is an :class:`ApiError`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import ipaddress
 import os
 import re
 import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -66,7 +70,10 @@ def check_root(source: str, allowed_roots: tuple[str, ...]) -> Path:
 
 
 def is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:  # not an address at all: not one to connect to
+        return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not (
@@ -75,47 +82,94 @@ def is_public(address: str) -> bool:
     )
 
 
-async def check_url(url: str, allowed_hosts: tuple[str, ...]) -> str:
-    """The URL's host is allowed and every address it resolves to is public."""
+# (host, port) -> the addresses it resolves to, in the resolver's order
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolve(host: str, port: int) -> list[str]:
+    """The system resolver (``getaddrinfo``), off the event loop."""
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedUrl:
+    """A URL source that passed :func:`check_url`, with the addresses its host had then:
+    :func:`download` connects to those only and never resolves the host again, so a DNS
+    answer that changes after the check (rebinding) cannot lead it to another address."""
+
+    url: str
+    addresses: tuple[str, ...]
+
+
+async def check_url(
+    url: str,
+    allowed_hosts: tuple[str, ...],
+    *,
+    resolve: Resolver = system_resolve,
+    address_ok: Callable[[str], bool] = is_public,
+) -> CheckedUrl:
+    """The URL's host is allowed and every address it resolves to (once, by ``resolve``)
+    passes ``address_ok`` (public addresses only)."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     if parts.scheme not in ("http", "https") or not host:
         raise ApiError(422, "invalid_source", "a URL source must be http(s)://host/...")
     if host not in {h.lower() for h in allowed_hosts}:
         raise ApiError(403, "source_not_allowed", f"host {host} is not in service.allowed_hosts")
-    loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as exc:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise ApiError(422, "invalid_source", "the URL's port is not a number") from None
+    try:
+        resolved = await resolve(host, port)
+    except (socket.gaierror, UnicodeError) as exc:
         raise ApiError(422, "source_unreachable", f"cannot resolve {host}: {exc}") from None
-    addresses = sorted({str(info[4][0]) for info in infos})
-    internal = [a for a in addresses if not is_public(a)]
+    addresses = list(dict.fromkeys(resolved))
+    internal = sorted(a for a in addresses if not address_ok(a))
     if internal or not addresses:
         raise ApiError(
             403, "source_not_allowed", f"{host} resolves to an internal address",
             {"addresses": internal},
         )
-    return url
+    return CheckedUrl(url, tuple(addresses))
 
 
-async def download(url: str, dest_dir: Path, max_bytes: int) -> Path:
-    """Fetch ``url`` into ``dest_dir`` (no redirects: a redirect could lead inside)."""
-    name = safe_name(PurePosixPath(urlsplit(url).path).name or "download")
+async def download(
+    source: CheckedUrl, dest_dir: Path, max_bytes: int, *, verify: ssl.SSLContext | bool = True
+) -> Path:
+    """Fetch ``source`` into ``dest_dir`` from the addresses it was checked with, in turn
+    until one connects: the request goes to that address with the URL's ``Host`` header
+    and, for https, the host as TLS server name (``sni_hostname``), so the certificate is
+    still verified for the host. No redirects (one could lead inside), no proxies from the
+    environment (a proxy would resolve the host again)."""
+    url = source.url
+    target = httpx.URL(url)
+    name = safe_name(PurePosixPath(target.path).name or "download")
     dest = unique_path(dest_dir, name)
+    headers = {"Host": target.netloc.decode("ascii")}
+    https = target.scheme == "https"
+    extensions = {"sni_hostname": target.raw_host.decode("ascii")} if https else {}
     size = 0
     try:
-        async with (
-            httpx.AsyncClient(follow_redirects=False, timeout=30.0) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise ApiError(422, "source_unreachable", f"{url} answered {response.status_code}")
-            with open(dest, "xb") as handle:
-                async for chunk in response.aiter_bytes(CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise ApiError(413, "file_too_large", f"{url} is over {max_bytes:,} bytes")
-                    handle.write(chunk)
+        async with httpx.AsyncClient(
+            follow_redirects=False, timeout=30.0, trust_env=False, verify=verify
+        ) as client:
+            response = await _connect(client, target, source.addresses, headers, extensions)
+            try:
+                status = response.status_code
+                if status != 200:
+                    raise ApiError(422, "source_unreachable", f"{url} answered {status}")
+                with open(dest, "xb") as handle:
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise ApiError(
+                                413, "file_too_large", f"{url} is over {max_bytes:,} bytes"
+                            )
+                        handle.write(chunk)
+            finally:
+                await response.aclose()
     except httpx.HTTPError as exc:
         dest.unlink(missing_ok=True)
         raise ApiError(422, "source_unreachable", f"cannot fetch {url}: {exc}") from None
@@ -123,3 +177,23 @@ async def download(url: str, dest_dir: Path, max_bytes: int) -> Path:
         dest.unlink(missing_ok=True)
         raise
     return dest
+
+
+async def _connect(
+    client: httpx.AsyncClient,
+    target: httpx.URL,
+    addresses: tuple[str, ...],
+    headers: dict[str, str],
+    extensions: dict[str, str],
+) -> httpx.Response:
+    """The streamed response of the first of ``addresses`` that accepts a connection."""
+    failure: httpx.HTTPError | None = None
+    for address in addresses:
+        request = client.build_request(
+            "GET", target.copy_with(host=address), headers=headers, extensions=extensions
+        )
+        try:
+            return await client.send(request, stream=True)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            failure = exc
+    raise failure or httpx.ConnectError("no address to connect to")
