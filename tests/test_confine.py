@@ -192,3 +192,26 @@ def test_a_confined_run_reports_links_out_and_never_reads_them(tree: Path, tmp_p
     assert records["a.pdf"]["text"] == ["alpha inside"]
     assert records["inside.pdf"]["status"] == "done"
     assert all(MARKER not in p.read_text() for p in (out / "records").iterdir())
+
+
+def test_retry_hashes_unread_files_again(tmp_path: Path) -> None:
+    """A refused (or unreadable) file has no content hash: a retry hashes it again (and
+    checks it again) instead of taking every unread file for a twin of the others."""
+    from docmill.model import ErrorInfo, SourceFile
+    from docmill.state import Store
+
+    store = Store.open(tmp_path)
+    try:
+        store.upsert_sources(SourceFile(str(tmp_path / n), 0, 1) for n in ("a", "b", "c"))
+        refused = ErrorInfo(FailureCategory.NOT_ALLOWED, "leads out", "read")
+        failed: list[int] = []
+        store.set_hashes([(1, None, refused), (2, None, "cannot read the file: gone"),
+                          (3, "f" * 64, "")], failed)
+        assert failed == [1, 2]
+        record = store.record(1)
+        assert record is not None and record.error == refused
+        assert store.unhashed(10) == []
+        assert store.retry_failed() == 2
+        assert [doc_id for doc_id, _ in store.unhashed(10)] == [1, 2]
+    finally:
+        store.close()

@@ -634,6 +634,11 @@ class Store:
             ]
             for doc_id in ids:
                 self._reset(c, doc_id)
+            # a file that could not be read (or was refused) has no content hash ("-"):
+            # hashed again, never taken as a twin of another unread file
+            c.executemany(
+                "UPDATE documents SET sha256=NULL WHERE id=? AND sha256='-'", [(i,) for i in ids]
+            )
         return len(ids)
 
 
