@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,19 @@ def test_retry_hashes_unread_files_again(tmp_path: Path) -> None:
         assert [doc_id for doc_id, _ in store.unhashed(10)] == [1, 2]
     finally:
         store.close()
+
+
+@pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract is not installed")
+def test_an_image_is_read_by_tesseract_through_the_open_file(tmp_path: Path) -> None:
+    """Tesseract, a child process, reads an image document by path: confined, that path
+    is the worker's open descriptor (/proc/<pid>/fd/<n>), and it still reads it."""
+    from imagegen import png_bytes, render_grey
+
+    root = tmp_path / "root"
+    root.mkdir()
+    pdf = write_pdf(tmp_path / "page.pdf", ["Confined scan reads fine"])
+    grey, width, height = render_grey(pdf, 0, 150)
+    (root / "scan.png").write_bytes(png_bytes(grey, width, height, 150))
+    outcome = process_task(_task(root / "scan.png", Roots.of_sources([str(root)]).real))
+    assert outcome.status is DocState.DONE, outcome.error
+    assert "Confined scan reads fine" in outcome.opened().text[0]
