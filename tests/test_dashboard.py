@@ -234,6 +234,8 @@ def test_sign_in_upload_progress_and_a_document(service: Live, watched: Watched)
     assert stat(page, "done") == job["counts"]["done"] and stat(page, "failed") == job["counts"]["failed"]
     assert stat(page, "pages") == job["pages"] > 0
     assert page.locator("#stat-docs-per-min").inner_text() != "–"
+    expect(page.locator("#stat-eta")).to_have_text("done")
+    expect(page.locator("#app .card p .wrap").first).to_have_text("3 uploaded files")
     assert page.locator("#stat-cost").inner_text() == "$0.0000"
     expect(page.locator("#docs-body tr[data-doc]")).to_have_count(3)
     shot(page, "03-job-done")
@@ -275,7 +277,7 @@ def _slow_pdfs(folder: Path, n: int) -> list[Path]:
 
 
 @browser_needed
-def test_live_progress_cancel_and_a_refused_retry(service: Live, watched: Watched, tmp_path: Path) -> None:
+def test_live_progress_cancel_and_resume(service: Live, watched: Watched, tmp_path: Path) -> None:
     page = watched.page
     sign_in(watched, service.base, service.key)
     page.set_input_files("#job-files", [str(p) for p in _slow_pdfs(tmp_path / "slow", 40)])
@@ -302,12 +304,24 @@ def test_live_progress_cancel_and_a_refused_retry(service: Live, watched: Watche
     with service.client() as client:
         job = client.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "cancelled" and job["counts"]["pending"] == stat(page, "pending")
-    # an uploaded job's files are gone once it ended: the 409 is shown as the service says it
-    page.click("#retry")
-    expect(page.locator("#job-message")).to_contain_text("(409 sources_gone)")
-    expect(page.locator("#job-message")).to_have_class("error")
+    expect(page.locator("#stat-eta")).to_have_text("cancelled")
     shot(page, "06-job-cancelled")
-    assert watched.unexpected_errors(409) == []
+    # its uploads are kept (service.upload_retention_h): the job resumes where it stopped
+    assert job["can_retry"] is True
+    expect(page.locator("#retry")).to_be_enabled()
+    expect(page.locator("#retry")).to_have_attribute("title", re.compile("cancelled job resumes"))
+    stopped_at = stat(page, "done")
+    page.click("#retry")
+    expect(page.locator("#job-message")).to_contain_text("Queued again")
+    expect(page.locator("#retry")).to_be_disabled()
+    expect(page.locator("#retry")).to_have_attribute("title", re.compile(r"job_active"))
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#stat-done').textContent) > {stopped_at}", timeout=120_000
+    )
+    page.click("#cancel")
+    expect(page.locator("#job-status")).to_have_text(re.compile("cancelled"), timeout=120_000)
+    assert stat(page, "done") + stat(page, "pending") + stat(page, "failed") == 40
+    assert watched.unexpected_errors() == []
 
 
 @browser_needed

@@ -72,6 +72,7 @@ CONTRACT_DEFAULTS = {
     "service.auth": "keys",
     "service.redis_url": "",
     "service.tiers_file": "",
+    "service.upload_retention_h": 24.0,
 }
 
 

@@ -26,6 +26,7 @@ from docmill.service.errors import ApiError
 from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
+from docmill.service.retention import retry_refusal
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
@@ -90,6 +91,12 @@ async def extract(
 # --- jobs --------------------------------------------------------------------------------
 
 
+def _view(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
+    now = time.time()
+    refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, now)
+    return job_view(job, progress, now, retry=refusal)
+
+
 def _owned(svc: Services, caller: Caller, job_id: str) -> Job:
     job = svc.ledger.get(job_id, caller.key_id)
     if job is None:
@@ -134,7 +141,8 @@ async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[s
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    return "upload", [str(folder)], f"{len(uploads)} uploaded files", overrides
+    described = "1 uploaded file" if len(uploads) == 1 else f"{len(uploads):,} uploaded files"
+    return "upload", [str(folder)], described, overrides
 
 
 async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
@@ -204,7 +212,7 @@ async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> d
     job = await run_in_threadpool(
         svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
     )
-    return job_view(job, {}, time.time())
+    return _view(svc, job, {})
 
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
@@ -212,8 +220,7 @@ async def list_jobs(
     caller: CallerDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> dict[str, Any]:
     jobs = await run_in_threadpool(svc.ledger.list, caller.key_id, limit)
-    now = time.time()
-    return {"items": [job_view(j, {}, now) for j in jobs]}
+    return {"items": [_view(svc, j, {}) for j in jobs]}
 
 
 def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
@@ -223,7 +230,7 @@ def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     # costs the same at 10 documents as at 1,000,000. Before the first beat: the ledger.
     cached = job.counts and (job.terminal or job.status == "running")
     progress = {} if cached else job_progress(svc.ledger, job.id)
-    return job_view(job, progress, time.time())
+    return _view(svc, job, progress)
 
 
 @router.get("/jobs/{job_id}", summary="A job's status, counts, rates, ETA and cost")
@@ -335,7 +342,7 @@ def _cancel(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
         raise ApiError(409, "job_finished", f"the job is already {job.status}")
     updated = svc.ledger.request_cancel(job.id)
     assert updated is not None
-    return job_view(updated, job_progress(svc.ledger, job.id), time.time())
+    return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, summary="Stop a job (in-flight documents finish)")
@@ -345,10 +352,9 @@ async def cancel(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, 
 
 def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
-    if not job.terminal:
-        raise ApiError(409, "job_active", f"the job is {job.status}")
-    if job.source_kind in ("upload", "url") and not svc.ledger.upload_dir(job.id).exists():
-        raise ApiError(409, "sources_gone", "the uploaded files were removed when the job ended; upload them again")
+    refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, time.time())
+    if refusal is not None:  # the same answer the job's can_retry gave
+        raise refusal.error()
     folder = svc.ledger.job_dir(job.id)
     if (folder / "docmill.db").exists():
         store = Store.open(folder)
@@ -360,7 +366,7 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
         raise ApiError(409, "job_active", "the job changed state; try again")
     updated = svc.ledger.get(job.id)
     assert updated is not None
-    return job_view(updated, job_progress(svc.ledger, job.id), time.time())
+    return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
 @router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents again; a cancelled job resumes")

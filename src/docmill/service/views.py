@@ -6,6 +6,7 @@ from typing import Any
 
 from docmill.model import ProcessOutcome, Record
 from docmill.service.jobs import Job
+from docmill.service.retention import Refusal
 
 
 def display_source(upload_root: str, source: str) -> str:
@@ -14,8 +15,9 @@ def display_source(upload_root: str, source: str) -> str:
     return source[len(prefix):] if source.startswith(prefix) else source
 
 
-def job_view(job: Job, progress: dict[str, Any], now: float) -> dict[str, Any]:
-    """Status, counts, pages, rates, ETA and spend of one job."""
+def job_view(job: Job, progress: dict[str, Any], now: float, *, retry: Refusal | None) -> dict[str, Any]:
+    """Status, counts, pages, rates, ETA and spend of one job; ``retry`` is why a retry
+    would be refused now (``retention.retry_refusal``), None when it would be accepted."""
     progress = progress or job.counts
     counts: dict[str, int] = dict(progress.get("counts") or {})
     finished = sum(counts.get(s, 0) for s in ("done", "failed", "skipped"))
@@ -50,6 +52,8 @@ def job_view(job: Job, progress: dict[str, Any], now: float) -> dict[str, Any]:
         "tokens": {"in": progress.get("tokens_in", 0), "out": progress.get("tokens_out", 0)},
         "failures": progress.get("failures") or {},
         "cancel_requested": job.cancel,
+        "can_retry": retry is None,
+        "retry_refused": retry.to_dict() if retry is not None else None,
         "runs": job.runs,
         "error": job.error,
     }

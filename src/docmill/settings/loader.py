@@ -129,6 +129,7 @@ class ServiceSettings:
     auth: str = "keys"  # keys: API keys and tier limits on /v1; none: local mode, one caller
     redis_url: str = ""  # share rate limits between instances (empty: in memory)
     tiers_file: str = ""  # TOML of tiers and their limits (empty: the built-in tiers)
+    upload_retention_h: float = 24.0  # a finished job's uploads are kept this long (0: removed at its end)
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ _NON_NEGATIVE = {
     "llm.rpm",
     "service.extract_workers",
     "service.job_workers",
+    "service.upload_retention_h",
     "llm.tpm",
 }
 _POSITIVE = {

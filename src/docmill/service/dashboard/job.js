@@ -16,7 +16,7 @@ const STATS = [
   ["pages", "Pages", (j) => num(j.pages)],
   ["docs-per-min", "Documents/min", (j) => rate(j.docs_per_min)],
   ["pages-per-min", "Pages/min", (j) => rate(j.pages_per_min)],
-  ["eta", "ETA", (j) => (TERMINAL.has(j.status) ? "–" : duration(j.eta_s))],
+  ["eta", "ETA", (j) => (TERMINAL.has(j.status) ? j.status : duration(j.eta_s))], // ended: "done", "cancelled"…
   ["cost", "Cost", (j) => usd(j.cost_usd)],
   ["tokens", "Tokens in / out", (j) => `${num(j.tokens.in)} / ${num(j.tokens.out)}`],
 ];
@@ -44,6 +44,13 @@ export function renderJob(root, jobId, signal) {
     message.hidden = false;
   }
 
+  // enabled exactly when the service would accept it (the job's can_retry), else saying why
+  function showRetry() {
+    const refused = job ? job.retry_refused : null;
+    retry.disabled = !job || !job.can_retry;
+    retry.title = refused ? `Retry is not possible: ${refused.message} (${refused.code})` : "Retry failed documents; a cancelled job resumes";
+  }
+
   function update(next) {
     const before = job;
     job = next;
@@ -58,7 +65,7 @@ export function renderJob(root, jobId, signal) {
     fill(failures, rows.map(([cat, n]) => h("tr", {}, h("td", {}, cat), h("td", { class: "num" }, num(n)))));
     noFailures.hidden = rows.length > 0;
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
-    retry.disabled = !TERMINAL.has(job.status);
+    showRetry();
     if (job.error) show(job.error, true);
     if (before && JSON.stringify(before.counts) !== JSON.stringify(job.counts)) docs.changed();
   }
@@ -112,7 +119,7 @@ export function renderJob(root, jobId, signal) {
       follow();
     } catch (err) {
       if (err instanceof ApiFailure) show(err.describe(), true);
-      retry.disabled = job ? !TERMINAL.has(job.status) : false;
+      showRetry();
     }
   });
 
