@@ -35,6 +35,8 @@ class ExtractOptions:
     markdown: bool = False  # render the document as Markdown (record key "markdown")
     image_pages: int = 0  # render this many first pages as images for the LLM (0: none)
     image_dpi: int = 100
+    # only draw the task's pages as PNG images (no text): the service's page view
+    render_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
