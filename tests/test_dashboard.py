@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,7 @@ from docmill.state.browse import LedgerReader
 from engine_kit import REAL, ROOT
 from pdfgen import write_pdf
 from service_kit import free_port, kill_group, server_in_thread, start_server, wait_job
+from test_pages import table_pdf
 
 try:
     from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -386,6 +388,124 @@ def test_document_text_with_markup_renders_as_text(service: Live, watched: Watch
     assert page.locator("img[src='x']").count() == 0
     assert page.evaluate("window.__pwned") is None
     assert watched.unexpected_errors() == []
+
+
+# --- the page view ----------------------------------------------------------------------
+
+
+def _page_geometry(page: Page) -> dict[str, Any]:
+    """The page image's box on screen, the overlay's viewBox, and each table box on screen."""
+    return dict(page.evaluate("""() => {
+      const box = (el) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, width: r.width, height: r.height }; };
+      return {
+        image: box(document.querySelector('#page-image')),
+        overlay: box(document.querySelector('#page-boxes')),
+        view: document.querySelector('#page-boxes').getAttribute('viewBox').split(' ').map(Number),
+        boxes: [...document.querySelectorAll('#page-boxes g.box')].map((g) =>
+          ({ table: Number(g.dataset.table), ...box(g.querySelector('rect')) })),
+      };
+    }"""))
+
+
+def _boxes_lie_over_their_tables(geometry: dict[str, Any], tables: list[dict[str, Any]], page_no: int) -> None:
+    image = geometry["image"]
+    _, _, width_pt, height_pt = geometry["view"]
+    assert (width_pt, height_pt) == (612, 792)
+    assert geometry["overlay"] == pytest.approx(image, abs=0.5)  # the overlay is the image's box
+    on_page = [i for i, t in enumerate(tables) if t["page"] == page_no]
+    assert sorted(b["table"] for b in geometry["boxes"]) == on_page
+    sx, sy = image["width"] / width_pt, image["height"] / height_pt
+    for box in geometry["boxes"]:
+        x0, y0, x1, y1 = tables[box["table"]]["bbox"]
+        assert box["x"] == pytest.approx(image["x"] + x0 * sx, abs=1.5)
+        assert box["y"] == pytest.approx(image["y"] + y0 * sy, abs=1.5)
+        assert box["width"] == pytest.approx((x1 - x0) * sx, abs=1.5)
+        assert box["height"] == pytest.approx((y1 - y0) * sy, abs=1.5)
+        assert image["x"] <= box["x"] and box["x"] + box["width"] <= image["x"] + image["width"]
+        assert image["y"] <= box["y"] and box["y"] + box["height"] <= image["y"] + image["height"]
+
+
+@browser_needed
+def test_a_table_page_shows_its_boxes_over_the_page_image(service: Live, watched: Watched, tmp_path: Path) -> None:
+    page = watched.page
+    pdf = table_pdf(tmp_path / "sales.pdf", heading=f"Sales by region {HOSTILE_TEXT}")
+    sign_in(watched, service.base, service.key)
+    page.set_input_files("#job-files", [str(pdf)])
+    page.check("#opt-tables")
+    page.click("#job-submit")
+    job_id = job_id_from_hash(page)
+    expect(page.locator("#job-status")).to_have_text(re.compile("done"), timeout=120_000)
+    expect(page.locator("#stat-eta")).to_have_text("done")
+    expect(page.locator("#app .card p .wrap").first).to_have_text("1 uploaded file")
+    expect(page.locator("#retry")).to_be_enabled()  # its upload is kept: a retry is possible
+    page.click("#docs-body a:text('sales.pdf')")
+    with service.client() as client:
+        doc_id = int(str(page.evaluate("location.hash")).split("/")[-1])
+        record = client.get(f"/v1/jobs/{job_id}/documents/{doc_id}").json()
+    tables = record["tables"]
+    assert [t["page"] for t in tables] == [0, 1, 1]
+    # it opens on the first page with a table: the image, one box over that table, the text
+    sheet = page.locator("#page-sheet[data-state=ready]")
+    expect(sheet).to_have_attribute("data-page", "0")
+    expect(page.locator("#page-at")).to_have_text("page 1 of 3")
+    expect(page.locator("#page-boxes g.box")).to_have_count(1)
+    _boxes_lie_over_their_tables(_page_geometry(page), tables, 0)
+    expect(page.locator("#page-caption")).to_have_text("1 table found on this page")
+    # the page's text beside it, as text: the document's markup never runs
+    expect(page.locator("#page-view-text")).to_contain_text(HOSTILE_TEXT)
+    assert page.locator("img[src='x']").count() == 0 and page.locator("#app script").count() == 0
+    assert page.evaluate("window.__pwned") is None
+    expect(page.locator("#page-prev")).to_be_disabled()
+    page.locator("#page-view").screenshot(path=str(SHOTS / "11-page-view-one-table.png"))
+    # the next page: two tables, two boxes
+    page.click("#page-next")
+    expect(page.locator("#page-sheet[data-state=ready][data-page='1']")).to_have_count(1)
+    expect(page.locator("#page-boxes g.box")).to_have_count(2)
+    _boxes_lie_over_their_tables(_page_geometry(page), tables, 1)
+    expect(page.locator("#page-view-text")).to_contain_text("Two tables")
+    shot(page, "12-page-view-two-tables")
+    # the last page: prose, no box, no next page
+    page.click("#page-next")
+    expect(page.locator("#page-sheet[data-state=ready][data-page='2']")).to_have_count(1)
+    expect(page.locator("#page-boxes g.box")).to_have_count(0)
+    expect(page.locator("#page-caption")).to_have_text("No table found on this page.")
+    expect(page.locator("#page-next")).to_be_disabled()
+    # a table in the tables list shows its page
+    page.click("#doc-tables figure:nth-of-type(2) button[data-show-page]")
+    expect(page.locator("#page-sheet[data-state=ready][data-page='1']")).to_have_count(1)
+    expect(page.locator("#page-boxes g.box")).to_have_count(2)
+    assert page.evaluate("window.__pwned") is None
+    calls = watched.api_calls()
+    assert any("/pages/1.png" in url for url, _ in calls)
+    assert all(auth == f"Bearer {service.key}" for _, auth in calls)
+    assert watched.unexpected_errors() == []
+
+
+@browser_needed
+def test_uploads_gone_disable_retry_and_say_so_on_the_page_view(watched: Watched, tmp_path: Path) -> None:
+    """``service.upload_retention_h = 0``: uploads go as the job ends; the dashboard says so
+    before anyone clicks (the job's can_retry), and the page view shows the 410."""
+    settings = load_settings(env={}, overrides={
+        "service.data_dir": str(tmp_path / "d"), "service.job_workers": "1", "service.extract_workers": "1",
+        "run.workers": "1", "service.auth": "none", "service.upload_retention_h": "0",
+    })
+    page = watched.page
+    with server_in_thread(create_app(settings)) as base:
+        sign_in(watched, base)
+        page.set_input_files("#job-files", [str(table_pdf(tmp_path / "gone.pdf"))])
+        page.click("#job-submit")
+        expect(page.locator("#job-status")).to_have_text(re.compile("done"), timeout=120_000)
+        expect(page.locator("#retry")).to_be_disabled()
+        expect(page.locator("#retry")).to_have_attribute("title", re.compile(r"are gone now.*\(sources_gone\)"))
+        expect(page.locator("#stat-eta")).to_have_text("done")
+        shot(page, "13-retry-disabled")
+        page.click("#docs-body a:text('gone.pdf')")
+        expect(page.locator("#page-sheet")).to_have_attribute("data-state", "failed")
+        expect(page.locator("#page-sheet")).to_be_hidden()
+        expect(page.locator("#page-message")).to_contain_text("(410 source_gone)")
+        expect(page.locator("#page-view-text")).to_contain_text("Sales by region")  # the text is in the record
+        page.locator("#page-view").screenshot(path=str(SHOTS / "14-page-view-source-gone.png"))
+    assert watched.unexpected_errors(410) == []
 
 
 # --- 100,000 documents -------------------------------------------------------------------
