@@ -31,7 +31,7 @@ from service_kit import free_port, kill_group, server_in_thread, start_server, w
 from test_pages import table_pdf
 
 try:
-    from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+    from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 except ImportError:  # pragma: no cover - the dev extra is not installed
     sync_playwright = None
 
@@ -506,6 +506,42 @@ def test_uploads_gone_disable_retry_and_say_so_on_the_page_view(watched: Watched
         expect(page.locator("#page-view-text")).to_contain_text("Sales by region")  # the text is in the record
         page.locator("#page-view").screenshot(path=str(SHOTS / "14-page-view-source-gone.png"))
     assert watched.unexpected_errors(410) == []
+
+
+@browser_needed
+def test_a_retry_as_the_last_stream_ends_follows_the_new_run(service: Live, watched: Watched) -> None:
+    """The flake in the folder-job retry test, made certain: Retry clicked while the
+    page still reads the event stream of the run that ended (its last snapshot taken
+    before the job was queued again). The page followed only that stream, so it never
+    saw the second run: status and "runs" stayed as they were. The stream is held in
+    the browser and handed over, unchanged, after the click."""
+    page = watched.page
+    with service.client() as client:
+        job_id = client.post("/v1/jobs", files=[("files", ("note.txt", b"a note\n"))]).json()["id"]
+        wait_job(client, job_id, ("done",))
+    sign_in(watched, service.base, service.key)
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:  # the first stream is held; later ones go through
+        if held:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/v1/jobs/*/events", hold)
+    page.evaluate(f"location.hash = '#/jobs/{job_id}'")
+    expect(page.locator("#retry")).to_be_enabled()
+    while not held:  # the page asked for the stream (the handler runs as Playwright waits)
+        page.wait_for_timeout(20)
+    ended_run = held[0].fetch()  # the real server's answer: the finished run, then "end"
+    assert b"event: end" in ended_run.body()
+    page.click("#retry")
+    expect(page.locator("#job-message")).to_contain_text("Queued again")
+    held[0].fulfill(response=ended_run)
+    expect(page.locator("#job-times")).to_contain_text("runs 2", timeout=60_000)
+    expect(page.locator("#job-status")).to_have_text(re.compile("done"))
+    expect(page.locator("#live")).to_have_text("finished")
+    assert watched.unexpected_errors() == []
 
 
 # --- 100,000 documents -------------------------------------------------------------------

@@ -37,6 +37,7 @@ export function renderJob(root, jobId, signal) {
   const docs = documentsTable(jobId, signal);
   let job = null;
   let streaming = false;
+  let wanted = 0; // bumped by every follow(): a stream that ends before the latest call reconnects
 
   function show(text, isError) {
     fill(message, text);
@@ -70,11 +71,16 @@ export function renderJob(root, jobId, signal) {
     if (before && JSON.stringify(before.counts) !== JSON.stringify(job.counts)) docs.changed();
   }
 
+  // Follows the job's event stream until the job ends. Called again while a stream is open
+  // (a retry), the open loop goes on: a stream that ends with the run before the retry
+  // (its last snapshot read before the job was queued again) is followed by a new one.
   async function follow() {
+    wanted++;
     if (streaming) return;
     streaming = true;
     try {
       while (!signal.aborted) {
+        const wish = wanted;
         let ended = false;
         fill(live, "● live");
         live.className = "live on";
@@ -86,6 +92,7 @@ export function renderJob(root, jobId, signal) {
         } catch (err) {
           if (signal.aborted || (err instanceof ApiFailure && (err.status === 401 || err.status === 404))) return;
         }
+        if (ended && wish !== wanted) continue; // a retry came while this stream ended
         if (ended) {
           fill(live, "finished");
           live.className = "live";
