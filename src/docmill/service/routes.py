@@ -212,15 +212,17 @@ async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> d
     job = await run_in_threadpool(
         svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
     )
-    return _view(svc, job, {})
+    return await run_in_threadpool(_view, svc, job, {})  # _view may look at the uploads folder
 
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
     caller: CallerDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> dict[str, Any]:
-    jobs = await run_in_threadpool(svc.ledger.list, caller.key_id, limit)
-    return {"items": [_view(svc, j, {}) for j in jobs]}
+    def page() -> list[dict[str, Any]]:
+        return [_view(svc, j, {}) for j in svc.ledger.list(caller.key_id, limit)]
+
+    return {"items": await run_in_threadpool(page)}
 
 
 def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
