@@ -45,6 +45,11 @@ browser_needed = pytest.mark.skipif(
     sync_playwright is None or not CHROMIUM.is_file() or not PDFS.is_dir(),
     reason="needs the playwright package, Debian's chromium at /usr/bin/chromium and shared/corpus/real",
 )
+# for the tests on generated documents only: no corpus needed
+chromium_needed = pytest.mark.skipif(
+    sync_playwright is None or not CHROMIUM.is_file(),
+    reason="needs the playwright package and Debian's chromium at /usr/bin/chromium",
+)
 
 
 # --- no browser: the files and their headers ---------------------------------------------
@@ -425,7 +430,7 @@ def _boxes_lie_over_their_tables(geometry: dict[str, Any], tables: list[dict[str
         assert image["y"] <= box["y"] and box["y"] + box["height"] <= image["y"] + image["height"]
 
 
-@browser_needed
+@chromium_needed
 def test_a_table_page_shows_its_boxes_over_the_page_image(service: Live, watched: Watched, tmp_path: Path) -> None:
     page = watched.page
     pdf = table_pdf(tmp_path / "sales.pdf", heading=f"Sales by region {HOSTILE_TEXT}")
@@ -481,7 +486,7 @@ def test_a_table_page_shows_its_boxes_over_the_page_image(service: Live, watched
     assert watched.unexpected_errors() == []
 
 
-@browser_needed
+@chromium_needed
 def test_uploads_gone_disable_retry_and_say_so_on_the_page_view(watched: Watched, tmp_path: Path) -> None:
     """``service.upload_retention_h = 0``: uploads go as the job ends; the dashboard says so
     before anyone clicks (the job's can_retry), and the page view shows the 410."""
@@ -508,7 +513,7 @@ def test_uploads_gone_disable_retry_and_say_so_on_the_page_view(watched: Watched
     assert watched.unexpected_errors(410) == []
 
 
-@browser_needed
+@chromium_needed
 def test_a_retry_as_the_last_stream_ends_follows_the_new_run(service: Live, watched: Watched) -> None:
     """The flake in the folder-job retry test, made certain: Retry clicked while the
     page still reads the event stream of the run that ended (its last snapshot taken
