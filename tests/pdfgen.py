@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 _FONT_SIZE = 12
@@ -22,8 +23,32 @@ def _content(text: str) -> bytes:
     return head + body + b" Tj ET\n"
 
 
-def make_pdf(pages: list[str]) -> bytes:
-    """Return a PDF with one page per string; lines split on "\\n" (Helvetica, US Letter).
+def ruled_table(
+    rows: list[list[str]], *, left: float = 72, top: float = 600, col_width: float = 110,
+    row_height: float = 20, size: int = 10,
+) -> bytes:
+    """Content-stream operators that draw ``rows`` as a ruled table: a line around every
+    cell and each cell's text inside it. ``(left, top)`` is the table's top-left corner in
+    PDF user space (origin bottom-left); pass the result to ``make_pdf(graphics=...)``."""
+    cols = max(len(r) for r in rows)
+    right, bottom = left + cols * col_width, top - len(rows) * row_height
+    ops = [b"0.8 w"]
+    ops += [b"%g %g m %g %g l S" % (left, top - i * row_height, right, top - i * row_height) for i in range(len(rows) + 1)]
+    ops += [b"%g %g m %g %g l S" % (left + j * col_width, top, left + j * col_width, bottom) for j in range(cols + 1)]
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            x, y = left + j * col_width + 4, top - (i + 1) * row_height + 6
+            ops.append(b"BT /F1 %d Tf %g %g Td (" % (size, x, y) + _escape(cell) + b") Tj ET")
+    return b"\n".join(ops) + b"\n"
+
+
+def make_pdf(
+    pages: list[str], graphics: Sequence[bytes] = (), page_size: tuple[float, float] = (612, 792)
+) -> bytes:
+    """Return a PDF with one page per string; lines split on "\\n" (Helvetica, US Letter
+    unless ``page_size`` says otherwise, in points). ``graphics[i]``, when given, is more
+    content-stream operators for page ``i`` (such as :func:`ruled_table`'s), drawn after
+    its text.
 
     ``make_pdf([])`` gives a structurally valid zero-page PDF (pdfium refuses to open it).
     """
@@ -35,10 +60,10 @@ def make_pdf(pages: list[str]) -> bytes:
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     for i, text in enumerate(pages):
-        stream = _content(text)
+        stream = _content(text) + (graphics[i] if i < len(graphics) else b"")
         objects.append(
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
-            b" /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %g %g]" % page_size
+            + b" /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream")
 
@@ -57,10 +82,14 @@ def make_pdf(pages: list[str]) -> bytes:
     return bytes(out)
 
 
-def write_pdf(path: str | Path, pages: list[str]) -> Path:
-    """Write ``make_pdf(pages)`` to ``path`` (parents created) and return the path."""
+def write_pdf(
+    path: str | Path, pages: list[str], graphics: Sequence[bytes] = (),
+    page_size: tuple[float, float] = (612, 792),
+) -> Path:
+    """Write ``make_pdf(pages, graphics, page_size)`` to ``path`` (parents created) and
+    return the path."""
     target = Path(path)
-    data = make_pdf(pages)
+    data = make_pdf(pages, graphics, page_size)
     try:
         target.write_bytes(data)
     except FileNotFoundError:

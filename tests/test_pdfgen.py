@@ -10,7 +10,7 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 
-from pdfgen import make_pdf, write_pdf
+from pdfgen import make_pdf, ruled_table, write_pdf
 
 PAGES = [
     "Hello, world.",
@@ -85,3 +85,13 @@ def test_generation_is_fast(count: int) -> None:
     for i in range(count):
         make_pdf([f"document {i}\nsome text on a second line"])
     assert time.perf_counter() - start < 3.0
+
+
+def test_ruled_table_draws_a_table_docmill_finds(tmp_path: Path) -> None:
+    from docmill.processors.tables import tables_in_pdf
+
+    rows = [["Region", "Units"], ["North", "120"], ["South", "95"]]
+    grid = ruled_table(rows, left=100, top=700, col_width=80, row_height=20)
+    (table,) = tables_in_pdf(str(write_pdf(tmp_path / "t.pdf", ["a heading"], [grid])))
+    assert table.kind == "ruled" and table.page == 0 and table.rows == rows
+    assert table.bbox == pytest.approx((100, 92, 260, 152))  # top-left origin: 792 - 700 = 92

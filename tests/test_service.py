@@ -97,7 +97,7 @@ def test_hostile_uploads(server: httpx.Client, tmp_path: Path) -> None:
     names = sorted(d["source"] for d in server.get(f"/v1/jobs/{job['id']}/documents").json()["items"])
     assert names == ["olute.pdf", "passwd.pdf", "same-1.pdf", "same.pdf", "win.pdf"]
     data = tmp_path / "data"
-    assert not (data / "uploads" / job["id"]).exists()  # removed when the job ended
+    assert (data / "uploads" / job["id"]).is_dir()  # kept service.upload_retention_h after the job
     assert not (tmp_path / "etc").exists() and not (data.parent / "passwd.pdf").exists()
     # sources outside allowed roots and URLs are refused
     assert _error(server.post("/v1/jobs", json={"source": "/etc"}), 403)["code"] == "source_not_allowed"
@@ -145,8 +145,9 @@ def test_a_job_runs_to_done_pages_and_exports(server: httpx.Client) -> None:
     # events end with the job's status
     events = server.get(f"/v1/jobs/{job_id}/events").text
     assert "event: progress" in events and 'event: end\ndata: {"status": "done"}' in events
-    # retry of an upload job whose uploads are gone is refused clearly
-    assert _error(server.post(f"/v1/jobs/{job_id}/retry"), 409)["code"] == "sources_gone"
+    # its uploads are kept service.upload_retention_h, so it could be retried (the refusal
+    # once they are gone: tests/test_pages.py)
+    assert job["can_retry"] is True and job["retry_refused"] is None
     assert _error(server.post(f"/v1/jobs/{job_id}/cancel"), 409)["code"] == "job_finished"
 
 

@@ -77,6 +77,7 @@ CONTRACT_DEFAULTS = {
     "service.max_json_kb": 64.0,
     "service.auth_fail_limit": 20,
     "service.auth_fail_window_s": 60.0,
+    "service.upload_retention_h": 24.0,
 }
 
 

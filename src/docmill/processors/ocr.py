@@ -108,19 +108,19 @@ def pnm_bytes(
     return b"P6\n%d %d\n255\n" % (width, height) + bytes(rgb)
 
 
-def render_scale(width_pt: float, height_pt: float, dpi: int = DPI) -> float:
-    """PDFium's render scale for ``dpi``, lowered so the bitmap stays under MAX_PIXELS."""
+def render_scale(width_pt: float, height_pt: float, dpi: int = DPI, max_pixels: int = MAX_PIXELS) -> float:
+    """PDFium's render scale for ``dpi``, lowered so the bitmap stays under ``max_pixels``."""
     scale = dpi / 72
     pixels = max(width_pt * scale, 1.0) * max(height_pt * scale, 1.0)
-    if pixels > MAX_PIXELS:
-        scale *= (MAX_PIXELS / pixels) ** 0.5
+    if pixels > max_pixels:
+        scale *= (max_pixels / pixels) ** 0.5
     return scale
 
 
-def render_page(page: Any, dpi: int = DPI) -> tuple[bytes, int]:
+def render_page(page: Any, dpi: int = DPI, max_pixels: int = MAX_PIXELS) -> tuple[bytes, int]:
     """A PDFium page as a grey PGM, and the resolution it was rendered at."""
     width, height = page.get_size()
-    scale = render_scale(width, height, dpi)
+    scale = render_scale(width, height, dpi, max_pixels)
     bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=True)
     try:
         image = pnm_bytes(

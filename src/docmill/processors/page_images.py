@@ -1,7 +1,9 @@
-"""Page images for models that read them (``llm.input = "images"``).
+"""Page images: for models that read them (``llm.input = "images"``), and for the
+service's page view (``ExtractOptions.render_only``: a task that only draws its pages).
 
 Rendered in the worker, like every other use of PDFium, so a hostile page can only cost
-its worker; they travel to the driver with the outcome and are never stored.
+its worker; they travel to the driver with the outcome and are never stored here (the
+service caches the page view's images itself).
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ import struct
 import zlib
 from typing import Any
 
+from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
 from docmill.processors.ocr import render_page
+from docmill.processors.registry import ExtractRequest
+from docmill.sources.filetype import PDF
 
 MAX_IMAGE_BYTES = 4 << 20  # an image document bigger than this is not sent as it is
+# the page view's bitmap cap: a 30,000 x 30,000 pt page is drawn at a lower resolution
+# (US Letter at 200 dpi is 3.7 million pixels), so one grey bitmap stays under 4 MB
+VIEW_MAX_PIXELS = 4_000_000
 
 
 def png_from_pgm(pgm: bytes) -> bytes:
@@ -59,3 +67,42 @@ def file_image(path: str, mime: str) -> list[tuple[str, bytes]]:
     with open(path, "rb") as handle:
         data = handle.read(MAX_IMAGE_BYTES + 1)
     return [(mime, data)] if len(data) <= MAX_IMAGE_BYTES else []
+
+
+def render_pages(path: str, mime: str, request: ExtractRequest) -> ProcessOutcome:
+    """The pages of ``request.page_range`` (default: the first) as grey PNGs at
+    ``options.image_dpi`` (lower for pages over :data:`VIEW_MAX_PIXELS`), with each
+    page's displayed size in points (crop box, turned by ``/Rotate``: the frame of a
+    table's ``bbox``) in ``metadata["page_sizes"]``. ``pages`` is the document's page
+    count; a range past the end draws nothing."""
+    if mime != PDF:
+        refused = ProcessOutcome.failure(
+            FailureCategory.UNSUPPORTED, f"page images are drawn for PDFs only, not {mime}", "render"
+        )
+        refused.mime = mime
+        return refused
+    import pypdfium2 as pdfium
+
+    rng = request.page_range or PageRange(0, 1)
+    try:
+        doc = pdfium.PdfDocument(path)
+    except pdfium.PdfiumError as exc:
+        category = FailureCategory.ENCRYPTED if "password" in str(exc).lower() else FailureCategory.CORRUPT
+        return ProcessOutcome.failure(category, f"PDFium cannot open the file: {exc}", "render")
+    try:
+        pages = len(doc)
+        outcome = ProcessOutcome(DocState.DONE, mime=mime, pages=pages, page_range=rng)
+        sizes: list[dict[str, Any]] = []
+        for index in range(rng.start, min(rng.stop, pages)):
+            page = doc[index]
+            try:
+                width, height = page.get_size()
+                pgm, dpi = render_page(page, request.options.image_dpi, VIEW_MAX_PIXELS)
+            finally:
+                page.close()
+            outcome.images.append(("image/png", png_from_pgm(pgm)))
+            sizes.append({"page": index, "width": round(width, 2), "height": round(height, 2), "dpi": dpi})
+        outcome.metadata["page_sizes"] = sizes
+        return outcome
+    finally:
+        doc.close()

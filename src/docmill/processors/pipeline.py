@@ -112,6 +112,12 @@ def _process(
         mime = sniff(path)
         if mime == EMPTY:
             return ProcessOutcome.failure(FailureCategory.EMPTY, "the file is empty (0 bytes)", stage)
+        if task.options.render_only:  # page images, no extraction (the service's page view)
+            from docmill.processors.page_images import render_pages
+
+            stage = "render"
+            on_stage(stage)
+            return render_pages(path, mime, ExtractRequest(task.page_range, task.options, on_stage))
         extractor = builtin_extractors().get(mime)
         if extractor is None:
             outcome = ProcessOutcome.failure(

@@ -38,6 +38,8 @@ class ExtractOptions:
     # sources.confine_to_root: the run's roots (real paths); a file is opened only where
     # it resolves inside one, right before it is read (empty: not confined)
     confine_roots: tuple[str, ...] = ()
+    # only draw the task's pages as PNG images (no text): the service's page view
+    render_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from docmill.service.guard import BodyLimits, Guard
 from docmill.service.jobrunner import JobRunner
 from docmill.service.jobs import JobLedger
 from docmill.service.metrics import CONTENT_TYPE, ServiceMetrics
+from docmill.service.pages import router as pages_router
 from docmill.service.routes import router
 from docmill.service.state import Services
 from docmill.settings import Settings
@@ -110,6 +111,7 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
         return Response(body, media_type=CONTENT_TYPE)
 
     app.include_router(router)
+    app.include_router(pages_router)
     app.include_router(dashboard_router)
     return app
 

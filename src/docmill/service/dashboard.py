@@ -23,12 +23,14 @@ STATIC_TYPES = {
     "app.js": "text/javascript; charset=utf-8",
     "job.js": "text/javascript; charset=utf-8",
     "kit.js": "text/javascript; charset=utf-8",
+    "page.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
 
+# img-src blob:: page images are fetched with the key (a header) and shown by blob: URL
 CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob:; "
     "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 )
 

@@ -1,5 +1,5 @@
-"""``POST /v1/extract``'s parsing: the engine's supervised :class:`WorkerPool` driven by
-one dedicated thread.
+"""``POST /v1/extract``'s parsing, and the page view's drawing: the engine's supervised
+:class:`WorkerPool` driven by one dedicated thread.
 
 Why the pool and not a ``ProcessPoolExecutor``: a hostile document can hang a parser,
 eat memory or crash its process. The pool kills a worker past ``run.timeout_s`` or over
@@ -23,8 +23,8 @@ from concurrent.futures import Future
 
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.runner import extract_options
-from docmill.model import ProcessOutcome
-from docmill.processors import Task
+from docmill.model import PageRange, ProcessOutcome
+from docmill.processors import ExtractOptions, Task
 from docmill.settings import Settings
 
 log = logging.getLogger("docmill.service.extract")
@@ -48,6 +48,8 @@ class ExtractService:
             extract_options(settings), max_pages=s.extract_max_pages, split_pages=1 << 30
         )
         self._max_bytes = int(s.extract_max_mb * 1024 * 1024)
+        self._render_max_bytes = int(settings.run.max_file_mb * 1024 * 1024)
+        self._render_options: dict[tuple[int, tuple[str, ...]], ExtractOptions] = {}  # one object each
         self._queue: queue.Queue[tuple[Task, Future[ProcessOutcome]] | None] = queue.Queue(QUEUE_MAX)
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
@@ -72,8 +74,23 @@ class ExtractService:
 
     def submit(self, path: str) -> Future[ProcessOutcome]:
         """Queue one document; the future gets its outcome (never an exception from parsing)."""
+        return self._put(Task(next(self._ids), 0, os.fspath(path), None, self._max_bytes, self._options))
+
+    def render(self, path: str, page: int, dpi: int, roots: tuple[str, ...] = ()) -> Future[ProcessOutcome]:
+        """Queue drawing page ``page`` (0-based) of a PDF as a PNG at ``dpi`` (the task
+        only renders: ``ExtractOptions.render_only``); the outcome has the image in
+        ``images`` and the page's size in ``metadata["page_sizes"]``. ``roots``: the file
+        is opened only inside them (``confine_roots``), as the job's run opened it. It
+        shares the workers, their limits and the queue with ``POST /v1/extract``."""
+        options = self._render_options.get((dpi, roots))
+        if options is None:
+            options = ExtractOptions(render_only=True, image_dpi=dpi, confine_roots=roots)
+            self._render_options[(dpi, roots)] = options
+        rng = PageRange(page, page + 1)
+        return self._put(Task(next(self._ids), 0, os.fspath(path), rng, self._render_max_bytes, options))
+
+    def _put(self, task: Task) -> Future[ProcessOutcome]:
         future: Future[ProcessOutcome] = Future()
-        task = Task(next(self._ids), 0, os.fspath(path), None, self._max_bytes, self._options)
         try:
             self._queue.put_nowait((task, future))
         except queue.Full:

@@ -5,12 +5,13 @@ on its own. Each job is one docmill run (itself a pool of worker processes) over
 job's sources into ``{data_dir}/jobs/{id}/``; a heartbeat thread refreshes the job's
 row every second, caches its counts and turns the cancel flag into a stop request.
 A job whose runner died is claimed again and the engine resumes on the same folder.
+Between jobs, a runner sweeps the uploads of jobs ended more than
+``service.upload_retention_h`` ago (``service/retention.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 from docmill.engine.runner import Runner, StopToken
 from docmill.service.jobs import Job, JobLedger, runner_identity
+from docmill.service.retention import remove_sources, sweep
 from docmill.settings import Settings, with_overrides
 from docmill.state import StoreError
 from docmill.state.browse import LedgerReader
@@ -26,6 +28,7 @@ from docmill.state.browse import LedgerReader
 log = logging.getLogger("docmill.service.jobs")
 
 BEAT_S = 1.0
+SWEEP_EVERY_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,8 @@ class JobRunner:
         self._stop = threading.Event()
         self._on_finished = on_finished
         self._poll_s = poll_s
+        self._sweep_lock = threading.Lock()
+        self._swept_at = 0.0  # monotonic; 0: sweep on the first idle turn
 
     def start(self) -> None:
         for i in range(self._threads_wanted):
@@ -89,6 +94,7 @@ class JobRunner:
     def _loop(self) -> None:
         me = runner_identity()
         while not self._stop.is_set():
+            self._sweep_when_due()  # between jobs, so a runner never idle still sweeps
             try:
                 job = self.ledger.claim(me)
             except Exception:  # the ledger is busy or gone: try again later
@@ -101,6 +107,20 @@ class JobRunner:
                 self._run(job, me)
             except Exception:
                 log.exception("job %s: the runner failed", job.id)
+
+    def _sweep_when_due(self) -> None:
+        """One thread at a time sweeps expired uploads, every :data:`SWEEP_EVERY_S`."""
+        if not self._sweep_lock.acquire(blocking=False):
+            return
+        try:
+            if self._swept_at and time.monotonic() - self._swept_at < SWEEP_EVERY_S:
+                return
+            self._swept_at = time.monotonic()
+            sweep(self.ledger, self.settings.service.upload_retention_h)
+        except Exception:  # a folder that cannot be removed now is tried at the next sweep
+            log.exception("the uploads sweep failed")
+        finally:
+            self._sweep_lock.release()
 
     def _run(self, job: Job, me: str) -> None:
         log.info("job %s: run %d starts", job.id, job.runs)
@@ -150,7 +170,8 @@ class JobRunner:
                 self.ledger.release(job.id, me)
                 log.info("job %s: interrupted, back in the queue", job.id)
                 return
-        shutil.rmtree(self.ledger.upload_dir(job.id), ignore_errors=True)
+        if self.settings.service.upload_retention_h <= 0:
+            remove_sources(self.ledger, job.id)  # kept 0 h: gone as the job ends
         self.ledger.finish(job.id, me, status, progress, error)
         log.info("job %s: %s", job.id, status)
         if self._on_finished is not None:

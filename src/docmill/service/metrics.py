@@ -33,6 +33,10 @@ class ServiceMetrics:
         )
         self.llm_cost = Counter("docmill_llm_cost_usd", "LLM spend in US dollars", registry=r)
         self.jobs = Counter("docmill_jobs_finished", "Jobs finished by status", ["status"], registry=r)
+        self.page_images = Counter(
+            "docmill_page_images", "Page images answered, by source (rendered|cached)", ["source"],
+            registry=r,
+        )
         depth = Gauge("docmill_queue_depth", "Jobs waiting in the queue", registry=r)
         depth.set_function(queue_depth)
 

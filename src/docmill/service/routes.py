@@ -27,6 +27,7 @@ from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
 from docmill.service.multipart import read_form
 from docmill.service.public import PublicNames, names_for
+from docmill.service.retention import retry_refusal
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
@@ -119,7 +120,9 @@ def _names(svc: Services, job: Job) -> PublicNames:
 
 
 def _view(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
-    return job_view(job, progress, time.time(), _names(svc, job))
+    now = time.time()
+    refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, now)
+    return job_view(job, progress, now, _names(svc, job), retry=refusal)
 
 
 def _checked_overrides(svc: Services, raw: Any) -> dict[str, Any]:
@@ -156,7 +159,9 @@ async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[s
     except BaseException:
         await run_in_threadpool(shutil.rmtree, folder, True)
         raise
-    return "upload", [str(folder)], f"{len(form.files)} uploaded files", overrides
+    n = len(form.files)
+    described = "1 uploaded file" if n == 1 else f"{n:,} uploaded files"
+    return "upload", [str(folder)], described, overrides
 
 
 async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
@@ -226,15 +231,17 @@ async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> d
     job = await run_in_threadpool(
         svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
     )
-    return _view(svc, job, {})
+    return await run_in_threadpool(_view, svc, job, {})  # _view may look at the uploads folder
 
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
 async def list_jobs(
     caller: CallerDep, svc: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 100
 ) -> dict[str, Any]:
-    jobs = await run_in_threadpool(svc.ledger.list, caller.key_id, limit)
-    return {"items": [_view(svc, j, {}) for j in jobs]}
+    def page() -> list[dict[str, Any]]:
+        return [_view(svc, j, {}) for j in svc.ledger.list(caller.key_id, limit)]
+
+    return {"items": await run_in_threadpool(page)}
 
 
 def _job_state(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
@@ -369,10 +376,9 @@ async def cancel(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, 
 
 def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
-    if not job.terminal:
-        raise ApiError(409, "job_active", f"the job is {job.status}")
-    if job.source_kind in ("upload", "url") and not svc.ledger.upload_dir(job.id).exists():
-        raise ApiError(409, "sources_gone", "the uploaded files were removed when the job ended; upload them again")
+    refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, time.time())
+    if refusal is not None:  # the same answer the job's can_retry gave
+        raise refusal.error()
     folder = svc.ledger.job_dir(job.id)
     if (folder / "docmill.db").exists():
         store = Store.open(folder)

@@ -7,11 +7,15 @@ from typing import Any
 from docmill.model import ProcessOutcome, Record
 from docmill.service.jobs import Job
 from docmill.service.public import PublicNames
+from docmill.service.retention import Refusal
 
 
-def job_view(job: Job, progress: dict[str, Any], now: float, names: PublicNames) -> dict[str, Any]:
+def job_view(
+    job: Job, progress: dict[str, Any], now: float, names: PublicNames, *, retry: Refusal | None
+) -> dict[str, Any]:
     """Status, counts, pages, rates, ETA and spend of one job; its source and error
-    named as ``names`` shows them (never a server path)."""
+    named as ``names`` shows them (never a server path); ``retry`` is why a retry would
+    be refused now (``retention.retry_refusal``), None when it would be accepted."""
     progress = progress or job.counts
     if job.source_kind == "path" and job.sources:
         source = names.folder(job.sources[0])
@@ -50,6 +54,8 @@ def job_view(job: Job, progress: dict[str, Any], now: float, names: PublicNames)
         "tokens": {"in": progress.get("tokens_in", 0), "out": progress.get("tokens_out", 0)},
         "failures": progress.get("failures") or {},
         "cancel_requested": job.cancel,
+        "can_retry": retry is None,
+        "retry_refused": retry.to_dict() if retry is not None else None,
         "runs": job.runs,
         "error": names.text(job.error) if job.error else job.error,
     }

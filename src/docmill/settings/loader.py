@@ -136,6 +136,7 @@ class ServiceSettings:
     max_json_kb: float = 64.0  # any other request body (a job's JSON)
     auth_fail_limit: int = 20  # failed authentications per client address per window (0: no brake)
     auth_fail_window_s: float = 60.0  # ... and that window
+    upload_retention_h: float = 24.0  # a finished job's uploads are kept this long (0: removed at its end)
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ _NON_NEGATIVE = {
     "llm.rpm",
     "service.extract_workers",
     "service.job_workers",
+    "service.upload_retention_h",
     "llm.tpm",
     "service.auth_fail_limit",
 }

@@ -1,6 +1,7 @@
 // The docmill dashboard: one page, hash routes, vanilla JS modules, no build step.
 import { ApiFailure, FLASH, KEY, NEXT, TERMINAL, api, apiKey, append, badge, failure, fill, guarded, h, jobPath, num, rate, request, signOut, sleep, usd, value, when } from "./kit.js";
 import { renderJob } from "./job.js";
+import { pageViewer } from "./page.js";
 
 const PAGES_SHOWN = 20;
 let current = null; // AbortController of the view on screen
@@ -143,11 +144,16 @@ function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.map(([k, v, id]) => h("div", {}, h("dt", {}, k), h("dd", id ? { id } : {}, v))));
 }
 
-function tableOf(t, i) {
+function tableOf(t, i, viewer) {
   const headerRows = Math.max(0, t.header_rows || 0);
   const rows = t.rows || [];
+  const page = t.page || 0;
+  const go = viewer ? h("button", { type: "button", class: "link", "data-show-page": String(page), onclick: () => {
+    viewer.show(page);
+    viewer.element.scrollIntoView();
+  } }, "show on the page") : null;
   return h("figure", { class: "table" },
-    h("figcaption", {}, `Table ${i + 1} · page ${(t.page || 0) + 1}`),
+    h("figcaption", {}, `Table ${i + 1} · page ${page + 1} `, go),
     h("table", { class: "grid data" },
       headerRows ? h("thead", {}, rows.slice(0, headerRows).map((r) => h("tr", {}, r.map((c) => h("th", {}, value(c)))))) : null,
       h("tbody", {}, rows.slice(headerRows).map((r) => h("tr", {}, r.map((c) => h("td", {}, value(c))))))));
@@ -183,6 +189,8 @@ function renderDocument(root, jobId, docId, signal) {
     const rec = await api(`${jobPath(jobId)}/documents/${encodeURIComponent(docId)}`, { signal });
     const fields = rec.fields && typeof rec.fields === "object" ? Object.entries(rec.fields) : [];
     const timings = Object.entries(rec.timings || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)} s`).join(" · ");
+    // PDFs get the page view: the page as an image, its tables' boxes, its text
+    const viewer = rec.mime === "application/pdf" && rec.pages > 0 ? pageViewer(jobId, rec, signal) : null;
     append(root,
       h("section", { class: "card" },
         h("h1", { class: "wrap", id: "doc-source" }, rec.source),
@@ -205,12 +213,17 @@ function renderDocument(root, jobId, docId, signal) {
       fields.length ? h("section", { class: "card", id: "doc-fields" },
         h("h2", {}, "Fields"),
         h("table", { class: "grid narrow" }, h("tbody", {}, fields.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", { class: "wrap" }, value(v))))))) : null,
+      viewer ? viewer.element : null,
       h("section", { class: "card", id: "doc-text" }, h("h2", {}, "Text"), pagesOf(rec)),
       (rec.tables || []).length ? h("section", { class: "card", id: "doc-tables" },
-        h("h2", {}, `Tables (${rec.tables.length})`), rec.tables.map(tableOf)) : null,
+        h("h2", {}, `Tables (${rec.tables.length})`), rec.tables.map((t, i) => tableOf(t, i, viewer))) : null,
       rec.markdown ? h("details", { class: "card" }, h("summary", {}, "Markdown"), h("pre", { class: "page-text" }, value(rec.markdown))) : null,
       rec.llm ? h("details", { class: "card" }, h("summary", {}, "LLM"), h("pre", {}, JSON.stringify(rec.llm, null, 2))) : null,
       h("details", { class: "card" }, h("summary", {}, "Metadata"), h("pre", {}, JSON.stringify(rec.metadata || {}, null, 2))));
+    if (viewer) { // the first page with a table, else the first page
+      const first = (rec.tables || []).find((t) => Number.isInteger(t.page) && t.page < rec.pages);
+      viewer.show(first ? first.page : 0);
+    }
   });
 }
 

@@ -16,7 +16,7 @@ const STATS = [
   ["pages", "Pages", (j) => num(j.pages)],
   ["docs-per-min", "Documents/min", (j) => rate(j.docs_per_min)],
   ["pages-per-min", "Pages/min", (j) => rate(j.pages_per_min)],
-  ["eta", "ETA", (j) => (TERMINAL.has(j.status) ? "–" : duration(j.eta_s))],
+  ["eta", "ETA", (j) => (TERMINAL.has(j.status) ? j.status : duration(j.eta_s))], // ended: "done", "cancelled"…
   ["cost", "Cost", (j) => usd(j.cost_usd)],
   ["tokens", "Tokens in / out", (j) => `${num(j.tokens.in)} / ${num(j.tokens.out)}`],
 ];
@@ -37,11 +37,19 @@ export function renderJob(root, jobId, signal) {
   const docs = documentsTable(jobId, signal);
   let job = null;
   let streaming = false;
+  let wanted = 0; // bumped by every follow(): a stream that ends before the latest call reconnects
 
   function show(text, isError) {
     fill(message, text);
     message.className = isError ? "error" : "ok";
     message.hidden = false;
+  }
+
+  // enabled exactly when the service would accept it (the job's can_retry), else saying why
+  function showRetry() {
+    const refused = job ? job.retry_refused : null;
+    retry.disabled = !job || !job.can_retry;
+    retry.title = refused ? `Retry is not possible: ${refused.message} (${refused.code})` : "Retry failed documents; a cancelled job resumes";
   }
 
   function update(next) {
@@ -58,16 +66,21 @@ export function renderJob(root, jobId, signal) {
     fill(failures, rows.map(([cat, n]) => h("tr", {}, h("td", {}, cat), h("td", { class: "num" }, num(n)))));
     noFailures.hidden = rows.length > 0;
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
-    retry.disabled = !TERMINAL.has(job.status);
+    showRetry();
     if (job.error) show(job.error, true);
     if (before && JSON.stringify(before.counts) !== JSON.stringify(job.counts)) docs.changed();
   }
 
+  // Follows the job's event stream until the job ends. Called again while a stream is open
+  // (a retry), the open loop goes on: a stream that ends with the run before the retry
+  // (its last snapshot read before the job was queued again) is followed by a new one.
   async function follow() {
+    wanted++;
     if (streaming) return;
     streaming = true;
     try {
       while (!signal.aborted) {
+        const wish = wanted;
         let ended = false;
         fill(live, "● live");
         live.className = "live on";
@@ -79,6 +92,7 @@ export function renderJob(root, jobId, signal) {
         } catch (err) {
           if (signal.aborted || (err instanceof ApiFailure && (err.status === 401 || err.status === 404))) return;
         }
+        if (ended && wish !== wanted) continue; // a retry came while this stream ended
         if (ended) {
           fill(live, "finished");
           live.className = "live";
@@ -112,7 +126,7 @@ export function renderJob(root, jobId, signal) {
       follow();
     } catch (err) {
       if (err instanceof ApiFailure) show(err.describe(), true);
-      retry.disabled = job ? !TERMINAL.has(job.status) : false;
+      showRetry();
     }
   });
 
