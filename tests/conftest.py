@@ -1,4 +1,4 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the tests that need the full corpus."""
 
 from __future__ import annotations
 
@@ -7,7 +7,34 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from engine_kit import start_cli, stop_all
+from engine_kit import CORPUS_WIDE_SKIP, FULL_CORPUS, SHARED_CORPUS, start_cli, stop_all
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.corpus_wide`` tests skip without the full corpus at ../shared/corpus
+    (every other test runs on the carried subset, tests/data/corpus)."""
+    if FULL_CORPUS:
+        return
+    skip = pytest.mark.skip(reason=CORPUS_WIDE_SKIP)
+    for item in items:
+        if item.get_closest_marker("corpus_wide"):
+            item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and CORPUS_WIDE_SKIP in str(report.longrepr[2])
+    ]
+    if skipped:
+        n = len(skipped)
+        terminalreporter.write_line(
+            f"{n} test{'s' if n != 1 else ''} skipped: the corpus is not at ../shared/corpus"
+            f" ({SHARED_CORPUS}); the others ran on the carried subset, tests/data/corpus",
+            yellow=True,
+            bold=True,
+        )
 
 
 @pytest.fixture
