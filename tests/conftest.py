@@ -1,15 +1,48 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the tests that need the full corpus."""
 
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 
-from engine_kit import start_cli, stop_all
+from engine_kit import CORPUS_WIDE_SKIP, FULL_CORPUS, SHARED_CORPUS, start_cli, stop_all
 from service_kit import free_port, start_redis
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``@pytest.mark.corpus_wide`` tests skip without the full corpus at ../shared/corpus
+    (every other test runs on the carried subset, tests/data/corpus)."""
+    if FULL_CORPUS:
+        return
+    skip = pytest.mark.skip(reason=CORPUS_WIDE_SKIP)
+    for item in items:
+        if item.get_closest_marker("corpus_wide"):
+            item.add_marker(skip)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter,
+) -> Generator[None, object, object]:
+    """After the short summary (``-ra``), say how many tests the missing corpus skipped."""
+    result = yield
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and CORPUS_WIDE_SKIP in str(report.longrepr[2])
+    ]
+    if skipped:
+        n = len(skipped)
+        terminalreporter.write_line(
+            f"{n} test{'s' if n != 1 else ''} skipped: the corpus is not at ../shared/corpus"
+            f" ({SHARED_CORPUS}); the others ran on the carried subset, tests/data/corpus",
+            yellow=True,
+            bold=True,
+        )
+    return result
 
 
 @pytest.fixture

@@ -2,18 +2,57 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import lzma
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus"
+# The test corpus: the full one at ../shared/corpus when it is there, else the small
+# subset the repository carries (tests/data/corpus/README.md says what is in it).
+SHARED_CORPUS = ROOT.parent / "shared" / "corpus"
+CARRIED_CORPUS = ROOT / "tests" / "data" / "corpus"
+FULL_CORPUS = SHARED_CORPUS.is_dir()
+CORPUS = SHARED_CORPUS if FULL_CORPUS else CARRIED_CORPUS
 REAL = CORPUS / "real"
 HOSTILE = CORPUS / "hostile"
+CORPUS_WIDE_SKIP = (
+    "corpus-wide test: put the docmill test corpus at ../shared/corpus"
+    " (see tests/data/corpus/README.md)"
+)
+UNPACKED = Path(tempfile.gettempdir()) / f"docmill-tests-{os.getuid()}" / "corpus"
+
+
+def corpus_file(path: Path) -> Path:
+    """``path`` (a file under ``CORPUS``) ready to read. The carried subset keeps its few
+    large files xz-compressed as ``NAME.xz``: such a file is expanded once into a cache
+    outside the checkout (``UNPACKED``, keyed by the packed file's sha256), under its own
+    name, and that copy is returned."""
+    if path.exists():
+        return path
+    packed = path.with_name(path.name + ".xz")
+    if not packed.is_file():
+        raise FileNotFoundError(
+            f"corpus file missing: {path} (neither it nor {packed.name} is there;"
+            " tests/data/make_corpus.py lists the files the tests need)"
+        )
+    with open(packed, "rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    dest = UNPACKED / digest[:16] / path.name
+    if not dest.is_file():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        partial = dest.with_name(f"{dest.name}.{os.getpid()}.tmp")
+        with lzma.open(packed, "rb") as src, open(partial, "wb") as out:
+            shutil.copyfileobj(src, out, 1 << 20)
+        os.replace(partial, dest)  # whole or not at all, also when tests race for it
+    return dest
 
 
 def docmill_cmd(*args: str) -> list[str]:

@@ -11,21 +11,14 @@ import struct
 import zlib
 from pathlib import Path
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "real"
-SAMPLES = CORPUS / "sample-files"
+from engine_kit import REAL
+
+SAMPLES = REAL / "sample-files"
 # pages with a clean text layer, and words each one must be recognised by
 LOREM = (SAMPLES / "002-trivial-libre-office-writer" / "002-trivial-libre-office-writer.pdf", 0)
 HELLO = (SAMPLES / "004-pdflatex-4-pages" / "pdflatex-4-pages.pdf", 0)
 ZEN = (SAMPLES / "011-google-doc-document" / "google-doc-document.pdf", 0)
 WORDS = {LOREM: ("Lorem", "ipsum", "dolor"), HELLO: ("Hello", "meaning"), ZEN: ("Beautiful", "ugly")}
-
-
-def corpus_root() -> Path:
-    """The corpus folder (``/work/shared/corpus/real`` beside the checkout)."""
-    for base in (CORPUS, Path("/work/shared/corpus/real")):
-        if base.is_dir():
-            return base
-    return CORPUS
 
 
 def render_grey(pdf: Path, index: int, dpi: int) -> tuple[bytes, int, int]:
@@ -132,13 +125,8 @@ def scanned_pdf(pdf: Path, index: int, dest: Path, dpi: int = 200) -> Path:
 def write_test_images(folder: Path, dpi: int = 150) -> list[Path]:
     """``page.png`` (ZEN) and ``two-pages.tif`` (LOREM then HELLO) in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    root = corpus_root()
-
-    def at(spec: tuple[Path, int]) -> tuple[Path, int]:
-        return root / spec[0].relative_to(CORPUS), spec[1]
-
     png = folder / "page.png"
-    png.write_bytes(png_bytes(*render_grey(*at(ZEN), dpi), dpi))
+    png.write_bytes(png_bytes(*render_grey(*ZEN, dpi), dpi))
     tif = folder / "two-pages.tif"
-    tif.write_bytes(tiff_bytes([render_grey(*at(LOREM), dpi), render_grey(*at(HELLO), dpi)], dpi))
+    tif.write_bytes(tiff_bytes([render_grey(*LOREM, dpi), render_grey(*HELLO, dpi)], dpi))
     return [png, tif]

@@ -17,10 +17,10 @@ import pytest
 
 import docmill
 from docmill.state import Store
+from engine_kit import CORPUS
 from pdfgen import write_pdf
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ENCRYPTED_PDF = CORPUS / "real" / "camelot" / "tests" / "files" / "health_protected.pdf"
 GIF_BYTES = b"GIF89a" + b"\x01\x00\x01\x00\x00\x00\x00;"
 
@@ -341,7 +341,6 @@ def test_second_run_on_a_busy_folder_is_refused_with_the_right_advice(tmp_path: 
 # --- retry and resume ----------------------------------------------------------------
 
 
-@pytest.mark.skipif(not ENCRYPTED_PDF.is_file(), reason=f"corpus file missing: {ENCRYPTED_PDF}")
 def test_retry_then_resume_without_sources(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()

@@ -19,7 +19,7 @@ from docmill.model import DocState, ErrorInfo, FailureCategory, PageRange, Proce
 from docmill.model.content import encode_content
 from docmill.model.records import PLAIN_MAX
 from docmill.processors import ExtractOptions, Task
-from engine_kit import HOSTILE
+from engine_kit import HOSTILE, corpus_file
 from pdfgen import write_pdf
 
 
@@ -99,7 +99,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_timeout_is_enforced_from_outside_and_the_worker_replaced(tmp_path: Path) -> None:
-    big = HOSTILE / "generated" / "pages_100k.pdf"
+    big = corpus_file(HOSTILE / "generated" / "pages_100k.pdf")
     small = write_pdf(tmp_path / "b.pdf", ["fine"])
     pool = WorkerPool(1, PoolLimits(timeout_s=1.0, memory_mb=2048, recycle_after=100))
     pool.start()
@@ -119,7 +119,7 @@ def test_timeout_is_enforced_from_outside_and_the_worker_replaced(tmp_path: Path
 
 
 def test_shutdown_reports_tasks_still_in_flight(tmp_path: Path) -> None:
-    big = HOSTILE / "generated" / "pages_100k.pdf"
+    big = corpus_file(HOSTILE / "generated" / "pages_100k.pdf")
     pool = WorkerPool(1, PoolLimits(timeout_s=60, memory_mb=2048, recycle_after=100))
     pool.start()
     pool.submit(_task(7, big, split_pages=10**9))
@@ -229,7 +229,7 @@ def test_a_malformed_worker_result_fails_its_document() -> None:
 
 
 def test_poll_waits_its_time_and_follows_workers_that_die_and_are_replaced(tmp_path: Path) -> None:
-    big = HOSTILE / "generated" / "pages_100k.pdf"
+    big = corpus_file(HOSTILE / "generated" / "pages_100k.pdf")
     small = write_pdf(tmp_path / "s.pdf", ["fine"])
     pool = WorkerPool(2, PoolLimits(timeout_s=60, memory_mb=2048, recycle_after=2))
     pool.start()

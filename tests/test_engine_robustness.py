@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine_kit import HOSTILE, assert_exactly_once, read_parts, run_cli, status
+from engine_kit import HOSTILE, assert_exactly_once, corpus_file, read_parts, run_cli, status
 from pdfgen import write_pdf
 
 GENERATED = HOSTILE / "generated"
@@ -29,11 +29,12 @@ def _sources(folder: Path) -> set[str]:
 def _one(tmp_path: Path, name: str) -> Path:
     src = tmp_path / "in"
     src.mkdir()
-    os.symlink(GENERATED / name, src / name)
+    os.symlink(corpus_file(GENERATED / name), src / name)
     return src
 
 
 @pytest.mark.slow
+@pytest.mark.corpus_wide
 def test_every_hostile_file_ends_terminal_with_a_category(tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_cli(

@@ -18,7 +18,7 @@ from docmill.processors.reading_order import Glyph, logical, ordered_text
 from docmill.processors.registry import ExtractOptions, ExtractRequest
 from docmill.processors.tables import Char
 from docmill.settings.loader import SettingsError, load_settings
-from test_cli import CORPUS
+from engine_kit import CORPUS, corpus_file
 
 DIESEL = CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"
 ARABIC = CORPUS / "real" / "tabula-java" / "src" / "test" / "resources" / "technology" / "tabula"
@@ -141,10 +141,7 @@ def _words_ratio(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
 
 
-@pytest.mark.skipif(
-    not DIESEL.is_file() or shutil.which("pdftotext") is None,
-    reason="shared corpus or pdftotext missing",
-)
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext missing")
 def test_out_of_order_content_stream_is_read_as_pdftotext_reads_it() -> None:
     page = 4  # a table drawn after the page's prose in the content stream
     poppler = subprocess.run(
@@ -164,10 +161,7 @@ def test_out_of_order_content_stream_is_read_as_pdftotext_reads_it() -> None:
     assert "\x02" not in layout and "\r" not in layout
 
 
-@pytest.mark.skipif(
-    not SIDEWAYS.is_file() or shutil.which("pdftotext") is None,
-    reason="shared corpus or pdftotext missing",
-)
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext missing")
 def test_a_page_of_sideways_text_has_the_words_pdftotext_finds() -> None:
     page = 6  # prose set running up the page (text matrix turned, no /Rotate)
     poppler = subprocess.run(
@@ -189,7 +183,6 @@ def test_right_to_left_runs_are_read_in_logical_order() -> None:
     assert logical(["4", "7", " ", *reversed("عندي")]) == "عندي 47"  # numbers read as seen
 
 
-@pytest.mark.skipif(not ARABIC.is_file(), reason="shared corpus missing")
 def test_an_arabic_page_reads_as_pdfium_writes_it_in_stream_order() -> None:
     layout = extract_pdf(
         str(ARABIC), ExtractRequest(None, ExtractOptions(reading_order="layout"))
@@ -198,18 +191,14 @@ def test_an_arabic_page_reads_as_pdfium_writes_it_in_stream_order() -> None:
         assert line in layout.splitlines()
 
 
-@pytest.mark.skipif(not GEOTOPO.is_file(), reason="shared corpus missing")
 def test_a_ligature_glyph_keeps_all_its_letters() -> None:
     # PDFium gives the "ff" ligature's two letters one box: no overprint, both kept
     request = ExtractRequest(PageRange(19, 20), ExtractOptions(reading_order="layout"))
-    page = extract_pdf(str(GEOTOPO), request).text[0]
+    page = extract_pdf(str(corpus_file(GEOTOPO)), request).text[0]
     assert "Hausdorffraum" in page and "Hausdorfraum" not in page
 
 
-@pytest.mark.skipif(
-    not SIDEWAYS.is_file() or shutil.which("pdftotext") is None,
-    reason="shared corpus or pdftotext missing",
-)
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext missing")
 def test_mirrored_text_is_upright_text_read_top_down() -> None:
     page = 1  # text matrix (-1 0 0 1): mirrored left to right, its top still up
     poppler = subprocess.run(
@@ -231,7 +220,6 @@ def test_reading_order_setting_reaches_the_extract_options() -> None:
         load_settings(env={}, overrides={"extract.reading_order": "sideways"})
 
 
-@pytest.mark.skipif(not SIDEWAYS.is_file(), reason="shared corpus missing")
 def test_text_mirrored_top_to_bottom_reads_left_to_right() -> None:
     page = 3  # text matrix (1 0 0 -1): upside down, its baseline still running right
     request = ExtractRequest(PageRange(page, page + 1), ExtractOptions(reading_order="layout"))
@@ -248,11 +236,10 @@ def test_a_superscript_stays_on_its_line_when_it_sits_above_the_line_s_baseline(
     assert ordered_text(chars) == "Rn oder Cn ist kompakt"
 
 
-@pytest.mark.skipif(not GEOTOPO.is_file(), reason="shared corpus missing")
 def test_superscripts_of_a_real_page_stay_on_their_lines() -> None:
     # "Rn": a small loose box for R (blackboard bold), n raised 0.41 of the line's height
     request = ExtractRequest(PageRange(28, 29), ExtractOptions(reading_order="layout"))
-    page = extract_pdf(str(GEOTOPO), request).text[0]
+    page = extract_pdf(str(corpus_file(GEOTOPO)), request).text[0]
     assert "Jede offene Teilmenge U ⊆ Rn ist eine n-dimensionale" in page
     assert "Pn(R) = (Rn+1 \\ { 0 })/∼ = Sn/∼ und Pn(C)" in page
 

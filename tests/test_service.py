@@ -23,7 +23,6 @@ from service_kit import free_port, kill_group, server_in_thread, start_server, w
 
 PDFS = REAL / "pdfplumber" / "examples" / "pdfs"
 SMALL = PDFS / "background-checks.pdf"
-pytestmark = pytest.mark.skipif(not SMALL.is_file(), reason="shared/corpus/real is not here")
 
 
 @pytest.fixture

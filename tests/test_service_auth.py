@@ -322,7 +322,6 @@ def _client(base: str, key: str) -> httpx.Client:
     return httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
 
 
-@pytest.mark.skipif(not SMALL.is_file(), reason="shared/corpus/real is not here")
 def test_keys_on_a_real_server(keyed: tuple[str, Path, Path]) -> None:
     base, data, _tiers = keyed
     alice, bob = _key(data, "pro"), _key(data, "pro")
@@ -383,7 +382,6 @@ def test_keys_on_a_real_server(keyed: tuple[str, Path, Path]) -> None:
     assert alice not in logs and alice[-48:] not in logs
 
 
-@pytest.mark.skipif(not SMALL.is_file(), reason="shared/corpus/real is not here")
 def test_per_key_and_per_endpoint_429(keyed: tuple[str, Path, Path]) -> None:
     base, data, tiers = keyed
     key, other_key = _key(data, "tiny", tiers), _key(data, "tiny", tiers)

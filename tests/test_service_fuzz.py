@@ -26,7 +26,6 @@ from engine_kit import REAL
 from service_kit import free_port, kill_group, start_server, wait_job
 
 SMALL = REAL / "pdfplumber" / "examples" / "pdfs" / "background-checks.pdf"
-pytestmark = pytest.mark.skipif(not SMALL.is_file(), reason="shared/corpus/real is not here")
 
 EXAMPLES = 80  # per operation and mode; ~12 operations, twice for those with a job id
 

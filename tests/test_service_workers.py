@@ -8,14 +8,12 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 
 from docmill.service.keys import KeyStore
 from engine_kit import REAL, docmill_cmd, env
 from service_kit import free_port, kill_group, wait_job, wait_ready
 
 SMALL = REAL / "pdfplumber" / "examples" / "pdfs" / "background-checks.pdf"
-pytestmark = pytest.mark.skipif(not SMALL.is_file(), reason="shared/corpus/real is not here")
 
 
 def _spawned_workers(proc: subprocess.Popen[str]) -> list[psutil.Process]:

@@ -6,17 +6,15 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import pytest
-
 from docmill.model import DocState
 from docmill.processors.pdf_text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
 from docmill.processors.tables import tables_in_pdf
-from test_cli import CORPUS, docmill_cli, status_json
+from engine_kit import CORPUS, corpus_file
+from test_cli import docmill_cli, status_json
 
 TABULA = CORPUS / "real" / "tabula-java" / "src" / "test" / "resources" / "technology" / "tabula"
 HOSTILE = CORPUS / "hostile" / "generated"
-pytestmark = pytest.mark.skipif(not TABULA.is_dir(), reason="shared corpus not present")
 
 
 def test_ruled_table_with_spanning_cells() -> None:
@@ -114,7 +112,7 @@ def test_hostile_files_with_tables_on_end_terminal(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     for name in names:
-        (src / name).write_bytes((HOSTILE / name).read_bytes())
+        (src / name).write_bytes(corpus_file(HOSTILE / name).read_bytes())
     out = tmp_path / "out"
     proc = docmill_cli(
         "run", str(src), "--out", str(out), "--workers", "1", "--quiet",
