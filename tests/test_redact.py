@@ -179,6 +179,7 @@ def test_pii_never_survives_between_spaces(prefix: str, pii: str, suffix: str) -
         ("bel 06-12345678 of 020 123 4567", "bel [PHONE] of [PHONE]"),
         ("chiamare 06 1234 5678", "chiamare [PHONE]"),
         ("IN office 022 2345 6789", "IN office [PHONE]"),
+        ("Customer 020 7946 1001, Kunde: 030 1234567", "Customer [PHONE], Kunde: [PHONE]"),
         # without one: grouped (ES, IT and IN mobiles) or after a phone word
         ("llame al 612 34 56 78 o 912 345 678", "llame al [PHONE] o [PHONE]"),
         ("cell 347 123 4567", "cell [PHONE]"),

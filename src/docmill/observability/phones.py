@@ -21,8 +21,9 @@ is met, so a CLI start or a log line without one never loads it:
 Never a phone number: a run with fewer than 7 or more than 15 digits, a date
 (``15.03.2024``, ``2024-03-15``), an IPv4 address, an amount (a decimal part, a
 currency or a percent sign beside it, ``Total``/``Betrag`` before it), and a national
-number after an identifier word (invoice, order, reference, customer, VAT, ``No.``,
-``#`` ...) unless a phone word is nearer. A run of unseparated national digits without a phone
+number right after an identifier word (invoice, order, reference, VAT, ``No.``,
+``Kd.-Nr.``, ``#`` ...) unless a phone word is before it too, and a run that continues a
+code of letters and digits (``RF48 0720 5512 4336``). A run of unseparated national digits without a phone
 word is left alone (``02079461001``, ``4155550134``): an invoice, order or customer
 number reads the same.
 """
@@ -82,6 +83,7 @@ _US: Final = re.compile(
 # "RF48 0720 5512 4336": the run continues a code of letters and digits.
 _CODE_BEFORE: Final = re.compile(r"(?<![^\W_])(?=[^\W_]*[0-9])[^\W_]*[^\W\d_][^\W_]*[ \u00a0]$")
 _US_SPACED: Final = re.compile(rf"(?:1[{SPACES}])?[0-9]{{3}}[{SPACES}][0-9]{{3}}[{SPACES}][0-9]{{4}}")
+_NON_DIGIT: Final = re.compile(r"[^0-9]+")
 _GROUP_GAP: Final = re.compile(rf"[{SPACES}{DASHES}./()]+")
 _PLAIN_GAP: Final = re.compile(rf"[{SPACES}{DASHES}]+")
 
@@ -93,8 +95,7 @@ _PHONE_WORD: Final = re.compile(
 )
 _ID_WORD: Final = re.compile(
     r"(?:\b(?:invoice|inv|rechnung\w*|re|facture|factura|fattura|order|bestell\w*|commande"
-    r"|pedido|ordine|po|ref|reference|référence|referencia|riferimento|customer|client"
-    r"|kunde\w*|kd|account|konto|compte|cuenta|vat|tva|ust|iva|siren|siret|rcs|item|art"
+    r"|pedido|ordine|po|ref|reference|référence|referencia|riferimento|kd|account|konto|compte|cuenta|vat|tva|ust|iva|siren|siret|rcs|item|art"
     r"|artikel\w*|sku|ean|gtin|isbn|tracking|awb|iban|bic|swift|id|no|num|\w*nr|\w*nummer|number"
     r"|numéro|número|numero|total|subtotal|amount|betrag|summe|montant|importe|price|preis"
     r"|prix|precio|qty|quantity|menge|steuer\w*|fiscal|tax|serial|batch|lot)\b"
@@ -133,19 +134,19 @@ def phone_spans(text: str) -> Iterator[tuple[int, int]]:
 
 
 def _is_phone(text: str, start: int, end: int, run: str) -> bool:
-    digits = "".join(ch for ch in run if "0" <= ch <= "9")
+    digits = _NON_DIGIT.sub("", run)
     if not 7 <= len(digits) <= 15:
         return False
     if run[0] == "+":
         return len(digits) >= 8 and _possible_international(digits)
     if _US.fullmatch(run):
         return True
-    before = context_before(text, start, _CONTEXT_CHARS)
-    if _CURRENCY_AFTER.match(text, end) or _CURRENCY_BEFORE.search(before):
-        return False
     if _DATE.fullmatch(run) or _IPV4.fullmatch(run) or run.count("/") > 1:
         return False
     if _SSN_SHAPE.fullmatch(run):  # 123-45-6789 is an SSN (docmill.observability.pii)
+        return False
+    before = context_before(text, start, _CONTEXT_CHARS)
+    if _CURRENCY_AFTER.match(text, end) or _CURRENCY_BEFORE.search(before):
         return False
     if before.endswith("/") or _CODE_BEFORE.search(before):
         return False
