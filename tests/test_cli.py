@@ -383,3 +383,42 @@ def test_retry_then_resume_without_sources(tmp_path: Path) -> None:
     assert records["protected.pdf"]["error"]["category"] == "encrypted"
     assert records["protected.pdf"]["attempts"] == 1
     assert records["fine.pdf"]["status"] == "done"
+
+
+# --- personal data in file names -----------------------------------------------------
+
+PII_NAMES = (
+    "jane.doe@example.com 123-45-6789 +1 415 555 0100.pdf",
+    "Rechnung Tel 020 7946 1001 +49 70 478229 DE89 3704 0044 0532 0130 00.pdf",
+)
+PII_PARTS = (
+    "jane.doe@example.com", "123-45-6789", "415 555 0100", "7946 1001", "70 478229",
+    "3704 0044 0532 0130",
+)  # fmt: skip
+
+
+def test_status_and_summary_mask_pii_in_failure_examples(tmp_path: Path) -> None:
+    """A failed file whose name holds an e-mail address, an SSN, phone numbers and an
+    IBAN: the run summary's "e.g. PATH" and `docmill status` (text and JSON) mask them;
+    the records keep the real path."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in PII_NAMES:
+        (src / name).write_bytes(b"%PDF-1.4\nthis is not a PDF body\n%%EOF\n")
+    out = tmp_path / "out"
+    run = docmill_cli("run", str(src), "--out", str(out), "--workers", "1", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "top failures" in run.stderr
+    text = docmill_cli("status", str(out), cwd=tmp_path)
+    as_json = docmill_cli("status", str(out), "--json", cwd=tmp_path)
+    assert text.returncode == 0 and as_json.returncode == 0
+    assert json.loads(as_json.stdout)["counts"]["failed"] == 2
+    assert "e.g. " in text.stdout
+    for shown in (run.stdout + run.stderr, text.stdout, as_json.stdout):
+        for part in PII_PARTS:
+            assert part not in shown, (part, shown)
+    for token in ("[EMAIL]", "[SSN]", "[PHONE]", "[IBAN]"):
+        assert token in text.stdout, (token, text.stdout)
+    exported = docmill_cli("export", str(out), "--format", "jsonl", cwd=tmp_path)
+    sources = {Path(r["source"]).name for r in map(json.loads, exported.stdout.splitlines())}
+    assert sources == set(PII_NAMES)

@@ -214,6 +214,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def status_data(out_dir: str) -> dict[str, Any]:
+    """What ``docmill status`` shows; failure examples (path, message) are PII-masked,
+    as every log line is (the records and ``docmill export`` keep the real path)."""
+    from docmill.observability.redact import redact
     from docmill.state import Store
 
     store = Store.open(out_dir, create=False)
@@ -225,7 +228,7 @@ def status_data(out_dir: str) -> dict[str, Any]:
                 "category": category,
                 "count": count,
                 "examples": [
-                    {"source": src, "message": msg}
+                    {"source": redact(src), "message": redact(msg)}
                     for src, msg in store.failure_examples(category, 2)
                 ],
             }

@@ -1,9 +1,10 @@
 """Mask personal data in text before it is sent to an LLM provider (``llm.redact_pii``).
 
-The patterns and the Luhn check are those of :mod:`docmill.observability.redact` (the log
-redactor), used through its :func:`~docmill.observability.redact.redact`, so log lines
-and prompts mask exactly the same things: SSNs, e-mail addresses, phone numbers and
-Luhn-valid card numbers, replaced by ``[SSN]``, ``[EMAIL]``, ``[PHONE]``, ``[CARD]``.
+Uses the log redactor, :func:`docmill.observability.redact.redact`, so log lines and
+prompts mask exactly the same things (:mod:`docmill.observability.pii` says how each is
+found): SSNs, e-mail addresses, phone numbers (national and international), IBANs
+(mod-97) and card numbers (Luhn), replaced by ``[SSN]``, ``[EMAIL]``, ``[PHONE]``,
+``[IBAN]``, ``[CARD]``; amounts, dates and invoice, order and reference numbers stay.
 """
 
 from __future__ import annotations
@@ -12,12 +13,21 @@ from docmill.observability.redact import (
     CARD_TOKEN,
     EMAIL_TOKEN,
     FAILED_TOKEN,
+    IBAN_TOKEN,
     PHONE_TOKEN,
     SSN_TOKEN,
     redact,
 )
 
-__all__ = ["CARD_TOKEN", "EMAIL_TOKEN", "PHONE_TOKEN", "SSN_TOKEN", "PiiMaskingError", "mask_pii"]
+__all__ = [
+    "CARD_TOKEN",
+    "EMAIL_TOKEN",
+    "IBAN_TOKEN",
+    "PHONE_TOKEN",
+    "SSN_TOKEN",
+    "PiiMaskingError",
+    "mask_pii",
+]
 
 
 class PiiMaskingError(RuntimeError):

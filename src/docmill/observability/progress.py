@@ -1,6 +1,8 @@
 """Progress reporting: pure formatting of a ProgressSnapshot, live line or periodic log line.
 
-Only counts are ever formatted here; document text never reaches this module.
+Only counts are formatted here, and in the summary an example source path per failure
+category, PII-masked (a file name can hold an e-mail address or a phone number);
+document text never reaches this module.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, TextIO
+
+from docmill.observability.redact import redact
 
 UNKNOWN: Final = "—"
 INTERACTIVE_MIN_INTERVAL_S: Final = 0.2
@@ -115,7 +119,8 @@ def format_line(s: ProgressSnapshot) -> str:
 
 
 def format_summary(s: ProgressSnapshot, top_failures: list[tuple[str, int, str]]) -> str:
-    """Multi-line end-of-run summary; ``top_failures`` holds (category, count, example source)."""
+    """Multi-line end-of-run summary; ``top_failures`` holds (category, count, example
+    source), the example PII-masked."""
     total = s.total if s.total is not None else s.finished
     lines = [
         "Run summary",
@@ -130,7 +135,7 @@ def format_summary(s: ProgressSnapshot, top_failures: list[tuple[str, int, str]]
         lines.append("  top failures:")
         width = max(len(category) for category, _, _ in top_failures)
         for category, count, example in top_failures:
-            lines.append(f"    {category:<{width}}  {count:>7,}  e.g. {example}")
+            lines.append(f"    {category:<{width}}  {count:>7,}  e.g. {redact(example)}")
     return "\n".join(lines)
 
 

@@ -103,7 +103,7 @@ class LlmSettings:
     input: str = "text"  # text: extracted text | images: page images, for models that read them
     image_dpi: int = 100  # resolution of page images sent with input = "images"
     budget_usd: float = 10.0  # hard cap on spend per output folder; 0 sends nothing
-    redact_pii: bool = False  # mask SSNs, e-mails, phones, card numbers before sending
+    redact_pii: bool = False  # mask SSNs, e-mails, phones, IBANs, card numbers before sending
     max_pages: int = 3  # the text of the first N pages is sent (0: all)
     max_chars: int = 12000  # and at most this many characters of it
     max_output_tokens: int = 512
