@@ -10,7 +10,7 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 
-from pdfgen import make_pdf, write_pdf
+from pdfgen import make_pdf, make_table_pdf, write_pdf
 
 PAGES = [
     "Hello, world.",
@@ -85,3 +85,14 @@ def test_generation_is_fast(count: int) -> None:
     for i in range(count):
         make_pdf([f"document {i}\nsome text on a second line"])
     assert time.perf_counter() - start < 3.0
+
+
+def test_a_ruled_table_page_is_found_by_the_table_detector(tmp_path: Path) -> None:
+    from docmill.processors.tables import tables_in_pdf
+
+    rows = [["Item", "Qty", "Price"], ["Apples", "3", "1.20"], ["Pears", "12", "0.85"]]
+    path = tmp_path / "table.pdf"
+    path.write_bytes(make_table_pdf(rows, "Order 17"))
+    assert pypdf.PdfReader(path, strict=True).pages[0].extract_text().startswith("Order 17")
+    (table,) = tables_in_pdf(str(path))
+    assert table.kind == "ruled" and table.rows == rows
