@@ -21,11 +21,18 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from docmill.service.deps import Caller, current_caller
+from docmill.service.deps import LOCAL_CALLER, Caller, current_caller
 from docmill.service.errors import ApiError
 from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
+from docmill.service.overrides import (
+    JOB_KEYS,
+    Maxima,
+    SettingRefused,
+    job_overrides,
+    settings_object,
+)
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
@@ -37,7 +44,6 @@ from docmill.service.uploads import (
     unique_path,
 )
 from docmill.service.views import display_source, job_view, outcome_view, record_view
-from docmill.settings import SettingsError, with_overrides
 from docmill.state import Store, StoreError
 from docmill.state.browse import LedgerReader
 
@@ -45,9 +51,29 @@ router = APIRouter(prefix="/v1")
 CallerDep = Annotated[Caller, Depends(current_caller)]
 ServicesDep = Annotated[Services, Depends(services)]
 
-# settings a job may override: what to extract, never where to read or what to spend
-JOB_SETTINGS = ("extract.", "output.markdown", "output.format", "run.timeout_s", "run.split_pages")
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+# --- per-request settings (the policy: service/overrides.py) ------------------------------
+
+
+def _maxima(svc: Services, caller: Caller) -> Maxima:
+    """What the caller's tier permits; the local caller: the server's own settings."""
+    if caller.tier == LOCAL_CALLER.tier:
+        return Maxima.of(None, svc.settings)
+    tier = svc.tiers.get(caller.tier)
+    if tier is None:
+        raise ApiError(403, "unknown_tier", f"the key's tier {caller.tier!r} is not configured")
+    return Maxima.of(tier, svc.settings)
+
+
+def job_settings(raw: Any, caller: Caller, svc: Services) -> dict[str, Any]:
+    """A job's ``settings`` (JSON object or form text) as the overrides it runs with; 422
+    naming the setting (and its maximum) when refused."""
+    try:
+        return job_overrides(settings_object(raw), _maxima(svc, caller), svc.settings)
+    except SettingRefused as exc:
+        raise ApiError(422, exc.code, exc.message, exc.details) from None
 
 
 # --- one document ----------------------------------------------------------------------
@@ -97,27 +123,9 @@ def _owned(svc: Services, caller: Caller, job_id: str) -> Job:
     return job
 
 
-def _checked_overrides(svc: Services, raw: Any) -> dict[str, Any]:
-    if raw in (None, ""):
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ApiError(422, "invalid_settings", "settings must be a JSON object") from None
-    if not isinstance(raw, dict):
-        raise ApiError(422, "invalid_settings", "settings must be a JSON object")
-    refused = [k for k in raw if not str(k).startswith(JOB_SETTINGS)]
-    if refused:
-        raise ApiError(403, "setting_not_allowed", "a job may not set these", {"keys": refused})
-    try:
-        with_overrides(svc.settings, raw)
-    except SettingsError as exc:
-        raise ApiError(422, "invalid_settings", str(exc)) from None
-    return dict(raw)
-
-
-async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
+async def _from_uploads(
+    svc: Services, request: Request, job_id: str, caller: Caller
+) -> tuple[str, list[str], str, dict[str, Any]]:
     s = svc.settings.service
     form = await request.form(max_files=s.max_files + 1, max_fields=20)
     uploads = [f for key in ("files", "file") for f in form.getlist(key) if isinstance(f, StarletteUpload)]
@@ -125,7 +133,7 @@ async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[s
         raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
     if len(uploads) > s.max_files:
         raise ApiError(413, "too_many_files", f"at most {s.max_files} files a job", {"limit": s.max_files})
-    overrides = _checked_overrides(svc, form.get("settings"))
+    overrides = job_settings(form.get("settings"), caller, svc)
     folder = svc.ledger.upload_dir(job_id)
     folder.mkdir(parents=True)
     try:
@@ -137,7 +145,9 @@ async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[s
     return "upload", [str(folder)], f"{len(uploads)} uploaded files", overrides
 
 
-async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
+async def _from_json(
+    svc: Services, request: Request, job_id: str, caller: Caller
+) -> tuple[str, list[str], str, dict[str, Any]]:
     s = svc.settings.service
     try:
         body = await request.json()
@@ -146,7 +156,7 @@ async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str,
     source = body.get("source") if isinstance(body, dict) else None
     if not isinstance(source, str) or not source:
         raise ApiError(422, "invalid_request", 'send {"source": "path or URL"} or multipart files')
-    overrides = _checked_overrides(svc, body.get("settings"))
+    overrides = job_settings(body.get("settings"), caller, svc)
     if source.startswith(("http://", "https://")):
         await check_url(source, s.allowed_hosts)
         folder = svc.ledger.upload_dir(job_id)
@@ -162,7 +172,10 @@ async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str,
 
 
 # POST /v1/jobs reads its body itself (multipart or JSON); this tells OpenAPI clients both
-_SETTINGS_DOC = "overrides of extract.*, output.markdown, output.format, run.timeout_s, run.split_pages"
+_SETTINGS_DOC = (
+    "per-job settings, each within the key's tier (else 422 naming the setting and its "
+    "maximum): " + ", ".join(JOB_KEYS)
+)
 JOB_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -198,9 +211,9 @@ JOB_BODY: dict[str, Any] = {
 async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     job_id = new_job_id()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        kind, sources, description, overrides = await _from_uploads(svc, request, job_id)
+        kind, sources, description, overrides = await _from_uploads(svc, request, job_id, caller)
     else:
-        kind, sources, description, overrides = await _from_json(svc, request, job_id)
+        kind, sources, description, overrides = await _from_json(svc, request, job_id, caller)
     job = await run_in_threadpool(
         svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
     )
