@@ -1,5 +1,5 @@
 """Per-request settings: the allow-list and the tier maxima (the pure policy), and a real
-`docmill serve` with API keys refusing what
+`docmill serve` with API keys answering `POST /v1/extract` with tables and refusing what
 a key may not ask for."""
 
 from __future__ import annotations
@@ -196,6 +196,19 @@ def test_tiers_file_sets_the_maxima(tmp_path: Path) -> None:
             load_tiers(str(f))
 
 
+def test_an_extract_service_builds_each_options_once(tmp_path: Path) -> None:
+    from docmill.service.extract import ExtractService
+
+    service = ExtractService(_base(**{"service.extract_max_pages": "20", "extract.ocr": "never"}))
+    plain = service.options({}, 20)
+    assert plain.max_pages == 20 and not plain.tables and plain.split_pages > 10**6
+    with_tables = service.options({"extract.tables": True, "output.markdown": True}, 4)
+    assert with_tables.tables and with_tables.markdown and with_tables.max_pages == 4
+    assert with_tables.ocr == "never"  # the rest stays the server's
+    assert service.options({"output.markdown": True, "extract.tables": True}, 4) is with_tables
+    assert service.options({}, 20) is plain
+
+
 # --- a real server with keys ---------------------------------------------------------------
 
 TIERS = """
@@ -245,11 +258,56 @@ def _extract(client: httpx.Client, pdf: bytes, settings: Any = None) -> httpx.Re
     return client.post("/v1/extract", files={"file": ("order.pdf", pdf)}, data=data)
 
 
+def test_extract_answers_tables_when_asked(keyed: tuple[str, dict[str, str]]) -> None:
+    base, keys = keyed
+    pdf = make_table_pdf(ROWS, "Order 17")
+    with _client(base, keys["pro"]) as pro:
+        plain = _extract(pro, pdf)
+        assert plain.status_code == 200, plain.text
+        assert plain.json()["status"] == "done" and "Apples" in plain.json()["text"][0]
+        assert "tables" not in plain.json() and "markdown" not in plain.json()
+        r = _extract(pro, pdf, {"extract.tables": True})
+        assert r.status_code == 200, r.text
+        (table,) = r.json()["tables"]
+        assert table["page"] == 0 and table["rows"] == ROWS and table["header_rows"] == 1
+        assert "markdown" not in r.json()
+        both = _extract(pro, pdf, {"extract.tables": "true", "output.markdown": True, "pages": "1"}).json()
+        assert both["tables"][0]["rows"] == ROWS
+        assert "| Item | Qty | Price |" in both["markdown"] and "| Pears | 12 | 0.85 |" in both["markdown"]
+        assert "page_range" not in both  # the range is the whole document
+        # a page range: only those pages are read, the count is the document's
+        three = make_pdf(["first page", "second page", "third page"])
+        ranged = _extract(pro, three, {"pages": "2-3"}).json()
+        assert ranged["pages"] == 3 and [t.strip() for t in ranged["text"]] == ["second page", "third page"]
+        assert ranged["page_range"] == {"start": 1, "stop": 3}
+        assert _error(_extract(pro, three, {"pages": "4"}), 422)["details"] == {"setting": "pages", "pages": 3}
+        assert _error(_extract(pro, pdf, {"pages": "2-1"}), 422)["details"]["setting"] == "pages"
+        # refused settings name themselves
+        for settings, setting in [
+            ({"llm.spec": "/etc/passwd"}, "llm.spec"), ({"run.timeout_s": 5}, "run.timeout_s"),
+            ({"sources.include": ["**"]}, "sources.include"),
+        ]:
+            body = _error(_extract(pro, pdf, settings), 422)
+            assert body["code"] == "setting_not_allowed" and body["details"]["setting"] == setting
+        assert _error(_extract(pro, pdf, "{not json"), 422)["code"] == "invalid_settings"
+        assert _error(_extract(pro, pdf, {"extract.tables": "maybe"}), 422)["details"] == {
+            "setting": "extract.tables",
+        }
+        spec = httpx.get(base + "/openapi.json").json()
+        operation = spec["paths"]["/v1/extract"]["post"]
+        assert "extract.tables" in operation["description"] and "tables" in operation["description"]
+        schema_ref = operation["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"]
+        form = spec["components"]["schemas"][schema_ref.rsplit("/", 1)[1]]
+        assert "settings" in form["properties"] and "JSON object" in form["properties"]["settings"]["description"]
+        assert "run.timeout_s" in spec["paths"]["/v1/jobs"]["post"]["requestBody"]["content"][
+            "multipart/form-data"]["schema"]["properties"]["settings"]["description"]
+
+
 def test_a_key_gets_no_more_than_its_tier(keyed: tuple[str, dict[str, str]]) -> None:
     base, keys = keyed
     pdf = make_table_pdf(ROWS)
-    with _client(base, keys["tight"]) as tight:
-        # over the tier: 422 naming the setting and the maximum, in both kinds of job body
+    with _client(base, keys["tight"]) as tight, _client(base, keys["pro"]) as pro:
+        # over the tier: 422 naming the setting and the maximum, jobs (both bodies) and extracts
         files = [("files", ("a.pdf", pdf))]
         for settings, setting, maximum in [
             ({"run.timeout_s": 1_000_000_000}, "run.timeout_s", 20.0),
@@ -264,6 +322,13 @@ def test_a_key_gets_no_more_than_its_tier(keyed: tuple[str, dict[str, str]]) -> 
             assert body["details"]["setting"] == setting and body["details"]["maximum"] == maximum
         body = _error(tight.post("/v1/jobs", json={"source": "/x", "settings": {"llm.budget_usd": 1e6}}), 422)
         assert body["code"] == "setting_not_allowed" and body["details"]["setting"] == "llm.budget_usd"
+        body = _error(_extract(tight, pdf, {"extract.ocr": "always"}), 422)
+        assert body["details"] == {"setting": "extract.ocr", "allowed": ["never"], "tier": "tight"}
+        body = _error(_extract(tight, make_pdf(["1", "2", "3"]), {"pages": "1-3"}), 422)
+        assert body["details"] == {"setting": "pages", "maximum": 2}
+        too_long = _error(_extract(tight, make_pdf(["1", "2", "3"])), 413)
+        assert too_long["details"] == {"pages": 3, "limit": 2}
+        assert _extract(pro, make_pdf(["1", "2", "3"])).status_code == 200  # pro reads 3 pages
         # what a key leaves alone is lowered to its tier, and the job says so (the server
         # runs one worker: within the tier, so run.workers stays the server's)
         created = tight.post("/v1/jobs", files=files, data={"settings": json.dumps({"extract.tables": True})})
@@ -294,5 +359,7 @@ def test_local_mode_has_the_server_settings_as_maxima(tmp_path: Path) -> None:
             ok = client.post("/v1/jobs", files=files, data={"settings": json.dumps({"run.timeout_s": 30})})
             assert ok.status_code == 202 and ok.json()["settings"] == {"run.timeout_s": 30.0}
             assert client.post("/v1/jobs", files=files).json()["settings"] == {}
+            r = _extract(client, make_table_pdf(ROWS), {"extract.tables": True})
+            assert r.status_code == 200 and r.json()["tables"][0]["rows"] == ROWS
     finally:
         kill_group(proc)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
@@ -27,9 +27,12 @@ from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
 from docmill.service.overrides import (
+    EXTRACT_KEYS,
     JOB_KEYS,
+    ExtractChoice,
     Maxima,
     SettingRefused,
+    extract_choice,
     job_overrides,
     settings_object,
 )
@@ -76,12 +79,40 @@ def job_settings(raw: Any, caller: Caller, svc: Services) -> dict[str, Any]:
         raise ApiError(422, exc.code, exc.message, exc.details) from None
 
 
+def extract_overrides(raw: Any, caller: Caller, svc: Services) -> ExtractChoice:
+    """An extract's ``settings`` form field as what it runs with; 422 as for jobs."""
+    try:
+        return extract_choice(settings_object(raw), _maxima(svc, caller), svc.settings)
+    except SettingRefused as exc:
+        raise ApiError(422, exc.code, exc.message, exc.details) from None
+
+
 # --- one document ----------------------------------------------------------------------
 
+EXTRACT_DOC = (
+    "Parse one small document now and answer its record: `text` per page, `pages`, "
+    "`metadata`, `text_source`; with `extract.tables` its `tables` (each `page`, `bbox`, "
+    "`rows` of cell text, `header_rows`), with `output.markdown` its `markdown`. The "
+    "optional form field `settings` is a JSON object of per-request settings, each within "
+    "the key's tier (else 422 naming the setting and its maximum): "
+    + ", ".join(f"`{k}`" for k in EXTRACT_KEYS)
+    + '. `pages` is "N" or "N-M" (1-based, inclusive): `text` then holds those pages only, '
+    "and `page_range` (zero-based, half-open) says which, unless they are the whole document; "
+    "without it the document "
+    "may have at most `service.extract_max_pages` pages (and the tier's `max_pages`), else 413. "
+    'Example: `settings={"extract.tables": true, "pages": "1-3"}`.'
+)
+SETTINGS_FIELD_DOC = 'a JSON object, e.g. {"extract.tables": true, "output.markdown": true, "pages": "1-3"}'
 
-@router.post("/extract", summary="Extract one small document synchronously")
+
+@router.post("/extract", summary="Extract one small document synchronously (tables, Markdown)",
+             description=EXTRACT_DOC)
 async def extract(
-    request: Request, file: Annotated[UploadFile, File()], caller: CallerDep, svc: ServicesDep
+    request: Request,
+    file: Annotated[UploadFile, File()],
+    caller: CallerDep,
+    svc: ServicesDep,
+    settings: Annotated[str | None, Form(description=SETTINGS_FIELD_DOC)] = None,
 ) -> dict[str, Any]:
     s = svc.settings.service
     max_bytes = int(s.extract_max_mb * MB)
@@ -89,6 +120,7 @@ async def extract(
     if declared.isdigit() and int(declared) > max_bytes + MB:
         raise ApiError(413, "file_too_large", f"the document is over {max_bytes:,} bytes",
                        {"limit_bytes": max_bytes})
+    choice = extract_overrides(settings, caller, svc)
     name = safe_name(file.filename)
     folder = svc.ledger.data_dir / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,18 +128,22 @@ async def extract(
     try:
         await save_upload(file, path, max_bytes)
         try:
-            future = svc.extract.submit(str(path))
+            future = svc.extract.submit(str(path), choice)
         except ExtractBusy as exc:
             raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
         outcome = await asyncio.wrap_future(future)
     finally:
         path.unlink(missing_ok=True)
-    if outcome.pages and outcome.pages > s.extract_max_pages:
+    if choice.page_range is None and outcome.pages and outcome.pages > choice.max_pages:
         raise ApiError(
             413, "too_many_pages",
-            f"the document has {outcome.pages} pages, over {s.extract_max_pages}: submit a job",
-            {"pages": outcome.pages, "limit": s.extract_max_pages},
+            f"the document has {outcome.pages} pages, over {choice.max_pages}: "
+            "send settings.pages or submit a job",
+            {"pages": outcome.pages, "limit": choice.max_pages},
         )
+    if choice.page_range is not None and outcome.pages and choice.page_range.start >= outcome.pages:
+        raise ApiError(422, "invalid_settings", f"pages: the document has {outcome.pages} pages",
+                       {"setting": "pages", "pages": outcome.pages})
     category = str(outcome.error.category) if outcome.error else None
     svc.metrics.document(str(outcome.status), "extract", outcome.pages, category)
     return outcome_view(outcome, name)
