@@ -66,7 +66,11 @@ def make_pdf(
             + b" /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % (5 + 2 * i)
         )
         objects.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream")
+    return _serialise(objects)
 
+
+def _serialise(objects: list[bytes]) -> bytes:
+    """The file: header, objects numbered from 1 (the first is the catalog), xref, trailer."""
     out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
     offsets: list[int] = []
     for number, obj in enumerate(objects, start=1):
@@ -96,3 +100,35 @@ def write_pdf(
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
     return target
+
+
+def make_table_pdf(rows: list[list[str]], title: str = "", *, col_width: int = 120, row_height: int = 24) -> bytes:
+    """A one-page PDF holding ``rows`` as a ruled table: every cell boxed by stroked
+    lines (one horizontal ruling per row edge, one vertical per column edge), its text
+    inside; ``title`` is a line of prose above the table. Helvetica 10 pt, US Letter."""
+    n_cols = max((len(r) for r in rows), default=0)
+    left, top = 72, 700
+    right, bottom = left + n_cols * col_width, top - len(rows) * row_height
+    ops: list[bytes] = [b"0.8 w"]
+    for i in range(len(rows) + 1):
+        y = top - i * row_height
+        ops.append(b"%d %d m %d %d l S" % (left, y, right, y))
+    for j in range(n_cols + 1):
+        x = left + j * col_width
+        ops.append(b"%d %d m %d %d l S" % (x, top, x, bottom))
+    if title:
+        ops.append(b"BT /F1 12 Tf 72 730 Td (" + _escape(title) + b") Tj ET")
+    for i, row in enumerate(rows):
+        for j, cell in enumerate(row):
+            x, y = left + j * col_width + 6, top - (i + 1) * row_height + 8
+            ops.append(b"BT /F1 10 Tf %d %d Td (" % (x, y) + _escape(cell) + b") Tj ET")
+    stream = b"\n".join(ops) + b"\n"
+    objects: list[bytes] = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792]"
+        b" /Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"endstream",
+    ]
+    return _serialise(objects)

@@ -10,7 +10,7 @@ import pypdf
 import pypdfium2 as pdfium
 import pytest
 
-from pdfgen import make_pdf, ruled_table, write_pdf
+from pdfgen import make_pdf, make_table_pdf, ruled_table, write_pdf
 
 PAGES = [
     "Hello, world.",
@@ -95,3 +95,14 @@ def test_ruled_table_draws_a_table_docmill_finds(tmp_path: Path) -> None:
     (table,) = tables_in_pdf(str(write_pdf(tmp_path / "t.pdf", ["a heading"], [grid])))
     assert table.kind == "ruled" and table.page == 0 and table.rows == rows
     assert table.bbox == pytest.approx((100, 92, 260, 152))  # top-left origin: 792 - 700 = 92
+
+
+def test_a_ruled_table_page_is_found_by_the_table_detector(tmp_path: Path) -> None:
+    from docmill.processors.tables import tables_in_pdf
+
+    rows = [["Item", "Qty", "Price"], ["Apples", "3", "1.20"], ["Pears", "12", "0.85"]]
+    path = tmp_path / "table.pdf"
+    path.write_bytes(make_table_pdf(rows, "Order 17"))
+    assert pypdf.PdfReader(path, strict=True).pages[0].extract_text().startswith("Order 17")
+    (table,) = tables_in_pdf(str(path))
+    assert table.kind == "ruled" and table.rows == rows

@@ -101,7 +101,9 @@ def test_hostile_uploads(server: httpx.Client, tmp_path: Path) -> None:
     # sources outside allowed roots and URLs are refused
     assert _error(server.post("/v1/jobs", json={"source": "/etc"}), 403)["code"] == "source_not_allowed"
     assert _error(server.post("/v1/jobs", json={"source": "http://127.0.0.1/x.pdf"}), 403)
-    assert _error(server.post("/v1/jobs", json={"source": str(PDFS), "settings": {"llm.spec": "x"}}), 403)
+    # a setting off the per-job allow-list is a 422 that names it
+    refused = _error(server.post("/v1/jobs", json={"source": str(PDFS), "settings": {"llm.spec": "x"}}), 422)
+    assert refused["code"] == "setting_not_allowed" and refused["details"]["setting"] == "llm.spec"
 
 
 def test_a_job_runs_to_done_pages_and_exports(server: httpx.Client) -> None:

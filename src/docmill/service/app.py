@@ -25,6 +25,7 @@ from docmill.service.metrics import CONTENT_TYPE, ServiceMetrics
 from docmill.service.pages import router as pages_router
 from docmill.service.routes import router
 from docmill.service.state import Services
+from docmill.service.tiers import load_tiers
 from docmill.settings import Settings
 
 
@@ -41,7 +42,8 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
             settings, ledger, settings.service.job_workers,
             on_finished=lambda r: metrics.job_finished(r.status, r.progress),
         )
-    svc = Services(settings, ledger, metrics, ExtractService(settings), runner)
+    tiers = key_auth.tiers if key_auth is not None else load_tiers(settings.service.tiers_file)
+    svc = Services(settings, ledger, metrics, ExtractService(settings), runner, tiers)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

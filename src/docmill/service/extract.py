@@ -8,6 +8,10 @@ eat memory or crash its process. The pool kills a worker past ``run.timeout_s`` 
 and has no deadline or memory cap. The pool is not thread-safe, so exactly one thread
 owns it: requests put ``(task, future)`` on a bounded queue and await the future; the
 event loop never parses.
+
+Each task carries its own :class:`ExtractOptions` (a request's ``settings``: tables, OCR,
+Markdown, its pages); the options of one set of settings are built once and reused, so
+that a worker is sent them only when they differ from its last task's.
 """
 
 from __future__ import annotations
@@ -19,19 +23,23 @@ import os
 import queue
 import threading
 from collections import deque
+from collections.abc import Mapping
 from concurrent.futures import Future
+from typing import Any
 
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.runner import extract_options
 from docmill.model import PageRange, ProcessOutcome
 from docmill.processors import ExtractOptions, Task
-from docmill.settings import Settings
+from docmill.service.overrides import ExtractChoice
+from docmill.settings import Settings, with_overrides
 
 log = logging.getLogger("docmill.service.extract")
 
 QUEUE_MAX = 256
 POLL_IDLE_S = 0.005  # the driver's wait for results while workers could take more
 POLL_FULL_S = 0.02
+OPTIONS_KEPT = 64  # distinct request options kept built (then the cache starts again)
 
 
 class ExtractBusy(RuntimeError):
@@ -43,10 +51,10 @@ class ExtractService:
         s = settings.service
         self._size = s.extract_workers or settings.workers
         self._limits = PoolLimits(settings.run.timeout_s, settings.run.memory_mb, settings.run.recycle_after)
+        self._settings = settings
+        self._built: dict[tuple[Any, ...], ExtractOptions] = {}
         # a page cap bounds the work; ``pages`` still reports the whole document
-        self._options = dataclasses.replace(
-            extract_options(settings), max_pages=s.extract_max_pages, split_pages=1 << 30
-        )
+        self._options = self.options({}, s.extract_max_pages)
         self._max_bytes = int(s.extract_max_mb * 1024 * 1024)
         self._render_max_bytes = int(settings.run.max_file_mb * 1024 * 1024)
         self._render_options: dict[tuple[int, tuple[str, ...]], ExtractOptions] = {}  # one object each
@@ -72,9 +80,27 @@ class ExtractService:
                 pass
             self._thread.join(timeout=10.0)
 
-    def submit(self, path: str) -> Future[ProcessOutcome]:
-        """Queue one document; the future gets its outcome (never an exception from parsing)."""
-        return self._put(Task(next(self._ids), 0, os.fspath(path), None, self._max_bytes, self._options))
+    def options(self, overrides: Mapping[str, Any], max_pages: int) -> ExtractOptions:
+        """The options of the server's settings with ``overrides`` (checked already: see
+        ``service/overrides.py``), reading at most ``max_pages`` pages, never split."""
+        key = (tuple(sorted(overrides.items())), max_pages)
+        found = self._built.get(key)
+        if found is None:
+            settings = with_overrides(self._settings, overrides, origin="request")
+            found = dataclasses.replace(extract_options(settings), max_pages=max_pages, split_pages=1 << 30)
+            if len(self._built) >= OPTIONS_KEPT:
+                self._built.clear()
+            self._built[key] = found
+        return found
+
+    def submit(self, path: str, choice: ExtractChoice | None = None) -> Future[ProcessOutcome]:
+        """Queue one document, with a request's settings (None: the server's); the future
+        gets its outcome (never an exception from parsing)."""
+        if choice is None:
+            options, page_range = self._options, None
+        else:
+            options, page_range = self.options(choice.overrides, choice.max_pages), choice.page_range
+        return self._put(Task(next(self._ids), 0, os.fspath(path), page_range, self._max_bytes, options))
 
     def render(self, path: str, page: int, dpi: int, roots: tuple[str, ...] = ()) -> Future[ProcessOutcome]:
         """Queue drawing page ``page`` (0-based) of a PDF as a PNG at ``dpi`` (the task

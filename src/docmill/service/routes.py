@@ -20,12 +20,22 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from docmill.service.deps import Caller, current_caller
+from docmill.service.deps import LOCAL_CALLER, Caller, current_caller
 from docmill.service.errors import ApiError
 from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
 from docmill.service.jobs import Job, new_job_id
 from docmill.service.multipart import read_form
+from docmill.service.overrides import (
+    EXTRACT_KEYS,
+    JOB_KEYS,
+    ExtractChoice,
+    Maxima,
+    SettingRefused,
+    extract_choice,
+    job_overrides,
+    settings_object,
+)
 from docmill.service.public import PublicNames, names_for
 from docmill.service.retention import retry_refusal
 from docmill.service.state import Services, services
@@ -36,7 +46,6 @@ from docmill.service.uploads import (
     download,
 )
 from docmill.service.views import job_view, outcome_view, record_view
-from docmill.settings import SettingsError, with_overrides
 from docmill.state import Store, StoreError
 from docmill.state.browse import LedgerReader
 
@@ -44,13 +53,55 @@ router = APIRouter(prefix="/v1")
 CallerDep = Annotated[Caller, Depends(current_caller)]
 ServicesDep = Annotated[Services, Depends(services)]
 
-# settings a job may override: what to extract, never where to read or what to spend
-JOB_SETTINGS = ("extract.", "output.markdown", "output.format", "run.timeout_s", "run.split_pages")
 EXPORT_TYPES = {"jsonl": "application/x-ndjson", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+# --- per-request settings (the policy: service/overrides.py) ------------------------------
+
+
+def _maxima(svc: Services, caller: Caller) -> Maxima:
+    """What the caller's tier permits; the local caller: the server's own settings."""
+    if caller.tier == LOCAL_CALLER.tier:
+        return Maxima.of(None, svc.settings)
+    tier = svc.tiers.get(caller.tier)
+    if tier is None:
+        raise ApiError(403, "unknown_tier", f"the key's tier {caller.tier!r} is not configured")
+    return Maxima.of(tier, svc.settings)
+
+
+def job_settings(raw: Any, caller: Caller, svc: Services) -> dict[str, Any]:
+    """A job's ``settings`` (JSON object or form text) as the overrides it runs with; 422
+    naming the setting (and its maximum) when refused."""
+    try:
+        return job_overrides(settings_object(raw), _maxima(svc, caller), svc.settings)
+    except SettingRefused as exc:
+        raise ApiError(422, exc.code, exc.message, exc.details) from None
+
+
+def extract_overrides(raw: Any, caller: Caller, svc: Services) -> ExtractChoice:
+    """An extract's ``settings`` form field as what it runs with; 422 as for jobs."""
+    try:
+        return extract_choice(settings_object(raw), _maxima(svc, caller), svc.settings)
+    except SettingRefused as exc:
+        raise ApiError(422, exc.code, exc.message, exc.details) from None
 
 
 # --- one document ----------------------------------------------------------------------
 
+EXTRACT_DOC = (
+    "Parse one small document now and answer its record: `text` per page, `pages`, "
+    "`metadata`, `text_source`; with `extract.tables` its `tables` (each `page`, `bbox`, "
+    "`rows` of cell text, `header_rows`), with `output.markdown` its `markdown`. The "
+    "optional form field `settings` is a JSON object of per-request settings, each within "
+    "the key's tier (else 422 naming the setting and its maximum): "
+    + ", ".join(f"`{k}`" for k in EXTRACT_KEYS)
+    + '. `pages` is "N" or "N-M" (1-based, inclusive): `text` then holds those pages only, '
+    "and `page_range` (zero-based, half-open) says which, unless they are the whole document; "
+    "without it the document "
+    "may have at most `service.extract_max_pages` pages (and the tier's `max_pages`), else 413. "
+    'Example: `settings={"extract.tables": true, "pages": "1-3"}`.'
+)
+SETTINGS_FIELD_DOC = 'a JSON object, e.g. {"extract.tables": true, "output.markdown": true, "pages": "1-3"}'
 
 EXTRACT_BODY: dict[str, Any] = {
     "required": True,
@@ -59,7 +110,10 @@ EXTRACT_BODY: dict[str, Any] = {
             "schema": {
                 "type": "object",
                 "required": ["file"],
-                "properties": {"file": {"type": "string", "format": "binary"}},
+                "properties": {
+                    "file": {"type": "string", "format": "binary"},
+                    "settings": {"type": "string", "description": SETTINGS_FIELD_DOC},
+                },
             }
         }
     },
@@ -67,8 +121,8 @@ EXTRACT_BODY: dict[str, Any] = {
 
 
 @router.post(
-    "/extract", summary="Extract one small document synchronously",
-    openapi_extra={"requestBody": EXTRACT_BODY},
+    "/extract", summary="Extract one small document synchronously (tables, Markdown)",
+    description=EXTRACT_DOC, openapi_extra={"requestBody": EXTRACT_BODY},
 )
 async def extract(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     s = svc.settings.service
@@ -85,18 +139,23 @@ async def extract(request: Request, caller: CallerDep, svc: ServicesDep) -> dict
             raise missing
         saved = form.files[0]
         try:
-            future = svc.extract.submit(str(saved.path))
+            choice = extract_overrides(form.fields.get("settings"), caller, svc)
+            future = svc.extract.submit(str(saved.path), choice)
         except ExtractBusy as exc:
             raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
         outcome = await asyncio.wrap_future(future)
     finally:
         await run_in_threadpool(shutil.rmtree, folder, True)
-    if outcome.pages and outcome.pages > s.extract_max_pages:
+    if choice.page_range is None and outcome.pages and outcome.pages > choice.max_pages:
         raise ApiError(
             413, "too_many_pages",
-            f"the document has {outcome.pages} pages, over {s.extract_max_pages}: submit a job",
-            {"pages": outcome.pages, "limit": s.extract_max_pages},
+            f"the document has {outcome.pages} pages, over {choice.max_pages}: "
+            "send settings.pages or submit a job",
+            {"pages": outcome.pages, "limit": choice.max_pages},
         )
+    if choice.page_range is not None and outcome.pages and choice.page_range.start >= outcome.pages:
+        raise ApiError(422, "invalid_settings", f"pages: the document has {outcome.pages} pages",
+                       {"setting": "pages", "pages": outcome.pages})
     category = str(outcome.error.category) if outcome.error else None
     svc.metrics.document(str(outcome.status), "extract", outcome.pages, category)
     return outcome_view(outcome, saved.name)
@@ -125,27 +184,9 @@ def _view(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
     return job_view(job, progress, now, _names(svc, job), retry=refusal)
 
 
-def _checked_overrides(svc: Services, raw: Any) -> dict[str, Any]:
-    if raw in (None, ""):
-        return {}
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except json.JSONDecodeError:
-            raise ApiError(422, "invalid_settings", "settings must be a JSON object") from None
-    if not isinstance(raw, dict):
-        raise ApiError(422, "invalid_settings", "settings must be a JSON object")
-    refused = [k for k in raw if not str(k).startswith(JOB_SETTINGS)]
-    if refused:
-        raise ApiError(403, "setting_not_allowed", "a job may not set these", {"keys": refused})
-    try:
-        with_overrides(svc.settings, raw)
-    except SettingsError as exc:
-        raise ApiError(422, "invalid_settings", str(exc)) from None
-    return dict(raw)
-
-
-async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
+async def _from_uploads(
+    svc: Services, request: Request, job_id: str, caller: Caller
+) -> tuple[str, list[str], str, dict[str, Any]]:
     s = svc.settings.service
     folder = svc.ledger.upload_dir(job_id)
     folder.mkdir(parents=True)
@@ -155,7 +196,7 @@ async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[s
         )
         if not form.files:
             raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
-        overrides = _checked_overrides(svc, form.fields.get("settings"))
+        overrides = job_settings(form.fields.get("settings"), caller, svc)
     except BaseException:
         await run_in_threadpool(shutil.rmtree, folder, True)
         raise
@@ -164,16 +205,18 @@ async def _from_uploads(svc: Services, request: Request, job_id: str) -> tuple[s
     return "upload", [str(folder)], described, overrides
 
 
-async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str, list[str], str, dict[str, Any]]:
+async def _from_json(
+    svc: Services, request: Request, job_id: str, caller: Caller
+) -> tuple[str, list[str], str, dict[str, Any]]:
     s = svc.settings.service
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ApiError(422, "invalid_request", "the body is not JSON") from None
     source = body.get("source") if isinstance(body, dict) else None
     if not isinstance(source, str) or not source:
         raise ApiError(422, "invalid_request", 'send {"source": "path or URL"} or multipart files')
-    overrides = _checked_overrides(svc, body.get("settings"))
+    overrides = job_settings(body.get("settings"), caller, svc)
     if source.startswith(("http://", "https://")):
         checked = await check_url(source, s.allowed_hosts)
         folder = svc.ledger.upload_dir(job_id)
@@ -189,7 +232,10 @@ async def _from_json(svc: Services, request: Request, job_id: str) -> tuple[str,
 
 
 # POST /v1/jobs reads its body itself (multipart or JSON); this tells OpenAPI clients both
-_SETTINGS_DOC = "overrides of extract.*, output.markdown, output.format, run.timeout_s, run.split_pages"
+_SETTINGS_DOC = (
+    "per-job settings, each within the key's tier (else 422 naming the setting and its "
+    "maximum): " + ", ".join(JOB_KEYS)
+)
 JOB_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -225,9 +271,9 @@ JOB_BODY: dict[str, Any] = {
 async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     job_id = new_job_id()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        kind, sources, description, overrides = await _from_uploads(svc, request, job_id)
+        kind, sources, description, overrides = await _from_uploads(svc, request, job_id, caller)
     else:
-        kind, sources, description, overrides = await _from_json(svc, request, job_id)
+        kind, sources, description, overrides = await _from_json(svc, request, job_id, caller)
     job = await run_in_threadpool(
         svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
     )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -10,6 +11,7 @@ from docmill.service.extract import ExtractService
 from docmill.service.jobrunner import JobRunner
 from docmill.service.jobs import JobLedger
 from docmill.service.metrics import ServiceMetrics
+from docmill.service.tiers import Tier
 from docmill.settings import Settings
 
 
@@ -20,6 +22,7 @@ class Services:
     metrics: ServiceMetrics
     extract: ExtractService
     runner: JobRunner | None  # None: jobs run only in `docmill worker`
+    tiers: Mapping[str, Tier] = field(default_factory=dict)  # what each key's tier permits
 
 
 def services(request: Request) -> Services:

@@ -1,19 +1,27 @@
-"""Tiers: how many requests a key may make, per key and per endpoint group.
+"""Tiers: how many requests a key may make, and how much work one request may ask for.
 
 Every ``/v1`` request of a key counts against its tier's ``all`` limit and against the
 limit of the request's group (``extract``: ``POST /v1/extract``; ``jobs_create``:
 ``POST /v1/jobs``; ``other``: every other ``/v1`` route). A limit is a number of
 requests per the tier's ``window_s``; 0 means no limit.
 
+The maxima bound the per-request settings of a job or an extract (``service/overrides.py``):
+``max_timeout_s`` (``run.timeout_s``), ``max_memory_mb`` (``run.memory_mb``),
+``max_workers`` (``run.workers``), ``max_pages`` (pages read a document:
+``extract.max_pages``, an extract's ``pages``) and ``ocr`` (may ``extract.ocr`` be
+other than ``never``). A maximum of 0 is the server's own setting (never "unbounded").
+
 ``service.tiers_file`` (TOML) changes built-in tiers and adds new ones::
 
-    [tiers.pro]            # a built-in: only the named limits change
+    [tiers.pro]            # a built-in: only the named values change
     extract = 200
+    max_timeout_s = 300
 
-    [tiers.tiny]           # a new tier: starts from `base` (default: no limits)
-    base = "free"
+    [tiers.tiny]           # a new tier: starts from `base` (default: no request limits,
+    base = "free"          # the server's settings as maxima, OCR allowed)
     window_s = 10
     all = 5
+    ocr = false
 """
 
 from __future__ import annotations
@@ -45,6 +53,12 @@ class Tier:
     extract: int = 0
     jobs_create: int = 0
     other: int = 0
+    # what one request may ask for (0: the server's own setting; see service/overrides.py)
+    max_timeout_s: float = 0.0
+    max_memory_mb: int = 0
+    max_workers: int = 0
+    max_pages: int = 0
+    ocr: bool = True
 
     def limit(self, group: str) -> Limit | None:
         """The limit of ``group`` (``all`` for the per-key one); None when unlimited."""
@@ -59,10 +73,13 @@ class Tier:
 BUILTIN: dict[str, Tier] = {
     t.name: t
     for t in (
-        Tier("free", 60.0, all=120, extract=10, jobs_create=5, other=120),
-        Tier("pro", 60.0, all=1200, extract=120, jobs_create=60, other=1200),
-        Tier("enterprise", 60.0, all=12000, extract=1200, jobs_create=600, other=12000),
-        Tier("unlimited", 60.0),
+        Tier("free", 60.0, all=120, extract=10, jobs_create=5, other=120,
+             max_timeout_s=30.0, max_memory_mb=1024, max_workers=1, max_pages=50, ocr=False),
+        Tier("pro", 60.0, all=1200, extract=120, jobs_create=60, other=1200,
+             max_timeout_s=120.0, max_memory_mb=2048, max_workers=4, max_pages=1000),
+        Tier("enterprise", 60.0, all=12000, extract=1200, jobs_create=600, other=12000,
+             max_timeout_s=600.0, max_memory_mb=4096),
+        Tier("unlimited", 60.0),  # no request limits; the server's settings as maxima
     )
 }
 
@@ -94,10 +111,15 @@ def _tier_from(name: str, raw: Any, known: Mapping[str, Tier], where: str) -> Ti
     for key, value in raw.items():
         if key == "base":
             continue
+        if key == "ocr":
+            if not isinstance(value, bool):
+                raise SettingsError(f"{where}: tier {name!r}: ocr must be true or false, got {value!r}")
+            values[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise SettingsError(f"{where}: tier {name!r}: {key} must be a number >= 0, got {value!r}")
-        if key == "window_s":
-            if value <= 0:
+        if key in ("window_s", "max_timeout_s"):
+            if key == "window_s" and value <= 0:
                 raise SettingsError(f"{where}: tier {name!r}: window_s must be > 0")
             values[key] = float(value)
         else:

@@ -78,7 +78,9 @@ def outcome_view(outcome: ProcessOutcome, name: str) -> dict[str, Any]:
     """``POST /v1/extract``'s answer: the record of one document."""
     data = outcome.to_dict()
     extra = data.pop("extra", {}) or {}
-    for transient in ("needs_split", "page_range", "label", "cost_usd", "tokens_in", "tokens_out"):
+    for transient in ("needs_split", "label", "cost_usd", "tokens_in", "tokens_out"):
         data.pop(transient, None)
+    if data.get("page_range") is None:  # kept when the request asked for some pages
+        data.pop("page_range", None)
     data["timings"] = {"parse_s": round(data.pop("parse_s", 0.0), 4)}
     return {"source": name, **data, **extra}
