@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 
 from docmill.model import DocState
-from docmill.processors.pdf_text import extract_pdf
+from docmill.processors.pdf.text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
-from docmill.processors.tables import tables_in_pdf
+from docmill.processors.tables.extract import tables_in_pdf
 from engine_kit import CORPUS, corpus_file
 from test_cli import docmill_cli, status_json
 

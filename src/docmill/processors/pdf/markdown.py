@@ -12,7 +12,7 @@
   ``i`` counted from 0 in the document) become pipe tables at the end of their page;
   the page's lines made only of the table's words are left out, so the table's text is
   not repeated. No tables: nothing of the kind is rendered.
-- Running headers and footers (see :mod:`docmill.processors.layout`) are left out.
+- Running headers and footers (see :mod:`docmill.processors.pdf.layout`) are left out.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.processors.layout import Edges, page_edges, reading_order_text, running_lines
+from docmill.processors.pdf.layout import Edges, page_edges, reading_order_text, running_lines
 
 _HEADING_RATIO = 1.15  # a line this much larger than the body text is a heading
 _MAX_HEADING_CHARS = 120
