@@ -61,7 +61,7 @@ def test_extract_pdf_puts_tables_in_extra_and_reports_the_stage() -> None:
     assert stages == ["tables"]
     tables = outcome.extra["tables"]
     assert {t["page"] for t in tables} == {0}
-    assert set(tables[0]) == {"page", "bbox", "rows", "header_rows"}
+    assert set(tables[0]) == {"page", "bbox", "rows", "cells", "header_rows"}
     assert outcome.metadata["table_errors"] == []
     assert "Server closets" in outcome.text[0]
 

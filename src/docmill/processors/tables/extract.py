@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.model import ProcessOutcome
+from docmill.model.tables import cells_of, table_entry
 from docmill.processors.pdf.geometry import (
     Box,
     Char,
@@ -56,12 +57,10 @@ class Table:
     kind: str = "ruled"  # "ruled" | "unruled"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "page": self.page,
-            "bbox": [round(v, 2) for v in self.bbox],
-            "rows": self.rows,
-            "header_rows": self.header_rows,
-        }
+        """The record's table entry (:mod:`docmill.model.tables`)."""
+        return table_entry(
+            self.page, cells_of(self.rows), bbox=self.bbox, header_rows=self.header_rows
+        )
 
 
 @dataclass(slots=True)
