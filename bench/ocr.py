@@ -8,10 +8,10 @@
 A fixed sample: the PDFs of ../shared/corpus/real (byte-identical copies once), taken in
 turn from each top-level folder (camelot, pdfplumber, sample-files, tabula-java) in
 sorted order; from each file its first page whose text layer is usable (docmill's own
-check, ``processors.ocr.usable_text``), has at least ``--min-chars`` visible characters
+check, ``processors.pdf.scanned.usable_text``), has at least ``--min-chars`` visible characters
 and is written in Latin script (at least 90% of its letters; the OCR reads English),
 then second pages, until ``--pages`` pages. Each page is rendered by PDFium at 300 dpi in
-grey (``docmill.processors.ocr.render_page``) and read as the engine reads it
+grey (``docmill.processors.pdf.render.render_page``) and read as the engine reads it
 (``Tesseract.read_pnm_tsv``: ``--psm 1`` with the osd data installed, else ``--psm 3``),
 one process, one page at a time. The OCR text is the TSV's words, a space between words
 and a line break between lines: after whitespace normalisation it is exactly the txt
@@ -177,7 +177,7 @@ def layer_glyphs(page: Any, width: int, height: int) -> list[Glyph | None]:
 def tsv_lines(tsv: str) -> list[tuple[int, int, int, int, str]]:
     """Tesseract's text lines from its TSV: (left, top, right, bottom, words joined by
     one space), in Tesseract's reading order; lines without words are left out."""
-    from docmill.processors.ocr_leaders import tsv_line_rows
+    from docmill.processors.ocr.leaders import tsv_line_rows
 
     rows = [row.split("\t") for row in tsv.splitlines()]
     return [
@@ -241,7 +241,7 @@ def sample_pages(source: Path, count: int, min_chars: int) -> list[tuple[Path, i
     """(file, page index, text layer) for a fixed sample of born-digital pages."""
     import pypdfium2 as pdfium
 
-    from docmill.processors.ocr import usable_text
+    from docmill.processors.pdf.scanned import usable_text
 
     candidates: dict[str, list[list[tuple[Path, int, str]]]] = {}
     seen: set[str] = set()
@@ -294,7 +294,8 @@ def sample_pages(source: Path, count: int, min_chars: int) -> list[tuple[Path, i
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import pypdfium2 as pdfium
 
-    from docmill.processors.ocr import open_tesseract, render_page
+    from docmill.processors.ocr.tesseract import open_tesseract
+    from docmill.processors.pdf.render import render_page
 
     tesseract = open_tesseract("eng")
     pages = sample_pages(args.source, args.pages, args.min_chars)

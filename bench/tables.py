@@ -105,7 +105,7 @@ def ground_truth() -> dict[tuple[str, int], list[Grid]]:
 
 
 def docmill_tables(pdf: str, page: int) -> list[Grid]:
-    from docmill.processors.tables import tables_in_pdf
+    from docmill.processors.tables.extract import tables_in_pdf
 
     return [t.rows for t in tables_in_pdf(pdf, [page])]
 

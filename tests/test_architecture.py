@@ -277,3 +277,79 @@ def test_every_cli_subcommand_is_in_the_readme() -> None:
     ]
     missing = [c for c in commands if f"docmill {c}" not in text]
     assert missing == [], f"subcommands not in README.md: {missing}"
+
+
+# --- (f) rooms and the forkserver's preload ----------------------------------------------
+
+
+def _imports_of(path: Path) -> set[str]:
+    """The docmill modules ``path`` imports, at any depth (lazy imports inside functions
+    too, not those under ``if TYPE_CHECKING``); ``from docmill.x import y`` names
+    ``docmill.x.y`` when that is a module, else ``docmill.x``."""
+    module = module_name(path)
+    is_package = path.name == "__init__.py"
+    known = {module_name(p) for p in all_modules()}
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        for _, target in docmill_imports(ast.unparse(node), module, is_package):
+            names = [target]
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in known] or names
+            out.update(n for n in names if n in known)
+    out.discard(module)
+    return out
+
+
+def test_processors_import_each_other_without_a_cycle() -> None:
+    """No circle of imports among the processors, lazy ones included (OCR, PDF text and
+    page images once leaned on each other). The registry alone may import what it
+    registers (an extractor imports the registry's request type back)."""
+    plugin_tables = {"docmill.processors.registry"}
+    graph = {
+        module_name(p): set() if module_name(p) in plugin_tables else _imports_of(p)
+        for p in sorted((PACKAGE / "processors").rglob("*.py"))
+    }
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def walk(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt == node or nxt.startswith(node + ".") or node.startswith(nxt + "."):
+                continue  # a package and its own modules
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join([*trail[trail.index(nxt):], nxt]) if nxt in trail else nxt)
+            elif nxt not in state:
+                walk(nxt, [*trail, nxt])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [name])
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_ocr_room_knows_no_pdf() -> None:
+    """OCR reads images: a PDF page reaches it drawn by processors.pdf.render."""
+    room = PACKAGE / "processors" / "ocr"
+    found = [
+        f"{path.relative_to(REPO)}:{line}: {target}"
+        for path in sorted(room.rglob("*.py"))
+        for line, target in docmill_imports(path.read_text(encoding="utf-8"), module_name(path))
+        if target.startswith(("docmill.processors.pdf", "docmill.processors.tables"))
+    ]
+    assert found == []
+
+
+def test_every_preloaded_module_exists() -> None:
+    import importlib.util
+
+    from docmill.engine.preload import WORKER_PRELOAD
+
+    missing = [name for name in WORKER_PRELOAD if importlib.util.find_spec(name) is None]
+    assert missing == [], f"engine/preload.py preloads modules that do not exist: {missing}"
+    assert "docmill.processors.pdf.text" in WORKER_PRELOAD  # what every PDF task imports

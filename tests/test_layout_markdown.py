@@ -11,8 +11,8 @@ import pytest
 
 from docmill.model import DocState, ProcessOutcome
 from docmill.processors import ExtractOptions, process_task
-from docmill.processors.layout import find_gutter, reading_order_text
-from docmill.processors.markdown import PageLines, pipe_table, render
+from docmill.processors.pdf.layout import find_gutter, reading_order_text
+from docmill.processors.pdf.markdown import PageLines, pipe_table, render
 from docmill.processors.pipeline import Task
 from engine_kit import REAL
 from test_cli import docmill_cli

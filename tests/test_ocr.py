@@ -10,18 +10,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from docmill.processors.images import BadImage, count_frames, extract_image, tiff_frames
-from docmill.processors.ocr import (
-    MAX_PIXELS,
-    OcrUnavailable,
-    installed_languages,
-    open_tesseract,
-    pnm_bytes,
-    render_page,
-    render_scale,
-    usable_text,
-)
-from docmill.processors.pdf_text import extract_pdf
+from docmill.processors.ocr.images import BadImage, count_frames, extract_image, tiff_frames
+from docmill.processors.ocr.tesseract import OcrUnavailable, installed_languages, open_tesseract
+from docmill.processors.pdf.render import MAX_PIXELS, pnm_bytes, render_page, render_scale
+from docmill.processors.pdf.scanned import usable_text
+from docmill.processors.pdf.text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
 from engine_kit import REAL, assert_exactly_once, run_cli
 from imagegen import HELLO, LOREM, WORDS, ZEN, render_grey, scanned_pdf, tiff_bytes
@@ -314,7 +307,7 @@ def _pgm(rows: list[str]) -> bytes:
 
 
 def test_blobs_and_leader_runs_are_found_in_the_pixels() -> None:
-    from docmill.processors.ocr_leaders import blobs, fix_line, leader_runs, parse_pgm
+    from docmill.processors.ocr.leaders import blobs, fix_line, leader_runs, parse_pgm
 
     # 300 dpi: three strokes 20 px tall ("lll"), then six 4x4 dots at the baseline,
     # 14 px apart (half an em: a spaced leader), then a stroke again
@@ -339,7 +332,7 @@ def test_blobs_and_leader_runs_are_found_in_the_pixels() -> None:
 
 @needs_tesseract
 def test_dot_leaders_are_counted_not_read_as_garbage() -> None:
-    from docmill.processors.ocr import tsv_text
+    from docmill.processors.ocr.tesseract import tsv_text
 
     # a statistical abstract table: "Burglary. . . . . . 234,551 ..."; Tesseract reads the
     # leaders as "Burglary... 0 ..... cece eee eee", "Motor vehicle theft.....0..00005"
@@ -404,8 +397,8 @@ def _tsv(lines: list[list[tuple[tuple[int, int, int, int], float, str]]]) -> str
 
 @pytest.mark.parametrize("clockwise", [True, False])
 def test_a_region_turned_a_quarter_and_its_boxes_mapped_back(clockwise: bool) -> None:
-    from docmill.processors.ocr_leaders import Grey, parse_pgm
-    from docmill.processors.ocr_sideways import turned, unturn
+    from docmill.processors.ocr.leaders import Grey, parse_pgm
+    from docmill.processors.ocr.sideways import turned, unturn
 
     width, height = 40, 30
     pixels = bytearray(b"\xff" * width * height)
@@ -426,7 +419,7 @@ def test_a_region_turned_a_quarter_and_its_boxes_mapped_back(clockwise: bool) ->
 
 
 def test_unsure_lines_that_touch_make_a_region_and_lone_or_sure_ones_do_not() -> None:
-    from docmill.processors.ocr_sideways import suspect_regions
+    from docmill.processors.ocr.sideways import suspect_regions
 
     sure = [((100, 100, 300, 130), 95.0, "Heading")]
     junk_a = [((100, 140, 160, 170), 20.0, "|g"), ((200, 140, 260, 170), 30.0, "S82)")]
@@ -445,8 +438,8 @@ def test_unsure_lines_that_touch_make_a_region_and_lone_or_sure_ones_do_not() ->
 
 
 def test_sure_turned_words_replace_the_garbage_they_cover() -> None:
-    from docmill.processors.ocr import tsv_text
-    from docmill.processors.ocr_sideways import merge_turned
+    from docmill.processors.ocr.sideways import merge_turned
+    from docmill.processors.ocr.tesseract import tsv_text
 
     tsv = _tsv(
         [
@@ -480,8 +473,8 @@ def test_sure_turned_words_replace_the_garbage_they_cover() -> None:
 
 @needs_tesseract
 def test_column_heads_set_sideways_in_a_table_are_read_turned() -> None:
-    from docmill.processors.ocr import tsv_text
-    from docmill.processors.ocr_sideways import reread_sideways
+    from docmill.processors.ocr.sideways import reread_sideways
+    from docmill.processors.ocr.tesseract import tsv_text
 
     # camelot's agstat.pdf: a table whose column heads run bottom to top ("Projected
     # Population for 2012-13 (In lakhs)"); read upright they come out as garbage lines
@@ -527,7 +520,7 @@ def _page_with_rules() -> tuple[int, int, bytearray]:
 
 
 def test_vertical_rules_are_long_thin_runs_of_ink() -> None:
-    from docmill.processors.ocr_rules import vertical_rules
+    from docmill.processors.ocr.rules import vertical_rules
 
     width, height, pixels = _page_with_rules()
     assert vertical_rules(width, height, bytes(pixels), 300) == [
@@ -538,8 +531,8 @@ def test_vertical_rules_are_long_thin_runs_of_ink() -> None:
 
 
 def test_marks_tesseract_reads_from_rules_are_dropped_and_real_ones_kept() -> None:
-    from docmill.processors.ocr import tsv_text
-    from docmill.processors.ocr_rules import drop_rule_marks
+    from docmill.processors.ocr.rules import drop_rule_marks
+    from docmill.processors.ocr.tesseract import tsv_text
 
     width, height, pixels = _page_with_rules()
     image = b"P5\n%d %d\n255\n" % (width, height) + bytes(pixels)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from docmill.processors.page_images import VIEW_MAX_PIXELS
+from docmill.processors.pdf.page_images import VIEW_MAX_PIXELS
 from docmill.service.app import create_app
 from docmill.service.jobs import JobLedger, new_job_id
 from docmill.service.keys import KeyStore

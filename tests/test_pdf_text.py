@@ -10,7 +10,7 @@ import pytest
 
 from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome
 from docmill.processors import ExtractOptions, Task, process_task
-from docmill.processors.pdf_text import (
+from docmill.processors.pdf.text import (
     bounded_text,
     layer_text,
     open_pdfium,
@@ -61,7 +61,7 @@ def test_a_damaged_pdf_over_the_fallback_size_fails_saying_how_to_try_it() -> No
 
 
 def test_pdfium_line_end_hyphens_and_crlf_become_plain_text() -> None:
-    from docmill.processors.pdf_text import normalise_newlines
+    from docmill.processors.pdf.text import normalise_newlines
 
     assert normalise_newlines("dig\x02\r\nnissim\rnext") == "dig-\nnissim\nnext"
     found = [

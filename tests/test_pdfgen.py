@@ -88,7 +88,7 @@ def test_generation_is_fast(count: int) -> None:
 
 
 def test_ruled_table_draws_a_table_docmill_finds(tmp_path: Path) -> None:
-    from docmill.processors.tables import tables_in_pdf
+    from docmill.processors.tables.extract import tables_in_pdf
 
     rows = [["Region", "Units"], ["North", "120"], ["South", "95"]]
     grid = ruled_table(rows, left=100, top=700, col_width=80, row_height=20)

@@ -13,10 +13,10 @@ import pytest
 
 from docmill.engine.runner import extract_options
 from docmill.model import PageRange
-from docmill.processors.pdf_text import extract_pdf
-from docmill.processors.reading_order import Glyph, logical, ordered_text
+from docmill.processors.pdf.geometry import Char
+from docmill.processors.pdf.reading_order import Glyph, logical, ordered_text
+from docmill.processors.pdf.text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
-from docmill.processors.tables import Char
 from docmill.settings.loader import SettingsError, load_settings
 from engine_kit import CORPUS, corpus_file
 

@@ -7,9 +7,9 @@ import csv
 from pathlib import Path
 
 from docmill.model import DocState
-from docmill.processors.pdf_text import extract_pdf
+from docmill.processors.pdf.text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
-from docmill.processors.tables import tables_in_pdf
+from docmill.processors.tables.extract import tables_in_pdf
 from engine_kit import CORPUS, corpus_file
 from test_cli import docmill_cli, status_json
 
@@ -61,7 +61,7 @@ def test_extract_pdf_puts_tables_in_extra_and_reports_the_stage() -> None:
     assert stages == ["tables"]
     tables = outcome.extra["tables"]
     assert {t["page"] for t in tables} == {0}
-    assert set(tables[0]) == {"page", "bbox", "rows", "header_rows"}
+    assert set(tables[0]) == {"page", "bbox", "rows", "cells", "header_rows"}
     assert outcome.metadata["table_errors"] == []
     assert "Server closets" in outcome.text[0]
 

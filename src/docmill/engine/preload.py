@@ -13,7 +13,7 @@ from __future__ import annotations
 WORKER_PRELOAD = (
     "docmill.engine.worker",
     "pypdfium2",
-    "docmill.processors.pdf_text",
+    "docmill.processors.pdf.text",
     "encodings.utf_16_le",  # PDFium's text comes as UTF-16LE
 )
 

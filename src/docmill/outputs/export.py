@@ -6,9 +6,10 @@ import csv
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from docmill.model import Record
+from docmill.model.tables import entry_cells, filled_rows, joined_parts
 from docmill.outputs.columns import FLAT_COLUMNS, ParquetRowWriter, flat_row
 
 EXPORT_FORMATS = ("jsonl", "csv", "parquet")
@@ -66,25 +67,47 @@ def table_csv_name(doc_id: int, page: int, number: int) -> str:
 
 def export_tables(records: Iterable[Record], dest: str | Path) -> int:
     """One CSV per table of every record (record key ``tables``) into folder ``dest``;
-    each file is written under a temporary name and renamed. Returns the file count."""
+    each file is written under a temporary name and renamed. Returns the file count.
+
+    A spanning cell's text is repeated in every row and column it covers (CSV has no
+    spans; each row and column then reads complete). A table continued on the next
+    pages (``continued_from``) is one file, named for its first part; a continuation's
+    header rows are dropped when they repeat the first part's."""
     folder = Path(dest)
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     for record in records:
         if record.content is None:
             continue
-        tables = record.decoded().get("tables") or []
+        tables = [t for t in record.decoded().get("tables") or [] if isinstance(t, dict)]
         per_page: dict[int, int] = {}
-        for table in tables:
-            page = int(table.get("page", 0))
+        names: dict[int, str] = {}
+        for i, table in enumerate(tables):
+            page = int(table.get("page", 0) or 0)
             per_page[page] = per_page.get(page, 0) + 1
-            path = folder / table_csv_name(record.id, page, per_page[page])
+            names[i] = table_csv_name(record.id, page, per_page[page])
+        for group in joined_parts(tables):
+            path = folder / names[group[0]]
             tmp = path.with_name(path.name + ".tmp")
             try:
                 with open(tmp, "w", encoding="utf-8", newline="") as handle:
-                    csv.writer(handle).writerows(table.get("rows") or [])
+                    csv.writer(handle).writerows(_joined_rows([tables[i] for i in group]))
                 tmp.replace(path)
             finally:
                 tmp.unlink(missing_ok=True)
             count += 1
     return count
+
+
+def _joined_rows(parts: list[dict[str, Any]]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    head: list[list[str]] = []
+    for n, part in enumerate(parts):
+        grid = filled_rows(entry_cells(part))
+        header = max(0, int(part.get("header_rows") or 0))
+        if n == 0:
+            head = grid[:header]
+        elif header and grid[:header] == head:
+            grid = grid[header:]
+        rows.extend(grid)
+    return rows

@@ -113,7 +113,7 @@ def _process(
         if mime == EMPTY:
             return ProcessOutcome.failure(FailureCategory.EMPTY, "the file is empty (0 bytes)", stage)
         if task.options.render_only:  # page images, no extraction (the service's page view)
-            from docmill.processors.page_images import render_pages
+            from docmill.processors.pdf.page_images import render_pages
 
             stage = "render"
             on_stage(stage)

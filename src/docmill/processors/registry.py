@@ -69,7 +69,7 @@ Extractor = Callable[[str, ExtractRequest], ProcessOutcome]
 
 
 def _pdf_text(path: str, request: ExtractRequest) -> ProcessOutcome:
-    from docmill.processors.pdf_text import extract_pdf  # lazy: the parser loads here
+    from docmill.processors.pdf.text import extract_pdf  # lazy: the parser loads here
 
     return extract_pdf(path, request)
 
@@ -111,7 +111,7 @@ def _plain_text(path: str, request: ExtractRequest) -> ProcessOutcome:
 
 
 def _image_ocr(path: str, request: ExtractRequest) -> ProcessOutcome:
-    from docmill.processors.images import extract_image  # lazy, like the PDF parser
+    from docmill.processors.ocr.images import extract_image  # lazy, like the PDF parser
 
     return extract_image(path, request)
 

@@ -13,12 +13,14 @@ import time
 from typing import Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
-from docmill.processors.ocr import LAYER, Tesseract, ocr_pages
+from docmill.processors.ocr.pages import LAYER, ocr_pages
+from docmill.processors.ocr.tesseract import Tesseract
 from docmill.processors.registry import ExtractRequest
 from docmill.sources.filetype import JPEG, PNG, TIFF, sniff
 
 IMAGE_TYPES = (PNG, JPEG, TIFF)
 MAX_FRAMES = 1_000_000  # a directory chain longer than this is treated as corrupt
+MAX_IMAGE_BYTES = 4 << 20  # an image document bigger than this is not sent to the LLM as it is
 
 
 class BadImage(ValueError):
@@ -112,9 +114,16 @@ def extract_image(path: str, request: ExtractRequest) -> ProcessOutcome:
     )
 
 
+def file_image(path: str, mime: str) -> list[tuple[str, bytes]]:
+    """An image document as it is, when providers read its type and it is not too big."""
+    if mime not in ("image/png", "image/jpeg"):
+        return []
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_IMAGE_BYTES + 1)
+    return [(mime, data)] if len(data) <= MAX_IMAGE_BYTES else []
+
+
 def _images_for_llm(path: str, mime: str, request: ExtractRequest) -> list[tuple[str, bytes]]:
     if not request.options.image_pages:
         return []
-    from docmill.processors.page_images import file_image
-
     return file_image(path, mime)

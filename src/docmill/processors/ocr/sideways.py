@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable
 
-from docmill.processors.ocr_leaders import Grey, parse_pgm, tsv_line_rows
+from docmill.processors.ocr.leaders import Grey, parse_pgm, tsv_line_rows
 
 UNSURE = 60.0  # a line whose words' mean confidence is below this is a suspect
 ACCEPT = 70.0  # a turned word read at least this sure can replace what it covers

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 
-from docmill.processors.ocr_leaders import parse_pgm, tsv_line_rows
+from docmill.processors.ocr.leaders import parse_pgm, tsv_line_rows
 
 MIN_LENGTH_IN = 0.4  # a rule is at least this long (inches)
 MAX_WIDTH_IN = 0.03  # ... and at most this wide

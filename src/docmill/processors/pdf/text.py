@@ -16,13 +16,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
-from docmill.processors.ocr import ocr_pdf
-from docmill.processors.reading_order import page_text as ordered_page_text
+from docmill.processors.pdf.reading_order import page_text as ordered_page_text
+from docmill.processors.pdf.scanned import ocr_pdf
 from docmill.processors.registry import ExtractRequest
-from docmill.processors.tables import PageTables
+from docmill.processors.tables.extract import PageTables
 
 if TYPE_CHECKING:
-    from docmill.processors.markdown import MarkdownPass
+    from docmill.processors.pdf.markdown import MarkdownPass
 
 PDF = "application/pdf"
 _PASSWORD_CODES = {4, 5}  # FPDF_ERR_PASSWORD, FPDF_ERR_SECURITY
@@ -184,10 +184,10 @@ def _finish(
 
 def _markdown_pass(request: ExtractRequest, rng: PageRange) -> MarkdownPass | None:
     """Layout analysis and Markdown, only when Markdown is asked for: the plain text
-    path stays PDFium's own order (see docmill.processors.layout for why)."""
+    path stays PDFium's own order (see docmill.processors.pdf.layout for why)."""
     if not request.options.markdown:
         return None
-    from docmill.processors.markdown import MarkdownPass
+    from docmill.processors.pdf.markdown import MarkdownPass
 
     return MarkdownPass(rng.start)
 
@@ -299,7 +299,7 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
         sources = ocr_pdf(doc, rng.start, text, unreadable, request, meta)
         done = tables.into(_finish(pages, text, meta, rng, started, sources))
         if request.options.image_pages and rng.start == 0:
-            from docmill.processors.page_images import pdf_page_images
+            from docmill.processors.pdf.page_images import pdf_page_images
 
             request.on_stage("render")
             done.images = pdf_page_images(doc, 0, request.options.image_pages, request.options.image_dpi)

@@ -12,7 +12,7 @@
   ``i`` counted from 0 in the document) become pipe tables at the end of their page;
   the page's lines made only of the table's words are left out, so the table's text is
   not repeated. No tables: nothing of the kind is rendered.
-- Running headers and footers (see :mod:`docmill.processors.layout`) are left out.
+- Running headers and footers (see :mod:`docmill.processors.pdf.layout`) are left out.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.processors.layout import Edges, page_edges, reading_order_text, running_lines
+from docmill.model.tables import entry_cells, filled_rows, rows_of
+from docmill.processors.pdf.layout import Edges, page_edges, reading_order_text, running_lines
 
 _HEADING_RATIO = 1.15  # a line this much larger than the body text is a heading
 _MAX_HEADING_CHARS = 120
@@ -103,6 +104,30 @@ def _cell(value: Any) -> str:
     return text.replace("|", "\\|")
 
 
+def markdown_table(table: dict[str, Any]) -> str:
+    """A record's table entry as a pipe table. Pipe tables have one header row: several
+    header rows (``header_rows``) become one, each column's headings joined (a heading
+    spanning columns named in each of them: ``Population 2010 | Population 2020``); in
+    the body a spanning cell's text stands in its first row and column only."""
+    cells = entry_cells(table)
+    if not cells:
+        return ""
+    body = rows_of(cells)
+    header = max(0, min(int(table.get("header_rows") or 0), len(body) - 1))
+    if header <= 1:
+        return pipe_table(body)
+    filled = filled_rows(cells)
+    names: list[str] = []
+    for col in range(len(body[0])):
+        parts: list[str] = []
+        for row in filled[:header]:
+            text = " ".join(str(row[col]).split())
+            if text and (not parts or parts[-1] != text):
+                parts.append(text)
+        names.append(" ".join(parts))
+    return pipe_table([names, *body[header:]])
+
+
 def pipe_table(rows: list[list[Any]]) -> str:
     """Rows as a Markdown pipe table, the first row as its header."""
     rows = [list(r) for r in rows if r]
@@ -180,7 +205,7 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
                 continue
             kept.append((line, levels.get(size, 0) if size else 0))
         blocks += _paragraphs(kept, typical)
-        blocks += [t for t in (pipe_table(tb.get("rows") or []) for tb in here) if t]
+        blocks += [t for t in (markdown_table(tb) for tb in here) if t]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 

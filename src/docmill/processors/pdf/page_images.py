@@ -1,4 +1,4 @@
-"""Page images: for models that read them (``llm.input = "images"``), and for the
+"""PDF page images: for models that read them (``llm.input = "images"``), and for the
 service's page view (``ExtractOptions.render_only``: a task that only draws its pages).
 
 Rendered in the worker, like every other use of PDFium, so a hostile page can only cost
@@ -13,11 +13,10 @@ import zlib
 from typing import Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
-from docmill.processors.ocr import render_page
+from docmill.processors.pdf.render import render_page
 from docmill.processors.registry import ExtractRequest
 from docmill.sources.filetype import PDF
 
-MAX_IMAGE_BYTES = 4 << 20  # an image document bigger than this is not sent as it is
 # the page view's bitmap cap: a 30,000 x 30,000 pt page is drawn at a lower resolution
 # (US Letter at 200 dpi is 3.7 million pixels), so one grey bitmap stays under 4 MB
 VIEW_MAX_PIXELS = 4_000_000
@@ -58,15 +57,6 @@ def pdf_page_images(doc: Any, start: int, count: int, dpi: int) -> list[tuple[st
             page.close()
         images.append(("image/png", png_from_pgm(pgm)))
     return images
-
-
-def file_image(path: str, mime: str) -> list[tuple[str, bytes]]:
-    """An image document as it is, when providers read its type and it is not too big."""
-    if mime not in ("image/png", "image/jpeg"):
-        return []
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_IMAGE_BYTES + 1)
-    return [(mime, data)] if len(data) <= MAX_IMAGE_BYTES else []
 
 
 def render_pages(path: str, mime: str, request: ExtractRequest) -> ProcessOutcome:

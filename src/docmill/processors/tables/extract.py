@@ -24,7 +24,6 @@ Everything here is pure: functions of a page's characters and segments.
 
 from __future__ import annotations
 
-import ctypes
 import re
 from bisect import bisect_right
 from collections import Counter
@@ -33,25 +32,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.model import ProcessOutcome
+from docmill.model.tables import cells_of, table_entry
+from docmill.processors.pdf.geometry import (
+    Box,
+    Char,
+    page_chars,
+    page_frame,
+    page_segments,
+)
 from docmill.processors.registry import ExtractRequest
 
-MAX_CHARS = 100_000  # characters read per page (a hostile page cannot cost more)
-MAX_SEGMENTS = 50_000  # path segments read per page
 SNAP = 2.0  # rulings this close (points) are the same ruling
 MIN_RULING = 4.0
 MAX_CELLS = 40_000  # larger grids are drawings, not tables  # shorter segments are glyph parts or dots, not rulings
-
-Box = tuple[float, float, float, float]  # x0, y0 (top), x1, y1 (bottom)
-
-
-@dataclass(slots=True)
-class Char:
-    text: str
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-
 
 @dataclass(slots=True)
 class Table:
@@ -64,12 +57,10 @@ class Table:
     kind: str = "ruled"  # "ruled" | "unruled"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "page": self.page,
-            "bbox": [round(v, 2) for v in self.bbox],
-            "rows": self.rows,
-            "header_rows": self.header_rows,
-        }
+        """The record's table entry (:mod:`docmill.model.tables`)."""
+        return table_entry(
+            self.page, cells_of(self.rows), bbox=self.bbox, header_rows=self.header_rows
+        )
 
 
 @dataclass(slots=True)
@@ -78,153 +69,6 @@ class _Ruling:
     start: float
     end: float
     group: int = field(default=-1)
-
-
-# ---------------------------------------------------------------- reading the page
-
-
-def page_chars(textpage: Any, frame: _Frame) -> list[Char]:
-    """The page's characters with their loose boxes (font ascent to descent, advance
-    width) in the page's displayed, top-left-origin frame."""
-    import pypdfium2.raw as pdfium_c
-
-    count = min(pdfium_c.FPDFText_CountChars(textpage), MAX_CHARS)
-    if count <= 0:
-        return []
-    rect = pdfium_c.FS_RECTF()
-    get_box = pdfium_c.FPDFText_GetLooseCharBox
-    get_uni = pdfium_c.FPDFText_GetUnicode
-    transform = frame.box
-    upright = frame.rotation == 0
-    left, top = frame.left, frame.top
-    out: list[Char] = []
-    append = out.append
-    for i in range(count):
-        code = get_uni(textpage, i)
-        if code in (0, 10, 13, 0xFFFE, 0xFFFF) or 0xD800 <= code <= 0xDFFF:
-            continue
-        if code == 32 or not get_box(textpage, i, rect):
-            if code == 32 and out and out[-1].text != " ":  # placed at the glyph before
-                last = out[-1]
-                append(Char(" ", last.x1, last.y0, last.x1, last.y1))
-            continue
-        if upright:  # the common case, inlined: no rotation, only the crop box origin
-            x0, x1 = rect.left - left, rect.right - left
-            y0, y1 = top - rect.top, top - rect.bottom
-            if x0 > x1:
-                x0, x1 = x1, x0
-            if y0 > y1:
-                y0, y1 = y1, y0
-        else:
-            x0, y0, x1, y1 = transform(rect.left, rect.top, rect.right, rect.bottom)
-        if x1 - x0 > 500 or y1 - y0 > 500:
-            continue
-        append(Char(chr(code), x0, y0, x1, y1))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class _Frame:
-    """PDF user space -> the displayed page, top-left origin (crop box and /Rotate)."""
-
-    left: float
-    bottom: float
-    right: float
-    top: float
-    rotation: int = 0  # clockwise degrees, as /Rotate
-
-    def point(self, x: float, y: float) -> tuple[float, float]:
-        u, v = x - self.left, self.top - y  # unrotated, top-left origin
-        width, height = self.right - self.left, self.top - self.bottom
-        if self.rotation == 90:
-            return height - v, u
-        if self.rotation == 180:
-            return width - u, height - v
-        if self.rotation == 270:
-            return v, width - u
-        return u, v
-
-    def box(self, x0: float, y0: float, x1: float, y1: float) -> Box:
-        ax, ay = self.point(x0, y0)
-        bx, by = self.point(x1, y1)
-        return (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
-
-
-def page_segments(page: Any, frame: _Frame) -> list[Box]:
-    """Axis-aligned straight path segments as (x0, y0, x1, y1), top-left origin; form
-    XObjects are descended into with their matrices."""
-    import pypdfium2.raw as pdfium_c
-
-    out: list[Box] = []
-    budget = [MAX_SEGMENTS]
-    fx, fy = ctypes.c_float(), ctypes.c_float()
-    matrix = pdfium_c.FS_MATRIX()
-
-    def visit(count: int, get: Any, parent: Any, base: tuple[float, ...], depth: int) -> None:
-        for i in range(count):
-            if budget[0] <= 0:
-                return
-            obj = get(parent, i)
-            if not obj:
-                continue
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
-            if kind not in (pdfium_c.FPDF_PAGEOBJ_PATH, pdfium_c.FPDF_PAGEOBJ_FORM):
-                continue
-            if not pdfium_c.FPDFPageObj_GetMatrix(obj, matrix):
-                continue
-            m = _compose((matrix.a, matrix.b, matrix.c, matrix.d, matrix.e, matrix.f), base)
-            if kind == pdfium_c.FPDF_PAGEOBJ_FORM:
-                if depth < 8:
-                    n = pdfium_c.FPDFFormObj_CountObjects(obj)
-                    visit(n, pdfium_c.FPDFFormObj_GetObject, obj, m, depth + 1)
-                continue
-            n = pdfium_c.FPDFPath_CountSegments(obj)
-            budget[0] -= max(n, 0)
-            start: tuple[float, float] | None = None
-            prev: tuple[float, float] | None = None
-            for s in range(max(n, 0)):
-                seg = pdfium_c.FPDFPath_GetPathSegment(obj, s)
-                if not seg or not pdfium_c.FPDFPathSegment_GetPoint(seg, fx, fy):
-                    continue
-                a, b, c, d, e, f = m
-                px, py = frame.point(
-                    a * fx.value + c * fy.value + e, b * fx.value + d * fy.value + f
-                )
-                stype = pdfium_c.FPDFPathSegment_GetType(seg)
-                if stype == pdfium_c.FPDF_SEGMENT_MOVETO or prev is None:
-                    start = prev = (px, py)
-                    continue
-                if stype == pdfium_c.FPDF_SEGMENT_LINETO:
-                    _add_segment(out, prev, (px, py))
-                prev = (px, py)
-                if pdfium_c.FPDFPathSegment_GetClose(seg) and start is not None:
-                    _add_segment(out, prev, start)
-                    prev = start
-
-    count = pdfium_c.FPDFPage_CountObjects(page)
-    visit(count, pdfium_c.FPDFPage_GetObject, page, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), 0)
-    return out
-
-
-def _compose(inner: tuple[float, ...], outer: tuple[float, ...]) -> tuple[float, ...]:
-    """The matrix that applies ``inner`` then ``outer`` (PDF row-vector convention)."""
-    a, b, c, d, e, f = inner
-    A, B, C, D, E, F = outer
-    return (
-        a * A + b * C,
-        a * B + b * D,
-        c * A + d * C,
-        c * B + d * D,
-        e * A + f * C + E,
-        e * B + f * D + F,
-    )
-
-
-def _add_segment(out: list[Box], p: tuple[float, float], q: tuple[float, float]) -> None:
-    x0, x1 = sorted((p[0], q[0]))
-    y0, y1 = sorted((p[1], q[1]))
-    if (x1 - x0 <= 1.0) != (y1 - y0 <= 1.0):  # axis-aligned, not a point
-        out.append((x0, y0, x1, y1))
 
 
 # ---------------------------------------------------------------- ruled tables
@@ -578,19 +422,13 @@ def _header_guess(rows: Sequence[Sequence[str]]) -> int:
 
 def find_tables(page: Any, textpage: Any, page_index: int) -> list[Table]:
     """Tables on one pypdfium2 page (ruled first, then unruled text outside them)."""
-    frame = _frame(page)
+    frame = page_frame(page)
     chars = page_chars(textpage, frame)
     if not chars:
         return []
     ruled = ruled_tables(page_segments(page, frame), chars, page_index)
     unruled = unruled_tables(chars, page_index, [t.bbox for t in ruled])
     return sorted(ruled + unruled, key=lambda t: (t.bbox[1], t.bbox[0]))
-
-
-def _frame(page: Any) -> _Frame:
-    left, bottom, right, top = page.get_cropbox()
-    rotation = page.get_rotation() % 360
-    return _Frame(float(left), float(bottom), float(right), float(top), rotation)
 
 
 def tables_in_pdf(path: str, pages: Iterable[int] | None = None) -> list[Table]:

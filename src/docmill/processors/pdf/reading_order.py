@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from docmill.processors.tables import MAX_CHARS, Char, _Frame
+from docmill.processors.pdf.geometry import MAX_CHARS, Char, Frame
 
 BASELINE_DELTA = 0.45  # baselines this many glyph heights apart are one text line
 COLUMN_GAP = 1.0  # a gap this many line heights wide separates two fragments of a line
@@ -462,7 +462,7 @@ def ordered_text(chars: Sequence[Char], turns: Sequence[int] | None = None) -> s
     return "\n\n".join(block_text(b) for b in xy_order(placed))
 
 
-def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
+def page_glyphs(textpage: Any, frame: Frame) -> tuple[list[Char], list[int]]:
     """The page's characters (loose boxes, displayed top-left-origin frame, as
     ``tables.page_chars`` reads them) and each one's direction in quarter turns
     clockwise, from its text matrix (where the glyph's top points)."""
@@ -539,5 +539,5 @@ def page_glyphs(textpage: Any, frame: _Frame) -> tuple[list[Char], list[int]]:
 def page_text(page: Any, textpage: Any) -> str:
     """The reading-order text of one pypdfium2 page."""
     left, bottom, right, top = page.get_cropbox()
-    frame = _Frame(float(left), float(bottom), float(right), float(top), page.get_rotation() % 360)
+    frame = Frame(float(left), float(bottom), float(right), float(top), page.get_rotation() % 360)
     return ordered_text(*page_glyphs(textpage, frame))

@@ -1,4 +1,4 @@
-"""OCR with Tesseract's command line: pages without a usable text layer, and images.
+"""Tesseract's command line on one image: a rendered page (PGM/PPM on stdin) or a file.
 
 Tesseract runs as a child process (no Python binding, no new dependency): a rendered
 page goes in on stdin as a PGM we write ourselves, an image file is named by path (one
@@ -12,16 +12,15 @@ Tesseract binarises with Sauvola's local threshold (``thresholding_method=2``, a
 0.15 inch) instead of its global Otsu threshold: text on grey table bands and shaded
 cells, which one threshold for the page turns black or white, stays readable (on the
 rendered corpus pages, see bench/ocr.py). Its reading is then mended from the page's
-pixels: dot leaders are counted (:mod:`docmill.processors.ocr_leaders`), marks read from a
-table's vertical rules are dropped (:mod:`docmill.processors.ocr_rules`), and text set
-sideways in an upright page is read again turned (:mod:`docmill.processors.ocr_sideways`).
+pixels: dot leaders are counted (:mod:`docmill.processors.ocr.leaders`), marks read from a
+table's vertical rules are dropped (:mod:`docmill.processors.ocr.rules`), and text set
+sideways in an upright page is read again turned (:mod:`docmill.processors.ocr.sideways`).
 
 Pages are read with ``--psm 1`` (automatic segmentation with orientation and script
 detection) when the ``osd`` data is installed, else ``--psm 3``: text turned by 90, 180 or
 270 degrees inside the page (a landscape table set sideways) is then read upright.
 
-When Tesseract (or a language) is missing, nothing fails: pages keep the text they have
-and ``metadata["ocr_unavailable"]`` says why.
+A missing Tesseract or language raises :class:`OcrUnavailable` from :func:`open_tesseract`.
 """
 
 from __future__ import annotations
@@ -32,21 +31,11 @@ import re
 import shutil
 import signal
 import subprocess
-import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from docmill.processors.registry import ExtractRequest
-
-DPI = 300  # render PDF pages at this resolution for OCR
-MAX_PIXELS = 40_000_000  # larger pages are rendered at a lower resolution (~A2 at 300 dpi)
 IMAGE_TIMEOUT_S = 600.0  # one image; the engine's run.timeout_s normally ends it first
-LAYER, OCR = "layer", "ocr"  # values of a record's text_source, one per page
 _LANGUAGES = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 _PR_SET_PDEATHSIG = 1
-_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ASCII_ALNUM = re.compile(r"[A-Za-z0-9]")
 # Sauvola's local threshold, window 0.15 inch (Tesseract multiplies it by the dpi)
 BINARISATION = ("-c", "thresholding_method=2", "-c", "thresholding_window_size=0.15")
 
@@ -57,78 +46,6 @@ class OcrUnavailable(Exception):
 
 class OcrFailed(Exception):
     """Tesseract ran on one image and gave no text (exit status, timeout, signal)."""
-
-
-# --------------------------------------------------------------------- text layer check
-def usable_text(text: str) -> bool:
-    """Whether a page's text layer is worth keeping instead of OCR.
-
-    Not usable: empty or whitespace; or garbage from a broken font encoding, i.e. more
-    than a third of the visible characters are replacement, private-use, control or
-    unassigned code points, or fewer than a fifth are letters or digits (dense
-    numeric tables in shared/corpus/real go down to ~38%).
-    """
-    visible = "".join(text.split())  # split() drops exactly what isspace() matches
-    if not visible:
-        return False
-    if visible.isascii():  # common; counted in C (ASCII L/N: [A-Za-z0-9], Cc: \x00-\x1f, \x7f)
-        bad = len(visible) - len(_ASCII_CONTROL.sub("", visible))
-        alnum = len(visible) - len(_ASCII_ALNUM.sub("", visible))
-        return bad * 3 <= len(visible) and alnum * 5 >= len(visible)
-    bad = alnum = 0
-    for ch in visible:
-        category = unicodedata.category(ch)
-        if ch == "\ufffd" or category in ("Co", "Cc", "Cs", "Cn"):
-            bad += 1
-        elif category[0] in "LN":
-            alnum += 1
-    return bad * 3 <= len(visible) and alnum * 5 >= len(visible)
-
-
-# --------------------------------------------------------------------------- images
-def pnm_bytes(
-    buffer: bytes | memoryview, width: int, height: int, stride: int, channels: int
-) -> bytes:
-    """A binary PGM (1 channel, grey) or PPM (3 or 4 channels, PDFium's BGR/BGRx order)
-    from a raw bitmap whose rows are ``stride`` bytes apart."""
-    if channels not in (1, 3, 4):
-        raise ValueError(f"unsupported bitmap: {channels} channels")
-    row = width * channels
-    raw = bytes(buffer)
-    if stride != row:
-        raw = b"".join(raw[y * stride : y * stride + row] for y in range(height))
-    if len(raw) != row * height:
-        raise ValueError(f"bitmap buffer holds {len(raw)} bytes, expected {row * height}")
-    if channels == 1:
-        return b"P5\n%d %d\n255\n" % (width, height) + raw
-    rgb = bytearray(width * height * 3)
-    rgb[0::3] = raw[2::channels]
-    rgb[1::3] = raw[1::channels]
-    rgb[2::3] = raw[0::channels]
-    return b"P6\n%d %d\n255\n" % (width, height) + bytes(rgb)
-
-
-def render_scale(width_pt: float, height_pt: float, dpi: int = DPI, max_pixels: int = MAX_PIXELS) -> float:
-    """PDFium's render scale for ``dpi``, lowered so the bitmap stays under ``max_pixels``."""
-    scale = dpi / 72
-    pixels = max(width_pt * scale, 1.0) * max(height_pt * scale, 1.0)
-    if pixels > max_pixels:
-        scale *= (max_pixels / pixels) ** 0.5
-    return scale
-
-
-def render_page(page: Any, dpi: int = DPI, max_pixels: int = MAX_PIXELS) -> tuple[bytes, int]:
-    """A PDFium page as a grey PGM, and the resolution it was rendered at."""
-    width, height = page.get_size()
-    scale = render_scale(width, height, dpi, max_pixels)
-    bitmap = page.render(scale=scale, grayscale=True, may_draw_forms=True)
-    try:
-        image = pnm_bytes(
-            bitmap.buffer, bitmap.width, bitmap.height, bitmap.stride, bitmap.n_channels
-        )
-    finally:
-        bitmap.close()
-    return image, max(round(scale * 72), 1)
 
 
 # ------------------------------------------------------------------------- tesseract
@@ -226,9 +143,9 @@ class Tesseract:
         """The reading of one PGM/PPM image as Tesseract's TSV: one row per block,
         paragraph, line and word with its box in pixels; dot leaders of a PGM are
         counted from its pixels (used by :meth:`read_pnm` and bench/ocr.py)."""
-        from docmill.processors.ocr_leaders import fix_tsv
-        from docmill.processors.ocr_rules import drop_rule_marks
-        from docmill.processors.ocr_sideways import reread_sideways
+        from docmill.processors.ocr.leaders import fix_tsv
+        from docmill.processors.ocr.rules import drop_rule_marks
+        from docmill.processors.ocr.sideways import reread_sideways
 
         tsv = self._run("-", ["--dpi", str(dpi)], image, "tsv")
         tsv = reread_sideways(tsv, image, dpi, self.read_sparse_tsv)
@@ -284,72 +201,3 @@ def open_tesseract(languages: str, binary: str | None = None) -> Tesseract:
     # with the osd data (Debian's tesseract-ocr-osd), --psm 1 finds each block's
     # orientation and reads text turned by 90/180/270 degrees, which --psm 3 reads as garbage
     return Tesseract(found, languages, psm=1 if "osd" in have else 3)
-
-
-# ---------------------------------------------------------------------------- pages
-def ocr_pages(
-    read: Callable[[int, Tesseract], str],
-    wanted: list[int],
-    text: list[str],
-    languages: str,
-    on_stage: Callable[[str], None],
-    meta: dict[str, Any],
-    first_page: int = 0,
-) -> list[str]:
-    """OCR pages ``wanted`` (indexes into ``text``) with ``read(index, tesseract)``,
-    replacing their text; returns the text_source of every page.
-
-    A page Tesseract fails on keeps its text and is listed in ``meta["ocr_errors"]``;
-    without Tesseract every page keeps its text and ``meta["ocr_unavailable"]`` says why.
-    """
-    sources = [LAYER] * len(text)
-    if not wanted:
-        return sources
-    try:
-        tesseract = open_tesseract(languages)
-    except OcrUnavailable as exc:
-        meta["ocr_unavailable"] = str(exc)
-        return sources
-    on_stage("ocr")
-    errors: list[dict[str, Any]] = []
-    for index in wanted:
-        try:
-            text[index] = read(index, tesseract)
-        except OcrFailed as exc:
-            errors.append({"page": first_page + index, "error": str(exc)})
-            continue
-        sources[index] = OCR
-    if errors:
-        meta["ocr_errors"] = errors
-    return sources
-
-
-def ocr_pdf(
-    doc: Any,
-    start: int,
-    text: list[str],
-    skip: list[int],
-    request: ExtractRequest,
-    meta: dict[str, Any],
-) -> list[str]:
-    """OCR the pages of an open PDFium document that need it under ``extract.ocr``
-    (``auto``: no usable text layer; ``always``; ``never``). ``text[i]`` is page
-    ``start + i``; ``skip`` lists pages PDFium could not load. Returns text_source."""
-    options = request.options
-    if options.ocr == "never":
-        return [LAYER] * len(text)
-    wanted = [
-        i
-        for i, page_text in enumerate(text)
-        if start + i not in skip and (options.ocr == "always" or not usable_text(page_text))
-    ]
-
-    def read(index: int, tesseract: Tesseract) -> str:
-        page = doc[start + index]
-        try:
-            image, dpi = render_page(page)
-        finally:
-            page.close()
-        return tesseract.read_pnm(image, dpi)
-
-    return ocr_pages(read, wanted, text, options.ocr_languages, request.on_stage, meta, start)

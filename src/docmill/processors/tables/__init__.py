@@ -1,0 +1,2 @@
+"""Tables on PDF pages: detection and structure from the page's characters and vector
+graphics (:mod:`docmill.processors.tables.extract`)."""
