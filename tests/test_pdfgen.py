@@ -98,7 +98,7 @@ def test_ruled_table_draws_a_table_docmill_finds(tmp_path: Path) -> None:
 
 
 def test_a_ruled_table_page_is_found_by_the_table_detector(tmp_path: Path) -> None:
-    from docmill.processors.tables import tables_in_pdf
+    from docmill.processors.tables.extract import tables_in_pdf
 
     rows = [["Item", "Qty", "Price"], ["Apples", "3", "1.20"], ["Pears", "12", "0.85"]]
     path = tmp_path / "table.pdf"
