@@ -227,6 +227,16 @@ def test_xlsx_sheets_as_tables_and_text() -> None:
             ["Grace", "3.5", "", "inline note"],
         ],
         "header_rows": 0,
+        "name": "Scores",
+        "cells": [
+            {"row": 0, "col": 0, "rowspan": 1, "colspan": 1, "text": "Name"},
+            {"row": 0, "col": 1, "rowspan": 1, "colspan": 1, "text": "Score"},
+            {"row": 1, "col": 0, "rowspan": 1, "colspan": 1, "text": "Ada"},
+            {"row": 1, "col": 1, "rowspan": 1, "colspan": 1, "text": "42", "value": 42},
+            {"row": 2, "col": 0, "rowspan": 1, "colspan": 1, "text": "Grace"},
+            {"row": 2, "col": 1, "rowspan": 1, "colspan": 1, "text": "3.5", "value": 3.5},
+            {"row": 2, "col": 3, "rowspan": 1, "colspan": 1, "text": "inline note"},
+        ],
     }
     assert second["page"] == 1 and second["rows"] == [["", "TRUE", "2"]]  # bool, cached formula
     assert out.text == ["Name\tScore\nAda\t42\nGrace\t3.5\t\tinline note", "\tTRUE\t2"]
