@@ -200,6 +200,11 @@ def test_docx_paragraphs_headings_and_tables() -> None:
             "bbox": None,
             "rows": [["Fruit", "Count"], ["Apple", "3"], ["Pear", "5"]],
             "header_rows": 1,
+            "cells": [
+                {"row": r, "col": c, "rowspan": 1, "colspan": 1, "text": text}
+                for r, row in enumerate([["Fruit", "Count"], ["Apple", "3"], ["Pear", "5"]])
+                for c, text in enumerate(row)
+            ],
         }
     ]
     meta = out.metadata

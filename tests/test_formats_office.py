@@ -153,3 +153,122 @@ def test_xlsx_strict_open_xml(tmp_path: Path) -> None:
     rows = '<sheetData><row r="1"><c r="A1" t="inlineStr"><is><t>Test</t></is></c><c r="B1"><v>2</v></c></row></sheetData>'
     out = run(og.xlsx(tmp_path / "strict.xlsx", [("S", "", rows)], strict=True))
     assert out.pages == 1 and out.text == ["Test\t2"]
+
+
+# --- DOCX ------------------------------------------------------------------------------
+
+
+def test_docx_notes_comments_headers_footers_are_parts_not_body(tmp_path: Path) -> None:
+    body = (
+        og.p("Chapter", "Heading1")
+        + og.p(" after the claim.", inner='<w:r><w:t>A claim</w:t></w:r><w:r><w:footnoteReference w:id="2"/></w:r>')
+        + og.p(" closes.", inner='<w:r><w:t>A second</w:t></w:r><w:r><w:footnoteReference w:id="1"/></w:r>'
+               '<w:r><w:endnoteReference w:id="1"/></w:r>')
+        + og.p("Reviewed text")
+    )
+    path = og.docx(
+        tmp_path / "notes.docx",
+        body,
+        footnotes=og.separator_notes("footnote") + og.note("footnote", 1, "Second note.") + og.note("footnote", 2, "First note."),
+        endnotes=og.separator_notes("endnote") + og.note("endnote", 1, "An endnote."),
+        comments='<w:comment w:id="0" w:author="Grace Hopper" w:initials="GH">' + og.p("Please cite this.") + "</w:comment>",
+        headers={"rIdH1": og.p("Annual Report 2024"), "rIdH2": og.p("Annual Report 2024")},
+        footers={"rIdF1": og.p("Confidential")},
+    )
+    out = run(path, markdown=True)
+    assert out.text == ["Chapter\nA claim after the claim.\nA second closes.\nReviewed text"]
+    assert out.extra["parts"] == [
+        {"page": 0, "kind": "headers", "text": "Annual Report 2024"},  # two sections, one header
+        {"page": 0, "kind": "footers", "text": "Confidential"},
+        {"page": 0, "kind": "footnotes", "text": "First note.", "label": "1"},
+        {"page": 0, "kind": "footnotes", "text": "Second note.", "label": "2"},
+        {"page": 0, "kind": "endnotes", "text": "An endnote.", "label": "e1"},
+        {"page": 0, "kind": "comments", "text": "Please cite this.", "author": "Grace Hopper"},
+    ]
+    md = out.extra["markdown"]
+    assert md.startswith("**Header**\n\nAnnual Report 2024\n\n# Chapter\n\nA claim[^1] after the claim.")
+    assert "A second[^2][^e1] closes." in md
+    assert md.index("[^1]: First note.") < md.index("[^2]: Second note.") < md.index("[^e1]: An endnote.")
+    assert "> **Grace Hopper**: Please cite this." in md
+
+
+def test_docx_text_boxes_stay_apart_from_the_next_text(tmp_path: Path) -> None:
+    box = (
+        '<w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing><wp:anchor><wp:docPr id="1" name="Text Box 1"/>'
+        '<a:graphic><a:graphicData><wps:wsp><wps:txbx><w:txbxContent>'
+        + og.p("Workers' Compensation Act")
+        + "</w:txbxContent></wps:txbx></wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice>"
+        '<mc:Fallback><w:pict><v:textbox xmlns:v="urn:schemas-microsoft-com:vml"><w:txbxContent>'
+        + og.p("Workers' Compensation Act")
+        + "</w:txbxContent></v:textbox></w:pict></mc:Fallback></mc:AlternateContent></w:r>"
+    )
+    body = og.p("On October 5, 1990, the law passed.", inner=box) + og.p("Next", inner='<w:r><w:t>text box</w:t></w:r>' + box)
+    out = run(og.docx(tmp_path / "box.docx", body))
+    assert out.text == [
+        "Workers' Compensation Act\nOn October 5, 1990, the law passed.\ntext boxNext\nWorkers' Compensation Act"
+    ]
+
+
+def test_docx_equations_as_latex(tmp_path: Path) -> None:
+    frac = (
+        "<m:oMath><m:r><m:t>x</m:t></m:r><m:r><m:t>=</m:t></m:r><m:f><m:num><m:r><m:t>−b±</m:t></m:r>"
+        "<m:rad><m:radPr><m:degHide m:val=\"1\"/></m:radPr><m:deg/><m:e><m:sSup><m:e><m:r><m:t>b</m:t></m:r></m:e>"
+        "<m:sup><m:r><m:t>2</m:t></m:r></m:sup></m:sSup><m:r><m:t>−4ac</m:t></m:r></m:e></m:rad></m:num>"
+        "<m:den><m:r><m:t>2a</m:t></m:r></m:den></m:f></m:oMath>"
+    )
+    angle = (
+        "<m:oMath><m:r><m:t>θ=</m:t></m:r><m:func><m:fName><m:r><m:t>cos</m:t></m:r></m:fName>"
+        "<m:e><m:r><m:t>α</m:t></m:r></m:e></m:func><m:nary><m:naryPr><m:chr m:val=\"∑\"/></m:naryPr>"
+        "<m:sub><m:r><m:t>i=1</m:t></m:r></m:sub><m:sup><m:r><m:t>n</m:t></m:r></m:sup><m:e>"
+        "<m:sSub><m:e><m:r><m:t>x</m:t></m:r></m:e><m:sub><m:r><m:t>i</m:t></m:r></m:sub></m:sSub></m:e></m:nary></m:oMath>"
+    )
+    body = og.p(", we solve.", inner=f"<w:r><w:t xml:space=\"preserve\">For </w:t></w:r>{frac}") + og.p(
+        ".", inner=f"<w:r><w:t xml:space=\"preserve\">The angle is </w:t></w:r>{angle}"
+    )
+    out = run(og.docx(tmp_path / "math.docx", body))
+    assert out.text == [
+        "For $x=\\frac{-b\\pm \\sqrt{b^2-4ac}}{2a}$, we solve.\n"
+        "The angle is $\\theta =\\cos{\\alpha }\\sum_{i=1}^n x_i$."
+    ]
+
+
+def test_docx_alt_text_charts_and_merged_table_cells(tmp_path: Path) -> None:
+    picture = (
+        '<w:r><w:drawing><wp:inline><wp:docPr id="3" name="Picture 3" descr="A map of the river delta"/>'
+        "</wp:inline></w:drawing></w:r>"
+    )
+    chart = (
+        '<w:r><w:drawing><wp:inline><wp:docPr id="4" name="Chart 4"/><a:graphic><a:graphicData>'
+        '<c:chart r:id="rIdC"/></a:graphicData></a:graphic></wp:inline></w:drawing></w:r>'
+    )
+    table = (
+        "<w:tbl>"
+        '<w:tr><w:tc><w:tcPr><w:gridSpan w:val="2"/></w:tcPr>' + og.p("Both") + "</w:tc><w:tc>" + og.p("C") + "</w:tc></w:tr>"
+        '<w:tr><w:tc><w:tcPr><w:vMerge w:val="restart"/></w:tcPr>' + og.p("Tall") + "</w:tc><w:tc>" + og.p("b2") + "</w:tc><w:tc>" + og.p("c2") + "</w:tc></w:tr>"
+        '<w:tr><w:tc><w:tcPr><w:vMerge/></w:tcPr><w:p/></w:tc><w:tc>' + og.p("b3") + "</w:tc><w:tc>" + og.p("c3") + "</w:tc></w:tr>"
+        "</w:tbl>"
+    )
+    path = og.docx(
+        tmp_path / "rich.docx",
+        og.p("Figure:", inner=picture) + og.p("", inner=chart) + table,
+        extra_rels={"rIdC": ("chart", "charts/chart1.xml")},
+        extra_parts={"word/charts/chart1.xml": og.chart_xml("Rainfall", ["Jan", "Feb"], {"mm": [80.5, 61]})},
+    )
+    out = run(path, markdown=True)
+    assert kinds(out, "alt_text") == [{"page": 0, "kind": "alt_text", "text": "A map of the river delta"}]
+    assert kinds(out, "charts")[0]["text"] == "Rainfall\nUnits sold\nCategory\tmm\nJan\t80.5\nFeb\t61"
+    (tbl,) = out.extra["tables"]
+    assert tbl["rows"] == [["Both", "", "C"], ["Tall", "b2", "c2"], ["", "b3", "c3"]]
+    assert tbl["cells"][:3] == [
+        {"row": 0, "col": 0, "rowspan": 1, "colspan": 2, "text": "Both"},
+        {"row": 0, "col": 2, "rowspan": 1, "colspan": 1, "text": "C"},
+        {"row": 1, "col": 0, "rowspan": 2, "colspan": 1, "text": "Tall"},
+    ]
+    assert out.text[0].startswith("Figure:\n\nBoth\t\tC\n")  # the chart's paragraph is empty
+    md = out.extra["markdown"]
+    assert "![A map of the river delta]()" in md and "| Jan | 80.5 |" in md
+
+
+def test_docx_strict_open_xml(tmp_path: Path) -> None:
+    out = run(og.docx(tmp_path / "strict.docx", og.p("Test"), strict=True))
+    assert out.text == ["Test"]
