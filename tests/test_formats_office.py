@@ -272,3 +272,76 @@ def test_docx_alt_text_charts_and_merged_table_cells(tmp_path: Path) -> None:
 def test_docx_strict_open_xml(tmp_path: Path) -> None:
     out = run(og.docx(tmp_path / "strict.docx", og.p("Test"), strict=True))
     assert out.text == ["Test"]
+
+
+# --- PPTX ------------------------------------------------------------------------------
+
+
+def test_pptx_notes_comments_charts_tables_and_alt_text(tmp_path: Path) -> None:
+    table = (
+        '<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id="4" name="T"/><p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>'
+        '<a:graphic><a:graphicData><a:tbl><a:tblPr firstRow="1"/>'
+        '<a:tr><a:tc gridSpan="2"><a:txBody><a:p><a:r><a:t>Quarter</a:t></a:r></a:p></a:txBody></a:tc><a:tc hMerge="1"/></a:tr>'
+        "<a:tr><a:tc><a:txBody><a:p><a:r><a:t>Q1</a:t></a:r></a:p></a:txBody></a:tc>"
+        "<a:tc><a:txBody><a:p><a:r><a:t>12</a:t></a:r></a:p></a:txBody></a:tc></a:tr>"
+        "</a:tbl></a:graphicData></a:graphic></p:graphicFrame>"
+    )
+    chart = (
+        '<p:graphicFrame><p:nvGraphicFramePr><p:cNvPr id="5" name="C"/><p:cNvGraphicFramePr/><p:nvPr/></p:nvGraphicFramePr>'
+        '<a:graphic><a:graphicData><c:chart r:id="rIdC"/></a:graphicData></a:graphic></p:graphicFrame>'
+    )
+    picture = (
+        '<p:pic><p:nvPicPr><p:cNvPr id="6" name="Picture 6" descr="Team photo at the launch"/><p:cNvPicPr/><p:nvPr/></p:nvPicPr></p:pic>'
+    )
+    notes = og.slide(
+        og.shape("", "sldImg"), og.shape("Remember to thank the sponsors.\nThen the demo.", "body"), og.shape("2", "sldNum"),
+        root="notes",
+    )
+    comments = (
+        '<?xml version="1.0"?><p:cmLst xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main">'
+        '<p:cm authorId="0" idx="1"><p:pos x="0" y="0"/><p:text>Numbers need a source</p:text></p:cm></p:cmLst>'
+    )
+    authors = (
+        '<?xml version="1.0"?><p:cmAuthorLst xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main">'
+        '<p:cmAuthor id="0" name="Ada Lovelace" initials="AL" lastIdx="1" clrIdx="0"/></p:cmAuthorLst>'
+    )
+    path = og.pptx(
+        tmp_path / "deck.pptx",
+        [
+            og.slide(og.shape("Opening", "ctrTitle")),
+            og.slide(og.shape("Results", "title"), table, chart, picture, attrs=' show="0"'),
+        ],
+        slide_rels={
+            2: {
+                "rIdN": ("notesSlide", "../notesSlides/notesSlide2.xml"),
+                "rIdM": ("comments", "../comments/comment1.xml"),
+                "rIdC": ("chart", "../charts/chart1.xml"),
+            }
+        },
+        presentation_rels={"rIdA": ("commentAuthors", "commentAuthors.xml")},
+        extra_parts={
+            "ppt/notesSlides/notesSlide2.xml": notes,
+            "ppt/comments/comment1.xml": comments,
+            "ppt/commentAuthors.xml": authors,
+            "ppt/charts/chart1.xml": og.chart_xml("Revenue", ["Q1", "Q2"], {"EUR": [1.5, 2.25]}),
+        },
+    )
+    out = run(path, markdown=True)
+    assert out.text == ["Opening", "Results\nQuarter\t\nQ1\t12"]
+    assert out.metadata["hidden_slides"] == [1]
+    (table_out,) = out.extra["tables"]
+    assert table_out["page"] == 1 and table_out["header_rows"] == 1
+    assert table_out["rows"] == [["Quarter", ""], ["Q1", "12"]]
+    assert table_out["cells"][0] == {"row": 0, "col": 0, "rowspan": 1, "colspan": 2, "text": "Quarter"}
+    assert kinds(out, "notes") == [
+        {"page": 1, "kind": "notes", "text": "Remember to thank the sponsors.\nThen the demo."}
+    ]
+    assert kinds(out, "comments") == [
+        {"page": 1, "kind": "comments", "text": "Numbers need a source", "author": "Ada Lovelace"}
+    ]
+    assert kinds(out, "alt_text")[0]["text"] == "Team photo at the launch"
+    assert kinds(out, "charts")[0]["text"] == "Revenue\nUnits sold\nCategory\tEUR\nQ1\t1.5\nQ2\t2.25"
+    md = out.extra["markdown"]
+    slide2 = md.split("\n\n---\n\n")[1]
+    assert slide2.index("## Results") < slide2.index("| Quarter |") < slide2.index("**Notes**")
+    assert "Remember to thank the sponsors." in slide2 and "| Q2 | 2.25 |" in slide2
