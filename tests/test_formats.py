@@ -234,13 +234,10 @@ def test_xlsx_sheets_as_tables_and_text() -> None:
         "header_rows": 0,
         "name": "Scores",
         "cells": [
-            {"row": 0, "col": 0, "rowspan": 1, "colspan": 1, "text": "Name"},
-            {"row": 0, "col": 1, "rowspan": 1, "colspan": 1, "text": "Score"},
-            {"row": 1, "col": 0, "rowspan": 1, "colspan": 1, "text": "Ada"},
-            {"row": 1, "col": 1, "rowspan": 1, "colspan": 1, "text": "42", "value": 42},
-            {"row": 2, "col": 0, "rowspan": 1, "colspan": 1, "text": "Grace"},
-            {"row": 2, "col": 1, "rowspan": 1, "colspan": 1, "text": "3.5", "value": 3.5},
-            {"row": 2, "col": 3, "rowspan": 1, "colspan": 1, "text": "inline note"},
+            {"row": r, "col": c, "rowspan": 1, "colspan": 1, "text": text}
+            | ({"value": {(1, 1): 42, (2, 1): 3.5}[(r, c)]} if (r, c) in ((1, 1), (2, 1)) else {})
+            for r, row in enumerate([["Name", "Score", "", ""], ["Ada", "42", "", ""], ["Grace", "3.5", "", "inline note"]])
+            for c, text in enumerate(row)
         ],
     }
     assert second["page"] == 1 and second["rows"] == [["", "TRUE", "2"]]  # bool, cached formula

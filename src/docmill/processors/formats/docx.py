@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.model import DocState, ProcessOutcome
+from docmill.model.tables import Cell, table_entry
 from docmill.processors.formats.charts import charts_of
 from docmill.processors.formats.markdown_blocks import part, pipe_table, with_parts
 from docmill.processors.formats.omml import math_text
@@ -231,12 +232,23 @@ def _table(tbl: ET.Element, reading: _Reading) -> list[_Block]:
     header = tbl.find(f"{W}tr/{W}trPr/{W}tblHeader")
     is_header = header is not None and header.get(f"{W}val", "true").lower() not in _OFF
     header_rows = 1 if is_header and rows else 0
-    reading.tables.append(
-        {"page": 0, "bbox": None, "rows": rows, "header_rows": header_rows, "cells": cells}
-    )
+    entry = _entry(cells, len(rows), header_rows)
+    rows = entry["rows"]
+    reading.tables.append(entry)
     lines = ["\t".join(cell.replace("\n", " ") for cell in row) for row in rows]
     md = pipe_table(rows, header_rows) if reading.markdown and rows else ""
     return [_Block("\n".join(lines), md)] if lines else []
+
+
+def _entry(cells: list[dict[str, Any]], nrows: int, header_rows: int) -> dict[str, Any]:
+    """A table entry (``model.tables``) from cells; spans that overlap (a damaged
+    table) are dropped rather than lose the table."""
+    found = [Cell(c["row"], c["col"], c["rowspan"], c["colspan"], c["text"]) for c in cells]
+    try:
+        return table_entry(0, found, header_rows=header_rows, nrows=nrows)
+    except ValueError:
+        plain = [Cell(c.row, c.col, 1, 1, c.text) for c in found]
+        return table_entry(0, plain, header_rows=header_rows, nrows=nrows)
 
 
 def _blocks(container: ET.Element, reading: _Reading) -> list[_Block]:

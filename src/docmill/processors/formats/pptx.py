@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.model import DocState, FailureCategory, ProcessOutcome
+from docmill.model.tables import Cell, cells_of, table_entry
 from docmill.processors.formats.charts import charts_of
 from docmill.processors.formats.markdown_blocks import part, pipe_table, with_parts
 from docmill.processors.formats.package import R_ID, FormatError, Package, open_package
@@ -108,7 +109,11 @@ def _table(tbl: ET.Element, page: int) -> dict[str, Any]:
         rows.append(row)
     pr = tbl.find(f"{A}tblPr")
     header = 1 if pr is not None and pr.get("firstRow", "0") not in _OFF and rows else 0
-    return {"page": page, "bbox": None, "rows": rows, "header_rows": header, "cells": cells}
+    found = [Cell(c["row"], c["col"], c["rowspan"], c["colspan"], c["text"]) for c in cells]
+    try:
+        return table_entry(page, found, header_rows=header, nrows=len(rows))
+    except ValueError:  # spans that overlap: the plain grid
+        return table_entry(page, cells_of(rows), header_rows=header)
 
 
 def _read_slide(slide: ET.Element, page: int, markdown: bool) -> _Slide:

@@ -5,9 +5,9 @@ hold no cell are left out (unless a merged cell spans them). Values are shown as
 person sees them in Excel: numbers and dates through the cell's number format
 (``numfmt``; ``General`` keeps 15 significant digits), shared and inline strings
 without their phonetic (furigana) runs, booleans as TRUE/FALSE, errors as their code,
-a formula as its cached value. A table's ``cells`` give each cell that holds text or
-spans others: ``row``, ``col`` (indexes into ``rows``), ``rowspan``, ``colspan``,
-``text``, and for numbers the stored ``value`` (and ``date``, ISO 8601, for a date).
+a formula as its cached value. A table's ``cells`` follow ``model.tables`` (every grid
+position in one cell, a merged cell once with its span; ``row`` and ``col`` index
+``rows``), and carry a number's stored ``value`` (and ``date``, ISO 8601, for a date).
 Hidden sheets are read and marked (``hidden`` on the table, ``metadata.hidden_sheets``);
 cell comments (with their author) and charts go to ``parts``.
 """
@@ -19,6 +19,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from docmill.model import DocState, FailureCategory, ProcessOutcome
+from docmill.model.tables import Cell, table_entry
 from docmill.processors.formats.charts import DRAWING_REL, chart_ids, charts_of
 from docmill.processors.formats.markdown_blocks import part, pipe_table, with_parts
 from docmill.processors.formats.numfmt import BUILTIN, format_number, is_date_format, to_datetime
@@ -148,9 +149,10 @@ def _merges(sheet: ET.Element) -> list[tuple[int, int, int, int]]:
 
 
 def _sheet_table(
-    sheet: ET.Element, shared: list[str], styles: _Styles, date1904: bool
-) -> tuple[list[list[str]], list[dict[str, Any]]]:
-    """(rows, cells) of a worksheet."""
+    sheet: ET.Element, shared: list[str], styles: _Styles, date1904: bool, page: int
+) -> dict[str, Any]:
+    """A worksheet as a table entry (``model.tables``: every grid position in one cell,
+    a merged cell once with its span), numbers' stored values beside their text."""
     grid: dict[int, dict[int, _Cell]] = {}
     next_row = 0
     for row in sheet.iter(f"{S}row"):
@@ -175,26 +177,33 @@ def _sheet_table(
     order = sorted(kept)
     position = {r: i for i, r in enumerate(order)}
     width = max((max(cols) + 1 for cols in grid.values()), default=0)
-    rows = [[""] * width for _ in order]
     spans = {(r0, c0): (r1, c1) for r0, c0, r1, c1 in merges}
-    cells: list[dict[str, Any]] = []
+    cells: list[Cell] = []
+    values: dict[tuple[int, int], _Cell] = {}
+    covered: set[tuple[int, int]] = set()
     for r in order:
         for col, cell in sorted(grid.get(r, {}).items()):
-            rows[position[r]][col] = cell.text
+            if (position[r], col) in covered:
+                continue  # a value hidden under another cell's merge
             r1, c1 = spans.get((r, col), (r, col))
-            entry: dict[str, Any] = {
-                "row": position[r],
-                "col": col,
-                "rowspan": sum(1 for x in range(r, min(r1, r + _MAX_SPAN_ROWS) + 1) if x in position),
-                "colspan": min(c1, width - 1) - col + 1 if c1 < width else width - col,
-                "text": cell.text,
-            }
-            if cell.value is not None:
-                entry["value"] = cell.value
-            if cell.date is not None:
-                entry["date"] = cell.date
-            cells.append(entry)
-    return rows, cells
+            rowspan = sum(1 for x in range(r, min(r1, r + _MAX_SPAN_ROWS) + 1) if x in position)
+            colspan = min(c1, width - 1) - col + 1
+            for dr in range(rowspan):
+                for dc in range(colspan):
+                    covered.add((position[r] + dr, col + dc))
+            cells.append(Cell(position[r], col, rowspan, colspan, cell.text))
+            values[(position[r], col)] = cell
+    try:
+        entry = table_entry(page, cells, nrows=len(order), ncols=width)
+    except ValueError:  # overlapping merges: the plain grid
+        entry = table_entry(page, [Cell(c.row, c.col, 1, 1, c.text) for c in cells])
+    for out in entry["cells"]:
+        found = values.get((out["row"], out["col"]))
+        if found is not None and found.value is not None:
+            out["value"] = found.value
+            if found.date is not None:
+                out["date"] = found.date
+    return entry
 
 
 def _shared_strings(pkg: Package, rels: dict[str, tuple[str, str]]) -> list[str]:
@@ -272,15 +281,9 @@ def extract_xlsx(path: str, request: ExtractRequest) -> ProcessOutcome:
                         FailureCategory.CORRUPT,
                         f"sheet {name!r} has no part ({rel_id} -> {target!r})",
                     )
-                rows, cells = _sheet_table(pkg.xml(target), shared, styles, date1904)
-                table: dict[str, Any] = {
-                    "page": index,
-                    "bbox": None,
-                    "rows": rows,
-                    "header_rows": 0,
-                    "cells": cells,
-                    "name": name,
-                }
+                table = _sheet_table(pkg.xml(target), shared, styles, date1904, index)
+                table["name"] = name
+                rows = table["rows"]
                 if state != "visible":
                     table["hidden"] = True
                 tables.append(table)
