@@ -108,10 +108,15 @@ class _Reader:
         self.md: list[str] = []
         self._tables: list[_Table] = []
         self._lists: list[list[int]] = []  # per open list: [ordered (0/1), next number]
+        self._names: dict[str, str] = {}
 
     # -- events -----------------------------------------------------------------------
 
-    def start(self, tag: str, attrs: dict[str, str]) -> None:
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        # expat gives "p", "svg:text", "epub:switch"...: the local name, lower-case
+        tag = self._names.get(name)
+        if tag is None:
+            tag = self._names[name] = name.rpartition(":")[2].lower()
         if self._hidden:
             if tag in _HIDDEN or (self._svg and tag in _SVG_HIDDEN):
                 self._hidden_tags.append(tag)
@@ -141,7 +146,10 @@ class _Reader:
         elif self.markdown:
             self._md_start(tag)
 
-    def end(self, tag: str) -> None:
+    def end(self, name: str) -> None:
+        tag = self._names.get(name)
+        if tag is None:
+            tag = self._names[name] = name.rpartition(":")[2].lower()
         if self._hidden:
             if tag in self._hidden_tags:
                 while self._hidden_tags:
@@ -165,10 +173,17 @@ class _Reader:
         if self._in_title:
             self.title.append(data)
         elif not self._hidden:
-            text = data if self._pre else _SPACE.sub(" ", data)
-            self.parts.append(text)
+            if not self._pre and data.isspace():
+                data = " "
+            elif not self._pre and (
+                "  " in data or "\n" in data or "\t" in data or "\r" in data
+                or "\xa0" in data or "\f" in data
+            ):
+                data = _SPACE.sub(" ", data)
+            self.parts.append(data)
             if self.markdown:
-                self._md(text)
+                self._md(data)
+
 
     # -- Markdown ---------------------------------------------------------------------
 
@@ -294,24 +309,12 @@ class _EntityDeclared(Exception):
     """The document declares entities of its own: read by ``html.parser`` instead."""
 
 
-def _local(name: str) -> str:
-    return name.rpartition(":")[2].lower()
-
-
 def _read_xml(data: bytes, reader: _Reader) -> None:
     """Feed ``reader`` from well-formed XHTML through expat (ExpatError if it is not)."""
     parser = expat.ParserCreate()
     parser.buffer_text = True
     parser.buffer_size = 1 << 16
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    start, end = reader.start, reader.end
-
-    def on_start(name: str, attrs: dict[str, str]) -> None:
-        start(_local(name), attrs)
-
-    def on_end(name: str) -> None:
-        end(_local(name))
-
     def on_skipped(name: str, is_parameter: int) -> None:
         if not is_parameter:
             reader.data(html5.get(name + ";", f"&{name};"))
@@ -319,8 +322,8 @@ def _read_xml(data: bytes, reader: _Reader) -> None:
     def on_entity(*_args: Any) -> None:
         raise _EntityDeclared
 
-    parser.StartElementHandler = on_start
-    parser.EndElementHandler = on_end
+    parser.StartElementHandler = reader.start
+    parser.EndElementHandler = reader.end
     parser.CharacterDataHandler = reader.data
     parser.SkippedEntityHandler = on_skipped
     parser.EntityDeclHandler = on_entity
