@@ -189,3 +189,11 @@ def test_epub_reading_is_fast(tmp_path: Path) -> None:
     assert out.status is DocState.DONE and len(out.text) == 8
     assert out.text[0].startswith("Paragraph 0 of a long chapter, with some words.")
     assert elapsed < 3.0, elapsed
+
+
+def test_text_that_starts_with_a_script_snippet_stays_text(tmp_path: Path) -> None:
+    """A note quoting markup is no page: an opening <script> counts as HTML only when
+    a document (<html>, <head>, <body>, a doctype) follows in the head."""
+    note = tmp_path / "hostile.txt"
+    note.write_text('<script>window.x=1</script><img src=x onerror="y()">\nsecond line\n')
+    assert sniff(str(note)) == ft.TEXT

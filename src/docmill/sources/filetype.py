@@ -39,6 +39,8 @@ _HTML_OPENERS = frozenset(
     img center noscript aside figure blockquote pre hr i em strong small tr td th tbody
     thead svg button input label select textarea base""".split()
 )
+_HEAD_OPENERS = frozenset({b"script", b"style", b"meta", b"link", b"title", b"base", b"noscript"})
+_DOCUMENT = re.compile(rb"<(?:html|head|body)[\s/>]|<!doctype\s+html")
 _TAG_NAME = re.compile(rb"<(!doctype\s+html|[a-z][a-z0-9]*)(?=[\s/>])")
 _BOMS = (
     (b"\xef\xbb\xbf", "utf-8"),
@@ -139,7 +141,13 @@ def _is_html(head: bytes) -> bool:
     if rest.startswith(b"<!--"):  # a comment longer than the head
         return True
     found = _TAG_NAME.match(rest)
-    return found is not None and found.group(1).split()[0] in _HTML_OPENERS
+    if found is None or found.group(1).split()[0] not in _HTML_OPENERS:
+        return False
+    if found.group(1) in _HEAD_OPENERS:
+        # a page may open with a script or a style (tens of KB, before <html>); a text
+        # that merely starts with a <script> snippet is no page: it needs a document
+        return _DOCUMENT.search(rest) is not None
+    return True
 
 
 def _markup_start(head: bytes) -> bytes:
