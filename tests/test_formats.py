@@ -200,6 +200,11 @@ def test_docx_paragraphs_headings_and_tables() -> None:
             "bbox": None,
             "rows": [["Fruit", "Count"], ["Apple", "3"], ["Pear", "5"]],
             "header_rows": 1,
+            "cells": [
+                {"row": r, "col": c, "rowspan": 1, "colspan": 1, "text": text}
+                for r, row in enumerate([["Fruit", "Count"], ["Apple", "3"], ["Pear", "5"]])
+                for c, text in enumerate(row)
+            ],
         }
     ]
     meta = out.metadata
@@ -227,6 +232,13 @@ def test_xlsx_sheets_as_tables_and_text() -> None:
             ["Grace", "3.5", "", "inline note"],
         ],
         "header_rows": 0,
+        "name": "Scores",
+        "cells": [
+            {"row": r, "col": c, "rowspan": 1, "colspan": 1, "text": text}
+            | ({"value": {(1, 1): 42, (2, 1): 3.5}[(r, c)]} if (r, c) in ((1, 1), (2, 1)) else {})
+            for r, row in enumerate([["Name", "Score", "", ""], ["Ada", "42", "", ""], ["Grace", "3.5", "", "inline note"]])
+            for c, text in enumerate(row)
+        ],
     }
     assert second["page"] == 1 and second["rows"] == [["", "TRUE", "2"]]  # bool, cached formula
     assert out.text == ["Name\tScore\nAda\t42\nGrace\t3.5\t\tinline note", "\tTRUE\t2"]

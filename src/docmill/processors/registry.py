@@ -116,6 +116,21 @@ def _image_ocr(path: str, request: ExtractRequest) -> ProcessOutcome:
     return extract_image(path, request)
 
 
+def _office_encrypted(path: str, request: ExtractRequest) -> ProcessOutcome:
+    from docmill.model import FailureCategory
+
+    outcome = ProcessOutcome.failure(
+        FailureCategory.ENCRYPTED,
+        "a password-protected Office document (an encrypted package: EncryptionInfo and"
+        " EncryptedPackage in an OLE compound file): it cannot be read without the password",
+    )
+    outcome.mime = filetype.OFFICE_ENCRYPTED
+    return outcome
+
+
+# types that are recognised to be refused with a reason (never listed as processed)
+_REFUSED: dict[str, Extractor] = {filetype.OFFICE_ENCRYPTED: _office_encrypted}
+
 # MIME type -> (a short name for messages, extractor)
 _BUILTINS: dict[str, tuple[str, Extractor]] = {
     filetype.PDF: ("PDF", _pdf_text),
@@ -133,7 +148,9 @@ _BUILTINS: dict[str, tuple[str, Extractor]] = {
 
 def builtin_extractors() -> Mapping[str, Extractor]:
     """MIME type -> extractor, for the types docmill processes."""
-    return MappingProxyType({mime: extractor for mime, (_, extractor) in _BUILTINS.items()})
+    return MappingProxyType(
+        {**_REFUSED, **{mime: extractor for mime, (_, extractor) in _BUILTINS.items()}}
+    )
 
 
 def supported_names() -> list[str]:
@@ -142,4 +159,4 @@ def supported_names() -> list[str]:
 
 
 def known_kinds() -> list[str]:
-    return sorted(builtin_extractors())
+    return sorted(mime for mime, _ in _BUILTINS.items())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import struct
 import zipfile
 import zlib
+from typing import BinaryIO
 
 PDF = "application/pdf"
 EPUB = "application/epub+zip"
@@ -21,8 +23,32 @@ HTML = "text/html"
 TEXT = "text/plain"
 EMPTY = "application/x-empty"
 BINARY = "application/octet-stream"
+# an Office document saved with a password: an OLE compound file holding EncryptionInfo
+# and EncryptedPackage (MS-OFFCRYPTO), whatever kind it was before it was encrypted
+OFFICE_ENCRYPTED = "application/x-ooxml-encrypted"
+CFB = "application/x-ole-storage"  # any other OLE compound file (.doc, .xls, .msg...)
 
 _HEAD = 8192
+_MARKUP_HEAD = 1 << 18  # a head that opens with markup is read this far to decide
+_CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# elements an HTML document or fragment may open with (the WHATWG MIME sniffing
+# patterns, and the common block and head elements besides)
+_HTML_OPENERS = frozenset(
+    b"""!doctype html head body script iframe h1 h2 h3 h4 h5 h6 div font table a style
+    title b br p meta link section article header footer main nav span ul ol li dl form
+    img center noscript aside figure blockquote pre hr i em strong small tr td th tbody
+    thead svg button input label select textarea base""".split()
+)
+_HEAD_OPENERS = frozenset({b"script", b"style", b"meta", b"link", b"title", b"base", b"noscript"})
+_DOCUMENT = re.compile(rb"<(?:html|head|body)[\s/>]|<!doctype\s+html")
+_TAG_NAME = re.compile(rb"<(!doctype\s+html|[a-z][a-z0-9]*)(?=[\s/>])")
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
 _CONTENT_TYPES_MAX = 1 << 20
 _DAMAGED_HEAD = 1 << 16
 # the main part's content type in [Content_Types].xml (documents, templates, macro-enabled)
@@ -82,7 +108,12 @@ def sniff_bytes(head: bytes) -> str:
         if head[30:58] == b"mimetypeapplication/epub+zip":
             return EPUB
         return ZIP
-    if _markup_start(head).startswith((b"<!doctype html", b"<html")):
+    if head.startswith(_CFB_MAGIC):
+        return CFB  # sniff() looks inside for an encrypted Office package
+    decoded = _unicode_head(head)
+    if decoded is not None:  # a UTF-16/32 byte-order mark: text, or markup in it
+        return HTML if _is_html(decoded.encode("utf-8", "replace")) else TEXT
+    if _is_html(head):
         return HTML
     if b"\x00" in head:
         return BINARY
@@ -92,6 +123,31 @@ def sniff_bytes(head: bytes) -> str:
         if exc.start < len(head) - 4:  # not just a character cut at the end of the sample
             return BINARY
     return TEXT
+
+
+def _unicode_head(head: bytes) -> str | None:
+    """The head decoded by the UTF-16 or UTF-32 byte-order mark it starts with."""
+    for bom, name in _BOMS[1:]:
+        if head.startswith(bom):
+            cut = len(head) - (len(head) - len(bom)) % (4 if "32" in name else 2)
+            return head[len(bom) : cut].decode(name, errors="replace")
+    return None
+
+
+def _is_html(head: bytes) -> bool:
+    """Whether ``head`` opens (past a BOM, an XML declaration, comments and white
+    space) with an HTML element: a document, or a fragment such as ``<div>``."""
+    rest = _markup_start(head)
+    if rest.startswith(b"<!--"):  # a comment longer than the head
+        return True
+    found = _TAG_NAME.match(rest)
+    if found is None or found.group(1).split()[0] not in _HTML_OPENERS:
+        return False
+    if found.group(1) in _HEAD_OPENERS:
+        # a page may open with a script or a style (tens of KB, before <html>); a text
+        # that merely starts with a <script> snippet is no page: it needs a document
+        return _DOCUMENT.search(rest) is not None
+    return True
 
 
 def _markup_start(head: bytes) -> bytes:
@@ -105,11 +161,64 @@ def _markup_start(head: bytes) -> bytes:
     return rest
 
 
+def cfb_names(handle: BinaryIO, max_entries: int = 4096) -> set[str]:
+    """The stream and storage names in an OLE compound file's directory (MS-CFB),
+    read from its header, FAT and directory sectors only; empty when it is damaged."""
+    try:
+        header = handle.read(512)
+        if len(header) < 512 or not header.startswith(_CFB_MAGIC):
+            return set()
+        shift = struct.unpack_from("<H", header, 0x1E)[0]
+        if shift not in (9, 12):
+            return set()
+        size = 1 << shift
+        n_fat, first_dir, _, _, _, _, first_difat, n_difat = struct.unpack_from(
+            "<8I", header, 0x2C
+        )
+
+        def sector(number: int) -> bytes:
+            handle.seek((number + 1) * size)
+            return handle.read(size)
+
+        fat_sectors = [n for n in struct.unpack_from("<109I", header, 0x4C) if n < 0xFFFFFFFA]
+        nxt, hops = first_difat, 0
+        while nxt < 0xFFFFFFFA and hops < min(n_difat, 1024):
+            data = sector(nxt)
+            entries = struct.unpack(f"<{size // 4}I", data) if len(data) == size else ()
+            fat_sectors += [n for n in entries[:-1] if n < 0xFFFFFFFA]
+            nxt = entries[-1] if entries else 0xFFFFFFFE
+            hops += 1
+        fat: list[int] = []
+        for number in fat_sectors[: max(n_fat, 1)]:
+            data = sector(number)
+            if len(data) == size:
+                fat.extend(struct.unpack(f"<{size // 4}I", data))
+        names: set[str] = set()
+        current, seen = first_dir, set()
+        while current < 0xFFFFFFFA and current not in seen and len(names) < max_entries:
+            seen.add(current)
+            data = sector(current)
+            for at in range(0, len(data) - 127, 128):
+                length = struct.unpack_from("<H", data, at + 64)[0]
+                if 2 <= length <= 64 and data[at + 66] in (1, 2, 5):
+                    names.add(data[at : at + length - 2].decode("utf-16-le", "replace"))
+            current = fat[current] if current < len(fat) else 0xFFFFFFFE
+        return names
+    except (OSError, struct.error):
+        return set()
+
+
 def sniff(path: str) -> str:
     """The MIME type of the file at ``path`` (OSError propagates)."""
     with open(path, "rb") as handle:
         head = handle.read(_HEAD)
+        if len(head) == _HEAD and head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
+            head += handle.read(_MARKUP_HEAD - _HEAD)  # a long preamble before the element
     mime = sniff_bytes(head)
+    if mime == CFB:
+        with open(path, "rb") as handle:
+            names = cfb_names(handle)
+        return OFFICE_ENCRYPTED if {"EncryptionInfo", "EncryptedPackage"} <= names else CFB
     if mime == ZIP:
         try:
             with zipfile.ZipFile(path) as archive:
@@ -123,7 +232,8 @@ def sniff(path: str) -> str:
 
 def _local_names(data: bytes, limit: int = 64) -> list[str]:
     """Member names from the local file headers at the start of a zip, read in order
-    (up to a member whose size is only given after its data)."""
+    (past a member whose size is only given after its data, by the next header's
+    signature)."""
     names: list[str] = []
     pos = 0
     while len(names) < limit and data.startswith(b"PK\x03\x04", pos) and pos + 30 <= len(data):
@@ -131,9 +241,14 @@ def _local_names(data: bytes, limit: int = 64) -> list[str]:
         (size,) = struct.unpack_from("<I", data, pos + 18)
         name_len, extra_len = struct.unpack_from("<HH", data, pos + 26)
         names.append(data[pos + 30 : pos + 30 + name_len].decode("utf-8", "replace"))
+        start = pos + 30 + name_len + extra_len
         if flags & 0x8:
-            break
-        pos += 30 + name_len + extra_len + size
+            found = data.find(b"PK\x03\x04", start)
+            if found < 0:
+                break
+            pos = found
+        else:
+            pos = start + size
     return names
 
 
@@ -142,13 +257,12 @@ def _damaged_zip_kind(path: str) -> str:
     as one, so it fails ``corrupt`` in its extractor rather than being skipped."""
     with open(path, "rb") as handle:
         names = _local_names(handle.read(_DAMAGED_HEAD))
-    if "[Content_Types].xml" not in names:
-        return ZIP
+    office = "[Content_Types].xml" in names or "_rels/.rels" in names
     for kind, main in _MAIN_FOLDERS:
         folder = main.split("/")[0] + "/"
-        if any(name.startswith(folder) for name in names):
+        if main in names or (office and any(name.startswith(folder) for name in names)):
             return kind
-    return OOXML
+    return OOXML if office else ZIP
 
 
 def _zip_kind(archive: zipfile.ZipFile) -> str:

@@ -1,7 +1,11 @@
 """EPUB 2 and 3: the text of each spine item (chapter) in reading order, OPF metadata.
 
 ``pages`` counts chapters. A chapter listed in ``META-INF/encryption.xml`` (DRM) fails
-the book ``encrypted``; obfuscated fonts, listed there too, do not matter.
+the book ``encrypted``; obfuscated fonts, listed there too, do not matter. A spine item
+that is not markup (an image, say: a comic's pages) is never decoded as text: its
+chapter stays empty and ``metadata["skipped_chapters"]`` says which and why. Images'
+alt text (a comic's dialogue, often) is kept in ``parts`` (kind ``alt_text``), text
+set in inline SVG is read.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from docmill.model import DocState, FailureCategory, ProcessOutcome
-from docmill.processors.formats.html_text import decode_markup, visible_text
+from docmill.processors.formats.html_text import read_markup
+from docmill.processors.formats.markdown_blocks import part, with_parts
 from docmill.processors.formats.package import FormatError, Package, open_package
 from docmill.processors.registry import ExtractRequest
 from docmill.sources.filetype import EPUB
@@ -70,17 +75,32 @@ def _metadata(opf: ET.Element) -> dict[str, Any]:
     return meta
 
 
-def _spine(opf: ET.Element, base: str) -> list[str]:
-    """The zip member of each spine item, in reading order."""
+def _spine(opf: ET.Element, base: str) -> list[tuple[str, str]]:
+    """(zip member, declared media type) of each spine item, in reading order."""
     manifest = {
-        item.get("id", ""): posixpath.normpath(
-            posixpath.join(base, unquote(item.get("href", "").split("#")[0]))
+        item.get("id", ""): (
+            posixpath.normpath(posixpath.join(base, unquote(item.get("href", "").split("#")[0]))),
+            item.get("media-type", "").strip().lower(),
         )
         for item in opf.iter(f"{OPF}item")
     }
     spine = opf.find(f"{OPF}spine")
     refs = spine.iter(f"{OPF}itemref") if spine is not None else iter(())
     return [manifest[ref.get("idref", "")] for ref in refs if ref.get("idref", "") in manifest]
+
+
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*")
+
+
+def _not_markup(media_type: str, data: bytes) -> str | None:
+    """Why a spine item is not read as text (None: it is markup)."""
+    if media_type.startswith("image/") and media_type != "image/svg+xml":
+        return f"an image ({media_type}): not read as text"
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff", b"<\x00", b"\x00<"))
+    if data.startswith(_IMAGE_MAGIC) or (b"\x00" in data[:1024] and not utf16):
+        kind = media_type or "no media type"
+        return f"binary content ({kind}): not read as text"
+    return None
 
 
 def _encrypted(pkg: Package) -> set[str]:
@@ -90,15 +110,17 @@ def _encrypted(pkg: Package) -> set[str]:
 
 
 def extract_epub(path: str, request: ExtractRequest) -> ProcessOutcome:
-    """One text entry per chapter (spine item); title, author, language... in metadata."""
+    """One text entry per chapter (spine item); title, author, language... in metadata;
+    alt text in ``parts``; Markdown when asked for."""
     started = time.perf_counter()
+    markdown = request.options.markdown
     try:
         with open_package(path) as pkg:
             opf_path = _package_path(pkg)
             opf = pkg.xml(opf_path)
             meta = _metadata(opf)
             chapters = _spine(opf, posixpath.dirname(opf_path))
-            locked = _encrypted(pkg).intersection(chapters)
+            locked = _encrypted(pkg).intersection(member for member, _ in chapters)
             if locked:
                 raise FormatError(
                     FailureCategory.ENCRYPTED,
@@ -106,18 +128,39 @@ def extract_epub(path: str, request: ExtractRequest) -> ProcessOutcome:
                 )
             limit = min(len(chapters), request.max_pages) if request.max_pages else len(chapters)
             text: list[str] = []
+            pages_md: list[str] = []
+            parts: list[dict[str, Any]] = []
             missing: list[str] = []
-            for member in chapters[:limit]:
+            skipped: list[dict[str, Any]] = []
+            for index, (member, media_type) in enumerate(chapters[:limit]):
+                text.append("")
+                pages_md.append("")
                 if not pkg.has(member):
                     missing.append(member)  # one missing chapter must not cost the others
-                    text.append("")
                     continue
-                text.append(visible_text(decode_markup(pkg.read(member))[0])[0])
+                if media_type.startswith("image/") and media_type != "image/svg+xml":
+                    reason: str | None = f"an image ({media_type}): not read as text"
+                    data = b""
+                else:
+                    data = pkg.read(member)
+                    reason = _not_markup(media_type, data)
+                if reason:
+                    skipped.append({"chapter": index, "item": member, "reason": reason})
+                    continue
+                reader = read_markup(data, markdown)
+                text[index] = reader.text()
+                parts.extend(part(index, "alt_text", alt) for alt in reader.alts)
+                if markdown:
+                    pages_md[index] = reader.markdown_text()
     except FormatError as exc:
         return exc.outcome()
     if not chapters:
         return ProcessOutcome.failure(FailureCategory.EMPTY, "the book's spine lists no chapters")
     meta["missing_chapters"] = missing
+    meta["skipped_chapters"] = skipped
+    extra: dict[str, Any] = {"parts": parts} if parts else {}
+    if markdown:
+        extra["markdown"] = with_parts(pages_md, parts)
     return ProcessOutcome(
         status=DocState.DONE,
         mime=EPUB,
@@ -125,4 +168,5 @@ def extract_epub(path: str, request: ExtractRequest) -> ProcessOutcome:
         text=text,
         metadata=meta,
         parse_s=time.perf_counter() - started,
+        extra=extra,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
+import re
 import xml.etree.ElementTree as ET
 import zipfile
 import zlib
@@ -65,8 +66,24 @@ class _NoDtdBuilder(ET.TreeBuilder):
         )
 
 
+# Strict Open XML (ISO/IEC 29500 Strict) names the same elements in other namespaces:
+# http://purl.oclc.org/ooxml/wordprocessingml/main is the transitional
+# http://schemas.openxmlformats.org/wordprocessingml/2006/main, and so on for every
+# vocabulary and relationship type; they are read as the transitional ones.
+_STRICT = re.compile(rb"http://purl\.oclc\.org/ooxml/([A-Za-z]+)/")
+
+
+def transitional(data: bytes) -> bytes:
+    """``data`` with Strict Open XML namespaces and relationship types rewritten to the
+    transitional ones (a no-op, and no copy, for a transitional part)."""
+    if b"purl.oclc.org/ooxml/" not in data:
+        return data
+    return _STRICT.sub(rb"http://schemas.openxmlformats.org/\1/2006/", data)
+
+
 def parse_xml(data: bytes, name: str = "XML") -> ET.Element:
     """The element tree of ``data``; a DTD or malformed XML fails ``corrupt``."""
+    data = transitional(data)
     parser = ET.XMLParser(target=_NoDtdBuilder())
     try:
         parser.feed(data)
