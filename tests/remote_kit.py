@@ -79,7 +79,7 @@ class MotoS3:
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.s3.models import s3_backends
 
-        backend = s3_backends[DEFAULT_ACCOUNT_ID][REGION]
+        backend = s3_backends[DEFAULT_ACCOUNT_ID]["global"]
         n = 0
         for key, data in items:
             backend.put_object(bucket, key, data)

@@ -33,7 +33,7 @@ FetchResult = tuple[str | None, str | ErrorInfo]
 def spool_name(url: str) -> str:
     """A safe file name for the object ``url`` (its last segment, cleaned): error messages
     name a document by its file name, so this keeps the object's own."""
-    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    name = url.rstrip("/").rsplit("/", 1)[-1]
     name = _UNSAFE.sub("_", name).strip(". ") or "document"
     return name[-120:]
 
