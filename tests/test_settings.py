@@ -38,7 +38,7 @@ CONTRACT_DEFAULTS = {
     "sources.confine_to_root": False,
     "sources.spool_mb": 1024.0,
     "sources.downloads": 8,
-    "sources.requests_per_s": 100.0,
+    "sources.requests_per_s": 1000.0,
     "sources.retries": 8,
     "extract.max_pages": 0,
     "extract.fallback_max_mb": 1.0,

@@ -71,7 +71,7 @@ class SourceSettings:
     # this much, so a run is never more than this far ahead of its workers on local disk
     spool_mb: float = 1024.0
     downloads: int = 8  # objects downloaded at once
-    requests_per_s: float = 100.0  # listing and download requests per store (0: no limit)
+    requests_per_s: float = 1000.0  # listing and download requests per store (0: no limit)
     retries: int = 8  # tries per request on 429, 503/SlowDown, 5xx and dropped connections
 
 

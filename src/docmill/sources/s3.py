@@ -197,6 +197,25 @@ class S3Backend:
 
     # --- reading ------------------------------------------------------------------------
 
+    async def _start(self, params: dict[str, Any]) -> tuple[bytes, Any]:
+        """The request and its first chunk in one hop to s3fs's loop: a small object (most
+        documents) is whole after it. (first bytes, the body still to read, or None)."""
+        response = await self._fs._call_s3("get_object", **params)
+        body = response["Body"]
+        length = int(response.get("ContentLength") or 0)
+        parts: list[bytes] = []
+        got = 0
+        while got < min(length, CHUNK):
+            piece = await body.read(CHUNK - got)
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        if got >= length:
+            body.close()
+            return b"".join(parts), None
+        return b"".join(parts), body
+
     def read(self, obj: RemoteObject, offset: int) -> Iterator[bytes]:
         key = obj.url[len(f"s3://{self.bucket}/") :]
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
@@ -204,8 +223,11 @@ class S3Backend:
             params["IfMatch"] = f'"{obj.version}"'
         if offset:
             params["Range"] = f"bytes={offset}-"
-        response = self._call("get_object", obj.url, **params)
-        body = response["Body"]
+        first, body = self._sync(obj.url, self._start, params)
+        if first:
+            yield first
+        if body is None:
+            return
         try:
             while True:
                 chunk: bytes = self._sync(obj.url, body.read, CHUNK)

@@ -190,16 +190,14 @@ def fetch(
                         out.write(chunk)
                         digest.update(chunk)
                         written += len(chunk)
+                    if 0 <= written < size:  # the stream ended early: resume from here
+                        raise TransientError(f"{url}: the body ended early", reason="connection")
                     break
                 except TransientError as exc:
                     if not retrier.after_failure(exc, attempt):
                         raise BackendError(f"{exc} (gave up after {attempt} tries)") from None
         retrier.count("downloaded")
         retrier.count("downloaded_bytes", written)
-        if size >= 0 and written != size:
-            raise BackendError(
-                f"{url}: {written} bytes read, {size} listed; it changed while it was read"
-            )
         spool.shrink(doc_id, written)
         return digest.hexdigest(), ""
     except BackendError as exc:
