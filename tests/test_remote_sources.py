@@ -304,3 +304,51 @@ def test_listing_20000_objects_keeps_driver_memory_flat(moto: MotoS3, tmp_path: 
     print(f"driver peak RSS: 1,000 objects {peaks['small'] / 2**20:.1f} MB, "
           f"20,000 objects {peaks['large'] / 2**20:.1f} MB, ratio {ratio:.2f}")
     assert ratio <= 1.2
+
+
+def test_a_run_killed_mid_download_resumes_with_every_object_exactly_once(
+    moto: MotoS3, proxy: S3Proxy, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from engine_kit import docmill_cmd
+
+    bucket = new_bucket(moto)
+    for i in range(40):
+        moto.put(bucket, f"k/{i:02d}.txt", (f"kill test {i} " * 5000).encode())  # ~70 KB
+    out = tmp_path / "out"
+    env = s3_env(proxy.endpoint)
+    args = ("run", f"s3://{bucket}/k", "--out", str(out), "--workers", "2",
+            "--set", "sources.spool_mb=0.3", "--set", "sources.requests_per_s=10")
+    proc = subprocess.Popen(docmill_cmd(*args), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        done = 0
+        while done < 5 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            if (out / "docmill.db").exists():
+                try:
+                    with sqlite3.connect(out / "docmill.db", timeout=5) as conn:
+                        done = conn.execute(
+                            "SELECT COUNT(*) FROM documents WHERE state='done'"
+                        ).fetchone()[0]
+                except sqlite3.Error:
+                    pass
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    gets_before = sum(proxy.gets.values())
+    again = run_docmill(env, *args[:-2], "--set", "sources.requests_per_s=0")
+    assert again.returncode == 0, again.stderr[-3000:]
+    records = assert_exactly_once(out, {f"s3://{bucket}/k/{i:02d}.txt" for i in range(40)})
+    assert all(r["status"] == "done" for r in records)
+    assert list((out / "spool").iterdir()) == []
+    # what was committed before the kill is not downloaded again
+    assert sum(proxy.gets.values()) - gets_before <= 40 - done
