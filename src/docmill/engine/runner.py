@@ -384,9 +384,10 @@ class Runner:
             retries = ", ".join(
                 f"{k.split('/', 1)[1]} {v}" for k, v in sorted(stats.items()) if k.startswith("retry/")
             )
+            requests = stats.get("requests", 0)
             log.info(
-                "%s: %d requests, %d downloaded (%.1f MB)%s%s",
-                store_url, stats.get("requests", 0), stats.get("downloaded", 0),
+                "%s: %d request%s, %d downloaded (%.1f MB)%s%s",
+                store_url, requests, "" if requests == 1 else "s", stats.get("downloaded", 0),
                 stats.get("downloaded_bytes", 0) / 1e6,
                 f", retried: {retries}" if retries else "",
                 f", {stats['gave_up']} gave up" if stats.get("gave_up") else "",
