@@ -352,3 +352,34 @@ def test_a_run_killed_mid_download_resumes_with_every_object_exactly_once(
     assert list((out / "spool").iterdir()) == []
     # what was committed before the kill is not downloaded again
     assert sum(proxy.gets.values()) - gets_before <= 40 - done
+
+
+def test_an_https_url_is_one_file_read_through_fsspec(tmp_path: Path) -> None:
+    pytest.importorskip("aiohttp", reason="fsspec's http needs aiohttp (docmill[http])")
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    site = tmp_path / "site"
+    site.mkdir()
+    pdf = pdfs(1)[0]
+    (site / "report.pdf").write_bytes(pdf.read_bytes())
+    (site / "other.pdf").write_bytes(pdf.read_bytes())
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/report.pdf"
+        out = tmp_path / "out"
+        result = run_docmill(s3_env("http://127.0.0.1:9"), "run", url, "--out", str(out))
+        assert result.returncode == 0, result.stderr[-3000:]
+        records = assert_exactly_once(out, {url})  # the page's folder is never crawled
+        assert records[0]["status"] == "done" and records[0]["pages"]
+    finally:
+        server.shutdown()
+        server.server_close()

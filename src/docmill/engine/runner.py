@@ -249,7 +249,7 @@ class Runner:
         self._sink = sink
         run_id = store.start_run(self.sources, s.to_dict())
         fetcher: ThreadPoolExecutor | None = None
-        if self._remote:
+        if self._remote or store.remote_pending():  # earlier runs' remote documents too
             self._backends = Backends.load(s.sources)
             self._spool = self._open_spool(store)
             fetcher = ThreadPoolExecutor(s.sources.downloads, thread_name_prefix="docmill-fetch")

@@ -263,6 +263,15 @@ class Store:
             )
         )
 
+    def remote_pending(self) -> bool:
+        """Whether a remote document (one with a change token) waits to be downloaded or
+        processed: a run whose SOURCEs are all local still needs its store then."""
+        row = self._conn.execute(
+            "SELECT 1 FROM documents WHERE version IS NOT NULL AND (state='pending' "
+            "OR sha256 IS NULL) LIMIT 1"
+        ).fetchone()
+        return row is not None
+
     def pending_among(self, doc_ids: list[int]) -> set[int]:
         """Which of ``doc_ids`` are pending (a re-downloaded document whose content did
         not change is not: its spool file is not needed)."""
