@@ -182,7 +182,9 @@ class S3Proxy:
         for name, value in resp.getheaders():
             if name.lower() not in ("connection", "transfer-encoding", "content-length"):
                 req.send_header(name, value)
-        req.send_header("Content-Length", str(len(data)))
+        # a HEAD's Content-Length is the object's, not the (empty) body's
+        length = resp.getheader("Content-Length") if req.command == "HEAD" else None
+        req.send_header("Content-Length", length or str(len(data)))
         if drop:
             req.send_header("Connection", "close")
         req.end_headers()

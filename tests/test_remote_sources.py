@@ -383,3 +383,34 @@ def test_an_https_url_is_one_file_read_through_fsspec(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_source_naming_one_key_is_that_object_and_stat_reads_its_version(
+    moto: MotoS3, proxy: S3Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from docmill.settings import SourceSettings
+    from docmill.sources.backend import Backends
+
+    bucket = new_bucket(moto)
+    data = pdfs(1)[0].read_bytes()
+    moto.put(bucket, "one/report.pdf", data)
+    moto.put(bucket, "one/report.pdf.bak", b"not this one")
+    out = tmp_path / "out"
+    result = run_docmill(s3_env(proxy.endpoint), "run", f"s3://{bucket}/one/report.pdf",
+                         "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = assert_exactly_once(out, {f"s3://{bucket}/one/report.pdf"})
+    assert record["status"] == "done" and record["size"] == len(data)
+    assert proxy.counts["head"] == 1 and proxy.counts["list"] == 0
+
+    for name, value in s3_env(proxy.endpoint).items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    backend, _retrier = Backends(SourceSettings()).for_url(f"s3://{bucket}/")
+    found = backend.stat(f"s3://{bucket}/one/report.pdf")
+    assert found is not None and found.size == len(data)
+    assert found.version == hashlib.md5(data).hexdigest()  # a single-part upload's ETag
+    assert backend.stat(f"s3://{bucket}/one/missing.pdf") is None
+    backend.close()

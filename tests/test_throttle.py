@@ -156,6 +156,9 @@ class FlakyBackend:
     def list(self, url: object, select: object) -> list[RemoteObject]:
         return []
 
+    def stat(self, url: str) -> RemoteObject | None:
+        return None
+
     def read(self, obj: RemoteObject, offset: int):  # type: ignore[no-untyped-def]
         self.reads.append(offset)
         yield self.data[offset : offset + 7]

@@ -9,6 +9,7 @@ and does three things, each one request at a time through the store's
   :class:`RemoteObject` values: its URL (the document's identity), size and a change
   token (``version``: ETag, version id, generation, else size and mtime) read from the
   listing, so an unchanged object is never downloaded again;
+* ``stat(url)``: one object's size and change token, or None when there is none;
 * ``read(obj, offset)``: the object's bytes from ``offset`` on, in chunks (one request);
   a dropped stream raises :class:`TransientError` and the caller resumes from where it
   stopped; an object that no longer has ``obj.version`` raises :class:`BackendError`
@@ -104,6 +105,11 @@ class SourceBackend(Protocol):
 
     def list(self, url: RemoteUrl, select: Callable[[str], bool]) -> Iterator[RemoteObject]:
         """Objects at or below ``url`` whose relative path passes ``select``, lazily."""
+        ...
+
+    def stat(self, url: str) -> RemoteObject | None:
+        """One object's size and change token (None: there is no object at ``url``),
+        one request through the store's retrier."""
         ...
 
     def read(self, obj: RemoteObject, offset: int) -> Iterator[bytes]:

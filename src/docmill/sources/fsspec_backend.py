@@ -174,6 +174,18 @@ class FsspecBackend:
                     yield self._object(url.child(rel), entry)
             stack.extend(reversed(subfolders))
 
+    def stat(self, url: str) -> RemoteObject | None:
+        path = url if self.store.scheme in _SINGLE_FILE else self._path(url)
+        try:
+            info = self._call(url, self._fs.info, path)
+        except BackendError as exc:
+            if exc.missing:
+                return None
+            raise
+        if info.get("type") == "directory" and self.store.scheme not in _SINGLE_FILE:
+            return None
+        return self._object(url, info)
+
     def _object(self, url: str, info: dict[str, Any]) -> RemoteObject:
         version, mtime_ns = _version(info)
         size = info.get("size")

@@ -154,6 +154,12 @@ class S3Backend:
         mtime_ns = int(modified.timestamp() * 1e9) if hasattr(modified, "timestamp") else 0
         return RemoteObject(f"s3://{self.bucket}/{key}", int(size), etag.strip('"'), mtime_ns)
 
+    def stat(self, url: str) -> RemoteObject | None:
+        prefix = f"s3://{self.bucket}/"
+        if not url.startswith(prefix) or url == prefix:
+            return None
+        return self._head(url[len(prefix) :])
+
     def _head(self, key: str) -> RemoteObject | None:
         def request() -> Any:
             return self._call("head_object", f"s3://{self.bucket}/{key}", Bucket=self.bucket, Key=key)
