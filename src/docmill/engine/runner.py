@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 
 from docmill.engine.llm_bridge import LlmBridge
 from docmill.engine.pool import PoolLimits, WorkerPool
+from docmill.engine.remote import RemoteDocuments, spool_root
 from docmill.engine.sink import RecordSink
 from docmill.model import (
     DocState,
@@ -35,10 +35,9 @@ from docmill.observability.progress import ProgressSnapshot
 from docmill.processors import ExtractOptions, Task
 from docmill.settings import Settings
 from docmill.sources import iter_sources
-from docmill.sources.backend import Backends
 from docmill.sources.confine import NotAllowed, Roots
 from docmill.sources.discover import local_sources
-from docmill.sources.spool import SPOOL_DIR, FetchResult, Spool, fetch
+from docmill.sources.spool import FetchResult
 from docmill.sources.urls import is_remote
 from docmill.state import LedgerRow, Store
 from docmill.state.store import timings
@@ -202,17 +201,14 @@ class Runner:
         self._pages_run = 0
         # remote SOURCEs (URLs): downloaded into the spool, which the workers read
         self._remote = any(is_remote(src) for src in self.sources)
-        self._spool_dir = self.out_dir / SPOOL_DIR
-        self._spool: Spool | None = None
-        self._backends: Backends | None = None
-        self._fetcher: ThreadPoolExecutor | None = None
+        self._fetching: RemoteDocuments | None = None
         # sources.confine_to_root: every file is opened inside its SOURCE's root (or the
         # spool), by the hashing threads and again by the worker right before it reads it
         self._roots: Roots | None = None
         if settings.sources.confine_to_root:
             real = Roots.of_sources(local_sources(self.sources)).real
             if self._remote:
-                real = (*real, os.path.realpath(self._spool_dir))
+                real = (*real, spool_root(self.out_dir))
             self._roots = Roots(tuple(dict.fromkeys(real)))
         self._options = extract_options(settings)
         if self._roots is not None:
@@ -248,21 +244,20 @@ class Runner:
         sink.recover()
         self._sink = sink
         run_id = store.start_run(self.sources, s.to_dict())
-        fetcher: ThreadPoolExecutor | None = None
+        remote: RemoteDocuments | None = None
         if self._remote or store.remote_pending():  # earlier runs' remote documents too
-            self._backends = Backends.load(s.sources)
-            self._spool = self._open_spool(store)
-            fetcher = ThreadPoolExecutor(s.sources.downloads, thread_name_prefix="docmill-fetch")
-        self._fetcher = fetcher
+            remote = RemoteDocuments.open(s, self.out_dir, store)
+        self._fetching = remote
         self._counts = store.counts()
-        sources: Iterator[SourceFile] = iter_sources(self.sources, s.sources, self._backends)
+        sources: Iterator[SourceFile] = iter_sources(
+            self.sources, s.sources, remote.backends if remote else None
+        )
         hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="docmill-hash")
 
         def stop_fetching() -> None:
-            if self._spool is not None:
-                self._spool.close()  # wakes downloads waiting for room; stops those running
-            if fetcher is not None:
-                fetcher.shutdown(wait=True, cancel_futures=True)
+            if remote is not None:
+                remote.stop()
+                remote.close()
 
         try:
             self._submit_hashes(store, hasher)
@@ -274,7 +269,6 @@ class Runner:
         except BaseException:
             stop_fetching()
             hasher.shutdown(wait=True, cancel_futures=True)
-            self._close_backends()
             raise
         last_progress = 0.0
         status = "interrupted"
@@ -331,7 +325,6 @@ class Runner:
         finally:
             stop_fetching()
             hasher.shutdown(wait=True, cancel_futures=True)
-            self._close_backends()
             if llm:
                 llm.close()  # documents still waiting on it stay in flight: released below
             self._commit(store, force=True)
@@ -359,56 +352,6 @@ class Runner:
 
     # --- sources --------------------------------------------------------------------
 
-    def _open_spool(self, store: Store) -> Spool:
-        """The spool, with what a previous run left in it: a pending document's file is
-        kept (and counted), every other one deleted; a pending remote document without
-        its file is downloaded again."""
-        spool = Spool(self._spool_dir, int(self.settings.sources.spool_mb * 1024 * 1024))
-        left = spool.leftovers()
-        sizes = {doc_id: (path.stat().st_size if path.is_file() else -1) for doc_id, path in left}
-        keep = store.respool(sizes)
-        for doc_id, _path in left:
-            if doc_id in keep:
-                spool.adopt(doc_id, sizes[doc_id])
-            else:
-                spool.remove_folder(doc_id)
-        if keep:
-            log.info("resuming: %d downloaded documents are still in the spool", len(keep))
-        return spool
-
-    def _close_backends(self) -> None:
-        backends = self._backends
-        if backends is None:
-            return
-        for store_url, stats in backends.stats().items():
-            retries = ", ".join(
-                f"{k.split('/', 1)[1]} {v}" for k, v in sorted(stats.items()) if k.startswith("retry/")
-            )
-            requests = stats.get("requests", 0)
-            log.info(
-                "%s: %d request%s, %d downloaded (%.1f MB)%s%s",
-                store_url, requests, "" if requests == 1 else "s", stats.get("downloaded", 0),
-                stats.get("downloaded_bytes", 0) / 1e6,
-                f", retried: {retries}" if retries else "",
-                f", {stats['gave_up']} gave up" if stats.get("gave_up") else "",
-            )
-        backends.close()
-        self._backends = None
-        if self._spool is not None:
-            log.info(
-                "spool: at most %.3f MB held at once (sources.spool_mb %g)",
-                self._spool.high_water / (1024 * 1024), self.settings.sources.spool_mb,
-            )
-
-    def _fetch(self, doc_id: int, url: str, size: int, version: str | None) -> dict[int, HashResult]:
-        """A download thread's job: the object into the spool, hashed on the way."""
-        assert self._backends is not None and self._spool is not None
-        result = fetch(
-            self._backends, self._spool, doc_id, url, size, version,
-            self.settings.run.max_file_mb * 1024 * 1024,
-        )
-        return {} if result is None else {doc_id: result}
-
     def _enumerate(
         self, store: Store, sources: Iterator[SourceFile], hasher: ThreadPoolExecutor
     ) -> bool:
@@ -432,10 +375,10 @@ class Runner:
         ):
             if doc_id in self._hash_jobs:
                 continue
-            if version is None or self._fetcher is None:
+            if version is None or self._fetching is None:
                 todo.append((doc_id, path))
                 continue
-            fetching = self._fetcher.submit(self._fetch, doc_id, path, size, version)
+            fetching = self._fetching.submit(doc_id, path, size, version)
             self._hash_jobs[doc_id] = fetching
             fetching.add_done_callback(self._hashed.append)
         for start in range(0, len(todo), HASH_CHUNK):
@@ -460,13 +403,8 @@ class Runner:
             return
         unreadable: list[int] = []
         requeued = store.set_hashes(hashes, unreadable)
-        spool = self._spool
-        if spool is not None:  # downloaded, but unchanged after all: the file is not needed
-            held = [doc_id for doc_id, sha, _ in hashes if sha is not None and spool.holds(doc_id)]
-            needed = store.pending_among(held)
-            for doc_id in held:
-                if doc_id not in needed:
-                    spool.discard(doc_id)
+        if self._fetching is not None:  # downloaded but unchanged: the file is not needed
+            self._fetching.hashed(store, (doc_id for doc_id, sha, _ in hashes if sha))
         if requeued:
             log.info("%d changed documents will be processed again", requeued)
         if (requeued or unreadable) and self._sink is not None:
@@ -490,8 +428,8 @@ class Runner:
         self._task_ids += 1
         s = self.settings
         path = doc.source
-        if self._spool is not None and is_remote(path):
-            path = str(self._spool.path(doc.id, path))  # workers read the downloaded file
+        if self._fetching is not None:
+            path = self._fetching.task_path(doc.id, path)  # a remote one's downloaded file
         return Task(
             task_id=self._task_ids,
             doc_id=doc.id,
@@ -705,8 +643,8 @@ class Runner:
             self._finished_records.append((record, plain))
         else:
             self._finished_now.append(doc_id)
-        if self._spool is not None:
-            self._spool.discard(doc_id)  # committed: its downloaded file is done with
+        if self._fetching is not None:
+            self._fetching.settled(doc_id)  # committed: its downloaded file is done with
         self._counts["pending"] = max(0, self._counts.get("pending", 0) - 1)
         self._counts[str(state)] = self._counts.get(str(state), 0) + 1
         self._docs_run += 1
