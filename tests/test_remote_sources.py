@@ -88,6 +88,8 @@ def test_s3_prefix_is_listed_downloaded_and_named_by_url(
     result = run_docmill(
         s3_env(proxy.endpoint), "run", f"s3://{bucket}/inbox", "--out", str(out),
         "--workers", "2", "--set", 'sources.exclude=["skip/**"]',
+        # as the service runs every job: the workers read the spool, inside the roots
+        "--set", "sources.confine_to_root=true",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     expected = {f"s3://{bucket}/{k}" for k in keys} | {f"s3://{bucket}/inbox/notes.txt"}
