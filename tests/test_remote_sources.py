@@ -416,3 +416,28 @@ def test_a_source_naming_one_key_is_that_object_and_stat_reads_its_version(
     assert found.version == hashlib.md5(data).hexdigest()  # a single-part upload's ETag
     assert backend.stat(f"s3://{bucket}/one/missing.pdf") is None
     backend.close()
+
+
+def test_credentials_by_profile_as_the_aws_cli_finds_them(
+    moto: MotoS3, proxy: S3Proxy, tmp_path: Path
+) -> None:
+    secret = "profile-secret-Qm47-in-a-file"
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[ops]\naws_access_key_id = AKIAPROFILEOPS000001\naws_secret_access_key = {secret}\n"
+    )
+    bucket = new_bucket(moto)
+    moto.put(bucket, "p/a.txt", b"filed by profile\n")
+    env = s3_env(proxy.endpoint, AWS_SHARED_CREDENTIALS_FILE=str(credentials), AWS_PROFILE="ops")
+    del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+    out = tmp_path / "out"
+    result = run_docmill(env, "run", f"s3://{bucket}/p/", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    (record,) = assert_exactly_once(out, {f"s3://{bucket}/p/a.txt"})
+    assert record["status"] == "done"
+    wrong = run_docmill({**env, "AWS_PROFILE": "nobody"}, "run", f"s3://{bucket}/p/",
+                        "--out", str(tmp_path / "o2"))
+    assert wrong.returncode == 1 and "nobody" in wrong.stderr
+    for text in (result.stderr, result.stdout, wrong.stderr):
+        assert secret not in text
+    assert grep_tree(out, secret.encode()) == []
