@@ -20,6 +20,7 @@ from typing import Any
 
 from docmill.engine.llm_bridge import LlmBridge
 from docmill.engine.pool import PoolLimits, WorkerPool
+from docmill.engine.remote import RemoteDocuments, spool_root
 from docmill.engine.sink import RecordSink
 from docmill.model import (
     DocState,
@@ -35,6 +36,9 @@ from docmill.processors import ExtractOptions, Task
 from docmill.settings import Settings
 from docmill.sources import iter_sources
 from docmill.sources.confine import NotAllowed, Roots
+from docmill.sources.discover import local_sources
+from docmill.sources.spool import FetchResult
+from docmill.sources.urls import is_remote
 from docmill.state import LedgerRow, Store
 from docmill.state.store import timings
 
@@ -113,7 +117,7 @@ def merge_extra(into: dict[str, Any], more: dict[str, Any]) -> None:
             into.setdefault(key, value)
 
 
-HashResult = tuple[str | None, str | ErrorInfo]
+HashResult = FetchResult  # (sha256, "") or (None, why)
 
 
 def sha256_file(path: str, roots: Roots | None = None) -> HashResult:
@@ -195,9 +199,17 @@ class Runner:
         self.last_snapshot: ProgressSnapshot | None = None
         self._sink: RecordSink | None = None
         self._pages_run = 0
-        # sources.confine_to_root: every file is opened inside its SOURCE's root, by the
-        # hashing threads and again by the worker right before it reads it
-        self._roots = Roots.of_sources(self.sources) if settings.sources.confine_to_root else None
+        # remote SOURCEs (URLs): downloaded into the spool, which the workers read
+        self._remote = any(is_remote(src) for src in self.sources)
+        self._fetching: RemoteDocuments | None = None
+        # sources.confine_to_root: every file is opened inside its SOURCE's root (or the
+        # spool), by the hashing threads and again by the worker right before it reads it
+        self._roots: Roots | None = None
+        if settings.sources.confine_to_root:
+            real = Roots.of_sources(local_sources(self.sources)).real
+            if self._remote:
+                real = (*real, spool_root(self.out_dir))
+            self._roots = Roots(tuple(dict.fromkeys(real)))
         self._options = extract_options(settings)
         if self._roots is not None:
             self._options = replace(self._options, confine_roots=self._roots.real)
@@ -232,9 +244,21 @@ class Runner:
         sink.recover()
         self._sink = sink
         run_id = store.start_run(self.sources, s.to_dict())
+        remote: RemoteDocuments | None = None
+        if self._remote or store.remote_pending():  # earlier runs' remote documents too
+            remote = RemoteDocuments.open(s, self.out_dir, store)
+        self._fetching = remote
         self._counts = store.counts()
-        sources: Iterator[SourceFile] = iter_sources(self.sources, s.sources)
+        sources: Iterator[SourceFile] = iter_sources(
+            self.sources, s.sources, remote.backends if remote else None
+        )
         hasher = ThreadPoolExecutor(HASH_THREADS, thread_name_prefix="docmill-hash")
+
+        def stop_fetching() -> None:
+            if remote is not None:
+                remote.stop()
+                remote.close()
+
         try:
             self._submit_hashes(store, hasher)
             # the first batch of sources hashes while the workers start
@@ -243,6 +267,7 @@ class Runner:
                 self._llm = LlmBridge.open(s.llm, self.out_dir, store)
             pool.start()
         except BaseException:
+            stop_fetching()
             hasher.shutdown(wait=True, cancel_futures=True)
             raise
         last_progress = 0.0
@@ -298,6 +323,7 @@ class Runner:
                         status = "completed"
                         break
         finally:
+            stop_fetching()
             hasher.shutdown(wait=True, cancel_futures=True)
             if llm:
                 llm.close()  # documents still waiting on it stay in flight: released below
@@ -341,12 +367,20 @@ class Runner:
         return len(batch) < ENUMERATE_BATCH
 
     def _submit_hashes(self, store: Store, hasher: ThreadPoolExecutor) -> None:
-        """Hash new and changed rows in the background threads."""
-        todo = [
-            (doc_id, path)
-            for doc_id, path in store.unhashed(ENUMERATE_BATCH + len(self._hash_jobs))
-            if doc_id not in self._hash_jobs
-        ]
+        """Hash new and changed rows in the background threads (download remote ones
+        into the spool, hashing them on the way)."""
+        todo: list[tuple[int, str]] = []
+        for doc_id, path, size, version in store.unhashed_rows(
+            ENUMERATE_BATCH + len(self._hash_jobs)
+        ):
+            if doc_id in self._hash_jobs:
+                continue
+            if version is None or self._fetching is None:
+                todo.append((doc_id, path))
+                continue
+            fetching = self._fetching.submit(doc_id, path, size, version)
+            self._hash_jobs[doc_id] = fetching
+            fetching.add_done_callback(self._hashed.append)
         for start in range(0, len(todo), HASH_CHUNK):
             chunk = todo[start : start + HASH_CHUNK]
             future = hasher.submit(sha256_files, chunk, self._roots)
@@ -369,6 +403,8 @@ class Runner:
             return
         unreadable: list[int] = []
         requeued = store.set_hashes(hashes, unreadable)
+        if self._fetching is not None:  # downloaded but unchanged: the file is not needed
+            self._fetching.hashed(store, (doc_id for doc_id, sha, _ in hashes if sha))
         if requeued:
             log.info("%d changed documents will be processed again", requeued)
         if (requeued or unreadable) and self._sink is not None:
@@ -391,10 +427,13 @@ class Runner:
     def _task(self, doc: LedgerRow, page_range: PageRange | None) -> Task:
         self._task_ids += 1
         s = self.settings
+        path = doc.source
+        if self._fetching is not None:
+            path = self._fetching.task_path(doc.id, path)  # a remote one's downloaded file
         return Task(
             task_id=self._task_ids,
             doc_id=doc.id,
-            path=doc.source,
+            path=path,
             page_range=page_range,
             max_file_bytes=s.run.max_file_mb * 1024 * 1024,
             options=self._options,
@@ -604,6 +643,8 @@ class Runner:
             self._finished_records.append((record, plain))
         else:
             self._finished_now.append(doc_id)
+        if self._fetching is not None:
+            self._fetching.settled(doc_id)  # committed: its downloaded file is done with
         self._counts["pending"] = max(0, self._counts.get("pending", 0) - 1)
         self._counts[str(state)] = self._counts.get(str(state), 0) + 1
         self._docs_run += 1

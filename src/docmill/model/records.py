@@ -80,11 +80,14 @@ class ErrorInfo:
 
 @dataclass(frozen=True, slots=True)
 class SourceFile:
-    """A file found by enumeration."""
+    """A file found by enumeration: a local path, or a remote object's URL with the change
+    token its store's listing gave (``version``: ETag, version id...; None for a local
+    file, whose change is told by size and mtime)."""
 
     source: str
     size: int
     mtime_ns: int
+    version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

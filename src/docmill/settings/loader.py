@@ -68,6 +68,12 @@ class SourceSettings:
     # read only files that resolve inside their SOURCE's folder (symlinks, ".." and linked
     # folders that lead out end failed "not_allowed", unread); the service sets it for jobs
     confine_to_root: bool = False
+    # remote sources (s3://, sftp://, ...): downloads wait while the spool (DIR/spool) holds
+    # this much, so a run is never more than this far ahead of its workers on local disk
+    spool_mb: float = 1024.0
+    downloads: int = 8  # objects downloaded at once
+    requests_per_s: float = 1000.0  # listing and download requests per store (0: no limit)
+    retries: int = 8  # tries per request on 429, 503/SlowDown, 5xx and dropped connections
 
 
 @dataclass(frozen=True)
@@ -208,8 +214,12 @@ _NON_NEGATIVE = {
     "service.upload_retention_h",
     "llm.tpm",
     "service.auth_fail_limit",
+    "sources.requests_per_s",
 }
 _POSITIVE = {
+    "sources.spool_mb",
+    "sources.downloads",
+    "sources.retries",
     "service.port",
     "service.max_upload_mb",
     "service.max_files",

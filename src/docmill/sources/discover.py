@@ -1,8 +1,10 @@
 """Lazy enumeration of source files.
 
 A SOURCE is a file, a folder (walked recursively, filtered by include/exclude globs
-relative to the folder) or ``@list.txt`` (one path a line, relative paths resolved
-against the list's folder). Paths are yielded one at a time: a list of a million
+relative to the folder), ``@list.txt`` (one path a line, relative paths resolved
+against the list's folder) or a URL (``s3://bucket/prefix``, ``sftp://host/folder``...:
+listed page by page by its store's backend, :mod:`docmill.sources.backend`, with the
+same globs relative to the URL). Paths are yielded one at a time: a list of a million
 files never sits in memory.
 
 With ``sources.confine_to_root`` every file must resolve inside its SOURCE's root
@@ -18,10 +20,15 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from docmill.model import SourceFile
 from docmill.settings import SourceSettings
 from docmill.sources.confine import Roots
+from docmill.sources.urls import UrlError, is_remote
+
+if TYPE_CHECKING:
+    from docmill.sources.backend import Backends
 
 
 class SourceError(ValueError):
@@ -147,21 +154,61 @@ def _from_list(
                     yield found
 
 
-def check_sources(sources: Sequence[str]) -> None:
-    """Fail early, with what to do next, when a SOURCE names nothing."""
+def local_sources(sources: Sequence[str]) -> list[str]:
+    """The SOURCEs that are paths or ``@list.txt`` (not URLs)."""
+    return [s for s in sources if not is_remote(s)]
+
+
+def check_sources(sources: Sequence[str], backends: Backends | None = None) -> None:
+    """Fail early, with what to do next, when a SOURCE names nothing (a path that does
+    not exist; a URL with an unknown scheme, a secret in it, or whose backend is not
+    installed). URLs are checked without any request."""
     if not sources:
-        raise SourceError("no SOURCE given: name files, folders or @list.txt")
+        raise SourceError("no SOURCE given: name files, folders, @list.txt or URLs")
     for source in sources:
+        if is_remote(source):
+            if backends is None:
+                from docmill.sources.backend import Backends
+
+                backends = Backends.load(SourceSettings())
+            try:
+                backends.check(source)
+            except UrlError as exc:
+                raise SourceError(str(exc)) from None
+            continue
         path = source[1:] if source.startswith("@") else source
         if not os.path.exists(path):
             raise SourceError(f"source not found: {path} (check the path, or use @list.txt)")
 
 
-def iter_sources(sources: Sequence[str], options: SourceSettings) -> Iterator[SourceFile]:
-    """Yield every file named by ``sources``, lazily, in a stable order."""
-    roots = Roots.of_sources(sources) if options.confine_to_root else None
+def _remote(source: str, options: SourceSettings, backends: Backends) -> Iterator[SourceFile]:
+    """A URL SOURCE's objects, page by page from its store."""
+    from docmill.sources.backend import BackendError
+    from docmill.sources.throttle import TransientError
+    from docmill.sources.urls import parse
+
+    try:
+        url = parse(source)
+        backend, _retrier = backends.for_url(source)
+        for obj in backend.list(url, lambda rel: _selected(rel, options)):
+            yield SourceFile(obj.url, obj.size, obj.mtime_ns, obj.version)
+    except (BackendError, TransientError, UrlError) as exc:
+        raise SourceError(f"cannot list {source}: {exc}") from None
+
+
+def iter_sources(
+    sources: Sequence[str], options: SourceSettings, backends: Backends | None = None
+) -> Iterator[SourceFile]:
+    """Yield every file named by ``sources``, lazily, in a stable order (a URL SOURCE
+    needs ``backends``)."""
+    local = local_sources(sources)
+    roots = Roots.of_sources(local) if options.confine_to_root and local else None
     for source in sources:
-        if source.startswith("@"):
+        if is_remote(source):
+            if backends is None:
+                raise SourceError(f"{source}: remote sources are read by `docmill run`")
+            yield from _remote(source, options, backends)
+        elif source.startswith("@"):
             yield from _from_list(source[1:], options, roots)
         elif os.path.isdir(source):
             yield from _walk(source, options, roots)

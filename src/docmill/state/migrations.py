@@ -80,6 +80,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0003_documents_label",
         "CREATE INDEX documents_label ON documents(label, id)",
     ),
+    (
+        # remote sources: the store's change token (ETag, version id...; NULL: a local file)
+        "0004_remote_version",
+        "ALTER TABLE documents ADD COLUMN version TEXT",
+    ),
 )
 
 

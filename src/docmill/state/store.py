@@ -218,7 +218,8 @@ class Store:
     # --- enumeration and hashing ------------------------------------------------------
 
     def upsert_sources(self, files: Iterable[SourceFile]) -> tuple[int, int]:
-        """Add new sources as pending; note changed size/mtime for re-hashing.
+        """Add new sources as pending; note changed ones for re-hashing (a local file by
+        its size and mtime, a remote object by its size and the store's change token).
 
         Returns (new, changed).
         """
@@ -226,31 +227,95 @@ class Store:
         with self.transaction() as c:
             for f in files:
                 row = c.execute(
-                    "SELECT id, size, mtime_ns FROM documents WHERE source=?", (f.source,)
+                    "SELECT id, size, mtime_ns, version FROM documents WHERE source=?",
+                    (f.source,),
                 ).fetchone()
                 if row is None:
                     c.execute(
-                        "INSERT INTO documents (source, size, mtime_ns) VALUES (?, ?, ?)",
-                        (f.source, f.size, f.mtime_ns),
+                        "INSERT INTO documents (source, size, mtime_ns, version) "
+                        "VALUES (?, ?, ?, ?)",
+                        (f.source, f.size, f.mtime_ns, f.version),
                     )
                     new += 1
-                elif (row[1], row[2]) != (f.size, f.mtime_ns):
+                elif (
+                    (row[1], row[3]) != (f.size, f.version)
+                    if f.version is not None
+                    else (row[1], row[2]) != (f.size, f.mtime_ns)
+                ):
                     c.execute(
-                        "UPDATE documents SET size=?, mtime_ns=?, "
+                        "UPDATE documents SET size=?, mtime_ns=?, version=?, "
                         "prev_sha256=COALESCE(sha256, prev_sha256), sha256=NULL WHERE id=?",
-                        (f.size, f.mtime_ns, row[0]),
+                        (f.size, f.mtime_ns, f.version, row[0]),
                     )
                     changed += 1
         return new, changed
 
     def unhashed(self, limit: int) -> list[tuple[int, str]]:
+        return [(r[0], r[1]) for r in self.unhashed_rows(limit)]
+
+    def unhashed_rows(self, limit: int) -> list[tuple[int, str, int, str | None]]:
+        """(id, source, size, version) of rows that need hashing (remote: downloading)."""
         return list(
             self._conn.execute(
-                "SELECT id, source FROM documents WHERE sha256 IS NULL "
+                "SELECT id, source, size, version FROM documents WHERE sha256 IS NULL "
                 "AND state IN ('pending', 'done', 'failed', 'skipped') ORDER BY id LIMIT ?",
                 (limit,),
             )
         )
+
+    def remote_pending(self) -> bool:
+        """Whether a remote document (one with a change token) waits to be downloaded or
+        processed: a run whose SOURCEs are all local still needs its store then."""
+        row = self._conn.execute(
+            "SELECT 1 FROM documents WHERE version IS NOT NULL AND (state='pending' "
+            "OR sha256 IS NULL) LIMIT 1"
+        ).fetchone()
+        return row is not None
+
+    def pending_among(self, doc_ids: list[int]) -> set[int]:
+        """Which of ``doc_ids`` are pending (a re-downloaded document whose content did
+        not change is not: its spool file is not needed)."""
+        out: set[int] = set()
+        for i in range(0, len(doc_ids), 500):
+            chunk = doc_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT id FROM documents WHERE state='pending' AND id IN ({marks})", chunk
+                )
+            )
+        return out
+
+    def respool(self, spooled: dict[int, int]) -> set[int]:
+        """At a run's start: a remote document is claimable only while its downloaded file
+        is in the spool. ``spooled`` holds the files a previous run left (doc id -> bytes);
+        those of pending, downloaded documents of that size are kept (returned), and every
+        other pending remote document is downloaded again (its hash is forgotten)."""
+        keep: set[int] = set()
+        ids = list(spooled)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            keep.update(
+                r[0]
+                for r in self._conn.execute(
+                    f"SELECT id, size FROM documents WHERE id IN ({marks}) AND state='pending' "
+                    "AND version IS NOT NULL AND sha256 IS NOT NULL AND sha256<>'-'",
+                    chunk,
+                )
+                if spooled[r[0]] == r[1]
+            )
+        with self.transaction() as c:
+            c.execute("CREATE TEMP TABLE IF NOT EXISTS spool_keep (id INTEGER PRIMARY KEY)")
+            c.execute("DELETE FROM spool_keep")
+            c.executemany("INSERT INTO spool_keep VALUES (?)", [(i,) for i in keep])
+            c.execute(
+                "UPDATE documents SET sha256=NULL WHERE state='pending' AND version IS NOT NULL "
+                "AND sha256 IS NOT NULL AND id NOT IN (SELECT id FROM spool_keep)"
+            )
+            c.execute("DELETE FROM spool_keep")
+        return keep
 
     def set_hashes(
         self, hashes: Iterable[tuple[int, str | None, str | ErrorInfo]], failed: list[int]

@@ -1,0 +1,247 @@
+"""The S3 backend (``s3://bucket/prefix``; ``docmill[s3]`` installs s3fs).
+
+Credentials, region and endpoint come as the AWS CLI finds them (botocore's chain:
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE``
+and the shared files, ``AWS_ENDPOINT_URL``/``AWS_ENDPOINT_URL_S3``, instance roles);
+docmill never reads or stores them.
+
+Listing walks ``ListObjectsV2`` one page (1,000 keys) at a time, without a delimiter, so
+a prefix of a million objects costs one page of memory (``fs.find`` would hold the whole
+listing). A SOURCE that names an existing key is that one object; any other is a folder
+(``prefix/``). Every object's change token is its ETag, from the listing.
+
+Downloads are one ``GetObject`` streamed in chunks, with ``If-Match`` on the listed ETag
+(an object replaced since it was listed is not mixed with its old bytes: it fails
+``changed`` and the next run picks the new version up); a dropped stream resumes with a
+``Range`` from the last byte received. s3fs's and botocore's own retries are off: the
+store's :class:`~docmill.sources.throttle.Retrier` owns throttling and retries, and
+:meth:`S3Backend._translate` is the one place botocore's errors are read.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from docmill.sources.backend import BackendContext, BackendError, RemoteObject
+from docmill.sources.throttle import TransientError
+from docmill.sources.urls import RemoteUrl
+
+PAGE_KEYS = 1000
+CHUNK = 1 << 20  # bytes read from a response body at a time
+# error codes S3 (and S3-compatible stores) use to ask for less
+_THROTTLE_CODES = {
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
+    "TooManyRequests", "RequestThrottled", "ServiceUnavailable", "503", "429",
+}
+_TRANSIENT_CODES = {"InternalError", "RequestTimeout", "RequestTimeTooSkewed", "500", "502", "504"}
+_MISSING_CODES = {"NoSuchKey", "NotFound", "404"}
+# exception class names (anywhere in the chain) that mean the connection dropped
+_CONNECTION_ERRORS = (
+    "EndpointConnectionError", "ConnectionClosedError", "ReadTimeoutError",
+    "ConnectTimeoutError", "ResponseStreamingError", "IncompleteReadError",
+    "ClientPayloadError", "ServerDisconnectedError", "ClientConnectorError",
+    "ClientOSError", "ConnectionResetError", "ConnectionRefusedError", "TimeoutError",
+    "ConnectionError", "IncompleteRead", "ProtocolError", "HTTPClientError",
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        yield found
+        found = found.__cause__ or found.__context__
+
+
+def _retry_after(headers: dict[str, Any]) -> float | None:
+    value = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class S3Backend:
+    """One bucket (see the module docstring)."""
+
+    def __init__(self, context: BackendContext) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import s3fs
+        except ImportError as exc:
+            raise BackendError(
+                f"s3:// sources need s3fs ({exc}): pip install 'docmill[s3]'"
+            ) from None
+        self.bucket = context.store.netloc
+        self._secrets = context.secrets
+        self._fs = s3fs.S3FileSystem(
+            skip_instance_cache=True,
+            # one try each: the store's Retrier owns the retries and their backoff
+            config_kwargs={"retries": {"total_max_attempts": 1}},
+        )
+        self._fs.retries = 1
+        self._retrier = context.retrier
+
+    # --- the one place botocore's and s3fs's errors are read --------------------------
+
+    def _translate(self, exc: BaseException, what: str) -> Exception:
+        for err in _chain(exc):
+            response = getattr(err, "response", None)
+            if isinstance(response, dict) and "Error" in response:
+                code = str(response["Error"].get("Code", ""))
+                meta = response.get("ResponseMetadata", {})
+                status = int(meta.get("HTTPStatusCode") or 0)
+                after = _retry_after(meta.get("HTTPHeaders", {}) or {})
+                if code in _THROTTLE_CODES or status in (429, 503):
+                    reason = str(status) if status else code
+                    return TransientError(f"{what}: {code or status} (slow down)",
+                                          retry_after_s=after, throttled=True, reason=reason)
+                if code in _TRANSIENT_CODES or status >= 500:
+                    return TransientError(f"{what}: {code or status}", retry_after_s=after,
+                                          reason=str(status or code))
+                if code in _MISSING_CODES:
+                    return BackendError(f"{what}: not found", missing=True)
+                if code == "PreconditionFailed" or status == 412:
+                    return BackendError(
+                        f"{what}: the object changed after it was listed (a new version "
+                        "is picked up by the next run)", changed=True,
+                    )
+                if code == "NoSuchBucket":
+                    return BackendError(f"{what}: the bucket {self.bucket} does not exist")
+                if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                            "ExpiredToken", "InvalidToken", "403") or status == 403:
+                    return BackendError(
+                        f"{what}: access denied ({code or status}): check the credentials "
+                        "(AWS_PROFILE, the AWS_* variables, the shared credentials file)"
+                    )
+                message = str(response["Error"].get("Message") or code or status)
+                return BackendError(self._secrets.scrub(f"{what}: {message}"))
+        for err in _chain(exc):
+            if any(c.__name__ in _CONNECTION_ERRORS for c in type(err).__mro__):
+                return TransientError(f"{what}: connection lost ({type(err).__name__})",
+                                      reason="connection")
+        for err in _chain(exc):
+            if "Credentials" in type(err).__name__:  # NoCredentialsError, PartialCredentials...
+                return BackendError(
+                    f"{what}: no AWS credentials found (set AWS_PROFILE or the AWS_* "
+                    "variables, as for the AWS CLI)"
+                )
+        if isinstance(exc, FileNotFoundError):
+            return BackendError(f"{what}: not found", missing=True)
+        return BackendError(self._secrets.scrub(f"{what}: {type(exc).__name__}: {exc}"))
+
+    def _call(self, method: str, what: str, **kwargs: Any) -> Any:
+        try:
+            return self._fs.call_s3(method, **kwargs)
+        except Exception as exc:
+            raise self._translate(exc, what) from None
+
+    def _sync(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        from fsspec.asyn import sync
+
+        try:
+            return sync(self._fs.loop, fn, *args)
+        except Exception as exc:
+            raise self._translate(exc, what) from None
+
+    # --- listing ------------------------------------------------------------------------
+
+    def _object(self, key: str, size: int, etag: str, modified: Any) -> RemoteObject:
+        mtime_ns = int(modified.timestamp() * 1e9) if hasattr(modified, "timestamp") else 0
+        return RemoteObject(f"s3://{self.bucket}/{key}", int(size), etag.strip('"'), mtime_ns)
+
+    def stat(self, url: str) -> RemoteObject | None:
+        prefix = f"s3://{self.bucket}/"
+        if not url.startswith(prefix) or url == prefix:
+            return None
+        return self._head(url[len(prefix) :])
+
+    def _head(self, key: str) -> RemoteObject | None:
+        def request() -> Any:
+            return self._call("head_object", f"s3://{self.bucket}/{key}", Bucket=self.bucket, Key=key)
+
+        try:
+            head = self._retrier.call(request)
+        except BackendError as exc:
+            if exc.missing:
+                return None
+            raise
+        return self._object(key, head["ContentLength"], head.get("ETag", ""), head.get("LastModified"))
+
+    def list(self, url: RemoteUrl, select: Callable[[str], bool]) -> Iterator[RemoteObject]:
+        key = url.path
+        if key and not key.endswith("/"):
+            single = self._head(key)
+            if single is not None:
+                if select(single.name):
+                    yield single
+                return
+            key += "/"
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": key, "MaxKeys": PAGE_KEYS}
+            if token:
+                params["ContinuationToken"] = token
+
+            def request(params: dict[str, Any] = params) -> Any:
+                return self._call("list_objects_v2", f"listing {url}", **params)
+
+            page = self._retrier.call(request)
+            for item in page.get("Contents", ()):
+                name = item["Key"]
+                if name.endswith("/"):  # a folder marker
+                    continue
+                if select(name[len(key) :]):
+                    yield self._object(name, item["Size"], item.get("ETag", ""), item.get("LastModified"))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def _start(self, params: dict[str, Any]) -> tuple[bytes, Any]:
+        """The request and its first chunk in one hop to s3fs's loop: a small object (most
+        documents) is whole after it. (first bytes, the body still to read, or None)."""
+        response = await self._fs._call_s3("get_object", **params)
+        body = response["Body"]
+        length = int(response.get("ContentLength") or 0)
+        parts: list[bytes] = []
+        got = 0
+        while got < min(length, CHUNK):
+            piece = await body.read(CHUNK - got)
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+        if got >= length:
+            body.close()
+            return b"".join(parts), None
+        return b"".join(parts), body
+
+    def read(self, obj: RemoteObject, offset: int) -> Iterator[bytes]:
+        key = obj.url[len(f"s3://{self.bucket}/") :]
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if obj.version:
+            params["IfMatch"] = f'"{obj.version}"'
+        if offset:
+            params["Range"] = f"bytes={offset}-"
+        first, body = self._sync(obj.url, self._start, params)
+        if first:
+            yield first
+        if body is None:
+            return
+        try:
+            while True:
+                chunk: bytes = self._sync(obj.url, body.read, CHUNK)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    def close(self) -> None:
+        self._fs = None  # s3fs closes its session at exit

@@ -1,0 +1,225 @@
+"""The spool: remote documents downloaded to local disk, bounded by ``sources.spool_mb``.
+
+Workers never talk to the network: a remote document is downloaded (in chunks, its
+sha256 computed on the way) into ``DIR/spool/<doc id>/<name>`` before it can be
+claimed, and the worker reads that file. The spool holds at most ``capacity`` bytes:
+a download first reserves its object's listed size and waits while the spool is full,
+so downloading runs only as far ahead of the workers as the spool allows (and claiming,
+which takes only downloaded documents, waits with it). A document's file is deleted
+when its outcome is committed, when its content turns out unchanged or a twin's, and
+on the next start for anything no pending document needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import threading
+from pathlib import Path
+
+from docmill.model import ErrorInfo, FailureCategory
+from docmill.sources.backend import BackendError, Backends, RemoteObject
+from docmill.sources.throttle import TransientError
+
+SPOOL_DIR = "spool"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._ ()+,=@-]+")
+
+# (sha256, "") or (None, why): what hashing a local file gives, too
+FetchResult = tuple[str | None, str | ErrorInfo]
+
+
+def spool_name(url: str) -> str:
+    """A safe file name for the object ``url`` (its last segment, cleaned): error messages
+    name a document by its file name, so this keeps the object's own."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    name = _UNSAFE.sub("_", name).strip(". ") or "document"
+    return name[-120:]
+
+
+class Spool:
+    """Reservations and files under ``folder``; thread-safe."""
+
+    def __init__(self, folder: str | Path, capacity_bytes: int) -> None:
+        self.folder = Path(folder)
+        self.capacity = capacity_bytes
+        self._cond = threading.Condition()
+        self._held: dict[int, int] = {}  # doc id -> bytes reserved
+        self._used = 0
+        self._closed = False
+        self.high_water = 0  # the most bytes reserved at once (for tests and the summary)
+
+    def path(self, doc_id: int, url: str) -> Path:
+        return self.folder / str(doc_id) / spool_name(url)
+
+    @property
+    def used(self) -> int:
+        with self._cond:
+            return self._used
+
+    def reserve(self, doc_id: int, nbytes: int) -> bool:
+        """Hold ``nbytes`` for ``doc_id``, waiting while they do not fit. False when the
+        spool was closed meanwhile (the run is ending)."""
+        with self._cond:
+            while not self._closed and (
+                self._used - self._held.get(doc_id, 0) + nbytes > self.capacity
+            ):
+                self._cond.wait(0.5)
+            if self._closed:
+                return False
+            self._used += nbytes - self._held.get(doc_id, 0)
+            self._held[doc_id] = nbytes
+            self.high_water = max(self.high_water, self._used)
+            return True
+
+    def shrink(self, doc_id: int, nbytes: int) -> None:
+        """A download that held more than it needed (its size was not listed) keeps only
+        what it wrote."""
+        with self._cond:
+            held = self._held.get(doc_id)
+            if held is not None and nbytes < held:
+                self._held[doc_id] = nbytes
+                self._used -= held - nbytes
+                self._cond.notify_all()
+
+    def adopt(self, doc_id: int, nbytes: int) -> None:
+        """Count a file a previous run left for a pending document (see ``recover``)."""
+        with self._cond:
+            self._used += nbytes - self._held.get(doc_id, 0)
+            self._held[doc_id] = nbytes
+
+    def holds(self, doc_id: int) -> bool:
+        with self._cond:
+            return doc_id in self._held
+
+    def discard(self, doc_id: int) -> None:
+        """Delete ``doc_id``'s file and free its room (nothing if it has none)."""
+        with self._cond:
+            nbytes = self._held.pop(doc_id, None)
+            if nbytes is None:
+                return
+            self._used -= nbytes
+            self._cond.notify_all()
+        self.remove_folder(doc_id)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Wake every waiting download: the run is ending."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def leftovers(self) -> list[tuple[int, Path]]:
+        """What a previous run left: (doc id, file) for each folder (a folder without
+        exactly one file is given with its folder, to be deleted)."""
+        if not self.folder.is_dir():
+            return []
+        found: list[tuple[int, Path]] = []
+        for entry in os.scandir(self.folder):
+            if not entry.name.isdigit():
+                shutil.rmtree(entry.path, ignore_errors=True) if entry.is_dir() else os.unlink(entry.path)
+                continue
+            files = os.listdir(entry.path) if entry.is_dir() else []
+            path = Path(entry.path) / files[0] if len(files) == 1 else Path(entry.path)
+            found.append((int(entry.name), path))
+        return found
+
+    def remove_folder(self, doc_id: int) -> None:
+        """Delete ``doc_id``'s folder (its one file: an unlink and a rmdir, a fifth of
+        what ``shutil.rmtree`` costs the driver per document)."""
+        folder = self.folder / str(doc_id)
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    os.unlink(entry.path)
+            os.rmdir(folder)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def fetch(
+    backends: Backends,
+    spool: Spool,
+    doc_id: int,
+    url: str,
+    size: int,
+    version: str | None,
+    max_file_bytes: int,
+) -> FetchResult | None:
+    """Download ``url`` into the spool: (sha256, "") when it is there, (None, why) when it
+    cannot be (the document ends ``failed``), None when the run ended first.
+
+    Runs in a download thread: waits for spool room, then for each request's turn."""
+    name = url.rstrip("/").rsplit("/", 1)[-1]
+    limit = max_file_bytes
+    if size > max_file_bytes:
+        return None, ErrorInfo(
+            FailureCategory.TOO_LARGE,
+            f"{name}: {size} bytes, over run.max_file_mb; not downloaded",
+            "download",
+        )
+    if size > spool.capacity:
+        return None, ErrorInfo(
+            FailureCategory.TOO_LARGE,
+            f"{name}: {size} bytes, larger than the whole spool (sources.spool_mb); "
+            "not downloaded",
+            "download",
+        )
+    reserve = size if size >= 0 else min(spool.capacity, max_file_bytes)
+    if not spool.reserve(doc_id, reserve):
+        return None
+    try:
+        backend, retrier = backends.for_url(url)
+        obj = RemoteObject(url, size, version or "")
+        path = spool.path(doc_id, url)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        written = 0
+        cap = min(reserve, limit)
+        with open(path, "wb") as out:
+            attempt = 0
+            while True:
+                attempt += 1
+                retrier.wait_turn()
+                try:
+                    for chunk in backend.read(obj, written):
+                        if spool.closed:
+                            spool.discard(doc_id)
+                            return None
+                        if written + len(chunk) > cap:
+                            raise BackendError(
+                                f"{url}: more bytes than its listed size ({size}); it changed "
+                                "while it was read (the next run picks the new version up)",
+                                changed=True,
+                            )
+                        out.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+                    if 0 <= written < size:  # the stream ended early: resume from here
+                        raise TransientError(f"{url}: the body ended early", reason="connection")
+                    break
+                except TransientError as exc:
+                    if not retrier.after_failure(exc, attempt):
+                        raise BackendError(f"{exc} (gave up after {attempt} tries)") from None
+        retrier.count("downloaded")
+        retrier.count("downloaded_bytes", written)
+        spool.shrink(doc_id, written)
+        return digest.hexdigest(), ""
+    except BackendError as exc:
+        spool.discard(doc_id)
+        category = FailureCategory.IO
+        return None, ErrorInfo(category, f"download failed: {exc}", "download")
+    except OSError as exc:  # the local disk: spool folder full or unwritable
+        spool.discard(doc_id)
+        return None, ErrorInfo(
+            FailureCategory.IO, f"cannot write the spool file: {exc.strerror or exc}", "download"
+        )
+    except BaseException:
+        spool.discard(doc_id)
+        raise

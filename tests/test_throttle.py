@@ -1,0 +1,192 @@
+"""The remote stores' request policies (pure, clock given) and the spool's bound."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from docmill.settings import SourceSettings
+from docmill.sources.backend import Backends, RemoteObject, Secrets
+from docmill.sources.spool import Spool, fetch, spool_name
+from docmill.sources.throttle import Backoff, RequestGate, Retrier, TransientError
+from docmill.sources.urls import UrlError, check_no_secret, is_remote, parse
+
+
+def test_gate_lets_a_burst_through_then_spaces_requests_at_the_rate() -> None:
+    gate = RequestGate(rate=10)
+    waits = [gate.take(100.0) for _ in range(12)]
+    assert waits[:10] == [0.0] * 10  # one second's worth at once
+    assert waits[10] == pytest.approx(0.1) and waits[11] == pytest.approx(0.2)
+    # a second later the bucket has refilled by the rate (less what was borrowed)
+    assert gate.take(101.2) == 0.0
+
+
+def test_gate_over_any_window_admits_no_more_than_the_rate_allows() -> None:
+    gate = RequestGate(rate=5)
+    now, sent = 0.0, []
+    for _ in range(200):
+        now += gate.take(now)
+        sent.append(now)
+    for start in range(len(sent)):
+        window = [t for t in sent if sent[start] <= t < sent[start] + 10.0]
+        assert len(window) <= 5 * 10 + 5  # the rate over 10 s, plus the burst
+
+
+def test_unlimited_gate_still_honours_a_pause() -> None:
+    gate = RequestGate(rate=0)
+    assert gate.take(5.0) == 0.0
+    gate.pause(until=7.5)
+    assert gate.take(6.0) == pytest.approx(1.5)
+    assert gate.take(8.0) == 0.0
+
+
+def test_backoff_is_full_jitter_capped_and_never_sooner_than_retry_after() -> None:
+    b = Backoff(base_s=0.5, cap_s=8.0)
+    assert b.delay(1, None, 0.999) < 0.5
+    assert b.delay(3, None, 0.5) == pytest.approx(1.0)  # half of 0.5 * 2**2
+    assert b.delay(10, None, 0.999) < 8.0  # capped
+    assert b.delay(1, 3.0, 0.0) == 3.0  # Retry-After wins over a short jitter
+    assert b.delay(1, 10_000.0, 0.0) == 24.0  # ... within reason
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, s: float) -> None:
+        self.slept.append(s)
+        self.now += s
+
+
+def test_retrier_retries_transient_errors_and_pauses_on_throttling() -> None:
+    clock = FakeClock()
+    retrier = Retrier(0, 5, Backoff(0.2, 5.0), clock=clock, sleep=clock.sleep, rand=lambda: 0.5)
+    answers: list[Exception | str] = [
+        TransientError("slow", throttled=True, retry_after_s=2.0, reason="503"),
+        TransientError("gone", reason="connection"),
+        "ok",
+    ]
+
+    def request() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert retrier.call(request) == "ok"
+    assert clock.slept == [2.0, 0.2]  # Retry-After, then 0.5 x 0.4
+    assert retrier.stats == {"requests": 3, "retry/503": 1, "retry/connection": 1}
+
+
+def test_retrier_gives_up_after_its_tries() -> None:
+    clock = FakeClock()
+    retrier = Retrier(0, 3, clock=clock, sleep=clock.sleep, rand=lambda: 0.0)
+
+    def request() -> str:
+        raise TransientError("503", reason="503", throttled=True)
+
+    with pytest.raises(TransientError):
+        retrier.call(request)
+    assert retrier.stats["requests"] == 3 and retrier.stats["gave_up"] == 1
+
+
+def test_urls_are_told_from_paths_and_secrets_in_them_refused() -> None:
+    assert is_remote("s3://b/p") and is_remote("SFTP://h/x") and is_remote("https://h/a.pdf")
+    assert not is_remote("/data/x") and not is_remote("@list.txt") and not is_remote("file:///x")
+    assert not is_remote("rel/s3://x")
+    url = parse("s3://bucket/a dir/file#1?.pdf")
+    assert (url.scheme, url.netloc, url.path) == ("s3", "bucket", "a dir/file#1?.pdf")
+    assert str(url) == "s3://bucket/a dir/file#1?.pdf"
+    assert url.child("x/y.pdf") == "s3://bucket/a dir/file#1?.pdf/x/y.pdf"
+    check_no_secret("sftp://alice@host:2222/data")
+    for bad in ("sftp://alice:hunter2@host/x",
+                "https://h/f.pdf?X-Amz-Signature=abc&X-Amz-Credential=k",
+                "https://h/f.pdf?sig=abc", "https://h/f.pdf?access_token=abc"):
+        with pytest.raises(UrlError):
+            check_no_secret(bad)
+
+
+def test_unknown_scheme_is_refused_with_the_known_ones() -> None:
+    backends = Backends(SourceSettings())
+    with pytest.raises(UrlError, match=r"unknown source scheme nope://; known: s3, s3a"):
+        backends.check("nope://x/y")
+    assert backends.check("s3://bucket/p").netloc == "bucket"
+
+
+def test_secrets_are_scrubbed_longest_first() -> None:
+    secrets = Secrets.from_environ(
+        {"AWS_SECRET_ACCESS_KEY": "abcdef123456", "MY_TOKEN": "abcdef123456-more",
+         "HOME": "/root", "SHORT_KEY": "abc"}
+    )
+    assert secrets.scrub("a abcdef123456-more b abcdef123456 /root abc") == (
+        "a [secret] b [secret] /root abc"
+    )
+
+
+def test_spool_reservations_wait_for_room_and_never_exceed_it(tmp_path: object) -> None:
+    spool = Spool(str(tmp_path), 100)
+    assert spool.reserve(1, 60) and spool.reserve(2, 40)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(spool.reserve(3, 50)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and spool.used == 100  # full: the third download waits
+    spool.discard(1)
+    waiter.join(10)
+    assert got == [True] and spool.used == 90 and spool.high_water == 100
+    closing = threading.Thread(target=lambda: got.append(spool.reserve(4, 80)))
+    closing.start()
+    spool.close()
+    closing.join(10)
+    assert got == [True, False]  # the run ended: the waiting download gives up
+
+
+class FlakyBackend:
+    """A backend whose first read breaks halfway (a dropped connection)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.reads: list[int] = []
+
+    def list(self, url: object, select: object) -> list[RemoteObject]:
+        return []
+
+    def stat(self, url: str) -> RemoteObject | None:
+        return None
+
+    def read(self, obj: RemoteObject, offset: int):  # type: ignore[no-untyped-def]
+        self.reads.append(offset)
+        yield self.data[offset : offset + 7]
+        if len(self.reads) == 1:
+            raise TransientError("dropped", reason="connection")
+        yield self.data[offset + 7 :]
+
+    def close(self) -> None:
+        pass
+
+
+def test_fetch_resumes_a_dropped_download_from_its_last_byte(tmp_path: object) -> None:
+    import hashlib
+    from pathlib import Path
+
+    data = b"0123456789abcdefghij"
+    backend = FlakyBackend(data)
+    clock = FakeClock()
+    backends = Backends(
+        SourceSettings(), {"mem": lambda ctx: backend}, secrets=Secrets(frozenset()),
+        retrier=lambda: Retrier(0, 3, clock=clock, sleep=clock.sleep, rand=lambda: 0.0),
+    )
+    spool = Spool(Path(str(tmp_path)), 1000)
+    result = fetch(backends, spool, 7, "mem://store/a/report.pdf", len(data), "v1", 10_000)
+    assert result == (hashlib.sha256(data).hexdigest(), "")
+    assert backend.reads == [0, 7]
+    assert spool.path(7, "mem://store/a/report.pdf").read_bytes() == data
+    assert spool_name("s3://b/x/we?ird:na\\me.pdf") == "we_ird_na_me.pdf"
+    assert spool_name("https://h/get?id=3") == "get_id=3" and spool_name("s3://b/") == "b"
+    spool.discard(7)
+    assert not (Path(str(tmp_path)) / "7").exists() and spool.used == 0
