@@ -114,9 +114,14 @@ def test_urls_are_told_from_paths_and_secrets_in_them_refused() -> None:
 
 def test_unknown_scheme_is_refused_with_the_known_ones() -> None:
     backends = Backends(SourceSettings())
-    with pytest.raises(UrlError, match=r"unknown source scheme nope://; known: s3, s3a"):
+    with pytest.raises(UrlError, match=r"unknown source scheme nope://; known: gdrive, s3, s3a"):
         backends.check("nope://x/y")
     assert backends.check("s3://bucket/p").netloc == "bucket"
+    # gdrive:// is docmill's own Drive backend (fsspec's gdrivefs protocol does not take it),
+    # and its URL forms are checked without a request
+    assert backends.check("gdrive://1AbCdEf").netloc == "1AbCdEf"
+    with pytest.raises(UrlError, match="needs a shared drive's name"):
+        backends.check("gdrive://shared/")
 
 
 def test_secrets_are_scrubbed_longest_first() -> None:

@@ -60,6 +60,7 @@ BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType(
     {
         "s3": "docmill.sources.s3:S3Backend",
         "s3a": "docmill.sources.s3:S3Backend",
+        "gdrive": "docmill.sources.gdrive.backend:DriveBackend",
     }
 )
 # any other scheme fsspec knows (gs, az, abfs, sftp, ssh, http, https, ...)
@@ -69,7 +70,7 @@ EXTRAS: Mapping[str, str] = MappingProxyType(
     {
         "s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
         "abfss": "azure", "adl": "azure", "sftp": "sftp", "ssh": "sftp", "http": "http",
-        "https": "http",
+        "https": "http", "gdrive": "gdrive",
     }
 )
 
