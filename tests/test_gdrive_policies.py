@@ -69,6 +69,22 @@ def test_concurrent_reservations_are_handed_out_in_order() -> None:
     assert QueryQuota(limit=0).take(5.0) == 0.0
 
 
+def test_a_throttling_answer_halves_the_pace_and_successes_bring_it_back() -> None:
+    quota = QueryQuota(limit=1000)  # 10 a second
+    assert quota.take(0.0) == 0.0
+    quota.throttled(0.0)  # no burst left, and 5 a second
+    assert quota.take(0.0) == pytest.approx(0.2)
+    assert quota.take(0.0) == pytest.approx(0.4)
+    for _ in range(10):
+        quota.throttled(1.0)
+    assert quota.factor == pytest.approx(1 / 32)  # never slower than a 32nd
+    for _ in range(100):
+        quota.succeeded()
+    assert quota.factor == 1.0
+    sent = _drive(quota, 300)  # the window's limit holds whatever the pace
+    assert _most_in_any_window(sent, 100.0) <= 1000
+
+
 def test_tokens_are_refreshed_before_they_expire() -> None:
     assert refresh_due(None, 0.0)
     hour = AccessToken("t", issued_at=0.0, expires_at=3600.0)

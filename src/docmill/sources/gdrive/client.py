@@ -10,8 +10,9 @@ two base URLs (``sources.gdrive_api_url``, ``sources.gdrive_token_url``).
 What it does, and does not:
 
 * every Drive query first waits its turn in the per-user :class:`QueryQuota`
-  (``sources.gdrive_queries_per_100s``), then for any ``Retry-After`` an answer sent
-  (no thread sends while one runs); the token endpoint is not a Drive query;
+  (``sources.gdrive_queries_per_100s``; its pace halves on each throttling answer and
+  comes back with successes), then for any ``Retry-After`` an answer sent (no thread
+  sends while one runs); the token endpoint is not a Drive query;
 * a bearer token from :mod:`.auth`, fetched or refreshed before it expires, under a
   lock (one refresh for all threads); a 401 refreshes once and asks again;
 * answers are translated in exactly one place (:meth:`DriveClient._translate`):
@@ -226,6 +227,13 @@ class DriveClient:
         with self._quota_lock:
             self._hold_until = max(self._hold_until, self._clock() + seconds)
 
+    def _throttled(self, after: float | None) -> None:
+        """A throttling answer: the quota's pace halves; a Retry-After holds every query."""
+        with self._quota_lock:
+            self._quota.throttled(self._clock())
+            if after:
+                self._hold_until = max(self._hold_until, self._clock() + after)
+
     def _send(self, path: str, params: Mapping[str, Any], what: str, *,
               headers: Mapping[str, str] | None = None, stream: bool = False) -> httpx.Response:
         """One Drive query (a 401 refreshes the token and asks once more): the answer if it
@@ -245,6 +253,8 @@ class DriveClient:
                 raise TransientError(self.scrub(f"{what}: connection lost ({type(exc).__name__})"),
                                      reason="connection") from None
             if response.status_code < 400:
+                with self._quota_lock:
+                    self._quota.succeeded()
                 return response
             try:
                 body = response.read()[:_ERROR_BODY_MAX]
@@ -265,8 +275,7 @@ class DriveClient:
         after = retry_after(headers, self._wall_clock())
         label = f"{status} {reason}".strip()
         if status == 429 or (status == 403 and reason in _THROTTLE_REASONS):
-            if after:
-                self._hold(after)
+            self._throttled(after)
             return TransientError(self.scrub(f"{what}: {label} (slow down)"), retry_after_s=after,
                                   throttled=True, reason=reason or str(status))
         if status >= 500:

@@ -16,6 +16,12 @@ before Google has to say so:
 ``take(now)`` reserves the next slot and says how long the caller waits before sending;
 slots are handed out in order, so concurrent callers (the listing and the download
 threads) queue fairly. The caller holds a lock around it (:class:`DriveClient` does).
+
+The pace adapts (AIMD, as scrapy's autothrottle and the LLM limiter do): a throttling
+answer (403 ``userRateLimitExceeded``/``rateLimitExceeded``, 429) halves it, down to a
+32nd, and empties the bucket, so the threads a pause released do not all leave at once
+and meet the same answer; each success gives back a 64th of the configured pace. The
+window's hard limit never moves.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from dataclasses import dataclass, field
 WINDOW_S = 100.0
 EXACT_UP_TO = 5000  # admissions remembered at most (a larger limit scales the window)
 BURST_S = 10.0  # seconds' worth of queries the pacing bucket holds
+MIN_FACTOR = 1 / 32  # the slowest pace, as a share of the configured one
+STEP = 1 / 64  # what one success gives back
 
 
 @dataclass
@@ -42,6 +50,7 @@ class QueryQuota:
     _tokens: float = field(default=0.0, init=False)
     _stamp: float | None = field(default=None, init=False)
     _last: float = field(default=float("-inf"), init=False)
+    factor: float = field(default=1.0, init=False)  # the pace now, as a share of the rate
 
     def __post_init__(self) -> None:
         if self.limit <= 0:
@@ -62,12 +71,13 @@ class QueryQuota:
         """Reserve one query; how many seconds to wait before sending it."""
         if self.unlimited:
             return 0.0
-        # pacing: the bucket refills at the rate; a negative balance is a queue
+        # pacing: the bucket refills at the pace; a negative balance is a queue
+        rate = self._rate * self.factor
         if self._stamp is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * rate)
         self._stamp = now
         self._tokens -= 1.0
-        at = now if self._tokens >= 0 else now - self._tokens / self._rate
+        at = now if self._tokens >= 0 else now - self._tokens / rate
         # the window: the query ``cap`` places back must have left it
         if len(self._times) >= self._cap:
             at = max(at, self._times[-self._cap] + self._span)
@@ -77,6 +87,20 @@ class QueryQuota:
         while len(self._times) > self._cap:
             self._times.popleft()
         return at - now
+
+    def throttled(self, now: float) -> None:
+        """Google said to slow down: half the pace, and no burst."""
+        if self.unlimited:
+            return
+        if self._stamp is not None:  # settle the bucket at the old pace first
+            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate * self.factor)
+            self._stamp = now
+        self.factor = max(MIN_FACTOR, self.factor / 2)
+        self._tokens = min(self._tokens, 0.0)
+
+    def succeeded(self) -> None:
+        """A query went through: a little of the pace back."""
+        self.factor = min(1.0, self.factor + STEP)
 
     def admitted_in(self, start: float, end: float) -> int:
         """Reserved slots in ``[start, end)`` among those remembered (for tests)."""
