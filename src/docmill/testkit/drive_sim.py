@@ -404,7 +404,7 @@ class DriveSimulator:
                     after = config.retry_after_s * config.time_scale
                     headers["Retry-After"] = str(max(1, math.ceil(after)) if after >= 1 else after)
                     # a grace for requests already on their way when this one was refused
-                    self._not_before[user] = (now + min(0.05, after / 4), now + after * 0.95)
+                    self._not_before[user] = (now + min(0.1, after / 3), now + after * 0.95)
                 response = _error(429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
                 response.headers.update(headers)
                 return response
