@@ -24,7 +24,10 @@ What it does, and does not:
 * no message holds a secret: every one passes :meth:`DriveClient.scrub` (the run's
   credential variables, the key, client secret, refresh token, every access token).
 
-A delivery that writes to Drive reuses it with another ``scope`` (uploads are not here).
+A delivery that writes to Drive reuses it: ``DriveConfig(scope=".../auth/drive.file")``
+and :meth:`DriveClient.request` for any method and path (an upload is a ``POST`` to
+``/upload/drive/v3/files?uploadType=multipart|resumable``; not written here), with the
+same quota, token, translation and scrubbing, wrapped in its own ``Retrier.call``.
 """
 
 from __future__ import annotations
@@ -234,17 +237,21 @@ class DriveClient:
             if after:
                 self._hold_until = max(self._hold_until, self._clock() + after)
 
-    def _send(self, path: str, params: Mapping[str, Any], what: str, *,
-              headers: Mapping[str, str] | None = None, stream: bool = False) -> httpx.Response:
-        """One Drive query (a 401 refreshes the token and asks once more): the answer if it
-        is a success, else the translated error raised."""
-        url = f"{self.config.api_url}{API_PATH}{path}"
+    def request(self, method: str, path: str, params: Mapping[str, Any], what: str, *,
+                headers: Mapping[str, str] | None = None, content: bytes | None = None,
+                stream: bool = False) -> httpx.Response:
+        """One Drive query, ``path`` below the API's base URL (``/drive/v3/files``,
+        ``/upload/drive/v3/files`` for a delivery's upload): its turn in the quota, the
+        bearer token (a 401 fetches it again and asks once more), the answer if it is a
+        success (a streamed one is the caller's to close), else the translated error
+        raised. ``what`` names the object in messages."""
+        url = f"{self.config.api_url}{path}"
         for attempt in (1, 2):
             self._wait_quota()
             self._count("queries")
             token = self._bearer()
             request = self._http.build_request(
-                "GET", url, params=dict(params),
+                method, url, params=dict(params), content=content,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
             try:
@@ -315,7 +322,7 @@ class DriveClient:
     # --- the calls ------------------------------------------------------------------------
 
     def get_json(self, path: str, params: Mapping[str, Any], what: str) -> dict[str, Any]:
-        response = self._send(path, params, what)
+        response = self.request("GET", API_PATH + path, params, what)
         try:
             payload = response.json()
         except ValueError:
@@ -358,8 +365,9 @@ class DriveClient:
         headers = {"Accept-Encoding": "identity"}
         if offset:
             headers["Range"] = f"bytes={offset}-"
-        response = self._send(f"/files/{file_id}", {"alt": "media", "supportsAllDrives": "true"},
-                              what, headers=headers, stream=True)
+        response = self.request("GET", f"{API_PATH}/files/{file_id}",
+                                {"alt": "media", "supportsAllDrives": "true"},
+                                what, headers=headers, stream=True)
         skip = offset if offset and response.status_code == 200 else 0  # Range ignored
         buffer = bytearray()
         try:
@@ -385,7 +393,8 @@ class DriveClient:
     def export(self, file_id: str, mime: str, what: str, limit: int = EXPORT_LIMIT) -> bytes:
         """A Google-native document exported as ``mime``, whole (at most ``limit`` bytes:
         an export cannot be resumed, so it is only handed on once complete)."""
-        response = self._send(f"/files/{file_id}/export", {"mimeType": mime}, what, stream=True)
+        response = self.request("GET", f"{API_PATH}/files/{file_id}/export", {"mimeType": mime},
+                                what, stream=True)
         parts: list[bytes] = []
         size = 0
         try:
