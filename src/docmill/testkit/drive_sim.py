@@ -260,10 +260,10 @@ class DriveSimulator:
                 asyncio.CancelledError):
             return
         finally:
-            self._connections.discard(task)
             writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer.wait_closed()
+            self._connections.discard(task)  # after the close: stop() still awaits it
 
     async def _read_request(self, reader: asyncio.StreamReader) -> _Request | None:
         try:
