@@ -276,17 +276,22 @@ def test_bad_gdrive_sources_fail_before_any_request_with_what_to_do(sim: SimHand
     assert nothing.returncode == 1 and "no Google credentials" in nothing.stderr
 
 
-def test_my_drive_by_path_and_a_single_file_by_id(sim: SimHandle, tmp_path: Path) -> None:
+def test_my_drive_by_path_a_single_file_and_a_shared_folder_by_id(sim: SimHandle, tmp_path: Path) -> None:
     projects = sim.data.add_folder("Projects")
     alpha = sim.data.add_folder("Alpha / Beta", projects)  # a slash in a name
     tree = Tree(sim, "gdrive://root/Projects/Alpha ／ Beta", alpha)
     tree.file("spec.txt", b"Specification\n", mime="text/plain")
     lone = sim.data.add_file("lone.txt", b"A file on its own\n", "root", "text/plain")
+    # a folder of a shared drive named by its id (listed inside that drive)
+    drive = sim.data.add_shared_drive("Ops")
+    runbooks = sim.data.add_folder("Runbooks", drive)
+    ops = Tree(sim, f"gdrive://{runbooks}", runbooks)
+    ops.file("restart.txt", b"Restart the service\n", mime="text/plain")
     env = drive_env(sim, service_key(sim, tmp_path))
     out = tmp_path / "out"
-    result = run_docmill(env, "run", tree.source, f"gdrive://{lone}", "--out", str(out))
+    result = run_docmill(env, "run", tree.source, f"gdrive://{lone}", ops.source, "--out", str(out))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert_exactly_once(out, tree.expected | {f"gdrive://{lone}/{lone}/lone.txt"})
+    assert_exactly_once(out, tree.expected | ops.expected | {f"gdrive://{lone}/{lone}/lone.txt"})
 
 
 @pytest.mark.slow

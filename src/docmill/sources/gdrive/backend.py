@@ -220,6 +220,7 @@ class DriveBackend:
                 yield found[1]
             return
         skipped: Counter[str] = Counter()
+        warned = False
         drive_id = root.get("driveId", "")
         stack: list[tuple[str, str]] = [(root["id"], "")]
         while stack:
@@ -241,6 +242,10 @@ class DriveBackend:
                         skipped[item.get("mimeType", "?").removeprefix(NATIVE_PREFIX)] += 1
                     elif select(found[0]):
                         yield found[1]
+                if page.get("incompleteSearch") and not warned:
+                    warned = True
+                    log.warning("%s: Drive says its listing may be incomplete (incompleteSearch)",
+                                what)
                 token = page.get("nextPageToken")
                 if not token:
                     break
