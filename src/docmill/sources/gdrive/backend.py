@@ -119,7 +119,6 @@ class DriveBackend:
 
     def __init__(self, context: BackendContext, *, client: DriveClient | None = None) -> None:
         self._retrier = context.retrier
-        self._options = context.options
         self.client = client or DriveClient(
             DriveConfig.from_settings(context.options),
             load_credentials(context.options),
