@@ -6,8 +6,9 @@ import threading
 
 import pytest
 
+from docmill.model import ErrorInfo
 from docmill.settings import SourceSettings
-from docmill.sources.backend import Backends, RemoteObject, Secrets
+from docmill.sources.backend import BackendError, Backends, RemoteObject, Secrets
 from docmill.sources.spool import Spool, fetch, spool_name
 from docmill.sources.throttle import Backoff, RequestGate, Retrier, TransientError
 from docmill.sources.urls import UrlError, check_no_secret, is_remote, parse
@@ -113,9 +114,14 @@ def test_urls_are_told_from_paths_and_secrets_in_them_refused() -> None:
 
 def test_unknown_scheme_is_refused_with_the_known_ones() -> None:
     backends = Backends(SourceSettings())
-    with pytest.raises(UrlError, match=r"unknown source scheme nope://; known: s3, s3a"):
+    with pytest.raises(UrlError, match=r"unknown source scheme nope://; known: gdrive, s3, s3a"):
         backends.check("nope://x/y")
     assert backends.check("s3://bucket/p").netloc == "bucket"
+    # gdrive:// is docmill's own Drive backend (fsspec's gdrivefs protocol does not take it),
+    # and its URL forms are checked without a request
+    assert backends.check("gdrive://1AbCdEf").netloc == "1AbCdEf"
+    with pytest.raises(UrlError, match="needs a shared drive's name"):
+        backends.check("gdrive://shared/")
 
 
 def test_secrets_are_scrubbed_longest_first() -> None:
@@ -190,3 +196,51 @@ def test_fetch_resumes_a_dropped_download_from_its_last_byte(tmp_path: object) -
     assert spool_name("https://h/get?id=3") == "get_id=3" and spool_name("s3://b/") == "b"
     spool.discard(7)
     assert not (Path(str(tmp_path)) / "7").exists() and spool.used == 0
+
+
+class AccountBackend:
+    """A backend whose store is the account (every URL of its scheme), whose objects of
+    unknown size are at most 64 bytes, and which refuses one object as too large."""
+
+    store_per_scheme = True
+    unknown_size_at_most = 64
+
+    def __init__(self, context: object) -> None:
+        self.context = context
+
+    def list(self, url: object, select: object) -> list[RemoteObject]:
+        return []
+
+    def stat(self, url: str) -> RemoteObject | None:
+        return None
+
+    def read(self, obj: RemoteObject, offset: int):  # type: ignore[no-untyped-def]
+        if obj.url.endswith("huge"):
+            raise BackendError(f"{obj.url}: over the store's export limit", too_large=True)
+        yield b"exported"
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_store_per_scheme_backend_serves_every_url_of_its_scheme(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from docmill.model import FailureCategory
+
+    backends = Backends(SourceSettings(), {"acct": AccountBackend}, secrets=Secrets(frozenset()),
+                        retrier=lambda: Retrier(0, 2, sleep=lambda s: None))
+    one, _ = backends.for_url("acct://folder-a/x")
+    two, _ = backends.for_url("acct://folder-b/y")
+    assert one is two and list(backends.stats()) == ["acct://"]
+    assert one.context.store.netloc == ""  # type: ignore[attr-defined]
+    spool = Spool(Path(str(tmp_path)), 1000)
+    held: list[int] = []
+    real_reserve = spool.reserve
+    spool.reserve = lambda doc_id, n: held.append(n) or real_reserve(doc_id, n)  # type: ignore[method-assign]
+    sha, why = fetch(backends, spool, 1, "acct://folder-a/1/doc", -1, "v", 10_000)  # type: ignore[misc]
+    assert held == [64] and why == "" and sha  # not the whole spool for an unknown size
+    assert spool.used == len(b"exported")  # what it did not use was given back
+    failed = fetch(backends, spool, 2, "acct://folder-a/2/huge", -1, "v", 10_000)
+    assert failed is not None and failed[0] is None
+    assert isinstance(failed[1], ErrorInfo) and failed[1].category == FailureCategory.TOO_LARGE

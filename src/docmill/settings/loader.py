@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
@@ -74,6 +75,17 @@ class SourceSettings:
     downloads: int = 8  # objects downloaded at once
     requests_per_s: float = 1000.0  # listing and download requests per store (0: no limit)
     retries: int = 8  # tries per request on 429, 503/SlowDown, 5xx and dropped connections
+    # Google Drive (gdrive://): credentials by reference only, never the secret itself:
+    # the path of a service-account key, an authorized-user file or a file holding an
+    # access token ("": $GOOGLE_APPLICATION_CREDENTIALS) ...
+    gdrive_credentials: str = ""
+    # ... or the name of an environment variable holding an access token (wins if set)
+    gdrive_token_env: str = ""
+    gdrive_subject: str = ""  # a user a service account acts as (domain-wide delegation)
+    gdrive_queries_per_100s: int = 1000  # Drive queries per user per 100 s (0: no limit)
+    gdrive_page_size: int = 1000  # files per files.list page (1..1000)
+    gdrive_api_url: str = "https://www.googleapis.com"  # Drive API v3 is at .../drive/v3
+    gdrive_token_url: str = "https://oauth2.googleapis.com/token"
 
 
 @dataclass(frozen=True)
@@ -215,6 +227,7 @@ _NON_NEGATIVE = {
     "llm.tpm",
     "service.auth_fail_limit",
     "sources.requests_per_s",
+    "sources.gdrive_queries_per_100s",
 }
 _POSITIVE = {
     "sources.spool_mb",
@@ -243,6 +256,25 @@ _POSITIVE = {
     "output.part_max_records",
     "output.part_max_seconds",
 }
+
+
+# settings that refer to a secret (a path, a variable's name) and must not hold it
+_REFERENCES = {"sources.gdrive_credentials", "sources.gdrive_token_env"}
+_RANGES: dict[str, tuple[int, int]] = {"sources.gdrive_page_size": (1, 1000)}
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _secret_in_reference(key: str, value: str) -> str | None:
+    """Why a reference setting seems to hold the secret itself (settings are stored in
+    the ledger); None when it is a reference. Never repeats the value."""
+    if key.endswith("_env"):
+        if not _ENV_NAME.match(value):
+            return ("must be the name of an environment variable that holds the token, not "
+                    "the token itself (the value is not shown)")
+        return None
+    if value.lstrip().startswith("{") or "PRIVATE KEY" in value or "\n" in value:
+        return "must be the path of the credentials file, not its content (the value is not shown)"
+    return None
 
 
 def known_keys() -> list[str]:
@@ -310,6 +342,13 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
 
 
 def _check(key: str, value: Any) -> None:
+    if key in _REFERENCES and value:
+        why = _secret_in_reference(key, value)
+        if why:
+            raise SettingsError(f"{key}: {why}")
+    if key in _RANGES and not _RANGES[key][0] <= value <= _RANGES[key][1]:
+        low, high = _RANGES[key]
+        raise SettingsError(f"{key}: must be between {low} and {high}, got {value!r}")
     if key in _CHOICES and value not in _CHOICES[key]:
         raise SettingsError(f"{key}: {value!r} is not one of {', '.join(_CHOICES[key])}")
     if key in _NON_NEGATIVE and value < 0:

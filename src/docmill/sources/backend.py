@@ -60,6 +60,7 @@ BUILTIN_BACKENDS: Mapping[str, str] = MappingProxyType(
     {
         "s3": "docmill.sources.s3:S3Backend",
         "s3a": "docmill.sources.s3:S3Backend",
+        "gdrive": "docmill.sources.gdrive.backend:DriveBackend",
     }
 )
 # any other scheme fsspec knows (gs, az, abfs, sftp, ssh, http, https, ...)
@@ -69,7 +70,7 @@ EXTRAS: Mapping[str, str] = MappingProxyType(
     {
         "s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure",
         "abfss": "azure", "adl": "azure", "sftp": "sftp", "ssh": "sftp", "http": "http",
-        "https": "http",
+        "https": "http", "gdrive": "gdrive",
     }
 )
 
@@ -94,10 +95,12 @@ class BackendError(Exception):
     The message is safe to show and store: scrubbed of secrets, naming the object by
     its URL at most."""
 
-    def __init__(self, message: str, *, missing: bool = False, changed: bool = False) -> None:
+    def __init__(self, message: str, *, missing: bool = False, changed: bool = False,
+                 too_large: bool = False) -> None:
         super().__init__(message)
         self.missing = missing
         self.changed = changed
+        self.too_large = too_large  # the store will not serve it at this size (too_large)
 
 
 class SourceBackend(Protocol):
@@ -202,6 +205,7 @@ class Backends:
         )
         self._lock = threading.Lock()
         self._open: dict[str, tuple[SourceBackend, Retrier]] = {}
+        self._factories: dict[str, BackendFactory] = {}
 
     @classmethod
     def load(cls, options: SourceSettings) -> Backends:
@@ -231,8 +235,10 @@ class Backends:
         parsed = parse(url)
         target = self._target(parsed.scheme)
         try:
-            if isinstance(target, str):
-                _load(target)
+            factory = _load(target) if isinstance(target, str) else target
+            check_url = getattr(factory, "check_url", None)  # the backend's own URL forms
+            if check_url is not None:
+                check_url(parsed)
             if target == FSSPEC_BACKEND:
                 import fsspec
 
@@ -245,19 +251,27 @@ class Backends:
         return parsed
 
     def for_url(self, url: str) -> tuple[SourceBackend, Retrier]:
-        """The backend serving ``url``'s store, and that store's retrier."""
+        """The backend serving ``url``'s store, and that store's retrier.
+
+        A store is ``scheme://netloc``, unless the backend says ``store_per_scheme``: then
+        every URL of its scheme is one store (Drive: the quota and the token belong to the
+        account, whatever folder a URL names), keyed ``scheme://``."""
         parsed = parse(url) if "://" in url else None
         if parsed is None:
             raise UrlError(f"not a URL: {url}")
-        key = parsed.store
         with self._lock:
-            found = self._open.get(key)
-            if found is None:
+            factory = self._factories.get(parsed.scheme)
+            if factory is None:
                 target = self._target(scheme_of(url))
                 factory = _load(target) if isinstance(target, str) else target
+                self._factories[parsed.scheme] = factory
+            netloc = "" if getattr(factory, "store_per_scheme", False) else parsed.netloc
+            key = f"{parsed.scheme}://{netloc}"
+            found = self._open.get(key)
+            if found is None:
                 retrier = self._new_retrier()
                 context = BackendContext(
-                    RemoteUrl(parsed.scheme, parsed.netloc, ""), retrier, self.options, self.secrets
+                    RemoteUrl(parsed.scheme, netloc, ""), retrier, self.options, self.secrets
                 )
                 found = (factory(context), retrier)
                 self._open[key] = found

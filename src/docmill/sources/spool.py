@@ -171,11 +171,17 @@ def fetch(
             "not downloaded",
             "download",
         )
-    reserve = size if size >= 0 else min(spool.capacity, max_file_bytes)
+    try:
+        backend, retrier = backends.for_url(url)
+    except BackendError as exc:
+        return None, ErrorInfo(FailureCategory.IO, f"download failed: {exc}", "download")
+    # a size the listing could not give: what the store says it may weigh at most (Drive:
+    # its export limit), else the whole spool or the file cap
+    bound = getattr(backend, "unknown_size_at_most", None) or max_file_bytes
+    reserve = size if size >= 0 else min(spool.capacity, max_file_bytes, bound)
     if not spool.reserve(doc_id, reserve):
         return None
     try:
-        backend, retrier = backends.for_url(url)
         obj = RemoteObject(url, size, version or "")
         path = spool.path(doc_id, url)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +219,7 @@ def fetch(
         return digest.hexdigest(), ""
     except BackendError as exc:
         spool.discard(doc_id)
-        category = FailureCategory.IO
+        category = FailureCategory.TOO_LARGE if exc.too_large else FailureCategory.IO
         return None, ErrorInfo(category, f"download failed: {exc}", "download")
     except OSError as exc:  # the local disk: spool folder full or unwritable
         spool.discard(doc_id)

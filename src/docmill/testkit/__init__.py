@@ -1,8 +1,10 @@
-"""Test kit: local stand-ins for outside services (``llm_sim``: an OpenAI-compatible server).
+"""Test kit: local stand-ins for outside services (``llm_sim``: an OpenAI-compatible server;
+``drive_sim``: a Google Drive API v3 with its quotas and token endpoint).
 
 Shipped with the package so that tests, benches and users' own test suites can run the
-LLM stage against a provider that behaves like a paid API, without one. Names are
-imported lazily, so ``python -m docmill.testkit.llm_sim`` runs the module only once.
+LLM stage against a provider that behaves like a paid API, and Drive sources against a
+Drive, without one. Names are imported lazily, so ``python -m docmill.testkit.llm_sim``
+runs the module only once (the Drive simulator is imported by its module path).
 """
 
 from __future__ import annotations
