@@ -1,0 +1,211 @@
+"""Where a page's tables are: ruled grids, and text that lines up in columns.
+
+**Ruled.** Each grid of crossing rulings (:func:`~docmill.processors.tables.rulings.grids`)
+is built as a table, smallest first; a grid around tables already found is built from
+what is left in it. A grid whose text gives no two columns and two rows (a framed
+paragraph, a form's field boxes, a chart's plot area) is no table.
+
+**Unruled.** The other text lines are cut into chunks at wide gaps. A chunk of prose
+has many words (:func:`prose`); a *row line* has at least two chunks that are not prose.
+Row lines close below each other make a block, with the short lines between them
+(group labels, wrapped cells); the block grows upwards over heading lines that stay
+within its columns, and stops at prose, a caption ("Table 3 ..."), a wide gap. Prose
+chunks outside the block's columns (the column of text beside it) are not in it. The
+block is then built (:mod:`~docmill.processors.tables.structure`) and kept only when it
+reads as a table, not as text set in columns:
+
+- at least two *short* columns (their cells have three words or fewer, most of them):
+  prose in two columns, a list (marker and sentence), a transcript's line numbers
+  beside its text, a glossary have one at most;
+- not a table of contents: a last column of page numbers that only grow, or dot leaders;
+- not a form: most first cells end with a colon;
+- cells filled: at least 40 % of the grid holds text, and three rows (two between rules).
+
+Pure functions of the page's characters, rules and fills.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+from docmill.processors.pdf.geometry import Box, Char
+from docmill.processors.tables.rulings import Rule, Rulings, grids, within
+from docmill.processors.tables.structure import Grid, build, is_numeric
+from docmill.processors.tables.text import Chunk, Line, box_of, inside, page_lines
+
+_CAPTION = re.compile(
+    r"^(table|tab\.|tabelle|tableau|tabla|tabella|exhibit|figure|fig\.|chart|graph)\s*[\dIVXivx]",
+    re.IGNORECASE,
+)
+_MARKER = re.compile(r"^(\(?\d{1,3}[.)]|\(?[a-zA-Z][.)]|[•·‣◦▪■□●○\-–—*])$")
+_LEADER = re.compile(r"(\.\s*){4,}|…{2,}")
+
+
+def prose(chunk: Chunk, width: float) -> bool:
+    """Whether a chunk reads as running text: many words, or wide with several."""
+    return chunk.words >= 10 or (chunk.words >= 6 and chunk.x1 - chunk.x0 >= 0.3 * width)
+
+
+def find_grids(chars: Sequence[Char], rules: Rulings, page_width: float) -> list[Grid]:
+    """Every table of a page: ruled grids first, then text in columns outside them."""
+    found: list[Grid] = []
+    taken: list[Box] = []
+    for box, gh, gv in sorted(grids(rules), key=lambda g: (g[0][2] - g[0][0]) * (g[0][3] - g[0][1])):
+        inner = [b for b in taken if _contains(box, b)]
+        free = [c for c in chars if not any(inside(c, b) for b in inner)] if inner else chars
+        grid = build(box, free, gh, gv, ruled=True)
+        if grid is None or not _table_like(grid, page_width, ruled=True):
+            continue
+        found.append(grid)
+        taken.append(box)
+    free = [c for c in chars if not any(inside(c, b, 1.0) for b in taken)]
+    for region in unruled_regions(free, rules.h, page_width):
+        hr = within(rules.h, region[1], region[3], region[0], region[2])
+        grid = build(region, free, hr, [], ruled=False)
+        if grid is None or not _table_like(grid, page_width, ruled=False):
+            continue
+        found.append(grid)
+    found.sort(key=lambda g: (g.bbox[1], g.bbox[0]))
+    return found
+
+
+def _contains(outer: Box, inner: Box) -> bool:
+    return outer[0] - 2 <= inner[0] and inner[2] <= outer[2] + 2 and outer[1] - 2 <= inner[1] and inner[3] <= outer[3] + 2
+
+
+# ---------------------------------------------------------------- unruled regions
+
+
+def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: float) -> list[Box]:
+    """Regions of text that lines up in columns (see the module docstring). Lines are
+    taken within the block's columns only: the lines of a column of prose beside a
+    table interleave with its rows and are passed over."""
+    lines = page_lines(chars)
+    if len(lines) < 2:
+        return []
+    heights = sorted(ln.height for ln in lines)
+    h = heights[len(heights) // 2]
+    width = page_width
+
+    def cells(ln: Line) -> list[Chunk]:
+        return [c for c in ln.chunks if not prose(c, width)]
+
+    used: set[int] = set()
+    regions: list[Box] = []
+    for i, ln in enumerate(lines):
+        if i in used or len(cells(ln)) < 2:
+            continue
+        lo, hi = min(c.x0 for c in cells(ln)), max(c.x1 for c in cells(ln))
+        block = [i]
+        for j in range(i + 1, len(lines)):
+            mine = _within(lines[j], lo, hi)
+            if not mine:
+                continue  # a line of another column of the page
+            if mine[0].y0 - lines[block[-1]].y1 > 2.2 * h:
+                break
+            if all(prose(c, width) for c in mine) or (len(mine) == 1 and _CAPTION.match(mine[0].text)):
+                break  # prose, or the caption of the next table
+            if len(mine) >= 2:
+                lo, hi = min(lo, *(c.x0 for c in mine)), max(hi, *(c.x1 for c in mine))
+            block.append(j)
+        while block and len(_within(lines[block[-1]], lo, hi)) < 2:
+            block.pop()  # trailing short lines (notes) belong after the table
+        if sum(1 for k in block if len(_within(lines[k], lo, hi)) >= 2) < 2:
+            continue
+        used.update(block)
+        region = _region(lines, block, lo, hi, width, h, hrules)
+        if region is not None:
+            regions.append(region)
+    return regions
+
+
+def _within(line: Line, lo: float, hi: float) -> list[Chunk]:
+    return [c for c in line.chunks if c.x1 > lo - 5 and c.x0 < hi + 5]
+
+
+def _region(
+    lines: Sequence[Line], block: list[int], lo: float, hi: float, width: float, h: float,
+    hrules: Sequence[Rule],
+) -> Box | None:
+    # heading lines above: within the columns, short, close; lines of other columns skipped
+    members = list(block)
+    k = block[0] - 1
+    while k >= 0:
+        mine = _within(lines[k], lo, hi)
+        if not mine:
+            k -= 1
+            continue
+        if lines[members[0]].y0 - max(c.y1 for c in mine) > 1.6 * h:
+            break
+        if any(prose(c, width) for c in mine) or _CAPTION.match(mine[0].text):
+            break
+        if min(c.x0 for c in mine) < lo - 0.1 * (hi - lo) or max(c.x1 for c in mine) > hi + 0.1 * (hi - lo):
+            break  # wider than the table: a title or text, not a heading
+        members.insert(0, k)
+        k -= 1
+    chunks = [c for k in members for c in _within(lines[k], lo, hi)]
+    box = box_of((c.x0, c.y0, c.x1, c.y1) for c in chunks)
+    # rules just above and below that span the block belong to it
+    span = box[2] - box[0]
+    for y, a, b in hrules:
+        if a <= box[0] + 0.1 * span and b >= box[2] - 0.1 * span:
+            if box[1] - 1.5 * h <= y < box[1]:
+                box = (min(box[0], a), y, max(box[2], b), box[3])
+            elif box[3] < y <= box[3] + 1.5 * h:
+                box = (min(box[0], a), box[1], max(box[2], b), y)
+    return box
+
+
+# ---------------------------------------------------------------- is it a table?
+
+
+def _columns(grid: Grid) -> list[list[str]]:
+    cols: list[list[str]] = [[] for _ in range(grid.ncols)]
+    for c in grid.cells:
+        if c.text and c.colspan == 1:
+            cols[c.col].append(c.text)
+    return cols
+
+
+def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
+    cols = _columns(grid)
+    filled = sum(1 for c in grid.cells if c.text)
+    if filled < 4:
+        return False
+    if ruled:
+        return True
+    if filled < 0.4 * grid.nrows * grid.ncols or grid.nrows < 3:
+        return False
+    short = 0
+    for texts in cols:
+        if not texts:
+            continue
+        words = sorted(len(t.split()) for t in texts)
+        if words[len(words) // 2] <= 3:
+            short += 1
+    if short < 2:
+        return False  # prose in columns, a list, a glossary
+    first = [t for t in cols[0]]
+    if first and sum(t.rstrip().endswith(":") for t in first) >= 0.5 * len(first):
+        return False  # a form's labels
+    if grid.ncols == 2 and first and all(_MARKER.match(t.strip()) for t in first):
+        return False  # a list's markers
+    return not _contents(first, [t.strip() for t in cols[-1]], grid)
+
+
+def _contents(first: list[str], last: list[str], grid: Grid) -> bool:
+    """A table of contents: dot leaders, or titles beside a last column of page numbers
+    that only grow."""
+    leaders = sum(1 for c in grid.cells if c.text and _LEADER.search(c.text))
+    if leaders >= 0.3 * grid.nrows:
+        return True
+    if grid.ncols > 3 or sum(1 for t in first if is_numeric(t)) > 0.3 * len(first):
+        return False
+    numbers = [int(t) for t in last if t.isdigit() and len(t) <= 4]
+    if len(numbers) < 4 or len(numbers) < 0.7 * len(last):
+        return False
+    if not all(is_numeric(t) for t in last):
+        return False
+    return all(b >= a for a, b in itertools.pairwise(numbers)) and len(set(numbers)) > 2

@@ -1,0 +1,131 @@
+"""A page's characters as text lines and chunks: what table detection and structure read.
+
+A *line* is the characters whose vertical middles overlap (a baseline band), left to
+right. A line is cut into *chunks* wherever the gap between two characters is wider
+than :data:`CHUNK_GAP` line heights: the text of one cell, or of one column of prose.
+Every value is in PDF points with a top-left origin. Pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from docmill.processors.pdf.geometry import Box, Char
+
+CHUNK_GAP = 0.6  # a gap wider than this many line heights separates two chunks
+WORD_GAP = 0.2  # a gap wider than this many line heights is a space between words
+
+
+@dataclass(slots=True)
+class Chunk:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    chars: list[Char]
+    text: str = ""
+    words: int = 0
+
+
+@dataclass(slots=True)
+class Line:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def height(self) -> float:
+        return max(self.y1 - self.y0, 1.0)
+
+    @property
+    def middle(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+
+def group_lines(chars: Iterable[Char]) -> list[list[Char]]:
+    """Characters grouped into text lines (vertical overlap of their middles), each
+    sorted left to right; lines in top-to-bottom order."""
+    out: list[list[Char]] = []
+    bands: list[list[float]] = []
+    for ch in sorted(chars, key=lambda c: (c.y0 + c.y1) / 2):
+        mid = (ch.y0 + ch.y1) / 2
+        if bands and bands[-1][0] <= mid <= bands[-1][1]:
+            out[-1].append(ch)
+            bands[-1][1] = max(bands[-1][1], min(ch.y1, mid + (ch.y1 - ch.y0) * 0.3))
+        else:
+            out.append([ch])
+            h = max(ch.y1 - ch.y0, 1.0)
+            bands.append([mid - h * 0.35, mid + h * 0.35])
+    for line in out:
+        line.sort(key=lambda c: c.x0)
+    return out
+
+
+def line_text(chars: Sequence[Char]) -> str:
+    """The characters of one line, a space where the layer has one or the gap is wider
+    than a word space; PDFium's ``\\x02`` (a hyphen that broke a word) becomes ``-``."""
+    parts: list[str] = []
+    prev: Char | None = None
+    for ch in chars:
+        if prev is not None and ch.text != " " and prev.text != " ":
+            h = max(ch.y1 - ch.y0, prev.y1 - prev.y0, 1.0)
+            if ch.x0 - prev.x1 > WORD_GAP * h:
+                parts.append(" ")
+        parts.append(ch.text)
+        prev = ch
+    return re.sub(r" {2,}", " ", "".join(parts).replace("\x02", "-")).strip()
+
+
+def cell_text(chars: Sequence[Char]) -> str:
+    """The text of a cell: its lines top to bottom, joined by line breaks."""
+    return "\n".join(t for t in (line_text(line) for line in group_lines(chars)) if t)
+
+
+def chunk_line(chars: Sequence[Char]) -> Line:
+    """One text line (its characters sorted by x) cut into chunks."""
+    chunks: list[Chunk] = []
+    for ch in chars:
+        if ch.text.isspace():
+            if chunks:
+                chunks[-1].chars.append(ch)
+            continue
+        h = max(ch.y1 - ch.y0, 1.0)
+        last = chunks[-1] if chunks else None
+        if last is not None and ch.x0 - last.x1 <= CHUNK_GAP * max(h, last.y1 - last.y0):
+            last.x1, last.y0, last.y1 = max(last.x1, ch.x1), min(last.y0, ch.y0), max(last.y1, ch.y1)
+            last.chars.append(ch)
+        else:
+            chunks.append(Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch]))
+    for c in chunks:
+        c.text = line_text(c.chars)
+        c.words = len(c.text.split())
+    chunks = [c for c in chunks if c.text]
+    if not chunks:
+        return Line(0, 0, 0, 0, [])
+    return Line(
+        min(c.x0 for c in chunks), min(c.y0 for c in chunks),
+        max(c.x1 for c in chunks), max(c.y1 for c in chunks), chunks,
+    )
+
+
+def page_lines(chars: Iterable[Char]) -> list[Line]:
+    """The text lines of ``chars``, top to bottom, each cut into chunks."""
+    lines = [chunk_line(line) for line in group_lines(chars)]
+    return [ln for ln in lines if ln.chunks]
+
+
+def box_of(boxes: Iterable[Box]) -> Box:
+    items = list(boxes)
+    return (
+        min(b[0] for b in items), min(b[1] for b in items),
+        max(b[2] for b in items), max(b[3] for b in items),
+    )
+
+
+def inside(ch: Char, box: Box, pad: float = 1.0) -> bool:
+    cx, cy = (ch.x0 + ch.x1) / 2, (ch.y0 + ch.y1) / 2
+    return box[0] - pad <= cx <= box[2] + pad and box[1] - pad <= cy <= box[3] + pad
