@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sets", nargs="+", choices=[*REAL_SETS, "synthetic"], default=[*REAL_SETS, "synthetic"]
     )
     parser.add_argument("--seed", type=int, default=0, help="synthetic set's seed (default 0)")
-    parser.add_argument("--synthetic", type=int, default=45, help="synthetic documents (default 45)")
+    parser.add_argument("--synthetic", type=int, default=48, help="synthetic documents (default 48, three of each kind)")
     parser.add_argument("--detail", nargs="*", default=[], help="print docmill's figures per page of these sets")
     parser.add_argument("--source", type=Path, default=SOURCE, help="the corpus (default: %(default)s)")
     add_output_args(parser, "tables")

@@ -29,7 +29,7 @@ def test_a_seed_gives_the_same_documents() -> None:
 
 
 def test_every_cell_lies_in_its_tables_box_and_negatives_hold_none() -> None:
-    docs = generate(0, 15)  # one document of each kind
+    docs = generate(0, 16)  # one document of each kind
     kinds = {k.split(":")[0] + ":" + k.split(":")[1] for d in docs for k in d.kinds}
     assert {"none:prose", "none:list", "none:toc", "none:form", "none:chart"} <= kinds
     for doc in docs:
@@ -50,7 +50,7 @@ def test_every_cell_lies_in_its_tables_box_and_negatives_hold_none() -> None:
 
 
 def test_a_continued_table_and_a_turned_page() -> None:
-    docs = {d.name.split("-", 2)[2]: d for d in generate(0, 15)}
+    docs = {d.name.split("-", 2)[2]: d for d in generate(0, 16)}
     continued = docs["continued"].truth()
     assert continued["pages"] == 2
     assert [t.get("continued_from") for t in continued["tables"]] == [None, 0]

@@ -81,9 +81,21 @@ class Page:
     ``rotate`` 90 the page is stored portrait and shown landscape, as scanned reports
     set wide tables."""
 
-    def __init__(self, width: float = 612, height: float = 792, rotate: int = 0) -> None:
+    def __init__(
+        self, width: float = 612, height: float = 792, rotate: int = 0, sideways: bool = False
+    ) -> None:
         self.width, self.height, self.rotate = width, height, rotate
+        # sideways: drawn as a page turned by /Rotate 90 would be, but without /Rotate:
+        # a portrait page showing its content turned a quarter, read bottom to top
+        self.sideways = sideways
         self.ops: list[bytes] = []
+
+    def shown(self, box: Box) -> Box:
+        """A box of this drawing frame in the page as a viewer shows it."""
+        if not self.sideways:
+            return box
+        x0, y0, x1, y1 = box  # portrait page of height self.width: x = y', y = W - x'
+        return (y0, self.width - x1, y1, self.width - x0)
 
     def _user(self, x: float, y: float) -> tuple[float, float]:
         if self.rotate == 90:  # displayed (x, y) <- user space (y, x) on a portrait page
@@ -151,7 +163,7 @@ def pdf_bytes(pages: Sequence[Page]) -> bytes:
     for i, page in enumerate(pages):
         stream = page.content()
         w, h = (page.height, page.width) if page.rotate == 90 else (page.width, page.height)
-        rotate = b" /Rotate %d" % page.rotate if page.rotate else b""
+        rotate = b" /Rotate %d" % page.rotate if page.rotate and not page.sideways else b""
         body.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f]%s" % (w, h, rotate)
             + b" /Resources << /Font << " + fonts + b" >> >> /Contents %d 0 R >>"
@@ -544,6 +556,17 @@ def _doc_continued(rng: random.Random, name: str) -> Document:
     return Document(name, [first, second], [t1, t2], [f"table:continued:{style}"] * 2)
 
 
+def _doc_sideways(rng: random.Random, name: str) -> Document:
+    """A wide table set sideways on a portrait page (no /Rotate): read bottom to top."""
+    page = Page(792, 612, rotate=90, sideways=True)
+    y = heading(page, MARGIN, 50, _sentence(rng, 4)[:-1])
+    style = rng.choice(["grid", "booktabs", "plain", "zebra"])
+    spec = random_table(rng, rng.randint(5, 8), rng.randint(6, 12), two_level=rng.random() < 0.4, style=style)
+    table = draw_table(page, spec, MARGIN, y + 6, 0, 792 - 2 * MARGIN)
+    table.bbox = page.shown(table.bbox)
+    return Document(name, [page], [table], [f"table:sideways:{style}"])
+
+
 def _doc_rotated(rng: random.Random, name: str) -> Document:
     page = Page(792, 612, rotate=90)
     y = heading(page, MARGIN, 50, _sentence(rng, 4)[:-1])
@@ -671,6 +694,7 @@ def generate(seed: int = 0, count: int = 60) -> list[Document]:
         ("two_columns", _doc_two_columns),
         ("continued", _doc_continued),
         ("rotated", _doc_rotated),
+        ("sideways", _doc_sideways),
         ("prose", _doc_prose),
         ("list", _doc_list),
         ("toc", _doc_toc),

@@ -23,6 +23,7 @@ from docmill.model import ProcessOutcome
 from docmill.model.tables import Cell, complete_cells, rows_of, table_entry
 from docmill.processors.pdf.geometry import Box, Char, page_chars, page_frame, page_paths
 from docmill.processors.registry import ExtractRequest
+from docmill.processors.tables import sideways
 from docmill.processors.tables.detect import find_grids
 from docmill.processors.tables.rulings import rulings
 from docmill.processors.tables.text import group_lines
@@ -70,18 +71,38 @@ def read_page(page: Any, textpage: Any, page_index: int) -> tuple[list[Table], E
     if not chars:
         return [], extent
     segments, _fills = page_paths(page, frame)
-    return tables_of(chars, segments, page_index, width), extent
+    return tables_of(chars, segments, page_index, width, height), extent
 
 
-def tables_of(chars: list[Char], segments: list[Box], page_index: int, width: float) -> list[Table]:
-    """The tables of one page's characters and rule segments (pure)."""
-    return [
-        Table(
-            page_index, grid.bbox, complete_cells(grid.cells), grid.header_rows,
-            "ruled" if grid.ruled else "unruled", grid.columns,
-        )
-        for grid in find_grids(chars, rulings(segments), width)
-    ]
+def tables_of(
+    chars: list[Char], segments: list[Box], page_index: int, width: float, height: float = 0.0
+) -> list[Table]:
+    """The tables of one page's characters and rule segments (pure). Text set sideways
+    (a table turned a quarter on an upright page) is read in its own upright frame when
+    it makes up a good part of the page."""
+    if height <= 0:
+        height = max([c.y1 for c in chars] + [s[3] for s in segments]) + 1.0
+    size = (width, height)
+    out: list[Table] = []
+    for turn, group in sideways.by_direction(chars).items():
+        if turn == 0:
+            grids = find_grids(group, rulings(segments), width)
+            out += [_table(g, page_index, g.bbox) for g in grids]
+            continue
+        turned = [sideways.turn_char(c, turn, size) for c in group]
+        lines = [sideways.turn_box(s, turn, size) for s in segments]
+        for g in find_grids(turned, rulings(lines), size[1]):
+            out.append(_table(g, page_index, sideways.unturn_box(g.bbox, turn, size), turn))
+    out.sort(key=lambda t: (t.bbox[1], t.bbox[0]))
+    return out
+
+
+def _table(grid: Any, page_index: int, bbox: Box, turn: int = 0) -> Table:
+    columns = grid.columns if turn == 0 else []  # a turned table is not joined across pages
+    return Table(
+        page_index, bbox, complete_cells(grid.cells), grid.header_rows,
+        "ruled" if grid.ruled else "unruled", columns,
+    )
 
 
 def tables_in_pdf(path: str, pages: Iterable[int] | None = None) -> list[Table]:
