@@ -98,25 +98,36 @@ class Frame:
 def page_segments(page: Any, frame: Frame) -> list[Box]:
     """Axis-aligned straight path segments as (x0, y0, x1, y1), top-left origin: the
     rules of :func:`page_paths`."""
-    return page_paths(page, frame)[0]
+    return page_paths(page, frame).rules
+
+
+@dataclass(slots=True)
+class Paths:
+    """A page's vector graphics as tables read them (see :func:`page_paths`)."""
+
+    rules: list[Box]
+    fills: list[Box]
+    drawings: list[Box]  # boxes of curved or slanted subpaths: plots, diagrams, logos
 
 
 FILL_MIN = 2.5  # a filled rectangle thinner than this (points) is a rule, not an area
 
 
-def page_paths(page: Any, frame: Frame) -> tuple[list[Box], list[Box]]:
-    """The page's vector graphics as (rules, fills), top-left origin; form XObjects are
-    descended into with their matrices.
+def page_paths(page: Any, frame: Frame) -> Paths:
+    """The page's vector graphics as rules, fills and drawings, top-left origin; form
+    XObjects are descended into with their matrices.
 
     *Rules* are axis-aligned straight segments of stroked paths and the edges of filled
     rectangles thinner than :data:`FILL_MIN` (a line drawn as a thin bar). *Fills* are
     filled, unstroked axis-aligned rectangles larger than that: cell shading, zebra
-    bands, chart bars; their edges are no rules. Paths painted white (or not painted)
-    are left out: they draw nothing a reader sees."""
+    bands, chart bars; their edges are no rules. *Drawings* are the boxes of subpaths
+    with a curve or a slanted line (a plot's lines, a diagram). Paths painted white (or
+    not painted) are left out: they draw nothing a reader sees."""
     import pypdfium2.raw as pdfium_c
 
     rules: list[Box] = []
     fills: list[Box] = []
+    drawings: list[Box] = []
     budget = [MAX_SEGMENTS]
     fx, fy = ctypes.c_float(), ctypes.c_float()
     matrix = pdfium_c.FS_MATRIX()
@@ -183,6 +194,9 @@ def page_paths(page: Any, frame: Frame) -> tuple[list[Box], list[Box]]:
                     prev = start
                 subpaths[-1] = (segments, points, straight)
             for segments, points, straight in subpaths:
+                if not straight and points:
+                    xs, ys = [p[0] for p in points], [p[1] for p in points]
+                    drawings.append((min(xs), min(ys), max(xs), max(ys)))
                 if filled and not stroked and straight and len(points) >= 3:
                     xs, ys = [p[0] for p in points], [p[1] for p in points]
                     box = (min(xs), min(ys), max(xs), max(ys))
@@ -193,7 +207,7 @@ def page_paths(page: Any, frame: Frame) -> tuple[list[Box], list[Box]]:
 
     count = pdfium_c.FPDFPage_CountObjects(page)
     visit(count, pdfium_c.FPDFPage_GetObject, page, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), 0)
-    return rules, fills
+    return Paths(rules, fills, drawings)
 
 
 def _compose(inner: tuple[float, ...], outer: tuple[float, ...]) -> tuple[float, ...]:

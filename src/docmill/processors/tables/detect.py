@@ -48,11 +48,16 @@ def prose(chunk: Chunk, width: float) -> bool:
     return chunk.words >= 10 or (chunk.words >= 6 and chunk.x1 - chunk.x0 >= 0.3 * width)
 
 
-def find_grids(chars: Sequence[Char], rules: Rulings, page_width: float) -> list[Grid]:
-    """Every table of a page: ruled grids first, then text in columns outside them."""
+def find_grids(
+    chars: Sequence[Char], rules: Rulings, page_width: float, drawings: Sequence[Box] = ()
+) -> list[Grid]:
+    """Every table of a page: ruled grids first, then text in columns outside them. An
+    unruled region over a drawing (a plot with its tick labels) is no table."""
     found: list[Grid] = []
     taken: list[Box] = []
     for box, gh, gv in sorted(grids(rules), key=lambda g: (g[0][2] - g[0][0]) * (g[0][3] - g[0][1])):
+        if not _framed(box, gh, gv):
+            continue  # a plot's axes and ticks, short marks: no ruled table
         inner = [b for b in taken if _contains(box, b)]
         free = [c for c in chars if not any(inside(c, b) for b in inner)] if inner else chars
         grid = build(box, free, gh, gv, ruled=True)
@@ -62,6 +67,8 @@ def find_grids(chars: Sequence[Char], rules: Rulings, page_width: float) -> list
         taken.append(box)
     free = [c for c in chars if not any(inside(c, b, 1.0) for b in taken)]
     for region in unruled_regions(free, rules.h, page_width):
+        if _over_drawing(region, drawings) or _axes(region, rules):
+            continue
         hr = within(rules.h, region[1], region[3], region[0], region[2])
         grid = build(region, free, hr, [], ruled=False)
         if grid is None or not _table_like(grid, page_width, ruled=False):
@@ -69,6 +76,41 @@ def find_grids(chars: Sequence[Char], rules: Rulings, page_width: float) -> list
         found.append(grid)
     found.sort(key=lambda g: (g.bbox[1], g.bbox[0]))
     return found
+
+
+def _over_drawing(region: Box, drawings: Sequence[Box]) -> bool:
+    """Whether curves or slanted lines fill a good part of the region (a chart)."""
+    area = max((region[2] - region[0]) * (region[3] - region[1]), 1.0)
+    covered = 0.0
+    for d in drawings:
+        w = min(d[2], region[2]) - max(d[0], region[0])
+        h = min(d[3], region[3]) - max(d[1], region[1])
+        if w > 0 and h > 0:
+            covered += w * h
+    return covered >= 0.2 * area
+
+
+def _framed(box: Box, hs: Sequence[Rule], vs: Sequence[Rule]) -> bool:
+    """Whether at least two rules each way run over half the grid (a table's frame or
+    its lines), not a long axis with short ticks."""
+    width, height = box[2] - box[0], box[3] - box[1]
+    long_h = sum(1 for _, a, b in hs if b - a >= 0.5 * width)
+    long_v = sum(1 for _, a, b in vs if b - a >= 0.5 * height)
+    return long_h >= 2 and long_v >= 2
+
+
+def _axes(region: Box, rules: Rulings) -> bool:
+    """Whether a horizontal and a vertical rule cross well inside the region: a plot's
+    axes with their tick labels around them, not a table."""
+    x0, y0, x1, y1 = region
+    mx, my = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
+    for y, a, b in rules.h:
+        if not y0 + my < y < y1 - my:
+            continue
+        for x, c, d in rules.v:
+            if x0 + mx < x < x1 - mx and a - 2 <= x <= b + 2 and c - 2 <= y <= d + 2:
+                return True
+    return False
 
 
 def _contains(outer: Box, inner: Box) -> bool:
@@ -99,13 +141,19 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
             continue
         lo, hi = min(c.x0 for c in cells(ln)), max(c.x1 for c in cells(ln))
         block = [i]
+        gaps: list[float] = []
         for j in range(i + 1, len(lines)):
             mine = _within(lines[j], lo, hi)
             if not mine:
                 continue  # a line of another column of the page
-            if mine[0].y0 - lines[block[-1]].y1 > 2.2 * h:
+            gap = min(c.y0 for c in mine) - lines[block[-1]].y1
+            allowed = max(2.2 * h, 2.0 * sorted(gaps)[len(gaps) // 2]) if gaps else 2.2 * h
+            gaps.append(gap)
+            if _rule_between(hrules, lines[block[-1]].y1, min(c.y0 for c in mine), lo, hi):
+                allowed *= 1.6  # a rule between sections of one table
+            if gap > allowed:
                 break
-            if all(prose(c, width) for c in mine) or (len(mine) == 1 and _CAPTION.match(mine[0].text)):
+            if _prose_line(mine, lo, hi, width) or (len(mine) == 1 and _CAPTION.match(mine[0].text)):
                 break  # prose, or the caption of the next table
             if len(mine) >= 2:
                 lo, hi = min(lo, *(c.x0 for c in mine)), max(hi, *(c.x1 for c in mine))
@@ -114,11 +162,22 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
             block.pop()  # trailing short lines (notes) belong after the table
         if sum(1 for k in block if len(_within(lines[k], lo, hi)) >= 2) < 2:
             continue
+        region = _region(lines, block, lo, hi, width, h, hrules, used)
         used.update(block)
-        region = _region(lines, block, lo, hi, width, h, hrules)
         if region is not None:
             regions.append(region)
     return regions
+
+
+def _rule_between(hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float) -> bool:
+    return any(top <= y <= bottom and a <= lo + 0.2 * (hi - lo) and b >= hi - 0.2 * (hi - lo) for y, a, b in hrules)
+
+
+def _prose_line(mine: Sequence[Chunk], lo: float, hi: float, width: float) -> bool:
+    """Prose across the block's columns (not a long label in one of them)."""
+    if not mine or not all(prose(c, width) for c in mine):
+        return False
+    return len(mine) >= 2 or mine[0].x1 - mine[0].x0 >= 0.6 * (hi - lo)
 
 
 def _within(line: Line, lo: float, hi: float) -> list[Chunk]:
@@ -127,12 +186,12 @@ def _within(line: Line, lo: float, hi: float) -> list[Chunk]:
 
 def _region(
     lines: Sequence[Line], block: list[int], lo: float, hi: float, width: float, h: float,
-    hrules: Sequence[Rule],
+    hrules: Sequence[Rule], used: set[int],
 ) -> Box | None:
     # heading lines above: within the columns, short, close; lines of other columns skipped
     members = list(block)
     k = block[0] - 1
-    while k >= 0:
+    while k >= 0 and k not in used:
         mine = _within(lines[k], lo, hi)
         if not mine:
             k -= 1
@@ -192,17 +251,20 @@ def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
         return False  # a form's labels
     if grid.ncols == 2 and first and all(_MARKER.match(t.strip()) for t in first):
         return False  # a list's markers
-    return not _contents(first, [t.strip() for t in cols[-1]], grid)
+    return not _contents([t.strip() for t in cols[-1]], grid)
 
 
-def _contents(first: list[str], last: list[str], grid: Grid) -> bool:
+def _contents(last: list[str], grid: Grid) -> bool:
     """A table of contents: dot leaders, or titles beside a last column of page numbers
     that only grow."""
     leaders = sum(1 for c in grid.cells if c.text and _LEADER.search(c.text))
     if leaders >= 0.3 * grid.nrows:
         return True
-    if grid.ncols > 3 or sum(1 for t in first if is_numeric(t)) > 0.3 * len(first):
+    if grid.ncols > 3:
         return False
+    titles = [c.text for c in grid.cells if c.text and c.col == grid.ncols - 2 and c.colspan == 1]
+    if sum(1 for t in titles if is_numeric(t)) > 0.3 * max(len(titles), 1):
+        return False  # numbers beside the last column: data, not titles
     numbers = [int(t) for t in last if t.isdigit() and len(t) <= 4]
     if len(numbers) < 4 or len(numbers) < 0.7 * len(last):
         return False

@@ -15,7 +15,7 @@ number (at most 5), else 1 when the first row is complete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,12 +70,13 @@ def read_page(page: Any, textpage: Any, page_index: int) -> tuple[list[Table], E
     extent = Extent(page_index, height, lines)
     if not chars:
         return [], extent
-    segments, _fills = page_paths(page, frame)
-    return tables_of(chars, segments, page_index, width, height), extent
+    paths = page_paths(page, frame)
+    return tables_of(chars, paths.rules, page_index, width, height, paths.drawings), extent
 
 
 def tables_of(
-    chars: list[Char], segments: list[Box], page_index: int, width: float, height: float = 0.0
+    chars: list[Char], segments: list[Box], page_index: int, width: float, height: float = 0.0,
+    drawings: Sequence[Box] = (),
 ) -> list[Table]:
     """The tables of one page's characters and rule segments (pure). Text set sideways
     (a table turned a quarter on an upright page) is read in its own upright frame when
@@ -86,12 +87,13 @@ def tables_of(
     out: list[Table] = []
     for turn, group in sideways.by_direction(chars).items():
         if turn == 0:
-            grids = find_grids(group, rulings(segments), width)
+            grids = find_grids(group, rulings(segments), width, drawings)
             out += [_table(g, page_index, g.bbox) for g in grids]
             continue
         turned = [sideways.turn_char(c, turn, size) for c in group]
         lines = [sideways.turn_box(s, turn, size) for s in segments]
-        for g in find_grids(turned, rulings(lines), size[1]):
+        marks = [sideways.turn_box(d, turn, size) for d in drawings]
+        for g in find_grids(turned, rulings(lines), size[1], marks):
             out.append(_table(g, page_index, sideways.unturn_box(g.bbox, turn, size), turn))
     out.sort(key=lambda t: (t.bbox[1], t.bbox[0]))
     return out

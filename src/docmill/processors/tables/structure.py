@@ -243,6 +243,13 @@ def _rows_of_band(lines: Sequence[Line]) -> bool:
     return numeric >= 2 and numeric >= 0.5 * len(lines)
 
 
+def _loose(lines: Sequence[Line], h: float) -> bool:
+    """Whether lines stand apart like rows (half a line height or more between them), not
+    like the wrapped lines of one cell."""
+    gaps = sorted(b.y0 - a.y1 for a, b in itertools.pairwise(lines))
+    return bool(gaps) and gaps[len(gaps) // 2] >= 0.5 * h
+
+
 def _band_rows(lines: list[Line], cols: Sequence[float]) -> list[list[Line]]:
     """The lines between two rules as one row, but a line with a heading spanning
     columns is a row of its own (a group heading over its sub-headings)."""
@@ -302,7 +309,7 @@ def build(
     row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
         band_lines = [ln for ln in lines if a <= ln.middle <= b]
-        if rule_y and not _rows_of_band(band_lines):
+        if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
             groups = _band_rows(band_lines, cols)
         else:
             groups = _line_rows(band_lines, cols, pitch, heading=n == 0)

@@ -60,9 +60,35 @@ def group_lines(chars: Iterable[Char]) -> list[list[Char]]:
             out.append([ch])
             h = max(ch.y1 - ch.y0, 1.0)
             bands.append([mid - h * 0.35, mid + h * 0.35])
+    out = _attach_small(out)
     for line in out:
         line.sort(key=lambda c: c.x0)
     return out
+
+
+def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
+    """Superscripts and subscripts (a line of much smaller characters overlapping a line
+    beside it) join that line: a footnote mark is part of its cell, not a row."""
+    if len(lines) < 2:
+        return lines
+
+    def size(line: list[Char]) -> float:
+        hs = sorted(c.y1 - c.y0 for c in line)
+        return hs[len(hs) // 2]
+
+    sizes = [size(ln) for ln in lines]
+    tops = [min(c.y0 for c in ln) for ln in lines]
+    bottoms = [max(c.y1 for c in ln) for ln in lines]
+    merged = [False] * len(lines)
+    for i in range(len(lines)):
+        for j in (i - 1, i + 1):
+            if not 0 <= j < len(lines) or merged[j] or sizes[i] >= 0.8 * sizes[j]:
+                continue
+            if tops[i] < bottoms[j] and bottoms[i] > tops[j]:  # overlapping lines
+                lines[j].extend(lines[i])
+                merged[i] = True
+                break
+    return [ln for ln, m in zip(lines, merged, strict=True) if not m]
 
 
 def line_text(chars: Sequence[Char]) -> str:
