@@ -132,7 +132,7 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
     width = page_width
 
     def cells(ln: Line) -> list[Chunk]:
-        return [c for c in ln.chunks if not prose(c, width)]
+        return [] if justified(ln.chunks) else [c for c in ln.chunks if not prose(c, width)]
 
     used: set[int] = set()
     regions: list[Box] = []
@@ -142,6 +142,7 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
         lo, hi = min(c.x0 for c in cells(ln)), max(c.x1 for c in cells(ln))
         block = [i]
         gaps: list[float] = []
+        whites = _whites(cells(ln))  # the whitespace between the block's cells so far
         for j in range(i + 1, len(lines)):
             mine = _within(lines[j], lo, hi)
             if not mine:
@@ -155,8 +156,16 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
                 break
             if _prose_line(mine, lo, hi, width) or (len(mine) == 1 and _CAPTION.match(mine[0].text)):
                 break  # prose, or the caption of the next table
-            if len(mine) >= 2:
-                lo, hi = min(lo, *(c.x0 for c in mine)), max(hi, *(c.x1 for c in mine))
+            if len(mine) >= 2:  # a row: its cells just beyond the columns so far widen them
+                near = [
+                    c for c in lines[j].chunks
+                    if not prose(c, width) and c.x1 > lo - 8 * h and c.x0 < hi + 8 * h
+                ]
+                mine_whites = _whites(near)
+                if whites and not any(a < d and c < b for a, b in whites for c, d in mine_whites):
+                    break  # its gaps fall where the table has text: not one of its rows
+                whites += mine_whites
+                lo, hi = min(lo, *(c.x0 for c in near)), max(hi, *(c.x1 for c in near))
             block.append(j)
         while block and len(_within(lines[block[-1]], lo, hi)) < 2:
             block.pop()  # trailing short lines (notes) belong after the table
@@ -169,12 +178,32 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
     return regions
 
 
+def _whites(chunks: Sequence[Chunk]) -> list[tuple[float, float]]:
+    """The whitespace between a line's chunks, as x-intervals."""
+    ordered = sorted(chunks, key=lambda c: c.x0)
+    return [(a.x1, b.x0) for a, b in itertools.pairwise(ordered) if b.x0 > a.x1]
+
+
 def _rule_between(hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float) -> bool:
     return any(top <= y <= bottom and a <= lo + 0.2 * (hi - lo) and b >= hi - 0.2 * (hi - lo) for y, a, b in hrules)
 
 
+def justified(chunks: Sequence[Chunk]) -> bool:
+    """A line of justified prose whose stretched spaces cut it into one-word chunks:
+    four or more words, evenly spaced."""
+    if len(chunks) < 4:
+        return False
+    words = sum(1 for c in chunks if c.words == 1 and not is_numeric(c.text))
+    if words < 0.8 * len(chunks):
+        return False
+    gaps = [b.x0 - a.x1 for a, b in itertools.pairwise(sorted(chunks, key=lambda c: c.x0))]
+    return min(gaps) > 0 and max(gaps) <= 1.3 * min(gaps)
+
+
 def _prose_line(mine: Sequence[Chunk], lo: float, hi: float, width: float) -> bool:
     """Prose across the block's columns (not a long label in one of them)."""
+    if justified(mine):
+        return True
     if not mine or not all(prose(c, width) for c in mine):
         return False
     return len(mine) >= 2 or mine[0].x1 - mine[0].x0 >= 0.6 * (hi - lo)

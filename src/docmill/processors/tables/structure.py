@@ -393,7 +393,54 @@ def build(
     if nrows < 2 or ncols < 2:
         return None
     edges = [cols[k] for k in kept_cols] + [x1]
+    cells, ncols, edges = _join_heading_columns(cells, nrows, ncols, edges)
+    if ncols < 2:
+        return None
     return Grid(region, cells, nrows, ncols, _header_rows(cells, nrows), edges, ruled)
+
+
+def _join_heading_columns(
+    cells: list[Cell], nrows: int, ncols: int, edges: list[float]
+) -> tuple[list[Cell], int, list[float]]:
+    """A column holding only heading text beside one holding only body text are one
+    column: a heading set off to the side of its numbers (centred over right-aligned
+    figures) must not make a column of its own and leave a filler beside it."""
+    head = _header_rows(cells, nrows)
+    if head < 1 or ncols < 3:
+        return cells, ncols, edges
+    rows_in: list[set[int]] = [set() for _ in range(ncols)]
+    spanning = [False] * ncols
+    for c in cells:
+        if c.colspan > 1 or c.rowspan > 1:
+            for k in range(c.col, c.col + c.colspan):
+                spanning[k] = True
+        if c.text:
+            rows_in[c.col].add(c.row)
+    k = 0
+    while k < ncols - 1:
+        a, b = rows_in[k], rows_in[k + 1]
+        head_only = lambda rows: bool(rows) and max(rows) < head  # noqa: E731
+        body_only = lambda rows: bool(rows) and min(rows) >= head  # noqa: E731
+        if not (spanning[k] or spanning[k + 1]) and (
+            (head_only(a) and body_only(b)) or (body_only(a) and head_only(b))
+        ):
+            merged: list[Cell] = []
+            for c in cells:
+                if c.col == k + 1:
+                    continue
+                if c.col == k:
+                    other = next((o for o in cells if o.col == k + 1 and o.row == c.row), None)
+                    text = c.text or (other.text if other else "")
+                    merged.append(Cell(c.row, c.col, 1, 1, text))
+                    continue
+                merged.append(Cell(c.row, c.col - 1 if c.col > k else c.col, c.rowspan, c.colspan, c.text))
+            cells = merged
+            rows_in[k] = a | b
+            del rows_in[k + 1], spanning[k + 1], edges[k + 1]
+            ncols -= 1
+            continue
+        k += 1
+    return cells, ncols, edges
 
 
 def _drop_filler(cells: list[Cell], nrows: int, ncols: int) -> tuple[list[Cell], int, int, list[int]]:
