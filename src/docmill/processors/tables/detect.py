@@ -66,16 +66,22 @@ def find_grids(
         found.append(grid)
         taken.append(box)
     free = [c for c in chars if not any(inside(c, b, 1.0) for b in taken)]
-    for region in unruled_regions(free, rules.h, page_width):
-        if _over_drawing(region, drawings) or _axes(region, rules):
+    for whole in unruled_regions(free, rules.h, page_width):
+        if _over_drawing(whole, drawings) or _axes(whole, rules):
             continue
-        hr = within(rules.h, region[1], region[3], region[0], region[2])
-        grid = build(region, free, hr, [], ruled=False)
-        if grid is None or not _table_like(grid, page_width, ruled=False):
-            continue
-        found.append(grid)
+        pieces = split_by_rules(whole, rules.h)
+        grids_of = [_unruled(region, free, rules, page_width) for region in pieces]
+        if len(pieces) > 1 and not all(grids_of):
+            grids_of = [_unruled(whole, free, rules, page_width)]  # the cut made no tables
+        found += [g for g in grids_of if g is not None]
     found.sort(key=lambda g: (g.bbox[1], g.bbox[0]))
     return found
+
+
+def _unruled(region: Box, chars: Sequence[Char], rules: Rulings, page_width: float) -> Grid | None:
+    hr = within(rules.h, region[1], region[3], region[0], region[2])
+    grid = build(region, chars, hr, [], ruled=False)
+    return grid if grid is not None and _table_like(grid, page_width, ruled=False) else None
 
 
 def _over_drawing(region: Box, drawings: Sequence[Box]) -> bool:
@@ -167,8 +173,13 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
                 whites += mine_whites
                 lo, hi = min(lo, *(c.x0 for c in near)), max(hi, *(c.x1 for c in near))
             block.append(j)
+        popped: list[int] = []
         while block and len(_within(lines[block[-1]], lo, hi)) < 2:
-            block.pop()  # trailing short lines (notes) belong after the table
+            popped.insert(0, block.pop())  # trailing short lines (notes) belong after the table
+        if popped and _wrapped(lines, block, popped, lo, hi, h) and _closed_below(
+            lines[popped[-1]], lo, hi, h, hrules
+        ):
+            block += popped  # the wrapped text of the last row, a rule under it closing the table
         if sum(1 for k in block if len(_within(lines[k], lo, hi)) >= 2) < 2:
             continue
         region = _region(lines, block, lo, hi, width, h, hrules, used)
@@ -176,6 +187,51 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
         if region is not None:
             regions.append(region)
     return regions
+
+
+def _wrapped(
+    lines: Sequence[Line], block: Sequence[int], popped: Sequence[int], lo: float, hi: float, h: float
+) -> bool:
+    """Whether lines after a row are its cells' wrapped text: each tight below the one
+    before, starting where a cell of the row starts (not at the table's left edge)."""
+    if not block:
+        return False
+    row = _within(lines[block[-1]], lo, hi)
+    starts = [c.x0 for c in row[1:]]  # a note starts at the left edge: column 0 does not count
+    prev = lines[block[-1]]
+    for k in popped:
+        mine = _within(lines[k], lo, hi)
+        if mine[0].y0 - prev.y1 > 0.5 * h or not any(abs(mine[0].x0 - x) <= 2 for x in starts):
+            return False
+        prev = lines[k]
+    return True
+
+
+def _closed_below(line: Line, lo: float, hi: float, h: float, hrules: Sequence[Rule]) -> bool:
+    return any(
+        line.y1 <= y <= line.y1 + 1.5 * h and a <= lo + 0.2 * (hi - lo) and b >= hi - 0.2 * (hi - lo)
+        for y, a, b in hrules
+    )
+
+
+def split_by_rules(region: Box, hrules: Sequence[Rule]) -> list[Box]:
+    """Tables set side by side: the region cut where no horizontal rule crosses while
+    rules run on both sides (each table draws its own)."""
+    x0, y0, x1, y1 = region
+    inside = [r for r in hrules if y0 - 2 <= r[0] <= y1 + 2 and r[2] > x0 + 2 and r[1] < x1 - 2]
+    if len(inside) < 4:
+        return [region]
+    spans = sorted((max(r[1], x0), min(r[2], x1)) for r in inside)
+    cuts: list[float] = []
+    end = spans[0][1]
+    for a, b in spans[1:]:
+        if a > end + 5:  # a strip no rule crosses
+            cuts.append((end + a) / 2)
+        end = max(end, b)
+    if not cuts:
+        return [region]
+    edges = [x0, *cuts, x1]
+    return [(a, y0, b, y1) for a, b in itertools.pairwise(edges)]
 
 
 def _whites(chunks: Sequence[Chunk]) -> list[tuple[float, float]]:

@@ -183,17 +183,21 @@ def _columns_of(line: Line, cols: Sequence[float]) -> set[int]:
     return out
 
 
-def _spans_columns(line: Line, cols: Sequence[float]) -> bool:
-    """Whether a chunk of the line reaches over a column edge (a spanning heading)."""
+def _spans_columns(line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = ()) -> bool:
+    """Whether a chunk of the line spans a column edge (a spanning heading): it reaches
+    over the edge and, where the columns' text extents are known, covers both sides."""
     for c in line.chunks:
-        inner = [x for x in cols[1:-1] if c.x0 + 1 < x < c.x1 - 1]
-        if inner:
-            return True
+        for e in range(1, len(cols) - 1):
+            if c.x0 + 1 < cols[e] < c.x1 - 1 and (
+                not extents or _covers_both(c, extents[e - 1], extents[e])
+            ):
+                return True
     return False
 
 
 def _line_rows(
-    lines: list[Line], cols: Sequence[float], pitch: float, heading: bool
+    lines: list[Line], cols: Sequence[float], pitch: float, heading: bool,
+    extents: Sequence[tuple[float, float] | None] = (),
 ) -> list[list[Line]]:
     """Lines grouped into rows: heading lines stacked over each other (above the first
     line with numbers, when ``heading``) become one row, and a line that continues the
@@ -222,7 +226,9 @@ def _line_rows(
         gap = ln.y0 - rows[-1][-1].y1
         tight = gap <= 0.5 * pitch
         if i < first_body:  # a heading: stacked heading lines are one row
-            if tight and not _spans_columns(rows[-1][-1], cols) and not _spans_columns(ln, cols):
+            if tight and not _spans_columns(rows[-1][-1], cols, extents) and not _spans_columns(
+                ln, cols, extents
+            ):
                 rows[-1].append(ln)
                 row_cols[-1] |= filled[i]
                 continue
@@ -250,12 +256,16 @@ def _loose(lines: Sequence[Line], h: float) -> bool:
     return bool(gaps) and gaps[len(gaps) // 2] >= 0.5 * h
 
 
-def _band_rows(lines: list[Line], cols: Sequence[float]) -> list[list[Line]]:
+def _band_rows(
+    lines: list[Line], cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = ()
+) -> list[list[Line]]:
     """The lines between two rules as one row, but a line with a heading spanning
     columns is a row of its own (a group heading over its sub-headings)."""
     rows: list[list[Line]] = []
     for ln in lines:
-        if rows and not _spans_columns(ln, cols) and not _spans_columns(rows[-1][-1], cols):
+        if rows and not _spans_columns(ln, cols, extents) and not _spans_columns(
+            rows[-1][-1], cols, extents
+        ):
             rows[-1].append(ln)
         else:
             rows.append([ln])
@@ -305,14 +315,15 @@ def build(
     row_edges = [y0, *rule_y, y1]
     pitches = sorted(b.middle - a.middle for a, b in itertools.pairwise(lines) if b.middle - a.middle > 0.3 * h)
     pitch = pitches[len(pitches) // 2] if pitches else 2 * h
+    extents = _column_extents(lines, cols)
     rows_y: list[float] = [y0]
     row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
         band_lines = [ln for ln in lines if a <= ln.middle <= b]
         if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
-            groups = _band_rows(band_lines, cols)
+            groups = _band_rows(band_lines, cols, extents)
         else:
-            groups = _line_rows(band_lines, cols, pitch, heading=n == 0)
+            groups = _line_rows(band_lines, cols, pitch, heading=n == 0, extents=extents)
         for g, nxt in itertools.pairwise(groups):
             rows_y.append((g[-1].y1 + nxt[0].y0) / 2)
             row_kind.append("text")
@@ -325,7 +336,6 @@ def build(
     # column edge spans the columns on both sides only where it covers the text of both
     # (a heading centred over its columns); a heading wider than its column that only
     # reaches into the whitespace beside it belongs to the column it covers most.
-    extents = _column_extents(lines, cols)
     pos_chars: dict[tuple[int, int], list[Char]] = {}
     crossed: set[tuple[int, int]] = set()  # (row, edge index) with text over the edge
     for ln in lines:
