@@ -66,12 +66,16 @@ def read_page(page: Any, textpage: Any, page_index: int) -> tuple[list[Table], E
     if frame.rotation in (90, 270):
         width, height = height, width
     chars = page_chars(textpage, frame)
-    lines = [(min(c.y0 for c in ln), max(c.y1 for c in ln)) for ln in group_lines(chars) if ln]
-    extent = Extent(page_index, height, lines)
     if not chars:
-        return [], extent
+        return [], Extent(page_index, height, [])
     paths = page_paths(page, frame)
-    return tables_of(chars, paths.rules, page_index, width, height, paths.drawings), extent
+    tables = tables_of(chars, paths.rules, page_index, width, height, paths.drawings)
+    lines = (
+        [(min(c.y0 for c in ln), max(c.y1 for c in ln)) for ln in group_lines(chars) if ln]
+        if tables
+        else []  # only a page with tables can end or continue one
+    )
+    return tables, Extent(page_index, height, lines)
 
 
 def tables_of(

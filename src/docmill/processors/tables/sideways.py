@@ -25,6 +25,8 @@ MIN_CHARS = 40
 def by_direction(chars: Sequence[Char]) -> dict[int, list[Char]]:
     """The characters by the direction their text runs: 0 (left to right), 90 (up the
     page), 270 (down the page). Small turned groups stay with the upright text."""
+    if not _any_turned(chars):
+        return {0: list(chars)} if chars else {}
     turn = [0] * len(chars)
     known = [False] * len(chars)
     for i in range(len(chars) - 1):
@@ -58,6 +60,20 @@ def by_direction(chars: Sequence[Char]) -> dict[int, list[Char]]:
     if not out[0]:
         del out[0]
     return out
+
+
+def _any_turned(chars: Sequence[Char]) -> bool:
+    """A quick look at every third pair: enough turned neighbours for a group at all?"""
+    found = 0
+    need = MIN_CHARS // 6
+    for i in range(0, len(chars) - 1, 3):
+        a, b = chars[i], chars[i + 1]
+        dy = abs(b.y0 + b.y1 - a.y0 - a.y1)
+        if dy > abs(b.x0 + b.x1 - a.x0 - a.x1) and dy < 6 * max(a.y1 - a.y0, a.x1 - a.x0, 1.0):
+            found += 1
+            if found >= need:
+                return True
+    return False
 
 
 def turn_box(box: Box, turn: int, size: tuple[float, float]) -> Box:

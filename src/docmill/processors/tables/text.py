@@ -50,16 +50,18 @@ def group_lines(chars: Iterable[Char]) -> list[list[Char]]:
     """Characters grouped into text lines (vertical overlap of their middles), each
     sorted left to right; lines in top-to-bottom order."""
     out: list[list[Char]] = []
-    bands: list[list[float]] = []
-    for ch in sorted(chars, key=lambda c: (c.y0 + c.y1) / 2):
+    top = bottom = 0.0
+    for ch in sorted(chars, key=lambda c: c.y0 + c.y1):
         mid = (ch.y0 + ch.y1) / 2
-        if bands and bands[-1][0] <= mid <= bands[-1][1]:
+        if out and top <= mid <= bottom:
             out[-1].append(ch)
-            bands[-1][1] = max(bands[-1][1], min(ch.y1, mid + (ch.y1 - ch.y0) * 0.3))
+            reach = min(ch.y1, mid + (ch.y1 - ch.y0) * 0.3)
+            if reach > bottom:
+                bottom = reach
         else:
             out.append([ch])
             h = max(ch.y1 - ch.y0, 1.0)
-            bands.append([mid - h * 0.35, mid + h * 0.35])
+            top, bottom = mid - h * 0.35, mid + h * 0.35
     out = _attach_small(out)
     for line in out:
         line.sort(key=lambda c: c.x0)
@@ -108,27 +110,40 @@ def line_text(chars: Sequence[Char]) -> str:
 
 def cell_text(chars: Sequence[Char]) -> str:
     """The text of a cell: its lines top to bottom, joined by line breaks."""
+    if not chars:
+        return ""
+    mids = [(c.y0 + c.y1) / 2 for c in chars]
+    if max(mids) - min(mids) <= 0.35 * max(c.y1 - c.y0 for c in chars):  # one line
+        return line_text(sorted(chars, key=lambda c: c.x0))
     return "\n".join(t for t in (line_text(line) for line in group_lines(chars)) if t)
 
 
 def chunk_line(chars: Sequence[Char]) -> Line:
     """One text line (its characters sorted by x) cut into chunks."""
     chunks: list[Chunk] = []
+    last: Chunk | None = None
     for ch in chars:
         if ch.text.isspace():
-            if chunks:
-                chunks[-1].chars.append(ch)
+            if last is not None:
+                last.chars.append(ch)
             continue
-        h = max(ch.y1 - ch.y0, 1.0)
-        last = chunks[-1] if chunks else None
-        if last is not None and ch.x0 - last.x1 <= CHUNK_GAP * max(h, last.y1 - last.y0):
-            last.x1, last.y0, last.y1 = max(last.x1, ch.x1), min(last.y0, ch.y0), max(last.y1, ch.y1)
-            last.chars.append(ch)
-        else:
-            chunks.append(Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch]))
+        h = ch.y1 - ch.y0
+        if last is not None:
+            lh = last.y1 - last.y0
+            if ch.x0 - last.x1 <= CHUNK_GAP * (h if h > lh else lh if lh > 1.0 else 1.0):
+                if ch.x1 > last.x1:
+                    last.x1 = ch.x1
+                if ch.y0 < last.y0:
+                    last.y0 = ch.y0
+                if ch.y1 > last.y1:
+                    last.y1 = ch.y1
+                last.chars.append(ch)
+                continue
+        last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
+        chunks.append(last)
     for c in chunks:
         c.text = line_text(c.chars)
-        c.words = len(c.text.split())
+        c.words = c.text.count(" ") + 1 if c.text else 0
     chunks = [c for c in chunks if c.text]
     if not chunks:
         return Line(0, 0, 0, 0, [])
