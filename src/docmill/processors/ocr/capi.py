@@ -18,6 +18,7 @@ runs the command line.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import ctypes.util
 import os
@@ -56,6 +57,7 @@ def _declare(tess: Any, lept: Any) -> None:
     sigs: dict[str, tuple[Any, list[Any]]] = {
         "TessBaseAPICreate": (p, []),
         "TessBaseAPIDelete": (None, [p]),
+        "TessBaseAPIEnd": (None, [p]),
         "TessBaseAPIInit3": (i, [p, c, c]),
         "TessBaseAPISetVariable": (i, [p, c, c]),
         "TessBaseAPISetPageSegMode": (None, [p, i]),
@@ -148,5 +150,20 @@ def load(languages: str) -> TessApi | None:
     for name, value in VARIABLES:
         tess.TessBaseAPISetVariable(handle, name.encode(), value.encode())
     api = TessApi(tess, lept, handle, languages)
+    if not _APIS:
+        atexit.register(_release)
     _APIS[languages] = api
     return api
+
+
+def _release() -> None:
+    """Frees this process's handles at a normal exit (Tesseract otherwise reports its
+    cached models as leaked); a worker that ends by ``os._exit`` frees nothing."""
+    libraries = _LIBRARIES.get("tess")
+    if not libraries:
+        return
+    tess = libraries[0]
+    for api in _APIS.values():
+        tess.TessBaseAPIEnd(api._handle)
+        tess.TessBaseAPIDelete(api._handle)
+    _APIS.clear()
