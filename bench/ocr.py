@@ -12,8 +12,14 @@ check, ``processors.pdf.scanned.usable_text``), has at least ``--min-chars`` vis
 and is written in Latin script (at least 90% of its letters; the OCR reads English),
 then second pages, until ``--pages`` pages. Each page is rendered by PDFium at 300 dpi in
 grey (``docmill.processors.pdf.render.render_page``) and read as the engine reads it
-(``Tesseract.read_pnm_tsv``: ``--psm 1`` with the osd data installed, else ``--psm 3``),
-one process, one page at a time. The OCR text is the TSV's words, a space between words
+(``Tesseract.read_pnm_tsv``: ``--psm 3``, and ``--psm 1`` again where that reading is
+unsure and the osd data is installed), one process, one page at a time. Three readers
+in one run: ``docmill`` (Tesseract's C API in this process, as the engine's workers
+read), ``docmill-cli`` (as docmill read before: the command line started per page,
+``--psm 1`` on every page) and ``ocrmypdf`` (the peer: one run over a PDF of the sample
+pages, ``--force-ocr``, one job, Tesseract held to one thread, its pypdfium2
+rasterizer; each page's OCR is its output's text layer, its lines scored by position
+like Tesseract's). The OCR text is the TSV's words, a space between words
 and a line break between lines: after whitespace normalisation it is exactly the txt
 output.
 
@@ -42,7 +48,10 @@ bold, pdfplumber's ``dedupe_chars`` rule) counts once. ``cer_position_folded`` a
 ``fold`` to both sides. Tesseract's reading order between lines no longer matters;
 within a line the order is the page's own.
 
-pages/s is render + OCR, wall clock, one process (Tesseract held to one thread).
+pages/s is render + OCR, wall clock, one process (Tesseract held to one thread); pages
+per CPU-second divides by the CPU time of this process and its children instead (the
+command line's Tesseract, ocrmypdf), which other load on a shared machine changes far
+less: per core, the figure the issue's target is in.
 Everything comes from one invocation; nothing is asserted (timings are not tests).
 """
 
@@ -323,12 +332,16 @@ def _score(path: Path, index: int, layer: str, glyphs: list[Glyph | None],
 
 def _docmill(args: argparse.Namespace, pages: list[tuple[Path, int, str]], api: bool) -> list[dict[str, Any]]:
     """Each page drawn and read as the engine does (``Tesseract.read_pnm_tsv``)."""
+    from dataclasses import replace
+
     import pypdfium2 as pdfium
 
     from docmill.processors.ocr.tesseract import open_tesseract
     from docmill.processors.pdf.render import render_page
 
     tesseract = open_tesseract("eng", api=api)
+    if not api:  # as docmill read before: the command line, --psm 1 on every page
+        tesseract = replace(tesseract, osd_when_unsure=False)
     if api and tesseract.api is None:
         raise SystemExit("bench: libtesseract cannot be loaded (the C API path)")
     name = "docmill" if api else "docmill (CLI)"

@@ -18,9 +18,12 @@ pixels: dot leaders are counted (:mod:`docmill.processors.ocr.leaders`), marks r
 table's vertical rules are dropped (:mod:`docmill.processors.ocr.rules`), and text set
 sideways in an upright page is read again turned (:mod:`docmill.processors.ocr.sideways`).
 
-Pages are read with ``--psm 1`` (automatic segmentation with orientation and script
-detection) when the ``osd`` data is installed, else ``--psm 3``: text turned by 90, 180 or
-270 degrees inside the page (a landscape table set sideways) is then read upright.
+Pages are read with ``--psm 3`` (automatic segmentation), and when the ``osd`` data is
+installed and that reading is unsure (its words' mean confidence under
+:data:`OSD_BELOW`), again with ``--psm 1`` (with orientation and script detection), the
+surer reading kept: text turned by 90, 180 or 270 degrees (a landscape table set
+sideways) is then read upright, and upright pages do not pay for the detection. Image
+files are read with ``--psm 1`` directly.
 
 A missing Tesseract or language raises :class:`OcrUnavailable` from :func:`open_tesseract`.
 """
@@ -38,6 +41,9 @@ from dataclasses import dataclass, field, replace
 from docmill.processors.ocr.capi import ApiFailed, TessApi
 from docmill.processors.ocr.capi import load as load_api
 
+# a page is read upright first (--psm 3); only when its words' mean confidence is under
+# this is it read again with orientation detection (--psm 1), the surer reading kept
+OSD_BELOW = 60.0
 IMAGE_TIMEOUT_S = 600.0  # one image; the engine's run.timeout_s normally ends it first
 _LANGUAGES = re.compile(r"^[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*$")
 _PR_SET_PDEATHSIG = 1
@@ -107,6 +113,9 @@ class Tesseract:
     psm: int = 3  # page segmentation: 1 = automatic with orientation detection (OSD), 3 without
     # the C API with the model loaded (this process's); None: the command line
     api: TessApi | None = field(default=None, compare=False, repr=False)
+    # with psm 1: read upright first and detect orientation only when unsure (False:
+    # always --psm 1, as docmill read before; bench/ocr.py's baseline)
+    osd_when_unsure: bool = True
 
     def _read_pnm(self, image: bytes, dpi: int, output: str) -> str:
         if self.api is None:
@@ -163,7 +172,14 @@ class Tesseract:
         from docmill.processors.ocr.rules import drop_rule_marks
         from docmill.processors.ocr.sideways import reread_sideways
 
-        tsv = self._read_pnm(image, dpi, "tsv")
+        if self.psm == 1 and self.osd_when_unsure:  # orientation detection where unsure
+            tsv = replace(self, psm=3)._read_pnm(image, dpi, "tsv")
+            if tsv_confidence(tsv) < OSD_BELOW:
+                turned = self._read_pnm(image, dpi, "tsv")
+                if tsv_confidence(turned) > tsv_confidence(tsv):
+                    tsv = turned
+        else:
+            tsv = self._read_pnm(image, dpi, "tsv")
         tsv = reread_sideways(tsv, image, dpi, self.read_sparse_tsv)
         tsv = drop_rule_marks(tsv, image, dpi)
         return fix_tsv(tsv, image, dpi)
@@ -182,6 +198,21 @@ class Tesseract:
                 raise OcrFailed(f"tesseract failed: {exc}"[:300]) from exc
         options = [] if frame is None else ["-c", f"tessedit_page_number={frame}"]
         return self._run(os.path.abspath(path), options, None)
+
+
+def tsv_confidence(tsv: str) -> float:
+    """The mean confidence of a TSV's words, each weighted by its length (0: no word)."""
+    total = chars = 0.0
+    for row in tsv.splitlines()[1:]:
+        cells = row.split("\t")
+        if len(cells) >= 12 and cells[0] == "5" and cells[11].strip():
+            n = len(cells[11].strip())
+            try:
+                total += float(cells[10]) * n
+            except ValueError:
+                continue
+            chars += n
+    return total / chars if chars else 0.0
 
 
 def _pnm_pixels(image: bytes) -> tuple[memoryview, int, int, int]:
