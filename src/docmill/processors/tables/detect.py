@@ -1,27 +1,38 @@
 """Where a page's tables are: ruled grids, and text that lines up in columns.
 
 **Ruled.** Each grid of crossing rulings (:func:`~docmill.processors.tables.rulings.grids`)
-is built as a table, smallest first; a grid around tables already found is built from
-what is left in it. A grid whose text gives no two columns and two rows (a framed
-paragraph, a form's field boxes, a chart's plot area) is no table.
+with at least two long rules each way (over half the grid: a plot's axis with its short
+ticks is none) is built as a table, smallest first; a grid around tables already found
+is built from what is left in it. A grid whose text gives no two columns and two rows
+(a framed paragraph, a form's field boxes) is no table.
 
 **Unruled.** The other text lines are cut into chunks at wide gaps. A chunk of prose
-has many words (:func:`prose`); a *row line* has at least two chunks that are not prose.
-Row lines close below each other make a block, with the short lines between them
-(group labels, wrapped cells); the block grows upwards over heading lines that stay
-within its columns, and stops at prose, a caption ("Table 3 ..."), a wide gap. Prose
-chunks outside the block's columns (the column of text beside it) are not in it. The
-block is then built (:mod:`~docmill.processors.tables.structure`) and kept only when it
-reads as a table, not as text set in columns:
+has many words (:func:`prose`); a line of justified prose cut into evenly spaced
+one-word chunks is prose too (:func:`justified`); a *row line* has at least two chunks
+that are not prose. A block starts at a row line and takes the lines below it that
+fall within its columns, passing over lines of another column of the page (a table
+beside prose in a two-column page), while they stay close (2.2 line heights, twice the
+block's own gaps, more across a rule); it stops at prose across its columns, a caption
+("Table 3 ..."), a row whose gaps fall where the block has text. A row line's cells
+just beyond the block's columns widen them. Short lines after the last row are notes
+(left out) unless they are its cells' wrapped text closed by a rule under them. The
+block grows upwards over heading lines within its columns, and takes the rules just
+above and below it. Where its rules leave a strip no rule crosses (two tables drawn
+side by side) it is cut there, if every piece still reads as a table. A block over
+drawings or around crossing axes (a plot and its tick labels) is none. Each block is
+built (:mod:`~docmill.processors.tables.structure`) and kept only when it reads as a
+table, not as text set in columns:
 
 - at least two *short* columns (their cells have three words or fewer, most of them):
   prose in two columns, a list (marker and sentence), a transcript's line numbers
   beside its text, a glossary have one at most;
-- not a table of contents: a last column of page numbers that only grow, or dot leaders;
-- not a form: most first cells end with a colon;
-- cells filled: at least 40 % of the grid holds text, and three rows (two between rules).
+- not a table of contents: dot leaders, or titles beside a last column of page
+  numbers that only grow;
+- not a form: most first cells end with a colon; not a list: two columns, the first
+  of list markers;
+- cells filled: at least 40 % of the grid holds text, and three rows.
 
-Pure functions of the page's characters, rules and fills.
+Pure functions of the page's characters, rules and drawings.
 """
 
 from __future__ import annotations

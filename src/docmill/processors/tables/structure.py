@@ -8,15 +8,20 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   of the band (a ruled band: no line may cross it and at least three lines must have
   text on both sides; an unruled region: a few lines, spanning headings, may cross it);
 * **rows**: every horizontal rule is a row edge; the lines between two rules are one row
-  (a cell of several lines) unless they line up across the row's columns like rows of
-  their own (rules drawn every five rows), and the lines of an unruled region are rows
-  of their own; then a line that continues the cell above (it lacks the row's anchor
-  column, sits closer than the rows do, and starts in lower case) joins its row, and
+  (a cell of several lines, a spanning heading apart) unless they stand half a line
+  apart or hold two numbers or more (rules drawn every five rows, a rule under the
+  heading only), and the lines of an unruled region are rows of their own; then a line
+  that continues the cell above (it lacks the row's anchor column, sits closer than the
+  rows do, and starts in lower case or misses the first column) joins its row, and
   heading lines stacked over each other join into one heading row;
-* **cells**: two neighbouring grid positions are one cell when no rule parts them and
-  text crosses the edge between them (a heading spanning columns), or, across a missing
-  horizontal rule, when one of them is empty (a label spanning rows). Rows and columns
-  left without any text (filler) are dropped, and spans shrink with them.
+* **cells**: two neighbouring grid positions are one cell where a vertical rule drawn
+  through most rows is missing, or where text crosses the edge between them and covers
+  the text on both sides (a heading spanning columns; a heading wider than its column
+  that only reaches into the whitespace beside it belongs to the column it covers
+  most); across a missing horizontal rule, when one of them is empty (a label spanning
+  rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
+  with them, and a column holding only heading text beside one holding only body text
+  become one (a heading set off to the side of its figures).
 
 Pure: functions of the region's characters and rules.
 """
