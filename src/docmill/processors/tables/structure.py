@@ -440,11 +440,12 @@ def _join_heading_columns(
             (head_only(a) and body_only(b)) or (body_only(a) and head_only(b))
         ):
             merged: list[Cell] = []
+            right = {c.row: c for c in cells if c.col == k + 1}
             for c in cells:
                 if c.col == k + 1:
                     continue
                 if c.col == k:
-                    other = next((o for o in cells if o.col == k + 1 and o.row == c.row), None)
+                    other = right.get(c.row)
                     text = c.text or (other.text if other else "")
                     merged.append(Cell(c.row, c.col, 1, 1, text))
                     continue
