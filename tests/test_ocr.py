@@ -11,7 +11,12 @@ import psutil
 import pytest
 
 from docmill.processors.ocr.images import BadImage, count_frames, extract_image, tiff_frames
-from docmill.processors.ocr.tesseract import OcrUnavailable, installed_languages, open_tesseract
+from docmill.processors.ocr.tesseract import (
+    OcrFailed,
+    OcrUnavailable,
+    installed_languages,
+    open_tesseract,
+)
 from docmill.processors.pdf.render import MAX_PIXELS, pnm_bytes, render_page, render_scale
 from docmill.processors.pdf.scanned import usable_text
 from docmill.processors.pdf.text import extract_pdf
@@ -569,3 +574,22 @@ def test_the_rules_of_a_ruled_table_are_not_read_as_text() -> None:
     lines = open_tesseract("eng").read_pnm(image, dpi).splitlines()
     assert not any("|" in line for line in lines)
     assert any(line.startswith("Tempora co Neque labo Aliquam qu Quaerat ip") for line in lines)
+
+
+@needs_tesseract
+def test_the_c_api_reads_as_the_command_line_does() -> None:
+    """The engine reads through libtesseract in the worker (the model loaded once per
+    process); the command line stays as the fallback: same options, same TSV."""
+    from docmill.processors.ocr import capi
+
+    pdf, _ = LOREM
+    image, dpi = _render(pdf)
+    api, cli = open_tesseract("eng"), open_tesseract("eng", api=False)
+    if api.api is None:
+        pytest.skip("libtesseract cannot be loaded here")
+    assert cli.api is None
+    assert api.read_pnm_tsv(image, dpi) == cli.read_pnm_tsv(image, dpi)
+    assert capi.load("eng") is api.api  # one handle per language set and process
+    assert api.read_file(str(DATA / "page.png")).split() == cli.read_file(str(DATA / "page.png")).split()
+    with pytest.raises(OcrFailed):
+        api.read_file(str(DATA / "sample.txt"))  # not an image: Leptonica refuses it

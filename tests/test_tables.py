@@ -122,3 +122,132 @@ def test_hostile_files_with_tables_on_end_terminal(tmp_path: Path) -> None:
     status = status_json(out, tmp_path)
     assert status["counts"].get("pending", 0) == 0 and status["counts"].get("running", 0) == 0
     assert sum(status["counts"].values()) == len(names)
+
+
+# --- issue 19: spans, filler, tables that run on, pages without tables ----------------
+
+SAMPLES = CORPUS / "real" / "sample-files"
+
+
+def _cell(table: object, text: str) -> tuple[int, int, int, int]:
+    """(row, col, rowspan, colspan) of the cell holding ``text``."""
+    for c in table.cells:  # type: ignore[attr-defined]
+        if " ".join(c.text.split()) == text:
+            return (c.row, c.col, c.rowspan, c.colspan)
+    raise AssertionError(f"no cell {text!r}")
+
+
+def _covers_once(table: object) -> None:
+    rows, cols = len(table.rows), len(table.rows[0])  # type: ignore[attr-defined]
+    spots = [
+        (r, k)
+        for c in table.cells  # type: ignore[attr-defined]
+        for r in range(c.row, c.row + c.rowspan)
+        for k in range(c.col, c.col + c.colspan)
+    ]
+    assert sorted(spots) == [(r, k) for r in range(rows) for k in range(cols)]
+
+
+def test_a_spanning_cell_is_one_cell_with_its_span() -> None:
+    # google-doc-document.pdf: "Europe" over four countries, "EUR (€)" over three
+    (table,) = tables_in_pdf(str(corpus_file(SAMPLES / "011-google-doc-document" / "google-doc-document.pdf")), [0])
+    assert table.rows[0][1:] == ["Indonesia", "Germany", "Austria", "France", "Vatican"]
+    assert _cell(table, "Europe") == (1, 2, 1, 4)
+    assert _cell(table, "EUR (€)") == (3, 2, 1, 3)
+    assert table.rows[1] == ["Continent", "Asia", "Europe", "", "", ""]  # spanned: nothing repeated
+    _covers_once(table)
+    # tabula's spanning_cells.pdf: a heading over the whole ruled table, centred
+    first = tables_in_pdf(str(TABULA / "spanning_cells.pdf"), [0])[0]
+    assert _cell(first, "Improved operation scenario") == (0, 0, 1, 6)
+    entry = first.to_dict()
+    assert {"row": 0, "col": 0, "rowspan": 1, "colspan": 6, "text": "Improved operation scenario"} in entry["cells"]
+
+
+def _generated(tmp_path: Path, kind: str, seed: int = 0) -> tuple[Path, dict[str, object]]:
+    from docmill.testkit.table_pages import generate
+
+    for doc in generate(seed, 48):
+        if doc.name.endswith("-" + kind):
+            path = tmp_path / f"{doc.name}.pdf"
+            path.write_bytes(doc.pdf())
+            return path, doc.truth()
+    raise AssertionError(kind)
+
+
+def test_a_two_level_heading_spans_its_columns(tmp_path: Path) -> None:
+    from docmill.model.tables import Cell
+    from docmill.testkit.table_pages import Page, TableSpec, draw_table, pdf_bytes
+
+    header = [
+        Cell(0, 0, 2, 1, "Region"), Cell(0, 1, 1, 2, "Population (000s)"),
+        Cell(0, 3, 1, 2, "Area (km2)"), Cell(1, 1, 1, 1, "2010"), Cell(1, 2, 1, 1, "2020"),
+        Cell(1, 3, 1, 1, "Land"), Cell(1, 4, 1, 1, "Water"),
+    ]
+    body = [[name, "1,204", "1,311", "88.5", "2.1"] for name in ("North", "South", "East", "West")]
+    for style in ("grid", "booktabs", "plain"):
+        draw = Page()
+        draw_table(draw, TableSpec(header, 2, body, ["l", "r", "r", "r", "r"], style), 72, 100, 0)
+        path = tmp_path / f"{style}.pdf"
+        path.write_bytes(pdf_bytes([draw]))
+        (table,) = tables_in_pdf(str(path), [0])
+        assert _cell(table, "Population (000s)")[1:] == (1, 1, 2), style
+        assert _cell(table, "Area (km2)")[1:] == (3, 1, 2), style
+        assert table.rows[1][1:] == ["2010", "2020", "Land", "Water"], style
+        assert table.rows[2] == ["North", "1,204", "1,311", "88.5", "2.1"], style
+        _covers_once(table)
+
+
+def test_no_filler_column_where_headings_are_wider_than_their_numbers(tmp_path: Path) -> None:
+    """A heading wider than the numbers under it (right-aligned), reaching into the
+    whitespace before its column: no empty column, the heading over its numbers."""
+    from docmill.model.tables import Cell
+    from docmill.testkit.table_pages import Page, TableSpec, draw_table, pdf_bytes
+
+    header = [Cell(0, 0, 1, 1, "Substance"), Cell(0, 1, 1, 1, "Emitted (kg/year)"),
+              Cell(0, 2, 1, 1, "Captured (kg/year)"), Cell(0, 3, 1, 1, "Share")]  # fmt: skip
+    body = [[name, f"{n:,}", f"{n // 3:,}", f"{n % 97}%"] for name, n in
+            (("Lead", 1204), ("Zinc", 88), ("Nickel", 40031), ("Cadmium", 7), ("Mercury", 912))]  # fmt: skip
+    for style in ("plain", "booktabs", "zebra"):
+        page = Page()
+        draw_table(page, TableSpec(header, 1, body, ["l", "r", "r", "r"], style, size=8.0), 72, 120, 0)
+        path = tmp_path / f"{style}.pdf"
+        path.write_bytes(pdf_bytes([page]))
+        (table,) = tables_in_pdf(str(path), [0])
+        assert table.rows[0] == ["Substance", "Emitted (kg/year)", "Captured (kg/year)", "Share"], style
+        assert table.rows[1] == ["Lead", "1,204", "401", "40%"], style
+        for col in range(len(table.rows[0])):
+            assert any(row[col] for row in table.rows[1:]), (style, col)  # no filler column
+
+
+def test_a_table_continued_on_the_next_page_is_marked_and_exported_as_one(tmp_path: Path) -> None:
+    path, truth = _generated(tmp_path, "continued")
+    first, second = tables_in_pdf(str(path))
+    assert (first.page, second.page) == (0, 1)
+    assert second.continued_from == 0 and first.continued_from is None
+    true_rows = [t["rows"] for t in truth["tables"]]  # type: ignore[index]
+    assert len(first.rows) + len(second.rows) == len(true_rows[0]) + len(true_rows[1])
+    # through the engine: the record's second table says where it continues from
+    outcome = extract_pdf(str(path), _request(True, []))
+    tables = outcome.extra["tables"]
+    assert [t.get("continued_from") for t in tables] == [None, 0]
+    # a table whose page does not end with it is not continued
+    two = tables_in_pdf(str(_generated(tmp_path, "two_tables")[0]))
+    assert all(t.continued_from is None for t in two)
+
+
+def test_pages_of_prose_lists_contents_forms_and_charts_yield_no_table(tmp_path: Path) -> None:
+    for kind in ("prose", "list", "toc", "form", "chart"):
+        for seed in (0, 1):
+            path, _ = _generated(tmp_path, kind, seed)
+            assert tables_in_pdf(str(path)) == [], (kind, seed)
+    # real pages: prose in two columns, a table of contents with dot leaders
+    assert tables_in_pdf(str(corpus_file(SAMPLES / "026-latex-multicolumn" / "multicolumn.pdf")), [0]) == []
+    geotopo = corpus_file(SAMPLES / "009-pdflatex-geotopo" / "GeoTopo-komprimiert.pdf")
+    assert tables_in_pdf(str(geotopo), [3]) == []
+
+
+def test_a_table_beside_prose_in_a_two_column_page(tmp_path: Path) -> None:
+    path, truth = _generated(tmp_path, "two_columns")
+    (table,) = tables_in_pdf(str(path))
+    (true,) = truth["tables"]  # type: ignore[misc]
+    assert table.rows == true["rows"]

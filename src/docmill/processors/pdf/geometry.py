@@ -96,14 +96,48 @@ class Frame:
 
 
 def page_segments(page: Any, frame: Frame) -> list[Box]:
-    """Axis-aligned straight path segments as (x0, y0, x1, y1), top-left origin; form
-    XObjects are descended into with their matrices."""
+    """Axis-aligned straight path segments as (x0, y0, x1, y1), top-left origin: the
+    rules of :func:`page_paths`."""
+    return page_paths(page, frame).rules
+
+
+@dataclass(slots=True)
+class Paths:
+    """A page's vector graphics as tables read them (see :func:`page_paths`)."""
+
+    rules: list[Box]
+    fills: list[Box]
+    drawings: list[Box]  # boxes of curved or slanted subpaths: plots, diagrams, logos
+
+
+FILL_MIN = 2.5  # a filled rectangle thinner than this (points) is a rule, not an area
+
+
+def page_paths(page: Any, frame: Frame) -> Paths:
+    """The page's vector graphics as rules, fills and drawings, top-left origin; form
+    XObjects are descended into with their matrices.
+
+    *Rules* are axis-aligned straight segments of stroked paths and the edges of filled
+    rectangles thinner than :data:`FILL_MIN` (a line drawn as a thin bar). *Fills* are
+    filled, unstroked axis-aligned rectangles larger than that: cell shading, zebra
+    bands, chart bars; their edges are no rules. *Drawings* are the boxes of subpaths
+    with a curve or a slanted line (a plot's lines, a diagram). Paths painted white (or
+    not painted) are left out: they draw nothing a reader sees."""
     import pypdfium2.raw as pdfium_c
 
-    out: list[Box] = []
+    rules: list[Box] = []
+    fills: list[Box] = []
+    drawings: list[Box] = []
     budget = [MAX_SEGMENTS]
     fx, fy = ctypes.c_float(), ctypes.c_float()
     matrix = pdfium_c.FS_MATRIX()
+    fill_mode, stroke = ctypes.c_int(), ctypes.c_int()
+    r, g, b, a = ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()
+
+    def visible(get_colour: Any, obj: Any) -> bool:
+        if not get_colour(obj, r, g, b, a):
+            return True
+        return a.value > 0 and min(r.value, g.value, b.value) < 245
 
     def visit(count: int, get: Any, parent: Any, base: tuple[float, ...], depth: int) -> None:
         for i in range(count):
@@ -123,32 +157,57 @@ def page_segments(page: Any, frame: Frame) -> list[Box]:
                     n = pdfium_c.FPDFFormObj_CountObjects(obj)
                     visit(n, pdfium_c.FPDFFormObj_GetObject, obj, m, depth + 1)
                 continue
+            if not pdfium_c.FPDFPath_GetDrawMode(obj, fill_mode, stroke):
+                fill_mode.value, stroke.value = 0, 1
+            stroked = bool(stroke.value) and visible(pdfium_c.FPDFPageObj_GetStrokeColor, obj)
+            filled = fill_mode.value != 0 and visible(pdfium_c.FPDFPageObj_GetFillColor, obj)
+            if not (stroked or filled):
+                continue
             n = pdfium_c.FPDFPath_CountSegments(obj)
             budget[0] -= max(n, 0)
+            # one subpath at a time: a path may hold many rectangles (a table's rules)
+            subpaths: list[tuple[list[Box], list[tuple[float, float]], bool]] = []
             start: tuple[float, float] | None = None
             prev: tuple[float, float] | None = None
             for s in range(max(n, 0)):
                 seg = pdfium_c.FPDFPath_GetPathSegment(obj, s)
                 if not seg or not pdfium_c.FPDFPathSegment_GetPoint(seg, fx, fy):
                     continue
-                a, b, c, d, e, f = m
+                a_, b_, c_, d_, e_, f_ = m
                 px, py = frame.point(
-                    a * fx.value + c * fy.value + e, b * fx.value + d * fy.value + f
+                    a_ * fx.value + c_ * fy.value + e_, b_ * fx.value + d_ * fy.value + f_
                 )
                 stype = pdfium_c.FPDFPathSegment_GetType(seg)
-                if stype == pdfium_c.FPDF_SEGMENT_MOVETO or prev is None:
+                if stype == pdfium_c.FPDF_SEGMENT_MOVETO or prev is None or not subpaths:
+                    subpaths.append(([], [(px, py)], True))
                     start = prev = (px, py)
                     continue
+                segments, points, straight = subpaths[-1]
+                points.append((px, py))
                 if stype == pdfium_c.FPDF_SEGMENT_LINETO:
-                    _add_segment(out, prev, (px, py))
+                    straight &= _add_segment(segments, prev, (px, py))
+                else:
+                    straight = False
                 prev = (px, py)
                 if pdfium_c.FPDFPathSegment_GetClose(seg) and start is not None:
-                    _add_segment(out, prev, start)
+                    straight &= _add_segment(segments, prev, start)
                     prev = start
+                subpaths[-1] = (segments, points, straight)
+            for segments, points, straight in subpaths:
+                if not straight and points:
+                    xs, ys = [p[0] for p in points], [p[1] for p in points]
+                    drawings.append((min(xs), min(ys), max(xs), max(ys)))
+                if filled and not stroked and straight and len(points) >= 3:
+                    xs, ys = [p[0] for p in points], [p[1] for p in points]
+                    box = (min(xs), min(ys), max(xs), max(ys))
+                    if box[2] - box[0] > FILL_MIN and box[3] - box[1] > FILL_MIN:
+                        fills.append(box)  # an area, not a line
+                        continue
+                rules.extend(segments)
 
     count = pdfium_c.FPDFPage_CountObjects(page)
     visit(count, pdfium_c.FPDFPage_GetObject, page, (1.0, 0.0, 0.0, 1.0, 0.0, 0.0), 0)
-    return out
+    return Paths(rules, fills, drawings)
 
 
 def _compose(inner: tuple[float, ...], outer: tuple[float, ...]) -> tuple[float, ...]:
@@ -165,11 +224,14 @@ def _compose(inner: tuple[float, ...], outer: tuple[float, ...]) -> tuple[float,
     )
 
 
-def _add_segment(out: list[Box], p: tuple[float, float], q: tuple[float, float]) -> None:
+def _add_segment(out: list[Box], p: tuple[float, float], q: tuple[float, float]) -> bool:
+    """Adds the segment ``pq`` when it is axis-aligned; False when it is slanted."""
     x0, x1 = sorted((p[0], q[0]))
     y0, y1 = sorted((p[1], q[1]))
     if (x1 - x0 <= 1.0) != (y1 - y0 <= 1.0):  # axis-aligned, not a point
         out.append((x0, y0, x1, y1))
+        return True
+    return x1 - x0 <= 1.0 and y1 - y0 <= 1.0  # a point is not slanted
 
 
 

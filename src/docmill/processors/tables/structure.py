@@ -1,0 +1,501 @@
+"""A table's structure from one region of the page: its columns, rows and cells.
+
+Given the region a detector found (:mod:`~docmill.processors.tables.detect`) with the
+rules that lie in it, the grid is built the same way for ruled and unruled tables:
+
+* **columns**: every vertical rule in the region is a column edge; between two, a
+  whitespace edge is added where the text leaves a vertical strip empty in every line
+  of the band (a ruled band: no line may cross it and at least three lines must have
+  text on both sides; an unruled region: a few lines, spanning headings, may cross it);
+* **rows**: every horizontal rule is a row edge; the lines between two rules are one row
+  (a cell of several lines, a spanning heading apart) unless they stand half a line
+  apart or hold two numbers or more (rules drawn every five rows, a rule under the
+  heading only), and the lines of an unruled region are rows of their own; then a line
+  that continues the cell above (it lacks the row's anchor column, sits closer than the
+  rows do, and starts in lower case or misses the first column) joins its row, and
+  heading lines stacked over each other join into one heading row;
+* **cells**: two neighbouring grid positions are one cell where a vertical rule drawn
+  through most rows is missing, or where text crosses the edge between them and covers
+  the text on both sides (a heading spanning columns; a heading wider than its column
+  that only reaches into the whitespace beside it belongs to the column it covers
+  most); across a missing horizontal rule, when one of them is empty (a label spanning
+  rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
+  with them, and a column holding only heading text beside one holding only body text
+  become one (a heading set off to the side of its figures).
+
+Pure: functions of the region's characters and rules.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from docmill.model.tables import Cell
+from docmill.processors.pdf.geometry import Box, Char
+from docmill.processors.tables.text import (
+    Chunk,
+    Line,
+    cell_text,
+    group_lines,
+    inside,
+    line_text,
+    page_lines,
+)
+
+Rule = tuple[float, float, float]  # position (y of a horizontal, x of a vertical), start, end
+SNAP = 2.0
+MAX_CELLS = 40_000
+_NUMERIC = re.compile(r"^[\s$€£¥%()+\-−–.,:/\d*x×]+$")
+
+
+@dataclass(slots=True)
+class Grid:
+    """A table's structure: row and column edges, and its cells (full cover)."""
+
+    bbox: Box
+    cells: list[Cell]
+    nrows: int
+    ncols: int
+    header_rows: int
+    columns: list[float]  # column edges (x), for joining tables across pages
+    ruled: bool = False
+
+
+def is_numeric(text: str) -> bool:
+    return bool(text) and any(ch.isdigit() for ch in text) and bool(_NUMERIC.match(text))
+
+
+def _cluster(values: Sequence[float], tol: float = SNAP) -> list[float]:
+    out: list[float] = []
+    for v in sorted(values):
+        if out and v - out[-1] <= tol:
+            continue
+        out.append(v)
+    return out
+
+
+def _covers(rules: Sequence[Rule], pos: float, at: float, tol: float = SNAP) -> bool:
+    """Whether a rule lies at ``pos`` (within tol) and covers ``at`` along its length."""
+    return any(abs(r[0] - pos) <= tol and r[1] - tol <= at <= r[2] + tol for r in rules)
+
+
+def _index(edges: Sequence[float], v: float) -> int:
+    return min(max(bisect_right(edges, v) - 1, 0), len(edges) - 2)
+
+
+# ---------------------------------------------------------------- columns
+
+
+def _gaps(
+    lines: Sequence[Line], lo: float, hi: float, min_gap: float, crossing: int, support: int
+) -> list[float]:
+    """Whitespace column edges inside [lo, hi]: x-strips at least ``min_gap`` wide that at
+    most ``crossing`` lines cross, with text on both sides in at least ``support`` lines."""
+    spans: list[tuple[float, float, int]] = []
+    for n, ln in enumerate(lines):
+        for c in ln.chunks:
+            a, b = max(c.x0, lo), min(c.x1, hi)
+            if b > a:
+                spans.append((a, b, n))
+    if not spans:
+        return []
+    # chunks of one line never overlap: the chunks over x count the lines over x
+    events = sorted([(a, 1) for a, _, _ in spans] + [(b, -1) for _, b, _ in spans])
+    candidates: list[tuple[float, float]] = []
+    depth, start = 0, lo
+    for pos, step in events:
+        new = depth + step
+        if depth <= crossing < new:  # the strip ends
+            candidates.append((start, pos))
+        elif new <= crossing < depth:  # a strip starts
+            start = pos
+        depth = new
+    candidates.append((start, hi))
+    out: list[float] = []
+    for a, b in candidates:
+        if b - a < min_gap or a <= lo + 0.5 or b >= hi - 0.5:
+            continue
+        left = {n for x0, x1, n in spans if x1 <= a + 0.5}
+        right = {n for x0, x1, n in spans if x0 >= b - 0.5}
+        if len(left & right) >= support:
+            out.append((a + b) / 2)
+    return out
+
+
+# ---------------------------------------------------------------- rows
+
+
+def _cut_at_rules(line: Line, vrules: Sequence[Rule]) -> Line:
+    """The line with every chunk cut where a vertical rule runs through it (text of two
+    ruled cells set close together is never one chunk)."""
+    at = sorted(r[0] for r in vrules if r[1] - SNAP <= line.middle <= r[2] + SNAP)
+    if not at:
+        return line
+    chunks: list[Chunk] = []
+    for c in line.chunks:
+        inner = [x for x in at if c.x0 < x < c.x1]
+        if not inner:
+            chunks.append(c)
+            continue
+        parts: list[list[Char]] = [[] for _ in range(len(inner) + 1)]
+        for ch in c.chars:
+            parts[bisect_right(inner, (ch.x0 + ch.x1) / 2)].append(ch)
+        for part in parts:
+            if part and any(not ch.text.isspace() for ch in part):
+                piece = Chunk(
+                    min(ch.x0 for ch in part), min(ch.y0 for ch in part),
+                    max(ch.x1 for ch in part), max(ch.y1 for ch in part), part,
+                )
+                piece.text = line_text(part)
+                piece.words = len(piece.text.split())
+                chunks.append(piece)
+    return Line(line.x0, line.y0, line.x1, line.y1, chunks)
+
+
+def _column_extents(lines: Sequence[Line], cols: Sequence[float]) -> list[tuple[float, float] | None]:
+    """The x-extent of the text each column holds in chunks that stay inside it."""
+    out: list[tuple[float, float] | None] = [None] * (len(cols) - 1)
+    for ln in lines:
+        for c in ln.chunks:
+            k = _index(cols, (c.x0 + c.x1) / 2)
+            if cols[k] - 1 <= c.x0 and c.x1 <= cols[k + 1] + 1:
+                prev = out[k]
+                out[k] = (c.x0, c.x1) if prev is None else (min(prev[0], c.x0), max(prev[1], c.x1))
+    return out
+
+
+def _covers_both(c: Chunk, left: tuple[float, float] | None, right: tuple[float, float] | None) -> bool:
+    """Whether a chunk over an edge covers a good part of the text on both sides."""
+    for ext in (left, right):
+        if ext is None:
+            continue  # an empty column beside a spanning cell: nothing to cover
+        width = max(ext[1] - ext[0], 1.0)
+        if min(c.x1, ext[1]) - max(c.x0, ext[0]) < 0.25 * width:
+            return False
+    return True
+
+
+def _columns_of(line: Line, cols: Sequence[float]) -> set[int]:
+    out: set[int] = set()
+    for c in line.chunks:
+        for k in range(len(cols) - 1):
+            if min(c.x1, cols[k + 1]) - max(c.x0, cols[k]) > 0.5:
+                out.add(k)
+    return out
+
+
+def _spans_columns(line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = ()) -> bool:
+    """Whether a chunk of the line spans a column edge (a spanning heading): it reaches
+    over the edge and, where the columns' text extents are known, covers both sides."""
+    for c in line.chunks:
+        for e in range(1, len(cols) - 1):
+            if c.x0 + 1 < cols[e] < c.x1 - 1 and (
+                not extents or _covers_both(c, extents[e - 1], extents[e])
+            ):
+                return True
+    return False
+
+
+def _line_rows(
+    lines: list[Line], cols: Sequence[float], pitch: float, heading: bool,
+    extents: Sequence[tuple[float, float] | None] = (),
+) -> list[list[Line]]:
+    """Lines grouped into rows: heading lines stacked over each other (above the first
+    line with numbers, when ``heading``) become one row, and a line that continues the
+    cell above joins its row."""
+    if not lines:
+        return []
+    filled = [_columns_of(ln, cols) for ln in lines]
+    ncols = len(cols) - 1
+    first_body = 0
+    if heading:
+        numeric = [
+            any(is_numeric(c.text) for c in ln.chunks) and len(f) >= max(2, 0.5 * ncols)
+            for ln, f in zip(lines, filled, strict=True)
+        ]
+        first_body = min(next((i for i, v in enumerate(numeric) if v), 1), 6)
+    # the anchor: the column (not the first) most often filled in the body
+    counts = [sum(1 for f in filled[first_body:] if k in f) for k in range(ncols)]
+    anchor = max(range(1, ncols), key=lambda k: counts[k]) if ncols > 1 else 0
+    rows: list[list[Line]] = []
+    row_cols: list[set[int]] = []
+    for i, ln in enumerate(lines):
+        if not rows:
+            rows.append([ln])
+            row_cols.append(set(filled[i]))
+            continue
+        gap = ln.y0 - rows[-1][-1].y1
+        tight = gap <= 0.5 * pitch
+        if i < first_body:  # a heading: stacked heading lines are one row
+            if tight and not _spans_columns(rows[-1][-1], cols, extents) and not _spans_columns(
+                ln, cols, extents
+            ):
+                rows[-1].append(ln)
+                row_cols[-1] |= filled[i]
+                continue
+        elif tight and anchor not in filled[i] and anchor in row_cols[-1] and filled[i] <= row_cols[-1]:
+            head = ln.chunks[0].text[:1]
+            if head.islower() or head in "(&" or 0 not in filled[i]:
+                rows[-1].append(ln)
+                continue
+        rows.append([ln])
+        row_cols.append(set(filled[i]))
+    return rows
+
+
+def _rows_of_band(lines: Sequence[Line]) -> bool:
+    """Whether the lines between two rules are rows of their own (rules drawn every few
+    rows): at least two of them, and half of them, hold two numbers or more."""
+    numeric = sum(1 for ln in lines if sum(is_numeric(c.text) for c in ln.chunks) >= 2)
+    return numeric >= 2 and numeric >= 0.5 * len(lines)
+
+
+def _loose(lines: Sequence[Line], h: float) -> bool:
+    """Whether lines stand apart like rows (half a line height or more between them), not
+    like the wrapped lines of one cell."""
+    gaps = sorted(b.y0 - a.y1 for a, b in itertools.pairwise(lines))
+    return bool(gaps) and gaps[len(gaps) // 2] >= 0.5 * h
+
+
+def _band_rows(
+    lines: list[Line], cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = ()
+) -> list[list[Line]]:
+    """The lines between two rules as one row, but a line with a heading spanning
+    columns is a row of its own (a group heading over its sub-headings)."""
+    rows: list[list[Line]] = []
+    for ln in lines:
+        if rows and not _spans_columns(ln, cols, extents) and not _spans_columns(
+            rows[-1][-1], cols, extents
+        ):
+            rows[-1].append(ln)
+        else:
+            rows.append([ln])
+    return rows
+
+
+# ---------------------------------------------------------------- the grid
+
+
+def build(
+    region: Box,
+    chars: Sequence[Char],
+    hrules: Sequence[Rule] = (),
+    vrules: Sequence[Rule] = (),
+    ruled: bool = False,
+) -> Grid | None:
+    """The table in ``region``; None when it has no two rows and two columns of text."""
+    x0, y0, x1, y1 = region
+    mine = [c for c in chars if inside(c, region, 0.5) and not c.text.isspace()]
+    if not mine:
+        return None
+    lines = page_lines(mine)
+    if not lines:
+        return None
+    heights = sorted(ln.height for ln in lines)
+    h = heights[len(heights) // 2]
+    # column edges: rules, then whitespace inside each band between them
+    vr = [r for r in vrules if x0 + SNAP < r[0] < x1 - SNAP and min(r[2], y1) - max(r[1], y0) >= 0.8 * h]
+    if vr:
+        lines = [_cut_at_rules(ln, vr) for ln in lines]
+    rule_x = _cluster([r[0] for r in vr])
+    col_edges = [x0, *rule_x, x1]
+    cols: list[float] = []
+    for a, b in itertools.pairwise(col_edges):
+        cols.append(a)
+        band = [ln for ln in lines if any(a - 1 <= (c.x0 + c.x1) / 2 <= b + 1 for c in ln.chunks)]
+        if ruled and rule_x:  # a ruled band: no line may cross a column edge
+            cols += _gaps(band, a, b, 0.5 * h, 0, max(3, len(band) // 3))
+        else:
+            crossing = max(1, len(band) // 8)
+            cols += _gaps(band, a, b, 0.5 * h, crossing, max(2, len(band) // 3))
+    cols.append(x1)
+    text_col = [x not in rule_x for x in cols]  # edges found in the text
+    # row edges: rules, then lines
+    hr = [r for r in hrules if y0 + SNAP < r[0] < y1 - SNAP and min(r[2], x1) - max(r[1], x0) >= 0.5 * h]
+    rule_y = _cluster([r[0] for r in hr])
+    row_edges = [y0, *rule_y, y1]
+    pitches = sorted(b.middle - a.middle for a, b in itertools.pairwise(lines) if b.middle - a.middle > 0.3 * h)
+    pitch = pitches[len(pitches) // 2] if pitches else 2 * h
+    extents = _column_extents(lines, cols)
+    rows_y: list[float] = [y0]
+    row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
+    for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
+        band_lines = [ln for ln in lines if a <= ln.middle <= b]
+        if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
+            groups = _band_rows(band_lines, cols, extents)
+        else:
+            groups = _line_rows(band_lines, cols, pitch, heading=n == 0, extents=extents)
+        for g, nxt in itertools.pairwise(groups):
+            rows_y.append((g[-1].y1 + nxt[0].y0) / 2)
+            row_kind.append("text")
+        rows_y.append(b)
+        row_kind.append("rule")
+    nrows, ncols = len(rows_y) - 1, len(cols) - 1
+    if nrows < 1 or ncols < 1 or nrows * ncols > MAX_CELLS:
+        return None
+    # text per position, and which column edges a row's chunks cross. A chunk over a
+    # column edge spans the columns on both sides only where it covers the text of both
+    # (a heading centred over its columns); a heading wider than its column that only
+    # reaches into the whitespace beside it belongs to the column it covers most.
+    pos_chars: dict[tuple[int, int], list[Char]] = {}
+    crossed: set[tuple[int, int]] = set()  # (row, edge index) with text over the edge
+    for ln in lines:
+        r = _index(rows_y, ln.middle)
+        for c in ln.chunks:
+            over = [e for e in range(1, ncols) if c.x0 + 1 < cols[e] < c.x1 - 1]
+            spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
+            if over and not spans:
+                k = max(range(ncols), key=lambda k: min(c.x1, cols[k + 1]) - max(c.x0, cols[k]))
+                pos_chars.setdefault((r, k), []).extend(c.chars)
+                continue
+            crossed.update((r, e) for e in spans)
+            for ch in c.chars:
+                k = _index(cols, (ch.x0 + ch.x1) / 2)
+                pos_chars.setdefault((r, k), []).append(ch)
+    parent = list(range(nrows * ncols))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(a: int, b: int) -> None:
+        parent[find(a)] = find(b)
+
+    # a rule edge drawn through most rows parts every row it is drawn in; where it is
+    # missing, the cells beside it are one (a spanning cell, its text wherever it sits)
+    mids = [(rows_y[r] + rows_y[r + 1]) / 2 for r in range(nrows)]
+    strong = [
+        not text_col[e] and sum(_covers(vr, cols[e], y) for y in mids) >= 0.4 * nrows
+        for e in range(ncols)
+    ]
+    for r in range(nrows):
+        for e in range(1, ncols):
+            drawn = not text_col[e] and _covers(vr, cols[e], mids[r])
+            if not drawn and (strong[e] or (r, e) in crossed):
+                union(r * ncols + e - 1, r * ncols + e)
+    for e in range(1, nrows):
+        if row_kind[e] != "rule":
+            continue
+        for k in range(ncols):
+            mid_x = (cols[k] + cols[k + 1]) / 2
+            if _covers(hr, rows_y[e], mid_x):
+                continue
+            above, below = (e - 1, k) in pos_chars, (e, k) in pos_chars
+            if ruled and not (above and below):
+                union((e - 1) * ncols + k, e * ncols + k)
+    components: dict[int, list[tuple[int, int]]] = {}
+    for r in range(nrows):
+        for k in range(ncols):
+            components.setdefault(find(r * ncols + k), []).append((r, k))
+    cells: list[Cell] = []
+    for members in components.values():
+        rs = [m[0] for m in members]
+        ks = [m[1] for m in members]
+        r0, r1, k0, k1 = min(rs), max(rs), min(ks), max(ks)
+        if len(members) != (r1 - r0 + 1) * (k1 - k0 + 1):  # not a rectangle: no span
+            for r, k in members:
+                cells.append(Cell(r, k, 1, 1, cell_text(pos_chars.get((r, k), []))))
+            continue
+        text = cell_text([c for m in members for c in pos_chars.get(m, [])])
+        cells.append(Cell(r0, k0, r1 - r0 + 1, k1 - k0 + 1, text))
+    cells, nrows, ncols, kept_cols = _drop_filler(cells, nrows, ncols)
+    if nrows < 2 or ncols < 2:
+        return None
+    edges = [cols[k] for k in kept_cols] + [x1]
+    cells, ncols, edges = _join_heading_columns(cells, nrows, ncols, edges)
+    if ncols < 2:
+        return None
+    return Grid(region, cells, nrows, ncols, _header_rows(cells, nrows), edges, ruled)
+
+
+def _join_heading_columns(
+    cells: list[Cell], nrows: int, ncols: int, edges: list[float]
+) -> tuple[list[Cell], int, list[float]]:
+    """A column holding only heading text beside one holding only body text are one
+    column: a heading set off to the side of its numbers (centred over right-aligned
+    figures) must not make a column of its own and leave a filler beside it."""
+    head = _header_rows(cells, nrows)
+    if head < 1 or ncols < 3:
+        return cells, ncols, edges
+    rows_in: list[set[int]] = [set() for _ in range(ncols)]
+    spanning = [False] * ncols
+    for c in cells:
+        if c.colspan > 1 or c.rowspan > 1:
+            for k in range(c.col, c.col + c.colspan):
+                spanning[k] = True
+        if c.text:
+            rows_in[c.col].add(c.row)
+    k = 0
+    while k < ncols - 1:
+        a, b = rows_in[k], rows_in[k + 1]
+        head_only = lambda rows: bool(rows) and max(rows) < head  # noqa: E731
+        body_only = lambda rows: bool(rows) and min(rows) >= head  # noqa: E731
+        if not (spanning[k] or spanning[k + 1]) and (
+            (head_only(a) and body_only(b)) or (body_only(a) and head_only(b))
+        ):
+            merged: list[Cell] = []
+            right = {c.row: c for c in cells if c.col == k + 1}
+            for c in cells:
+                if c.col == k + 1:
+                    continue
+                if c.col == k:
+                    other = right.get(c.row)
+                    text = c.text or (other.text if other else "")
+                    merged.append(Cell(c.row, c.col, 1, 1, text))
+                    continue
+                merged.append(Cell(c.row, c.col - 1 if c.col > k else c.col, c.rowspan, c.colspan, c.text))
+            cells = merged
+            rows_in[k] = a | b
+            del rows_in[k + 1], spanning[k + 1], edges[k + 1]
+            ncols -= 1
+            continue
+        k += 1
+    return cells, ncols, edges
+
+
+def _drop_filler(cells: list[Cell], nrows: int, ncols: int) -> tuple[list[Cell], int, int, list[int]]:
+    """Rows and columns in which no cell with text starts (filler: a gap the text left,
+    a rule drawn twice) are dropped; spans shrink with them. Each kept position stays in
+    exactly one cell, so the cells still cover the grid once."""
+    keep_r = sorted({c.row for c in cells if c.text})
+    keep_c = sorted({c.col for c in cells if c.text})
+    if len(keep_r) == nrows and len(keep_c) == ncols:
+        return cells, nrows, ncols, list(range(ncols))
+    new_r = {r: i for i, r in enumerate(keep_r)}
+    new_c = {k: i for i, k in enumerate(keep_c)}
+    out: list[Cell] = []
+    for c in cells:
+        rows = [new_r[r] for r in range(c.row, c.row + c.rowspan) if r in new_r]
+        cols = [new_c[k] for k in range(c.col, c.col + c.colspan) if k in new_c]
+        if rows and cols:
+            out.append(Cell(rows[0], cols[0], len(rows), len(cols), c.text))
+    return out, len(keep_r), len(keep_c), keep_c
+
+
+def _header_rows(cells: Sequence[Cell], nrows: int) -> int:
+    """The leading rows above the first row with a number (at most 5), else 1 when the
+    first row is complete and there are others."""
+    numeric = [False] * nrows
+    first_full = True
+    for c in cells:
+        if is_numeric(c.text):
+            numeric[c.row] = True
+        if c.row == 0 and not c.text:
+            first_full = False
+    if any(numeric):
+        lead = 0
+        while lead < nrows and not numeric[lead]:
+            lead += 1
+        return lead if 0 < lead <= 5 and lead < nrows else 0
+    return 1 if nrows > 1 and first_full else 0
+
+
+def region_lines(chars: Sequence[Char], region: Box) -> list[list[Char]]:
+    """The text lines inside a region (for tests and detectors)."""
+    return group_lines(c for c in chars if inside(c, region))

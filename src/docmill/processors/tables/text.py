@@ -1,0 +1,172 @@
+"""A page's characters as text lines and chunks: what table detection and structure read.
+
+A *line* is the characters whose vertical middles overlap (a baseline band), left to
+right. A line is cut into *chunks* wherever the gap between two characters is wider
+than :data:`CHUNK_GAP` line heights: the text of one cell, or of one column of prose.
+Every value is in PDF points with a top-left origin. Pure functions.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from docmill.processors.pdf.geometry import Box, Char
+
+CHUNK_GAP = 0.6  # a gap wider than this many line heights separates two chunks
+WORD_GAP = 0.2  # a gap wider than this many line heights is a space between words
+
+
+@dataclass(slots=True)
+class Chunk:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    chars: list[Char]
+    text: str = ""
+    words: int = 0
+
+
+@dataclass(slots=True)
+class Line:
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    chunks: list[Chunk] = field(default_factory=list)
+
+    @property
+    def height(self) -> float:
+        return max(self.y1 - self.y0, 1.0)
+
+    @property
+    def middle(self) -> float:
+        return (self.y0 + self.y1) / 2
+
+
+def group_lines(chars: Iterable[Char]) -> list[list[Char]]:
+    """Characters grouped into text lines (vertical overlap of their middles), each
+    sorted left to right; lines in top-to-bottom order."""
+    out: list[list[Char]] = []
+    top = bottom = 0.0
+    for ch in sorted(chars, key=lambda c: c.y0 + c.y1):
+        mid = (ch.y0 + ch.y1) / 2
+        if out and top <= mid <= bottom:
+            out[-1].append(ch)
+            reach = min(ch.y1, mid + (ch.y1 - ch.y0) * 0.3)
+            if reach > bottom:
+                bottom = reach
+        else:
+            out.append([ch])
+            h = max(ch.y1 - ch.y0, 1.0)
+            top, bottom = mid - h * 0.35, mid + h * 0.35
+    out = _attach_small(out)
+    for line in out:
+        line.sort(key=lambda c: c.x0)
+    return out
+
+
+def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
+    """Superscripts and subscripts (a line of much smaller characters overlapping a line
+    beside it) join that line: a footnote mark is part of its cell, not a row."""
+    if len(lines) < 2:
+        return lines
+
+    def size(line: list[Char]) -> float:
+        hs = sorted(c.y1 - c.y0 for c in line)
+        return hs[len(hs) // 2]
+
+    sizes = [size(ln) for ln in lines]
+    tops = [min(c.y0 for c in ln) for ln in lines]
+    bottoms = [max(c.y1 for c in ln) for ln in lines]
+    merged = [False] * len(lines)
+    for i in range(len(lines)):
+        for j in (i - 1, i + 1):
+            if not 0 <= j < len(lines) or merged[j] or sizes[i] >= 0.8 * sizes[j]:
+                continue
+            if tops[i] < bottoms[j] and bottoms[i] > tops[j]:  # overlapping lines
+                lines[j].extend(lines[i])
+                merged[i] = True
+                break
+    return [ln for ln, m in zip(lines, merged, strict=True) if not m]
+
+
+def line_text(chars: Sequence[Char]) -> str:
+    """The characters of one line, a space where the layer has one or the gap is wider
+    than a word space; PDFium's ``\\x02`` (a hyphen that broke a word) becomes ``-``."""
+    parts: list[str] = []
+    prev: Char | None = None
+    for ch in chars:
+        if prev is not None and ch.text != " " and prev.text != " ":
+            h = max(ch.y1 - ch.y0, prev.y1 - prev.y0, 1.0)
+            if ch.x0 - prev.x1 > WORD_GAP * h:
+                parts.append(" ")
+        parts.append(ch.text)
+        prev = ch
+    return re.sub(r" {2,}", " ", "".join(parts).replace("\x02", "-")).strip()
+
+
+def cell_text(chars: Sequence[Char]) -> str:
+    """The text of a cell: its lines top to bottom, joined by line breaks."""
+    if not chars:
+        return ""
+    mids = [(c.y0 + c.y1) / 2 for c in chars]
+    if max(mids) - min(mids) <= 0.35 * max(c.y1 - c.y0 for c in chars):  # one line
+        return line_text(sorted(chars, key=lambda c: c.x0))
+    return "\n".join(t for t in (line_text(line) for line in group_lines(chars)) if t)
+
+
+def chunk_line(chars: Sequence[Char]) -> Line:
+    """One text line (its characters sorted by x) cut into chunks."""
+    chunks: list[Chunk] = []
+    last: Chunk | None = None
+    for ch in chars:
+        if ch.text.isspace():
+            if last is not None:
+                last.chars.append(ch)
+            continue
+        h = ch.y1 - ch.y0
+        if last is not None:
+            lh = last.y1 - last.y0
+            if ch.x0 - last.x1 <= CHUNK_GAP * (h if h > lh else lh if lh > 1.0 else 1.0):
+                if ch.x1 > last.x1:
+                    last.x1 = ch.x1
+                if ch.y0 < last.y0:
+                    last.y0 = ch.y0
+                if ch.y1 > last.y1:
+                    last.y1 = ch.y1
+                last.chars.append(ch)
+                continue
+        last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
+        chunks.append(last)
+    for c in chunks:
+        c.text = line_text(c.chars)
+        c.words = c.text.count(" ") + 1 if c.text else 0
+    chunks = [c for c in chunks if c.text]
+    if not chunks:
+        return Line(0, 0, 0, 0, [])
+    return Line(
+        min(c.x0 for c in chunks), min(c.y0 for c in chunks),
+        max(c.x1 for c in chunks), max(c.y1 for c in chunks), chunks,
+    )
+
+
+def page_lines(chars: Iterable[Char]) -> list[Line]:
+    """The text lines of ``chars``, top to bottom, each cut into chunks."""
+    lines = [chunk_line(line) for line in group_lines(chars)]
+    return [ln for ln in lines if ln.chunks]
+
+
+def box_of(boxes: Iterable[Box]) -> Box:
+    items = list(boxes)
+    return (
+        min(b[0] for b in items), min(b[1] for b in items),
+        max(b[2] for b in items), max(b[3] for b in items),
+    )
+
+
+def inside(ch: Char, box: Box, pad: float = 1.0) -> bool:
+    cx, cy = (ch.x0 + ch.x1) / 2, (ch.y0 + ch.y1) / 2
+    return box[0] - pad <= cx <= box[2] + pad and box[1] - pad <= cy <= box[3] + pad
