@@ -170,6 +170,8 @@ def parse_template(to: str, where: str) -> Template:
     if cut < 0:  # a folder or prefix alone: the document's path below its SOURCE
         root = to if to.endswith("/") else to + "/"
         return parse_template(root + "{relpath}", where)
+    if to.endswith("/"):  # folders of fields: the document's path below them
+        to += "{relpath}"
     slash = to.rfind("/", 0, cut)
     root, rest = to[: slash + 1], to[slash + 1 :]
     if not root or root.endswith("://") or "{" in root:
