@@ -121,10 +121,16 @@ class Template:
         :attr:`fields` (dates as aware datetimes, None when missing). Raises
         :class:`TemplateError` for a key that is empty or has a ``.``/``..`` segment."""
         out: list[str] = []
+        empty = False  # the last field gave "": its folder is left out ({reldir}/ at the top)
         for literal, name, spec in self.parts:
+            text = "".join(out)
+            if empty and literal.startswith("/") and (not text or text.endswith("/")):
+                literal = literal[1:]
             out.append(literal)
             if name is not None:
-                out.append(_render_field(name, spec, values.get(name)))
+                value = _render_field(name, spec, values.get(name))
+                empty = value == ""
+                out.append(value)
         key = "".join(out)
         check_key(key)
         return key

@@ -143,6 +143,16 @@ class LedgerReader:
             for r in self._conn.execute(sql, params)
         ]
 
+    def deliveries(self) -> dict[str, dict[str, Any]]:
+        """Per ``[[deliver]]`` table of the last run: documents pending, done, failed and
+        failures by category (``state/deliveries.py``); {} without deliveries."""
+        from docmill.state.deliveries import delivery_counts
+
+        try:
+            return delivery_counts(self._conn)
+        except sqlite3.Error:  # a ledger from before deliveries (no table yet)
+            return {}
+
     def plan(self, sql: str, params: list[Any]) -> str:
         """SQLite's query plan for ``sql``, one step a line."""
         return "\n".join(r[3] for r in self._conn.execute("EXPLAIN QUERY PLAN " + sql, params))
