@@ -468,6 +468,7 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
         store = Store.open(folder)
         try:
             store.retry_failed()
+            store.deliveries.retry()  # failed deliveries are tried again too
         finally:
             store.close()
     if not svc.ledger.requeue(job.id):
@@ -477,7 +478,7 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
-@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents again; a cancelled job resumes")
+@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents and deliveries again; a cancelled job resumes")
 async def retry(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     return await run_in_threadpool(_retry, svc, caller, job_id)
 
