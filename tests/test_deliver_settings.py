@@ -231,3 +231,71 @@ def test_header_references_resolve_from_the_environment_or_name_the_variable() -
     with pytest.raises(SettingsError, match="environment variable T, which is not set") as info:
         resolve_headers(spec, {})
     assert "s3cret" not in str(info.value)
+
+
+# --- the webhook against the test kit's receiver, its waits recorded (no sleeping) -------------
+
+
+def _hook_work(n: int) -> list[object]:
+    from docmill.deliver.work import HookWork
+    from docmill.model import DocState, Record
+    from docmill.state.deliveries import DeliveryDoc
+
+    works: list[object] = []
+    for i in range(1, n + 1):
+        record = Record(i, f"/in/{i}.txt", "ab" * 32, 3, "text/plain", DocState.DONE, None, 1, None,
+                        {"parse_s": 0.0, "total_s": 0.0}, 1, None)
+        key = record_key("L", i, record.sha256, 1)
+        works.append(HookWork(key, ((i, float(i), key, DeliveryDoc(record, 0, None, 1.0, None)),)))
+    return works
+
+
+def _sender(url: str, sleeps: list[float], rate: float = 0.0, retries: int = 3, timeout_s: float = 5.0) -> object:
+    import threading
+
+    from docmill.deliver.webhook import WebhookDelivery
+    from docmill.sources.backend import Secrets
+    from docmill.sources.throttle import Backoff, Retrier
+
+    spec = parse_delivery({"name": "hook", "kind": "webhook", "to": url, "timeout_s": timeout_s}, "t")
+    now = [100.0]
+
+    def sleep(seconds: float) -> None:  # the clock moves by what was slept, nothing else
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    retrier = Retrier(rate, retries, Backoff(base_s=0.2, cap_s=20.0), clock=lambda: now[0],
+                      sleep=sleep, rand=lambda: 0.5)
+    return WebhookDelivery(spec, {}, retrier, Secrets(frozenset()), threading.Event())
+
+
+def test_a_429_waits_its_retry_after_then_goes_with_the_same_key() -> None:
+    from docmill.testkit.webhook import HookConfig, serve_in_thread
+
+    with serve_in_thread(HookConfig(too_many_every=1, retry_after="7")) as hook:
+        sleeps: list[float] = []
+        sender = _sender(hook.url, sleeps)
+        (work,) = _hook_work(1)
+        result = sender.deliver(work)  # type: ignore[attr-defined]
+        assert result.state == "failed" and result.category == "rate_limited"
+        assert sleeps == [7.0, 7.0]  # never sooner than Retry-After (3 tries, 2 waits)
+        keys = [r.key for r in hook.requests()]
+        assert keys == [work.key] * 3 and [r.status for r in hook.requests()] == [429] * 3  # type: ignore[attr-defined]
+
+
+def test_the_rate_limit_spaces_requests_and_a_slow_answer_times_out() -> None:
+    from docmill.testkit.webhook import HookConfig, serve_in_thread
+
+    with serve_in_thread(HookConfig()) as hook:
+        sleeps: list[float] = []
+        sender = _sender(hook.url, sleeps, rate=2.0)
+        results = [sender.deliver(w) for w in _hook_work(6)]  # type: ignore[attr-defined]
+        assert {r.state for r in results} == {"done"}
+        # a bucket of 2 a second (a burst of 2): the 3rd to 6th each wait 0.5 s their turn
+        assert sleeps == [0.5, 0.5, 0.5, 0.5]
+    with serve_in_thread(HookConfig(slow_every=1, slow_s=1.0)) as hook:
+        sleeps = []
+        sender = _sender(hook.url, sleeps, retries=2, timeout_s=0.2)
+        result = sender.deliver(_hook_work(1)[0])  # type: ignore[attr-defined]
+        assert (result.state, result.category) == ("failed", "timeout")
+        assert "no answer within 0.2 s" in result.message
