@@ -270,7 +270,7 @@ to = "{filed}/{{name}}"
 # --- the webhook --------------------------------------------------------------------------
 
 
-def hook_config(path: Path, url: str, **more: Any) -> Path:
+def hook_config(path: Path, url: str, variable: str = "HOOK_TOKEN", **more: Any) -> Path:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in more.items())
     return config(path, f"""
 [output]
@@ -280,7 +280,7 @@ part_max_records = 4
 name = "hook"
 kind = "webhook"
 to = "{url}"
-token = {{ "$env" = "HOOK_TOKEN" }}
+token = {{ "$env" = "{variable}" }}
 headers = {{ "X-Team" = "ops" }}
 {extra}""")
 
@@ -331,8 +331,9 @@ def test_a_secret_given_by_reference_appears_in_no_log_record_error_or_ledger(
     corpus(src, pdfs=1, texts=2)
     # a careless receiver: refuses with 500 and echoes the request's headers, the token too
     hook.reconfigure(fail_every=1, echo_errors=True)
-    cfg = hook_config(tmp_path / "docmill.toml", hook.url, retries=2, breaker=100)
-    env = s3_env("http://127.0.0.1:9", HOOK_TOKEN=TOKEN)
+    # a variable whose name does not look like a credential's: only the reference tells
+    cfg = hook_config(tmp_path / "docmill.toml", hook.url, "HOOK_BEARER", retries=2, breaker=100)
+    env = s3_env("http://127.0.0.1:9", HOOK_BEARER=TOKEN)
     out = tmp_path / "out"
     result = run_docmill(env, "run", str(src), "--out", str(out), "--config", str(cfg))
     assert result.returncode == 0, result.stderr[-3000:]  # deliveries fail, the run does not

@@ -11,8 +11,14 @@ from pathlib import Path
 import pytest
 
 from docmill.deliver.values import relpath, source_prefixes
-from docmill.deliver.webhook import batch_key, record_key, resolve_headers, retry_after
-from docmill.settings import SettingsError, load_settings, with_overrides
+from docmill.deliver.webhook import (
+    batch_key,
+    record_key,
+    resolve_headers,
+    retry_after,
+    secret_values,
+)
+from docmill.settings import Settings, SettingsError, load_settings, with_overrides
 from docmill.settings.deliveries import (
     TEMPLATE_FIELDS,
     SecretRef,
@@ -33,7 +39,7 @@ def _clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def load(tmp_path: Path, text: str) -> object:
+def load(tmp_path: Path, text: str) -> Settings:
     cfg = tmp_path / "cfg.toml"
     cfg.write_text(text, encoding="utf-8")
     return load_settings(cfg, env={})
@@ -61,7 +67,7 @@ headers = { "X-Team" = "ops", "X-Api-Key" = { "$env" = "HOOK_KEY" } }
 batch = 10
 requests_per_s = 5
 """)
-    parts, archive, hook = settings.deliver  # type: ignore[attr-defined]
+    parts, archive, hook = settings.deliver
     assert (parts.kind, parts.to) == ("records", "s3://acme-out/records/")
     assert archive.mode == "move" and archive.template.root == "s3://archive/"
     assert archive.template.fields == ("class.label", "date", "name")
@@ -69,12 +75,12 @@ requests_per_s = 5
     assert hook.token == SecretRef("HOOK_TOKEN") and hook.batch == 10
     assert hook.delivered_statuses == ("done", "failed", "skipped")
     assert dict(hook.headers) == {"X-Team": "ops", "X-Api-Key": SecretRef("HOOK_KEY")}
-    assert settings.origin("deliver").startswith("file:")  # type: ignore[attr-defined]
+    assert settings.origin("deliver").startswith("file:")
     # stored with the run as references, never values; read back the same
-    data = settings.to_dict()["deliver"]  # type: ignore[attr-defined]
+    data = settings.to_dict()["deliver"]
     assert data[2]["token"] == {"$env": "HOOK_TOKEN"}
     assert json.loads(json.dumps(data)) == data
-    assert [parse_delivery(d, "x") for d in data] == list(settings.deliver)  # type: ignore[attr-defined]
+    assert [parse_delivery(d, "x") for d in data] == list(settings.deliver)
 
 
 @pytest.mark.parametrize(
@@ -146,10 +152,10 @@ allowed_sources = ["s3://acme-in/"]
 kind = "files"
 to = "/srv/archive/{class.label}/{name}"
 """)
-    (archive,) = settings.service.allowed_deliveries  # type: ignore[attr-defined]
+    (archive,) = settings.service.allowed_deliveries
     assert archive.name == "archive" and archive.kind == "files"
-    assert settings.service.allowed_sources == ("s3://acme-in/",)  # type: ignore[attr-defined]
-    data = settings.to_dict()["service"]["allowed_deliveries"]  # type: ignore[attr-defined]
+    assert settings.service.allowed_sources == ("s3://acme-in/",)
+    data = settings.to_dict()["service"]["allowed_deliveries"]
     assert data["archive"]["to"] == "/srv/archive/{class.label}/{name}"
 
 
@@ -228,6 +234,7 @@ def test_header_references_resolve_from_the_environment_or_name_the_variable() -
          "headers": {"X-Team": "ops"}}, "t",
     )
     assert resolve_headers(spec, {"T": "s3cret"}) == {"X-Team": "ops", "Authorization": "Bearer s3cret"}
+    assert secret_values(spec, {"T": "s3cret"}) == {"s3cret", "Bearer s3cret"}  # never shown
     with pytest.raises(SettingsError, match="environment variable T, which is not set") as info:
         resolve_headers(spec, {})
     assert "s3cret" not in str(info.value)
@@ -276,11 +283,11 @@ def test_a_429_waits_its_retry_after_then_goes_with_the_same_key() -> None:
         sleeps: list[float] = []
         sender = _sender(hook.url, sleeps)
         (work,) = _hook_work(1)
-        result = sender.deliver(work)  # type: ignore[attr-defined]
+        result = sender.deliver(work)
         assert result.state == "failed" and result.category == "rate_limited"
         assert sleeps == [7.0, 7.0]  # never sooner than Retry-After (3 tries, 2 waits)
         keys = [r.key for r in hook.requests()]
-        assert keys == [work.key] * 3 and [r.status for r in hook.requests()] == [429] * 3  # type: ignore[attr-defined]
+        assert keys == [work.key] * 3 and [r.status for r in hook.requests()] == [429] * 3
 
 
 def test_the_rate_limit_spaces_requests_and_a_slow_answer_times_out() -> None:
@@ -289,13 +296,32 @@ def test_the_rate_limit_spaces_requests_and_a_slow_answer_times_out() -> None:
     with serve_in_thread(HookConfig()) as hook:
         sleeps: list[float] = []
         sender = _sender(hook.url, sleeps, rate=2.0)
-        results = [sender.deliver(w) for w in _hook_work(6)]  # type: ignore[attr-defined]
+        results = [sender.deliver(w) for w in _hook_work(6)]
         assert {r.state for r in results} == {"done"}
         # a bucket of 2 a second (a burst of 2): the 3rd to 6th each wait 0.5 s their turn
         assert sleeps == [0.5, 0.5, 0.5, 0.5]
     with serve_in_thread(HookConfig(slow_every=1, slow_s=1.0)) as hook:
         sleeps = []
         sender = _sender(hook.url, sleeps, retries=2, timeout_s=0.2)
-        result = sender.deliver(_hook_work(1)[0])  # type: ignore[attr-defined]
+        result = sender.deliver(_hook_work(1)[0])
         assert (result.state, result.category) == ("failed", "timeout")
         assert "no answer within 0.2 s" in result.message
+
+
+def test_serve_hands_deliveries_to_its_worker_processes(tmp_path: Path) -> None:
+    """`docmill serve --workers N` passes the settings as flat JSON: the tables survive."""
+    from docmill.service.server import _flat
+    settings = load(tmp_path, """
+[[deliver]]
+name = "hook"
+kind = "webhook"
+to = "https://h/x"
+token = { "$env" = "T" }
+
+[service.allowed_deliveries.archive]
+kind = "files"
+to = "/srv/{name}"
+""")
+    back = with_overrides(Settings(), json.loads(json.dumps(_flat(settings))), "serve")
+    assert back.deliver == settings.deliver
+    assert back.service.allowed_deliveries == settings.service.allowed_deliveries

@@ -71,6 +71,18 @@ def resolve_headers(spec: DeliverySpec, env: Mapping[str, str]) -> dict[str, str
     return headers
 
 
+def secret_values(spec: DeliverySpec, env: Mapping[str, str]) -> frozenset[str]:
+    """The values ``spec``'s references resolve to (the token, secret headers): never to
+    be shown, whole or as sent (``Bearer <token>``)."""
+    where = f"deliver {spec.name}"
+    refs = [spec.token] if spec.token is not None else []
+    refs += [value for _name, value in spec.headers if isinstance(value, SecretRef)]
+    values = {ref.resolve(env, where) for ref in refs}
+    if spec.token is not None:
+        values.add("Bearer " + spec.token.resolve(env, where))
+    return frozenset(values)
+
+
 def retry_after(value: str | None, now: float) -> float | None:
     """``Retry-After`` in seconds: a number, or an HTTP date (None: absent or unreadable)."""
     if not value:

@@ -31,7 +31,13 @@ from docmill.deliver.errors import DeliveryCategory
 from docmill.deliver.files import FilesDelivery
 from docmill.deliver.records import RecordsDelivery
 from docmill.deliver.values import source_prefixes, template_values
-from docmill.deliver.webhook import WebhookDelivery, batch_key, record_key, resolve_headers
+from docmill.deliver.webhook import (
+    WebhookDelivery,
+    batch_key,
+    record_key,
+    resolve_headers,
+    secret_values,
+)
 from docmill.deliver.work import FileWork, HookWork, PartWork, Work, items_of, new_retrier
 from docmill.engine.sink import RECORDS_DIR
 from docmill.outputs import part_name
@@ -154,7 +160,7 @@ class RunDeliveries:
         deliver: Callable[[Work], DeliveryResult]
         if spec.kind == "webhook":
             headers = resolve_headers(spec, self._env)
-            secrets = self._secrets.with_values(frozenset(headers.values()))
+            secrets = self._secrets.with_values(secret_values(spec, self._env))
             hook = WebhookDelivery(spec, headers, retrier, secrets, self._stop)
             closers.append(hook.close)
             deliver = hook.deliver

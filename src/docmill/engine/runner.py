@@ -315,6 +315,8 @@ class Runner:
                 self._write(sink)
                 sink.maybe_flush()
                 if deliveries is not None:
+                    if self.stop.draining:
+                        deliveries.stop()  # no new deliveries; those in progress finish
                     deliveries.step(store, sink.changes)
                 now = self._clock()
                 if now - last_progress >= 0.2:
