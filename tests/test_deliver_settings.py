@@ -325,3 +325,28 @@ to = "/srv/{name}"
     back = with_overrides(Settings(), json.loads(json.dumps(_flat(settings))), "serve")
     assert back.deliver == settings.deliver
     assert back.service.allowed_deliveries == settings.service.allowed_deliveries
+
+
+def test_a_summary_body_leaves_the_content_out_and_keys_every_record() -> None:
+    from docmill.deliver.webhook import body_of
+    from docmill.deliver.work import HookWork
+    from docmill.model import DocState, Record
+    from docmill.model.content import encode_content
+    from docmill.state.deliveries import DeliveryDoc
+
+    content = encode_content(["page one"], {"title": "T"}, markdown="# T", **{"class": {"label": "invoice"}})
+    docs = []
+    for i in (1, 2):
+        record = Record(i, f"/in/{i}.pdf", "cd" * 32, 9, "application/pdf", DocState.DONE, None, 1,
+                        content, {"parse_s": 0.0, "total_s": 0.0}, 1, None)
+        docs.append((i, 1.0, record_key("L", i, record.sha256, 1), DeliveryDoc(record, 0, None, 1.0, "invoice")))
+    work = HookWork(batch_key("L", [d[2] for d in docs]), tuple(docs))
+    for content_kind, has_text in (("full", True), ("summary", False)):
+        spec = parse_delivery({"name": "h", "kind": "webhook", "to": "https://h/x", "content": content_kind,
+                               "batch": 2}, "t")
+        body = json.loads(body_of(spec, work))
+        assert body["delivery"] == "h" and body["idempotency_key"] == work.key
+        assert [item["idempotency_key"] for item in body["items"]] == ["L-1-cdcdcdcdcdcdcdcd-1", "L-2-cdcdcdcdcdcdcdcd-1"]
+        record = body["items"][0]["record"]
+        assert record["class"] == {"label": "invoice"} and record["source"] == "/in/1.pdf"
+        assert ("text" in record, "markdown" in record, "metadata" in record) == (has_text,) * 3
