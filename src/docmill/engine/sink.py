@@ -136,11 +136,6 @@ class RecordSink:
         self.parts_written += 1
         self.changes += 1
 
-    @property
-    def open_records(self) -> int:
-        """Records in the open part (not yet in a part the ledger knows)."""
-        return len(self._open) if self._open is not None else 0
-
     def abandon(self) -> None:
         """Drop the open part (its records stay unwritten in the ledger)."""
         if self._open is not None:
