@@ -104,6 +104,9 @@ class Faults:
     too_many_every: int = 0
     drop_every: int = 0
     retry_after: str | None = None
+    # PUTs (uploads) wait for S3Proxy.release(): "before" they reach the store, or "after"
+    # (the object is stored, its answer held), so a test can kill the uploader there
+    hold_puts: str = ""
 
 
 @dataclass
@@ -114,7 +117,9 @@ class S3Proxy:
     faults: Faults = field(default_factory=Faults)
     counts: Counter[str] = field(default_factory=Counter)  # list, head, get, injected/...
     gets: Counter[str] = field(default_factory=Counter)  # GETs per object key
+    puts: Counter[str] = field(default_factory=Counter)  # PUTs per object key (stored)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _released: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         proxy = self
@@ -138,8 +143,14 @@ class S3Proxy:
         self.endpoint = f"http://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
+
+    def release(self) -> None:
+        """Let held PUTs go (and stop holding later ones)."""
+        self.faults.hold_puts = ""
+        self._released.set()
 
     def _kind(self, method: str, target: str) -> tuple[str, str]:
         parts = urlsplit(target)
@@ -161,6 +172,12 @@ class S3Proxy:
             if kind == "get":
                 self.gets[key] += 1
         f = self.faults
+        hold = f.hold_puts if req.command == "PUT" and "uploadId" not in req.path else ""
+        if hold:
+            with self._lock:
+                self.counts[f"held/{hold}"] += 1
+        if hold == "before":
+            self._released.wait()
         if kind in ("list", "get", "head"):
             if f.slowdown_every and n % f.slowdown_every == 0:
                 return self._error(req, 503, "SlowDown", "Please reduce your request rate.")
@@ -174,6 +191,11 @@ class S3Proxy:
             data = resp.read()
         finally:
             conn.close()
+        if req.command == "PUT" and resp.status == 200:
+            with self._lock:
+                self.puts[urlsplit(req.path).path.lstrip("/").split("/", 1)[-1]] += 1
+        if hold == "after":
+            self._released.wait()
         drop = kind == "get" and f.drop_every and n % f.drop_every == 0 and len(data) > 1
         if drop:
             with self._lock:

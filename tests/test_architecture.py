@@ -31,6 +31,7 @@ LAYERS = {
     "sources": 3,
     "state": 3,
     "outputs": 3,
+    "deliver": 3,
     "processors": 4,
     "llm": 4,
     "engine": 5,

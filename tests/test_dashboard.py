@@ -702,3 +702,35 @@ def test_a_refused_key_returns_to_sign_in(watched: Watched, tmp_path: Path) -> N
         expect(page.locator("#signout")).to_be_hidden()
     assert not any(good in url or second in url for url, _ in watched.requests)
     assert watched.unexpected_errors(401, 404) == []
+
+
+@browser_needed
+def test_a_job_with_deliveries_shows_them_in_a_panel(watched: Watched, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = tmp_path / "archive"
+    offered = {"archive": {"kind": "files", "to": f"{archive}/{{name}}"}}
+    port = free_port()
+    proc = start_server(data, port, f"service.allowed_deliveries={json.dumps(offered)}")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=60) as client:
+            form = {"deliveries": json.dumps(["archive"])}
+            job_id = client.post("/v1/jobs", files=[("files", ("memo.txt", b"memo\n"))], data=form).json()["id"]
+            job = wait_job(client, job_id, ("done",))
+            plain = client.post("/v1/jobs", files=[("files", ("other.txt", b"other\n"))]).json()["id"]
+            wait_job(client, plain, ("done",))
+        assert job["deliveries"]["archive"]["done"] == 1 and (archive / "memo.txt").read_bytes() == b"memo\n"
+        page = watched.page
+        sign_in(watched, base)  # local mode: any key
+        page.goto(f"{base}/#/jobs/{job_id}")
+        expect(page.locator("#deliveries-card")).to_be_visible()
+        expect(page.locator("#deliveries-body tr")).to_have_count(1)
+        expect(page.locator("#deliveries-body tr")).to_have_text(re.compile(r"archive\s*files\s*1\s*0\s*0"))
+        shot(page, "12-job-deliveries")
+        page.goto(f"{base}/#/jobs/{plain}")  # a job without deliveries has no panel
+        expect(page.locator("#job-status")).to_have_text(re.compile("done"))
+        expect(page.locator("#deliveries-card")).to_be_hidden()
+        assert watched.unexpected_errors() == []
+    finally:
+        kill_group(proc)

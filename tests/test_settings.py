@@ -81,6 +81,8 @@ CONTRACT_DEFAULTS = {
     "service.extract_max_pages": 20,
     "service.allowed_roots": (),
     "service.allowed_hosts": (),
+    "service.allowed_sources": (),
+    "service.allowed_deliveries": (),
     "service.auth": "keys",
     "service.redis_url": "",
     "service.tiers_file": "",
@@ -130,7 +132,8 @@ def test_defaults_match_the_contract_and_come_from_the_default_layer() -> None:
 
 def test_to_dict_is_json_serialisable_and_complete() -> None:
     data = load_settings(env={}).to_dict()
-    assert set(data) == {"run", "sources", "extract", "output", "llm", "service"}
+    assert set(data) == {"run", "sources", "extract", "output", "llm", "service", "deliver"}
+    assert data.pop("deliver") == []
     flat = {f"{s}.{k}" for s, table in data.items() for k in table}
     assert flat == set(known_keys())
     assert json.loads(json.dumps(data))["run"]["timeout_s"] == 120.0

@@ -48,9 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("dir", metavar="DIR")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
-    retry = sub.add_parser("retry", help="put failed documents back to pending")
+    retry = sub.add_parser("retry", help="put failed documents (or deliveries) back to pending")
     retry.add_argument("dir", metavar="DIR")
     retry.add_argument("--category", metavar="C", help="only this failure category")
+    retry.add_argument(
+        "--delivery", nargs="?", const="", default=None, metavar="NAME",
+        help="failed deliveries instead of documents: of [[deliver]] NAME, or of every one",
+    )
 
     export = sub.add_parser("export", help="one consolidated file from the records")
     export.add_argument("dir", metavar="DIR")
@@ -242,7 +246,11 @@ def status_data(out_dir: str) -> dict[str, Any]:
             "failures": failures,
             "last_run": None,
             "llm": store.llm_totals(),
+            "deliveries": store.delivery_counts(),
         }
+        for entry in data["deliveries"].values():
+            for example in entry["examples"]:
+                example["message"] = redact(example["message"])
         if last and last["status"] == "running" and not store.run_in_progress():
             last["status"] = "crashed"  # killed without a chance to record it
         if last:
@@ -296,21 +304,45 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"    {f['category']:<12} {f['count']:>7,}")
             for ex in f["examples"]:
                 print(f"        e.g. {ex['source']}: {ex['message'][:120]}")
+    for name, d in data["deliveries"].items():
+        parts = d.get("parts")
+        extra = f" (parts: {parts['done']:,} done, {parts['pending']:,} pending, {parts['failed']:,} failed)" if parts else ""
+        print(
+            f"  delivery {name} ({d['kind']}): done {d['done']:,}  pending {d['pending']:,}"
+            f"  failed {d['failed']:,}{extra}"
+        )
+        for category, count in d["failures"].items():
+            print(f"    {category:<12} {count:>7,}")
+        for ex in d.get("examples", []):
+            print(f"        e.g. item {ex['item']}: {ex['message'][:120]}")
     return EXIT_OK
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
     from docmill.state import Store, StoreError
 
+    if args.delivery is not None and args.category:
+        _error("--category is for documents; --delivery puts every failed delivery back")
+        return EXIT_USAGE
     try:
         store = Store.open(args.dir, create=False)
         try:
-            n = store.retry_failed(args.category)
+            if args.delivery is not None:
+                n = store.deliveries.retry(args.delivery or None)
+            else:
+                n = store.retry_failed(args.category)
         finally:
             store.close()
     except StoreError as exc:
         _error(str(exc))
         return EXIT_ERROR
+    if args.delivery is not None:
+        which = f" of {args.delivery}" if args.delivery else ""
+        print(
+            f"{n:,} failed deliveries{which} are pending again; run `docmill run --out "
+            f"{args.dir}` to deliver them"
+        )
+        return EXIT_OK
     what = f"failed ({args.category})" if args.category else "failed"
     print(f"{n:,} {what} documents are pending again; run `docmill run --out {args.dir}` to process them")
     return EXIT_OK

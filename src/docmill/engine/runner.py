@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from docmill.engine.delivery import RunDeliveries
 from docmill.engine.llm_bridge import LlmBridge
 from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.remote import RemoteDocuments, spool_root
@@ -243,6 +244,8 @@ class Runner:
         )
         sink.recover()
         self._sink = sink
+        # [[deliver]]: a step after each commit, on threads of their own (engine/delivery.py)
+        deliveries = RunDeliveries.open(s, self.out_dir, store, self.sources, self._roots)
         run_id = store.start_run(self.sources, s.to_dict())
         remote: RemoteDocuments | None = None
         if self._remote or store.remote_pending():  # earlier runs' remote documents too
@@ -269,6 +272,8 @@ class Runner:
         except BaseException:
             stop_fetching()
             hasher.shutdown(wait=True, cancel_futures=True)
+            if deliveries is not None:
+                deliveries.close(drain=False)
             raise
         last_progress = 0.0
         status = "interrupted"
@@ -295,7 +300,7 @@ class Runner:
                 while pool.idle and self._ready:
                     pool.submit(self._ready.popleft())
                 wait_s = 0.05 if pool.busy else (0.005 if self._hash_jobs else 0.0)
-                if llm and llm.waiting and not pool.busy:
+                if ((llm and llm.waiting) or (deliveries and deliveries.busy)) and not pool.busy:
                     wait_s = 0.02
                 for task, outcome in pool.poll(wait_s):
                     self._handle(store, task, outcome)
@@ -309,6 +314,10 @@ class Runner:
                 self._commit(store, force=not pool.busy)
                 self._write(sink)
                 sink.maybe_flush()
+                if deliveries is not None:
+                    if self.stop.draining:
+                        deliveries.stop()  # no new deliveries; those in progress finish
+                    deliveries.step(store, sink.changes)
                 now = self._clock()
                 if now - last_progress >= 0.2:
                     last_progress = now
@@ -320,6 +329,11 @@ class Runner:
                         status = "budget"
                         break
                     if exhausted and not self._hash_jobs and store.pending_count() == 0:
+                        if deliveries is not None:  # the last part closes: its deliveries
+                            sink.flush()
+                            deliveries.step(store, sink.changes)
+                            if deliveries.busy:
+                                continue
                         status = "completed"
                         break
         finally:
@@ -336,6 +350,8 @@ class Runner:
             store.release_running(leftover)
             self._write(sink)
             sink.flush()
+            if deliveries is not None:  # undelivered rows stay pending for the next run
+                deliveries.close(drain=not self.stop.abandon, store=store)
             store.finish_run(run_id, status, self._docs_run, self._pages_run)
         self._report(self._clock() - started, exhausted)
         return RunSummary(

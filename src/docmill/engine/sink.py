@@ -44,6 +44,7 @@ class RecordSink:
         self._opened_at = 0.0
         self._next = 1
         self.parts_written = 0
+        self.changes = 0  # parts committed, rewritten or dropped (deliveries follow them)
 
     def recover(self) -> None:
         """Bring the part files in line with the ledger (see the module docstring)."""
@@ -64,6 +65,7 @@ class RecordSink:
         for number in known:
             if number not in on_disk:
                 self._store.drop_part(number)
+                self.changes += 1
         self.rewrite_stale()
         self._next = self._store.next_part_number()
         self.write_ids(None)
@@ -90,6 +92,7 @@ class RecordSink:
             part.abandon()
             old.unlink(missing_ok=True)
         self._store.mark_part(number, len(part))
+        self.changes += 1
 
     def write_ids(self, doc_ids: Iterable[int] | None) -> None:
         """Append the records of these finished documents (None: every unwritten one)."""
@@ -131,6 +134,7 @@ class RecordSink:
         part.commit()
         self._store.commit_part(part.number, part.doc_ids, part.fmt)
         self.parts_written += 1
+        self.changes += 1
 
     def abandon(self) -> None:
         """Drop the open part (its records stay unwritten in the ledger)."""

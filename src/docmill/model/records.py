@@ -269,6 +269,18 @@ class Record:
     def metadata(self) -> dict[str, Any]:
         return dict(self.decoded()["metadata"])
 
+    @property
+    def label(self) -> str | None:
+        """The LLM stage's label (``class.label``), None without one (decodes the content)."""
+        found = self.decoded().get("class")
+        return found.get("label") if isinstance(found, dict) else None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """The fields the LLM stage extracted ({} without them; decodes the content)."""
+        found = self.decoded().get("fields")
+        return dict(found) if isinstance(found, dict) else {}
+
     def _head(self) -> dict[str, Any]:
         return {
             "id": self.id,

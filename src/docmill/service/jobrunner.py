@@ -21,7 +21,8 @@ from typing import Any
 from docmill.engine.runner import Runner, StopToken
 from docmill.service.jobs import Job, JobLedger, runner_identity
 from docmill.service.retention import remove_sources, sweep
-from docmill.settings import Settings, with_overrides
+from docmill.settings import Settings, SettingsError, with_overrides
+from docmill.settings.deliveries import DeliverySpec
 from docmill.state import StoreError
 from docmill.state.browse import LedgerReader
 
@@ -42,9 +43,25 @@ def job_progress(ledger: JobLedger, job_id: str) -> dict[str, Any]:
     """Counts, pages, spend and failures of the job's folder (empty before its first run)."""
     try:
         with LedgerReader.open(ledger.job_dir(job_id)) as reader:
-            return {"counts": reader.counts(), **reader.totals()}
+            progress = {"counts": reader.counts(), **reader.totals()}
+            deliveries = reader.deliveries()
+            if deliveries:
+                progress["deliveries"] = deliveries
+            return progress
     except StoreError:
         return {}
+
+
+def deliveries_for(job: Job, settings: Settings) -> tuple[DeliverySpec, ...]:
+    """The operator's deliveries a job named, as they are configured now (one the server
+    no longer offers ends the job with an error naming it)."""
+    offered = {spec.name: spec for spec in settings.service.allowed_deliveries}
+    missing = [name for name in job.deliveries if name not in offered]
+    if missing:
+        raise SettingsError(
+            f"delivery {missing[0]!r} is no longer offered by this server (service.allowed_deliveries)"
+        )
+    return tuple(offered[name] for name in job.deliveries)
 
 
 class JobRunner:
@@ -148,6 +165,8 @@ class JobRunner:
             # a job reads only what resolves inside its folder (an allowed root's folder,
             # or its uploads): a symlink out of it ends failed (not_allowed), unread
             confined = {**job.overrides, "sources.confine_to_root": True}
+            # where it delivers: the operator's tables it named, never its own
+            confined["deliver"] = deliveries_for(job, self.settings)
             settings = with_overrides(self.settings, confined)
             summary = Runner(settings, job.sources, self.ledger.job_dir(job.id), stop=token).run()
             if summary.completed:

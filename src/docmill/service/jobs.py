@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         CREATE INDEX jobs_status ON jobs(status, created_at)
         """,
     ),
+    (
+        # the deliveries a job asked for, by name (service.allowed_deliveries)
+        "0002_job_deliveries",
+        "ALTER TABLE jobs ADD COLUMN deliveries TEXT NOT NULL DEFAULT '[]'",
+    ),
 )
 
 
@@ -66,7 +71,7 @@ class Job:
     created_at: float
     started_at: float | None
     finished_at: float | None
-    source_kind: str  # upload | path | url
+    source_kind: str  # upload | path | url | store (a URL on service.allowed_sources)
     sources: list[str]
     description: str
     overrides: dict[str, Any]
@@ -76,6 +81,7 @@ class Job:
     heartbeat: float | None
     runs: int
     error: str | None
+    deliveries: list[str] = field(default_factory=list)  # names in service.allowed_deliveries
 
     @property
     def terminal(self) -> bool:
@@ -84,7 +90,7 @@ class Job:
 
 _COLUMNS = (
     "id, owner, status, created_at, started_at, finished_at, source_kind, sources, "
-    "description, overrides, counts, cancel, worker, heartbeat, runs, error"
+    "description, overrides, counts, cancel, worker, heartbeat, runs, error, deliveries"
 )
 
 
@@ -93,7 +99,7 @@ def _job(r: tuple[Any, ...]) -> Job:
         id=r[0], owner=r[1], status=r[2], created_at=r[3], started_at=r[4], finished_at=r[5],
         source_kind=r[6], sources=json.loads(r[7]), description=r[8],
         overrides=json.loads(r[9]), counts=json.loads(r[10]), cancel=bool(r[11]),
-        worker=r[12], heartbeat=r[13], runs=r[14], error=r[15],
+        worker=r[12], heartbeat=r[13], runs=r[14], error=r[15], deliveries=json.loads(r[16]),
     )
 
 
@@ -192,13 +198,14 @@ class JobLedger:
         sources: list[str],
         description: str,
         overrides: dict[str, Any],
+        deliveries: list[str] | None = None,
     ) -> Job:
         with self._tx() as c:
             c.execute(
                 "INSERT INTO jobs (id, owner, created_at, source_kind, sources, description, "
-                "overrides) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "overrides, deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, owner, time.time(), source_kind, json.dumps(sources), description,
-                 json.dumps(overrides)),
+                 json.dumps(overrides), json.dumps(deliveries or [])),
             )
         job = self.get(job_id)
         assert job is not None

@@ -34,6 +34,12 @@ whose server value is over the maximum is lowered to it (a ``free`` job runs wit
 ``run.timeout_s = 30`` on a server whose default is 120), and a job records it among its
 settings. Local mode (``service.auth = none``) has the server's own settings as maxima.
 Refusals are :class:`SettingRefused` (the routes answer 422 with its code and details).
+
+Where a job writes is never a setting: a ``deliver`` table (or any ``deliver.*`` or
+``service.allowed_*`` key) in a job's ``settings`` is refused with 403
+``delivery_not_allowed``. A job names deliveries the operator set up
+(``service.allowed_deliveries``) in its ``deliveries`` list, by name only
+(:func:`job_deliveries`); an unknown name, or anything but a name, is the same 403.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from typing import Any
 from docmill.model import PageRange
 from docmill.service.tiers import Tier
 from docmill.settings import Settings, SettingsError, with_overrides
+from docmill.settings.deliveries import DeliverySpec
 
 JOB_KEYS = (
     "extract.tables",
@@ -81,11 +88,15 @@ class SettingRefused(ValueError):
     """A request's settings refused: a stable ``code``, the ``setting`` it names (None
     when the whole object is wrong) and what the client may send instead."""
 
-    def __init__(self, code: str, message: str, setting: str | None = None, **details: Any) -> None:
+    def __init__(
+        self, code: str, message: str, setting: str | None = None, *, status: int = 422,
+        **details: Any,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.setting = setting
+        self.status = status  # 403 for where to read or write; 422 for the rest
         self.extra = details
 
     @property
@@ -212,6 +223,13 @@ def _checked(raw: Mapping[str, Any], allowed: tuple[str, ...], limits: Maxima, b
     the first refused key raises."""
     out: dict[str, Any] = {}
     for key, raw_value in raw.items():
+        if _is_destination(str(key)):
+            raise SettingRefused(
+                "delivery_not_allowed",
+                f"{key!r}: where a job delivers is not a setting; name one of the server's "
+                "deliveries (service.allowed_deliveries) in the job's \"deliveries\"",
+                str(key), status=403,
+            )
         if key not in allowed:
             raise SettingRefused(
                 "setting_not_allowed", f"{key!r} cannot be set per request; allowed: {', '.join(allowed)}",
@@ -222,6 +240,38 @@ def _checked(raw: Mapping[str, Any], allowed: tuple[str, ...], limits: Maxima, b
         value = _typed(key, raw_value, base)
         _within(key, value, limits)
         out[key] = value
+    return out
+
+
+def _is_destination(key: str) -> bool:
+    return key == "deliver" or key.startswith(("deliver.", "deliver[", "service.allowed_"))
+
+
+def job_deliveries(raw: Any, allowed: tuple[DeliverySpec, ...]) -> list[str]:
+    """The deliveries a job asks for: names of ``allowed`` (the operator's), each once,
+    in order. Anything else (an unknown name, a table, a URL) is refused, 403."""
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, str | bytes):
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise SettingRefused("invalid_request", "deliveries must be a JSON list of names") from None
+    if not isinstance(raw, list):
+        raise SettingRefused("invalid_request", "deliveries must be a list of names")
+    names = {spec.name for spec in allowed}
+    out: list[str] = []
+    for item in raw:
+        if not isinstance(item, str) or item not in names:
+            shown = item if isinstance(item, str) else type(item).__name__
+            raise SettingRefused(
+                "delivery_not_allowed",
+                f"delivery {shown!r} is not one this server offers"
+                + (f"; offered: {', '.join(sorted(names))}" if names else " (it offers none)"),
+                "deliveries", status=403, allowed=sorted(names),
+            )
+        if item not in out:
+            out.append(item)
     return out
 
 

@@ -6,7 +6,8 @@ the dashboard) names a document here, in one place:
 
 * an uploaded (or downloaded) file by its name inside the job's upload folder;
 * a folder job's file by its path relative to the allowed root (``service.allowed_roots``)
-  it came from, "/"-separated.
+  it came from, "/"-separated;
+* a store job's object (``service.allowed_sources``) by its path below the job's URL.
 
 :func:`public_source` is that mapping, a pure function of the folder a job's names are
 relative to (:attr:`PublicNames.bases`) and the stored path; a path not under it (never
@@ -108,10 +109,12 @@ def names_for(
         folder = job.sources[0]
         base = allowed_root_of(folder, allowed_roots) or folder
         bases = _variants(base)
+    elif job.source_kind == "store" and job.sources:  # a store URL: names below it
+        bases = [job.sources[0].rstrip("/")]
     else:
         bases = _variants(upload_dir)
     hidden: dict[str, str] = {}
-    for base in bases:
+    for base in bases if job.source_kind != "store" else ():  # a URL is no server path
         if base != "/":
             hidden[_prefix(base)] = ""
             hidden[base] = "."

@@ -33,6 +33,7 @@ from docmill.service.overrides import (
     Maxima,
     SettingRefused,
     extract_choice,
+    job_deliveries,
     job_overrides,
     settings_object,
 )
@@ -42,10 +43,12 @@ from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
     check_root,
+    check_store_url,
     check_url,
     download,
 )
 from docmill.service.views import job_view, outcome_view, record_view
+from docmill.sources.urls import is_remote
 from docmill.state import Store, StoreError
 from docmill.state.browse import LedgerReader
 
@@ -75,7 +78,16 @@ def job_settings(raw: Any, caller: Caller, svc: Services) -> dict[str, Any]:
     try:
         return job_overrides(settings_object(raw), _maxima(svc, caller), svc.settings)
     except SettingRefused as exc:
-        raise ApiError(422, exc.code, exc.message, exc.details) from None
+        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
+
+
+def deliveries_of(raw: Any, svc: Services) -> list[str]:
+    """The deliveries a job names (``service.allowed_deliveries``); 403 naming one the
+    server does not offer."""
+    try:
+        return job_deliveries(raw, svc.settings.service.allowed_deliveries)
+    except SettingRefused as exc:
+        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
 
 
 def extract_overrides(raw: Any, caller: Caller, svc: Services) -> ExtractChoice:
@@ -83,7 +95,7 @@ def extract_overrides(raw: Any, caller: Caller, svc: Services) -> ExtractChoice:
     try:
         return extract_choice(settings_object(raw), _maxima(svc, caller), svc.settings)
     except SettingRefused as exc:
-        raise ApiError(422, exc.code, exc.message, exc.details) from None
+        raise ApiError(exc.status, exc.code, exc.message, exc.details) from None
 
 
 # --- one document ----------------------------------------------------------------------
@@ -184,9 +196,10 @@ def _view(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
     return job_view(job, progress, now, _names(svc, job), retry=refusal)
 
 
-async def _from_uploads(
-    svc: Services, request: Request, job_id: str, caller: Caller
-) -> tuple[str, list[str], str, dict[str, Any]]:
+JobSource = tuple[str, list[str], str, dict[str, Any], list[str]]  # kind, sources, text, settings, deliveries
+
+
+async def _from_uploads(svc: Services, request: Request, job_id: str, caller: Caller) -> JobSource:
     s = svc.settings.service
     folder = svc.ledger.upload_dir(job_id)
     folder.mkdir(parents=True)
@@ -197,17 +210,29 @@ async def _from_uploads(
         if not form.files:
             raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
         overrides = job_settings(form.fields.get("settings"), caller, svc)
+        deliveries = deliveries_of(form.fields.get("deliveries"), svc)
     except BaseException:
         await run_in_threadpool(shutil.rmtree, folder, True)
         raise
     n = len(form.files)
     described = "1 uploaded file" if n == 1 else f"{n:,} uploaded files"
-    return "upload", [str(folder)], described, overrides
+    return "upload", [str(folder)], described, overrides, deliveries
 
 
-async def _from_json(
-    svc: Services, request: Request, job_id: str, caller: Caller
-) -> tuple[str, list[str], str, dict[str, Any]]:
+def _check_store_source(source: str, allowed: tuple[str, ...]) -> str:
+    """A store URL on ``service.allowed_sources`` whose scheme docmill can read (no request)."""
+    from docmill.sources import SourceError
+    from docmill.sources.discover import check_sources
+
+    url = check_store_url(source, allowed)
+    try:
+        check_sources([url])
+    except SourceError as exc:
+        raise ApiError(422, "invalid_source", str(exc)) from None
+    return url
+
+
+async def _from_json(svc: Services, request: Request, job_id: str, caller: Caller) -> JobSource:
     s = svc.settings.service
     try:
         body = await request.json()
@@ -217,6 +242,7 @@ async def _from_json(
     if not isinstance(source, str) or not source:
         raise ApiError(422, "invalid_request", 'send {"source": "path or URL"} or multipart files')
     overrides = job_settings(body.get("settings"), caller, svc)
+    deliveries = deliveries_of(body.get("deliveries"), svc)
     if source.startswith(("http://", "https://")):
         checked = await check_url(source, s.allowed_hosts)
         folder = svc.ledger.upload_dir(job_id)
@@ -226,15 +252,23 @@ async def _from_json(
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return "url", [str(folder)], source, overrides
+        return "url", [str(folder)], source, overrides, deliveries
+    if is_remote(source):  # a store (s3://, sftp://, gdrive://...): the job's run reads it
+        url = await run_in_threadpool(_check_store_source, source, s.allowed_sources)
+        return "store", [url], url, overrides, deliveries
     path = await run_in_threadpool(check_root, source, s.allowed_roots)
-    return "path", [str(path)], str(path), overrides
+    return "path", [str(path)], str(path), overrides, deliveries
 
 
 # POST /v1/jobs reads its body itself (multipart or JSON); this tells OpenAPI clients both
 _SETTINGS_DOC = (
     "per-job settings, each within the key's tier (else 422 naming the setting and its "
-    "maximum): " + ", ".join(JOB_KEYS)
+    "maximum): " + ", ".join(JOB_KEYS) + "; where results are delivered is never a setting "
+    "(403 delivery_not_allowed)"
+)
+_DELIVERIES_DOC = (
+    "names of deliveries the server offers (service.allowed_deliveries: the operator's "
+    "destinations); any other name is 403 delivery_not_allowed"
 )
 JOB_BODY: dict[str, Any] = {
     "required": True,
@@ -246,6 +280,7 @@ JOB_BODY: dict[str, Any] = {
                 "properties": {
                     "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     "settings": {"type": "string", "description": "a JSON object: " + _SETTINGS_DOC},
+                    "deliveries": {"type": "string", "description": "a JSON list: " + _DELIVERIES_DOC},
                 },
             }
         },
@@ -255,8 +290,11 @@ JOB_BODY: dict[str, Any] = {
                 "required": ["source"],
                 "properties": {
                     "source": {"type": "string", "description": "a folder under service.allowed_roots, "
-                               "or an http(s) URL on service.allowed_hosts"},
+                               "an http(s) URL on service.allowed_hosts, or a store URL (s3://, "
+                               "sftp://, gdrive://...) at or below one of service.allowed_sources"},
                     "settings": {"type": "object", "description": _SETTINGS_DOC},
+                    "deliveries": {"type": "array", "items": {"type": "string"},
+                                   "description": _DELIVERIES_DOC},
                 },
             }
         },
@@ -271,11 +309,11 @@ JOB_BODY: dict[str, Any] = {
 async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     job_id = new_job_id()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        kind, sources, description, overrides = await _from_uploads(svc, request, job_id, caller)
+        kind, sources, description, overrides, deliveries = await _from_uploads(svc, request, job_id, caller)
     else:
-        kind, sources, description, overrides = await _from_json(svc, request, job_id, caller)
+        kind, sources, description, overrides, deliveries = await _from_json(svc, request, job_id, caller)
     job = await run_in_threadpool(
-        svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides
+        svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides, deliveries
     )
     return await run_in_threadpool(_view, svc, job, {})  # _view may look at the uploads folder
 
@@ -430,6 +468,7 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
         store = Store.open(folder)
         try:
             store.retry_failed()
+            store.deliveries.retry()  # failed deliveries are tried again too
         finally:
             store.close()
     if not svc.ledger.requeue(job.id):
@@ -439,7 +478,7 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
-@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents again; a cancelled job resumes")
+@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents and deliveries again; a cancelled job resumes")
 async def retry(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     return await run_in_threadpool(_retry, svc, caller, job_id)
 

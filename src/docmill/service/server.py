@@ -13,6 +13,7 @@ from typing import Any
 from docmill.service.jobrunner import JobRunner
 from docmill.service.jobs import JobLedger
 from docmill.settings import Settings, SettingsError, with_overrides
+from docmill.settings.loader import DELIVER
 
 log = logging.getLogger("docmill.service")
 
@@ -45,11 +46,14 @@ def serve(settings: Settings, workers: int = 1) -> None:
 
 
 def _flat(settings: Settings) -> dict[str, Any]:
-    return {
+    data = settings.to_dict()
+    deliver = data.pop(DELIVER)  # the [[deliver]] tables: a list, not a section
+    flat = {
         f"{section}.{key}": value
-        for section, table in settings.to_dict().items()
+        for section, table in data.items()
         for key, value in table.items()
     }
+    return {**flat, DELIVER: deliver}
 
 
 def settings_from_env() -> Settings:

@@ -1,8 +1,10 @@
 """What a job may read: uploaded files (sanitised names; ``service/multipart.py`` streams
 them in under their caps), folders under
-``service.allowed_roots``, and URLs on ``service.allowed_hosts`` that resolve to public
+``service.allowed_roots``, URLs on ``service.allowed_hosts`` that resolve to public
 addresses only, downloaded from the very addresses that were checked (the host is
-resolved once). Every refusal is an :class:`ApiError`.
+resolved once), and store URLs (``s3://``, ``sftp://``, ``gdrive://``…) at or below one
+of ``service.allowed_sources`` (:func:`check_store_url`). Every refusal is an
+:class:`ApiError`.
 """
 
 from __future__ import annotations
@@ -67,6 +69,36 @@ def check_root(source: str, allowed_roots: tuple[str, ...]) -> Path:
     except (ValueError, OSError) as exc:  # a NUL byte, a name too long for the file system
         raise ApiError(422, "invalid_source", f"not a usable path: {exc}") from None
     raise ApiError(403, "source_not_allowed", f"{source} is not under an allowed root")
+
+
+def check_store_url(source: str, allowed_sources: tuple[str, ...]) -> str:
+    """A store URL a job may read: no secret in it, no empty, ``.`` or ``..`` folder, and
+    at or below one of ``allowed_sources`` (same scheme and store, the path below the
+    allowed one on a ``/`` boundary: ``s3://acme-in/`` allows ``s3://acme-in/2024/`` and
+    never ``s3://acme-inbox/``). 403 ``source_not_allowed`` naming it otherwise."""
+    from docmill.sources.urls import UrlError, parse
+
+    try:
+        wanted = parse(source)
+    except UrlError as exc:
+        raise ApiError(422, "invalid_source", str(exc)) from None
+    segments = wanted.path.split("/")
+    if any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", ".."):
+        raise ApiError(422, "invalid_source", f"{source}: an empty, '.' or '..' folder in the path")
+    if not allowed_sources:
+        raise ApiError(403, "source_not_allowed", "this server reads no store URLs (no service.allowed_sources)")
+    for allowed in allowed_sources:
+        try:
+            root = parse(allowed)
+        except UrlError:
+            continue
+        if (root.scheme, root.netloc.lower()) != (wanted.scheme, wanted.netloc.lower()):
+            continue
+        base = root.path.rstrip("/")
+        if not base or wanted.path.rstrip("/") == base or wanted.path.startswith(base + "/"):
+            return source
+    raise ApiError(403, "source_not_allowed", f"{source} is not at or below an allowed source",
+                   {"source": source})
 
 
 def is_public(address: str) -> bool:

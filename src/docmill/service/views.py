@@ -58,6 +58,22 @@ def job_view(
         "retry_refused": retry.to_dict() if retry is not None else None,
         "runs": job.runs,
         "error": names.text(job.error) if job.error else job.error,
+        # per delivery the job named: documents done, pending, failed, failures by category
+        "deliveries": {
+            name: _delivery_counts((progress.get("deliveries") or {}).get(name))
+            for name in job.deliveries
+        },
+    }
+
+
+def _delivery_counts(found: dict[str, Any] | None) -> dict[str, Any]:
+    found = found or {}
+    return {
+        "kind": found.get("kind"),
+        "done": int(found.get("done", 0)),
+        "pending": int(found.get("pending", 0)),
+        "failed": int(found.get("failed", 0)),
+        "failures": dict(found.get("failures") or {}),
     }
 
 

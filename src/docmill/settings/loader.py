@@ -3,6 +3,10 @@
 Layers, lowest first: built-in defaults < a TOML file (``docmill.toml``) < environment
 variables ``DOCMILL_<SECTION>__<KEY>`` < command-line ``--set section.key=value``.
 Every value remembers which layer set it (:meth:`Settings.origin`).
+
+Deliveries are tables, not keys: ``[[deliver]]`` in the file, or ``deliver`` as a JSON
+list in the overrides (``--set 'deliver=[{...}]'``; the service's job runner sets the
+operator's named deliveries this way); :mod:`docmill.settings.deliveries` parses them.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from docmill.settings.deliveries import DeliverySpec, parse_allowed, parse_deliveries
+from docmill.settings.errors import SettingsError
+
 ENV_PREFIX = "DOCMILL_"
-
-
-class SettingsError(ValueError):
-    """Bad configuration: an unknown key, a value of the wrong type or out of range."""
+DELIVER = "deliver"  # the [[deliver]] tables (not a section.key setting)
 
 
 class Origins(Mapping[str, str]):
@@ -148,6 +152,10 @@ class ServiceSettings:
     extract_max_pages: int = 20  # POST /v1/extract: page cap
     allowed_roots: tuple[str, ...] = ()  # folders a job may name as its source (none: uploads only)
     allowed_hosts: tuple[str, ...] = ()  # hosts a job's source URL may name (none: no URLs)
+    # store URLs (s3://bucket/prefix/, sftp://host/folder/, gdrive://...) a job may read below
+    allowed_sources: tuple[str, ...] = ()
+    # deliveries a job may name (by their key): the operator's destinations, never a caller's
+    allowed_deliveries: tuple[DeliverySpec, ...] = ()
     auth: str = "keys"  # keys: API keys and tier limits on /v1; none: local mode, one caller
     redis_url: str = ""  # share rate limits between instances (empty: in memory)
     tiers_file: str = ""  # TOML of tiers and their limits (empty: the built-in tiers)
@@ -168,18 +176,24 @@ class Settings:
     output: OutputSettings = field(default_factory=OutputSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     service: ServiceSettings = field(default_factory=ServiceSettings)
+    deliver: tuple[DeliverySpec, ...] = ()  # the [[deliver]] tables
     origins: Origins = field(default_factory=lambda: Origins({}), compare=False)
 
     def origin(self, key: str) -> str:
         """Which layer set ``key`` (``section.name``): default, file:PATH, env:NAME or flag."""
         return self.origins.get(key, "default")
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             f.name: dataclasses.asdict(getattr(self, f.name))
             for f in fields(self)
-            if f.name != "origins"
+            if f.name not in ("origins", DELIVER)
         }
+        out["service"]["allowed_deliveries"] = {
+            d.name: d.to_dict() for d in self.service.allowed_deliveries
+        }
+        out[DELIVER] = [d.to_dict() for d in self.deliver]
+        return out
 
     @property
     def workers(self) -> int:
@@ -292,6 +306,10 @@ def _field_type(key: str) -> Any:
 
 def _coerce(key: str, value: Any, from_text: bool) -> Any:
     """Convert ``value`` to the type of ``key``; text (env, flags) is parsed leniently."""
+    if key == DELIVER:
+        return parse_deliveries(value)
+    if key == "service.allowed_deliveries":
+        return parse_allowed(value)
     kind = _field_type(key)
     try:
         if kind is bool:
@@ -370,9 +388,13 @@ def _file_layer(path: Path) -> dict[str, Any]:
         raise SettingsError(f"cannot read config file {path}: {exc}") from None
     out: dict[str, Any] = {}
     for section, table in data.items():
+        if section == DELIVER:
+            out[DELIVER] = table
+            continue
         if section not in _SECTIONS or not isinstance(table, dict):
             raise SettingsError(
-                f"{path}: unknown section [{section}]; known sections: {', '.join(_SECTIONS)}"
+                f"{path}: unknown section [{section}]; known sections: "
+                f"{', '.join(_SECTIONS)}, [[{DELIVER}]]"
             )
         for name, value in table.items():
             out[f"{section}.{name}"] = value
@@ -401,7 +423,7 @@ def load_settings(
     """
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}
-    known = set(known_keys())
+    known = {*known_keys(), DELIVER}
 
     path = Path(config_path) if config_path else None
     if path is None and Path("docmill.toml").is_file():
@@ -432,7 +454,7 @@ def load_settings(
     for section, cls in _SECTIONS.items():
         kwargs = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith(section + ".")}
         sections[section] = cls(**kwargs)
-    return Settings(**sections, origins=Origins(origins))
+    return Settings(**sections, deliver=values.get(DELIVER, ()), origins=Origins(origins))
 
 
 def with_overrides(settings: Settings, overrides: Mapping[str, Any], origin: str = "job") -> Settings:
@@ -441,7 +463,12 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any], origin: str
     known = set(known_keys())
     changes: dict[str, dict[str, Any]] = {}
     origins = dict(settings.origins)
+    deliver = settings.deliver
     for key, raw in overrides.items():
+        if key == DELIVER:
+            deliver = parse_deliveries(raw)
+            origins[key] = origin
+            continue
         if key not in known:
             raise _unknown(key)
         value = _coerce(key, raw, from_text=isinstance(raw, str))
@@ -450,4 +477,4 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any], origin: str
         changes.setdefault(section, {})[name] = value
         origins[key] = origin
     replaced = {s: dataclasses.replace(getattr(settings, s), **kw) for s, kw in changes.items()}
-    return dataclasses.replace(settings, **replaced, origins=Origins(origins))
+    return dataclasses.replace(settings, **replaced, deliver=deliver, origins=Origins(origins))

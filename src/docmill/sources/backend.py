@@ -95,12 +95,15 @@ class BackendError(Exception):
     The message is safe to show and store: scrubbed of secrets, naming the object by
     its URL at most."""
 
-    def __init__(self, message: str, *, missing: bool = False, changed: bool = False,
-                 too_large: bool = False) -> None:
+    def __init__(
+        self, message: str, *, missing: bool = False, changed: bool = False,
+        too_large: bool = False, denied: bool = False,
+    ) -> None:
         super().__init__(message)
         self.missing = missing
         self.changed = changed
         self.too_large = too_large  # the store will not serve it at this size (too_large)
+        self.denied = denied  # the store refused the credentials or the access
 
 
 class SourceBackend(Protocol):
@@ -137,6 +140,10 @@ class Secrets:
     def from_environ(cls, env: Mapping[str, str] | None = None) -> Secrets:
         env = os.environ if env is None else env
         return cls(frozenset(v for k, v in env.items() if cls._NAME.search(k) and len(v) >= 6))
+
+    def with_values(self, values: frozenset[str]) -> Secrets:
+        """These secrets and ``values`` (e.g. a webhook's resolved header values)."""
+        return Secrets(frozenset({*self._values, *(v for v in values if v)}))
 
     def scrub(self, text: str) -> str:
         for value in self._values:

@@ -116,7 +116,8 @@ class S3Backend:
                             "ExpiredToken", "InvalidToken", "403") or status == 403:
                     return BackendError(
                         f"{what}: access denied ({code or status}): check the credentials "
-                        "(AWS_PROFILE, the AWS_* variables, the shared credentials file)"
+                        "(AWS_PROFILE, the AWS_* variables, the shared credentials file)",
+                        denied=True,
                     )
                 message = str(response["Error"].get("Message") or code or status)
                 return BackendError(self._secrets.scrub(f"{what}: {message}"))
@@ -139,6 +140,13 @@ class S3Backend:
             return self._fs.call_s3(method, **kwargs)
         except Exception as exc:
             raise self._translate(exc, what) from None
+
+    def request(self, method: str, what: str, **kwargs: Any) -> Any:
+        """One S3 API call on this bucket's client (``put_object``, ``head_object``…),
+        its errors translated as every other call's (``what`` names the object in
+        messages); no retry here: the caller's retrier owns them. A delivery to a
+        bucket (``docmill.deliver.s3``) writes through this."""
+        return self._call(method, what, **kwargs)
 
     def _sync(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
         from fsspec.asyn import sync

@@ -143,6 +143,16 @@ class LedgerReader:
             for r in self._conn.execute(sql, params)
         ]
 
+    def deliveries(self) -> dict[str, dict[str, Any]]:
+        """Per ``[[deliver]]`` table of the last run: documents pending, done, failed and
+        failures by category (``state/deliveries.py``); {} without deliveries."""
+        from docmill.state.deliveries import delivery_counts
+
+        try:
+            return delivery_counts(self._conn)
+        except sqlite3.Error:  # a ledger from before deliveries (no table yet)
+            return {}
+
     def plan(self, sql: str, params: list[Any]) -> str:
         """SQLite's query plan for ``sql``, one step a line."""
         return "\n".join(r[3] for r in self._conn.execute("EXPLAIN QUERY PLAN " + sql, params))
@@ -158,16 +168,44 @@ class LedgerReader:
         ).fetchone()
         return (r[0], float(r[1] or 0.0), int(r[2] or 0), int(r[3] or 0)) if r else (None, 0.0, 0, 0)
 
-    def iter_records(self, *, batch: int = 200) -> Iterator[Record]:
-        """Terminal documents' records by id, in batches (memory stays flat)."""
+    def iter_records(
+        self, *, batch: int = 200, status: str | None = None, label: str | None = None
+    ) -> Iterator[Record]:
+        """Terminal documents' records by id, in batches (memory stays flat); only those
+        with ``status`` and ``label`` when given."""
         last = 0
+        where = "state IN ('done', 'failed', 'skipped')" if status is None else "state=?"
+        extra: list[Any] = [] if status is None else [status]
+        if label is not None:
+            where += " AND label=?"
+            extra.append(label)
         while True:
             rows = self._conn.execute(
-                _RECORD_SQL + " WHERE state IN ('done', 'failed', 'skipped') AND id>? "
-                "ORDER BY id LIMIT ?",
-                (last, batch),
+                _RECORD_SQL + f" WHERE {where} AND id>? ORDER BY id LIMIT ?",
+                (*extra, last, batch),
             ).fetchall()
             if not rows:
                 return
             yield from (_record(r) for r in rows)
             last = rows[-1][0]
+
+
+RESULT_STATUSES = ("done", "failed", "skipped")
+
+
+def results(
+    out_dir: str | Path, *, status: str | None = None, label: str | None = None
+) -> Iterator[Record]:
+    """The typed records of an output folder, finished or still running, by id: what
+    ``docmill run`` (or ``docmill.run``) committed so far, read-only (a run writing the
+    folder is never blocked). ``status``: only ``done``, ``failed`` or ``skipped``;
+    ``label``: only documents the LLM stage gave that label.
+
+    Raises :class:`~docmill.state.StoreError` when ``out_dir`` holds no ledger yet."""
+    if status is not None and status not in RESULT_STATUSES:
+        raise ValueError(f"status must be one of {', '.join(RESULT_STATUSES)}, got {status!r}")
+    reader = LedgerReader.open(out_dir)
+    try:
+        yield from reader.iter_records(status=status, label=label)
+    finally:
+        reader.close()

@@ -85,6 +85,35 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0004_remote_version",
         "ALTER TABLE documents ADD COLUMN version TEXT",
     ),
+    (
+        # [[deliver]]: a state per delivery and item (a document; a part for `records`),
+        # for the version of the record (documents.finished_at) or part (parts.written_at)
+        # it delivers; the ledger's own id for webhook idempotency keys
+        "0005_deliveries",
+        """
+        CREATE TABLE deliveries (
+            name TEXT NOT NULL,
+            item INTEGER NOT NULL,
+            op TEXT NOT NULL DEFAULT 'put',
+            version REAL NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 1,
+            state TEXT NOT NULL DEFAULT 'pending',
+            target TEXT,
+            previous TEXT,
+            batch INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error_category TEXT,
+            error_message TEXT,
+            updated_at REAL,
+            PRIMARY KEY (name, item)
+        ) WITHOUT ROWID;
+        CREATE INDEX deliveries_state ON deliveries(name, state, item);
+        CREATE INDEX deliveries_target ON deliveries(name, target);
+        ALTER TABLE parts ADD COLUMN written_at REAL NOT NULL DEFAULT 0;
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('ledger_id', lower(hex(randomblob(6))))
+        """,
+    ),
 )
 
 

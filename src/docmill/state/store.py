@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docmill.model import (
     DocState,
@@ -29,6 +29,9 @@ from docmill.model import (
 )
 from docmill.model.content import encode_content
 from docmill.state.migrations import apply_migrations
+
+if TYPE_CHECKING:
+    from docmill.state.deliveries import DeliveryLedger
 
 DB_NAME = "docmill.db"
 LOCK_NAME = "docmill.lock"
@@ -147,6 +150,13 @@ class Store:
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
         self._lock_fd = fd
+
+    @property
+    def deliveries(self) -> DeliveryLedger:
+        """The ``[[deliver]]`` rows of this ledger (``state/deliveries.py``)."""
+        from docmill.state.deliveries import DeliveryLedger
+
+        return DeliveryLedger(self._conn, self.transaction)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -631,7 +641,9 @@ class Store:
         """A part file is complete on disk: its documents are now written."""
         with self.transaction() as c:
             c.execute(
-                "INSERT OR REPLACE INTO parts VALUES (?, 'final', ?, ?)", (part, len(doc_ids), fmt)
+                "INSERT OR REPLACE INTO parts (part, state, records, format, written_at) "
+                "VALUES (?, 'final', ?, ?, ?)",
+                (part, len(doc_ids), fmt, time.time()),
             )
             c.executemany("UPDATE documents SET part=? WHERE id=?", [(part, i) for i in doc_ids])
 
@@ -646,7 +658,11 @@ class Store:
     def mark_part(self, part: int, records: int) -> None:
         with self.transaction() as c:
             if records:
-                c.execute("UPDATE parts SET state='final', records=? WHERE part=?", (records, part))
+                c.execute(
+                    "UPDATE parts SET state='final', records=?, "
+                    "written_at=MAX(?, written_at + 0.000001) WHERE part=?",
+                    (records, time.time(), part),
+                )
             else:
                 c.execute("DELETE FROM parts WHERE part=?", (part,))
 
@@ -675,6 +691,19 @@ class Store:
                 (limit,),
             )
         ]
+
+    def delivery_counts(self) -> dict[str, dict[str, Any]]:
+        """Per ``[[deliver]]`` table of the last run: documents pending, done and failed,
+        failures by category and a few examples (``state/deliveries.py``)."""
+        from docmill.state.deliveries import delivery_counts, delivery_failures
+
+        counts = delivery_counts(self._conn)
+        for name, entry in counts.items():
+            entry["examples"] = [
+                {"item": item, "category": category, "message": message}
+                for item, category, message in delivery_failures(self._conn, name, 2)
+            ]
+        return counts
 
     def failure_examples(self, category: str, limit: int = 3) -> list[tuple[str, str]]:
         return [

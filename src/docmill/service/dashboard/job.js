@@ -30,6 +30,12 @@ export function renderJob(root, jobId, signal) {
   const stats = Object.fromEntries(STATS.map(([id]) => [id, h("dd", { id: "stat-" + id }, "–")]));
   const failures = h("tbody", { id: "failures-body" });
   const noFailures = h("p", { class: "muted", id: "no-failures" }, "No failures.");
+  const deliveries = h("tbody", { id: "deliveries-body" });
+  const deliveriesCard = h("section", { class: "card", id: "deliveries-card", hidden: true },
+    h("h2", {}, "Deliveries"),
+    h("table", { class: "grid narrow", id: "deliveries" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Delivery"), h("th", {}, "Kind"), h("th", {}, "Done"),
+        h("th", {}, "Pending"), h("th", {}, "Failed"), h("th", {}, "Failures"))), deliveries));
   const message = h("p", { role: "status", id: "job-message", hidden: true });
   const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
   const retry = h("button", { type: "button", id: "retry" }, "Retry");
@@ -65,6 +71,12 @@ export function renderJob(root, jobId, signal) {
     const rows = Object.entries(job.failures || {}).sort((a, b) => b[1] - a[1]);
     fill(failures, rows.map(([cat, n]) => h("tr", {}, h("td", {}, cat), h("td", { class: "num" }, num(n)))));
     noFailures.hidden = rows.length > 0;
+    const named = Object.entries(job.deliveries || {});
+    deliveriesCard.hidden = named.length === 0;
+    fill(deliveries, named.map(([name, d]) => h("tr", {},
+      h("td", {}, name), h("td", {}, d.kind || "–"), h("td", { class: "num" }, num(d.done)),
+      h("td", { class: "num" }, num(d.pending)), h("td", { class: "num" }, num(d.failed)),
+      h("td", {}, Object.entries(d.failures || {}).map(([cat, n]) => `${cat} ${num(n)}`).join(", ") || "–"))));
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
     showRetry();
     if (job.error) show(job.error, true);
@@ -146,6 +158,7 @@ export function renderJob(root, jobId, signal) {
       h("table", { class: "grid narrow", id: "failures" },
         h("thead", {}, h("tr", {}, h("th", {}, "Category"), h("th", {}, "Documents"))), failures),
       noFailures),
+    deliveriesCard,
     docs.element);
 
   guarded(root, signal, async () => {
