@@ -4,15 +4,20 @@ Kreuzberg and markitdown, per format.
     python bench/formats_corpus.py                 # fetch the corpus (once)
     python bench/formats.py [--corpus DIR] [--peers-venv DIR] [--formats docx,epub]
 
-Prints per format and tool: files ok / failed / empty, characters (letters and digits
-only, so that Markdown syntax, link targets, inline data: images and HTML comments a
-peer writes count for nothing: docmill's body text plus its parts; a peer's whole
-output), each tool's characters ÷ the best peer's, seconds
-(the extraction calls only, one process, one core), and the share of footnote, endnote,
-comment, speaker-note and header/footer snippets found. The snippets are taken from
-each file's own XML (the first 40 letters and digits of each note, comment, notes page
-or header/footer part), and a tool finds one when its output, reduced to letters and
-digits, contains it. The peers run in their own virtual environment
+Prints per format and tool: files ok / failed / empty, characters, each tool's
+characters ÷ the best peer's, seconds (the extraction calls only, one process, one
+core), and the share of footnote, endnote, comment, speaker-note and header/footer
+snippets found. docmill's output is its body text plus its parts; a peer's, its whole
+output. Characters are letters and digits only (so Markdown syntax, link targets,
+inline data: images and HTML comments a peer writes count for nothing); for DOCX and
+PPTX only those of the words the file's own text holds (its text runs, comments,
+pictures' descriptions, charts' cached points, numbers by value), each word at most as
+often as the file holds it (:func:`seen_chars`): a heading a tool adds ("### Chart",
+"### Notes:"), a shape's name ("Picture 4") or "2.0" for the 2 a chart shows count for
+nothing, and an output with none of those words is ``empty``. The snippets are taken
+from each file's own XML (the first 40 letters and digits of each note, comment, notes
+page or header/footer part), and a tool finds one when its output, reduced to letters
+and digits, contains it. The peers run in their own virtual environment
 (``--peers-venv``, default bench/results/peers-venv, made with ``pip install kreuzberg
 'markitdown[docx,pptx,xlsx]'`` when missing), never in docmill's.
 """
@@ -28,11 +33,12 @@ import time
 import venv
 import xml.etree.ElementTree as ET
 import zipfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 from docmill.processors import ExtractOptions, Task, process_task
+from docmill.processors.formats.numfmt import format_number
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("kreuzberg", "markitdown")
@@ -41,6 +47,7 @@ _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 _P = "{http://schemas.openxmlformats.org/presentationml/2006/main}"
 _S = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
 _KEEP = re.compile(r"[\W_]+", re.UNICODE)
 # what a reader never sees in a peer's Markdown: link and image targets, HTML comments
 _SCAFFOLD = re.compile(r"\]\([^)]*\)|<!--.*?-->", re.S)
@@ -53,6 +60,105 @@ def visible(text: str) -> str:
 def squash(text: str) -> str:
     """Letters and digits only, lower case: what snippet matching compares."""
     return _KEEP.sub("", text).lower()
+
+
+# the parts of a DOCX or PPTX whose text a reader sees: the body, notes, comments, headers
+# and footers, charts, SmartArt data (not layouts, masters, themes, properties)
+_SEEN_PARTS = {
+    "docx": re.compile(r"word/(document|footnotes|endnotes|comments|header\d*|footer\d*)\.xml|word/(charts|diagrams)/[^/]+\.xml"),
+    "pptx": re.compile(r"ppt/(slides|notesSlides|charts|comments|diagrams)/[^/]+\.xml"),
+}
+_NUMBER_CACHES = {f"{_C}numCache", f"{_C}numLit"}
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+", re.UNICODE)
+
+
+def words(text: str) -> Counter[str]:
+    """Letter runs (lower case) and numbers (by value: "2.0", "2" and "02" are one
+    word, "2"), each as often as the text holds it."""
+    out: Counter[str] = Counter()
+    for token in _TOKEN.findall(text.lower()):
+        if token[0].isdigit():
+            value = float(token)
+            token = str(int(value)) if value.is_integer() and value < 1e15 else f"{value:.15g}"
+        out[token] += 1
+    return out
+
+
+def own_words(path: Path, fmt: str) -> Counter[str] | None:
+    """The words of a DOCX or PPTX file's own text, as often as it holds them: its text
+    runs (``w:t``, ``a:t``, ``m:t``), comments' text, pictures' descriptions (``descr``,
+    VML ``alt``) and charts' cached points (a number both as stored and as its format
+    code shows it). None for other formats."""
+    pattern = _SEEN_PARTS.get(fmt)
+    if pattern is None:
+        return None
+    found: Counter[str] = Counter()
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError):
+        return found
+    with archive:
+        for name in archive.namelist():
+            if not pattern.fullmatch(name):
+                continue
+            try:
+                root = ET.fromstring(archive.read(name))
+            except (ET.ParseError, KeyError, zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
+                continue
+            numbers: set[int] = set()  # the c:v of numeric caches, read below
+            for cache in root.iter():
+                if cache.tag not in _NUMBER_CACHES:
+                    continue
+                code = cache.findtext(f"{_C}formatCode") or "General"
+                for point in cache.iter(f"{_C}pt"):
+                    value = point.find(f"{_C}v")
+                    if value is None:
+                        continue
+                    numbers.add(id(value))
+                    raw = value.text or ""
+                    try:
+                        shown = format_number(float(raw), point.get("formatCode") or code)
+                    except ValueError:
+                        shown = raw
+                    found += words(raw if shown == raw else f"{raw} {shown}")
+            # text runs joined by paragraph (a word can be split over runs: "F" "ee")
+            paragraphs: dict[int, list[str]] = {}
+            _runs(root, None, paragraphs)
+            for runs in paragraphs.values():
+                found += words("".join(runs))
+            for el in root.iter():
+                if el.tag == f"{_C}v" and id(el) not in numbers:
+                    found += words(el.text or "")
+                alt = el.get("descr") or el.get("alt")  # a picture's description (DrawingML, VML)
+                if alt:
+                    found += words(alt)
+    return found
+
+
+def _runs(el: ET.Element, paragraph: int | None, out: dict[int, list[str]]) -> None:
+    """Text of ``t`` elements (and comments' ``text``) under ``el``, by the paragraph
+    (``w:p``, ``a:p``) nearest around each."""
+    for child in el:
+        tag = child.tag.rpartition("}")[2]
+        if tag in ("t", "text") and not len(child):
+            out.setdefault(paragraph if paragraph is not None else id(child), []).append(child.text or "")
+        elif tag in ("tab", "br", "cr") and paragraph is not None:  # a run's tab or line break
+            out.setdefault(paragraph, []).append(" ")
+        else:
+            _runs(child, id(child) if tag == "p" else paragraph, out)
+
+
+def seen_chars(output: str, own: Counter[str]) -> int:
+    """Characters of the words of ``output`` that the file's own text holds, each word
+    counted at most as often as the file holds it: what a tool adds (headings of its
+    own, shape names, "2.0" for the 2 a chart shows) counts for nothing."""
+    return sum(min(n, own[word]) * len(word) for word, n in words(output).items() if word in own)
+
+
+def chars_of(text: str, own: Counter[str] | None) -> int:
+    """The characters a tool's output counts: for DOCX and PPTX those of the file's own
+    words (:func:`seen_chars`), else every letter and digit."""
+    return len(squash(text)) if own is None else seen_chars(text, own)
 
 
 def _texts(root: ET.Element, item: str, text_tag: str, skip_types: bool = False) -> list[str]:
@@ -176,7 +282,12 @@ def main() -> None:
         results = {"docmill": docmill_run(files)}
         for tool in PEERS:
             results[tool] = peer_run(python, tool, files)
-        chars = {tool: sum(len(squash(r["text"])) for r in rows) for tool, rows in results.items()}
+        own = {str(f): own_words(f, fmt) for f in files}
+        for rows in results.values():  # an output without any of the file's words is empty
+            for r in rows:
+                if r["status"] == "ok" and not chars_of(r["text"], own[r["file"]]):
+                    r["status"] = "empty"
+        chars = {tool: sum(chars_of(r["text"], own[r["file"]]) for r in rows) for tool, rows in results.items()}
         best_peer = max(chars[t] for t in PEERS) or 1
         summary[fmt] = {}
         for tool, rows in results.items():
