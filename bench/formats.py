@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from docmill.processors import ExtractOptions, Task, process_task
-from docmill.processors.formats.numfmt import format_number
+from docmill.processors.formats.numfmt import BUILTIN, format_number
 
 HERE = Path(__file__).resolve().parent
 PEERS = ("kreuzberg", "markitdown")
@@ -62,11 +62,12 @@ def squash(text: str) -> str:
     return _KEEP.sub("", text).lower()
 
 
-# the parts of a DOCX or PPTX whose text a reader sees: the body, notes, comments, headers
-# and footers, charts, SmartArt data (not layouts, masters, themes, properties)
+# the parts of a DOCX, PPTX or XLSX whose text a reader sees: the body, notes, comments,
+# headers and footers, charts, SmartArt data (not layouts, masters, themes, properties)
 _SEEN_PARTS = {
     "docx": re.compile(r"word/(document|footnotes|endnotes|comments|header\d*|footer\d*)\.xml|word/(charts|diagrams)/[^/]+\.xml"),
     "pptx": re.compile(r"ppt/(slides|notesSlides|charts|comments|diagrams)/[^/]+\.xml"),
+    "xlsx": re.compile(r"xl/comments\d*\.xml|xl/charts/[^/]+\.xml"),  # with the cells: _xlsx_words
 }
 _NUMBER_CACHES = {f"{_C}numCache", f"{_C}numLit"}
 _TOKEN = re.compile(r"\d+(?:\.\d+)?|[^\W\d_]+", re.UNICODE)
@@ -85,10 +86,11 @@ def words(text: str) -> Counter[str]:
 
 
 def own_words(path: Path, fmt: str) -> Counter[str] | None:
-    """The words of a DOCX or PPTX file's own text, as often as it holds them: its text
-    runs (``w:t``, ``a:t``, ``m:t``), comments' text, pictures' descriptions (``descr``,
-    VML ``alt``) and charts' cached points (a number both as stored and as its format
-    code shows it). None for other formats."""
+    """The words of a DOCX, XLSX or PPTX file's own text, as often as it holds them:
+    its text runs (``w:t``, ``a:t``, ``m:t``), comments' text, pictures' descriptions
+    (``descr``, VML ``alt``), charts' cached points (a number both as stored and as its
+    format code shows it), and a workbook's sheet names and cells (:func:`_xlsx_words`).
+    None for other formats."""
     pattern = _SEEN_PARTS.get(fmt)
     if pattern is None:
         return None
@@ -98,6 +100,8 @@ def own_words(path: Path, fmt: str) -> Counter[str] | None:
     except (zipfile.BadZipFile, OSError):
         return found
     with archive:
+        if fmt == "xlsx":
+            found.update(_xlsx_words(archive))
         for name in archive.namelist():
             if not pattern.fullmatch(name):
                 continue
@@ -120,18 +124,79 @@ def own_words(path: Path, fmt: str) -> Counter[str] | None:
                         shown = format_number(float(raw), point.get("formatCode") or code)
                     except ValueError:
                         shown = raw
-                    found += words(raw if shown == raw else f"{raw} {shown}")
+                    found.update(words(raw if shown == raw else f"{raw} {shown}"))
             # text runs joined by paragraph (a word can be split over runs: "F" "ee")
             paragraphs: dict[int, list[str]] = {}
             _runs(root, None, paragraphs)
             for runs in paragraphs.values():
-                found += words("".join(runs))
+                found.update(words("".join(runs)))
             for el in root.iter():
                 if el.tag == f"{_C}v" and id(el) not in numbers:
-                    found += words(el.text or "")
+                    found.update(words(el.text or ""))
                 alt = el.get("descr") or el.get("alt")  # a picture's description (DrawingML, VML)
                 if alt:
-                    found += words(alt)
+                    found.update(words(alt))
+    return found
+
+
+def _xlsx_words(archive: zipfile.ZipFile) -> Counter[str]:
+    """The words of a workbook's sheet names and cells: strings as stored (phonetic
+    guides left out), numbers both as stored and as their style's format code shows
+    them, booleans both as 0/1 and as TRUE/FALSE."""
+    found: Counter[str] = Counter()
+
+    def part(name: str) -> ET.Element | None:
+        try:
+            return ET.fromstring(archive.read(name))
+        except (ET.ParseError, KeyError, zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError):
+            return None
+
+    def string(si: ET.Element) -> str:
+        return "".join(t.text or "" for child in si if child.tag in (f"{_S}t", f"{_S}r")
+                       for t in ([child] if child.tag == f"{_S}t" else child.iter(f"{_S}t")))
+
+    names = archive.namelist()
+    workbook = part("xl/workbook.xml")
+    date1904 = False
+    if workbook is not None:
+        for sheet in workbook.iter(f"{_S}sheet"):
+            found.update(words(sheet.get("name", "")))
+        pr = workbook.find(f"{_S}workbookPr")
+        date1904 = pr is not None and pr.get("date1904", "").lower() in ("1", "true")
+    shared_part = next((n for n in names if re.fullmatch(r"xl/sharedStrings\d*\.xml", n, re.I)), "")
+    root = part(shared_part) if shared_part else None
+    shared = [string(si) for si in root.iter(f"{_S}si")] if root is not None else []
+    codes: list[str] = []
+    styles = part("xl/styles.xml")
+    if styles is not None:
+        custom = {fmt.get("numFmtId"): fmt.get("formatCode", "") for fmt in styles.iter(f"{_S}numFmt")}
+        xfs = styles.find(f"{_S}cellXfs")
+        for xf in xfs if xfs is not None else ():
+            number = xf.get("numFmtId", "0")
+            codes.append(custom.get(number) or BUILTIN.get(int(number) if number.isdigit() else 0, "General"))
+    for name in names:
+        if not re.fullmatch(r"xl/worksheets/[^/]+\.xml", name):
+            continue
+        sheet = part(name)
+        for c in sheet.iter(f"{_S}c") if sheet is not None else ():
+            kind, raw = c.get("t", "n"), c.findtext(f"{_S}v") or ""
+            if kind == "s":
+                found.update(words(shared[int(raw)] if raw.isdigit() and int(raw) < len(shared) else ""))
+            elif kind == "inlineStr":
+                inline = c.find(f"{_S}is")
+                found.update(words(string(inline) if inline is not None else ""))
+            elif kind == "b":
+                found.update(words(f"{raw} {'TRUE' if raw.strip() == '1' else 'FALSE'}"))
+            elif kind in ("str", "e", "d") or not raw:
+                found.update(words(raw))
+            else:
+                style = c.get("s", "0")
+                code = codes[int(style)] if style.isdigit() and int(style) < len(codes) else "General"
+                try:
+                    shown = format_number(float(raw), code, date1904)
+                except ValueError:
+                    shown = raw
+                found.update(words(raw if shown == raw else f"{raw} {shown}"))
     return found
 
 
@@ -156,8 +221,8 @@ def seen_chars(output: str, own: Counter[str]) -> int:
 
 
 def chars_of(text: str, own: Counter[str] | None) -> int:
-    """The characters a tool's output counts: for DOCX and PPTX those of the file's own
-    words (:func:`seen_chars`), else every letter and digit."""
+    """The characters a tool's output counts: for DOCX, XLSX and PPTX those of the
+    file's own words (:func:`seen_chars`), else every letter and digit."""
     return len(squash(text)) if own is None else seen_chars(text, own)
 
 
@@ -224,7 +289,8 @@ def docmill_run(files: list[Path]) -> list[dict[str, Any]]:
         out = process_task(Task(i, i, str(path), None, 1 << 31, options))
         seconds = time.perf_counter() - started
         parts = [p["text"] for p in out.extra.get("parts", [])]
-        text = "\n".join([*out.text, *parts])
+        names = [t["name"] for t in out.extra.get("tables", []) if t.get("name")]  # sheets'
+        text = "\n".join([*names, *out.text, *parts])
         if out.error is not None and out.error.category != "empty":
             status = "failed"
         else:
