@@ -345,3 +345,30 @@ def test_pptx_notes_comments_charts_tables_and_alt_text(tmp_path: Path) -> None:
     slide2 = md.split("\n\n---\n\n")[1]
     assert slide2.index("## Results") < slide2.index("| Quarter |") < slide2.index("**Notes**")
     assert "Remember to thank the sponsors." in slide2 and "| Q2 | 2.25 |" in slide2
+
+
+def test_chart_multi_level_categories() -> None:
+    """Grouped category axes (``c:multiLvlStrRef``, what python-pptx writes for
+    hierarchical categories): each category's label, then its groups'."""
+    import xml.etree.ElementTree as ET
+
+    from docmill.processors.formats.charts import read_chart
+
+    def lvl(points: dict[int, str]) -> str:
+        return "<c:lvl>" + "".join(f'<c:pt idx="{i}"><c:v>{v}</c:v></c:pt>' for i, v in points.items()) + "</c:lvl>"
+
+    cat = (
+        "<c:cat><c:multiLvlStrRef><c:f>S!$A$2:$B$4</c:f><c:multiLvlStrCache><c:ptCount val=\"3\"/>"
+        + lvl({0: "SF", 1: "LA", 2: "London"}) + lvl({0: "US", 2: "UK"})
+        + "</c:multiLvlStrCache></c:multiLvlStrRef></c:cat>"
+    )
+    chart = ET.fromstring(
+        f'<c:chartSpace xmlns:c="{og.CHART}"><c:chart><c:plotArea><c:barChart><c:ser>'
+        '<c:tx><c:v>Sales</c:v></c:tx>' + cat +
+        '<c:val><c:numLit><c:formatCode>General</c:formatCode><c:pt idx="0"><c:v>4.0</c:v></c:pt>'
+        '<c:pt idx="1"><c:v>2.5</c:v></c:pt><c:pt idx="2"><c:v>3</c:v></c:pt></c:numLit></c:val>'
+        "</c:ser></c:barChart></c:plotArea></c:chart></c:chartSpace>"
+    )
+    assert read_chart(chart).rows == [
+        ["Category", "Sales"], ["SF / US", "4"], ["LA", "2.5"], ["London / UK", "3"]
+    ]

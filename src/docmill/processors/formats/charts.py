@@ -20,6 +20,9 @@ A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
 CHART_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/chart"
 DRAWING_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/drawing"
 _AXES = (f"{C}catAx", f"{C}valAx", f"{C}dateAx", f"{C}serAx")
+# cached points: strings, numbers, literals, and multi-level categories (one c:lvl of
+# points a level, the innermost first)
+_CACHES = (f"{C}strCache", f"{C}numCache", f"{C}strLit", f"{C}numLit", f"{C}multiLvlStrCache")
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ def _points(ref: ET.Element | None) -> dict[int, str]:
     if ref is None:
         return out
     for cache in ref.iter():
-        if cache.tag not in (f"{C}strCache", f"{C}numCache", f"{C}strLit", f"{C}numLit"):
+        if cache.tag not in _CACHES:
             continue
         code = cache.findtext(f"{C}formatCode") or "General"
         numeric = cache.tag in (f"{C}numCache", f"{C}numLit")
@@ -78,7 +81,7 @@ def _points(ref: ET.Element | None) -> dict[int, str]:
                     pass
             if index not in out:
                 out[index] = raw
-            else:  # multi-level categories: the levels joined
+            else:  # multi-level categories: the label, then its groups' (outwards)
                 out[index] = f"{out[index]} / {raw}" if raw else out[index]
     return out
 

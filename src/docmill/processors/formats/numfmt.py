@@ -15,6 +15,7 @@ import re
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from fractions import Fraction
+from functools import lru_cache
 
 BUILTIN = {
     0: "General",
@@ -81,9 +82,11 @@ def general(value: float) -> str:
     return text
 
 
-def _tokens(section: str) -> list[tuple[str, str]]:
+@lru_cache(maxsize=1024)
+def _tokens(section: str) -> tuple[tuple[str, str], ...]:
     """(kind, text) pieces of one section: ``lit`` literal text, ``ch`` a format
-    character, ``elapsed`` an ``[h]``-style elapsed time, ``cond`` a condition."""
+    character, ``elapsed`` an ``[h]``-style elapsed time, ``cond`` a condition.
+    Cached: a workbook applies a few formats to many cells."""
     out: list[tuple[str, str]] = []
     i, n = 0, len(section)
     while i < n:
@@ -121,10 +124,11 @@ def _tokens(section: str) -> list[tuple[str, str]]:
             continue
         out.append(("ch", c))
         i += 1
-    return out
+    return tuple(out)
 
 
-def _sections(code: str) -> list[str]:
+@lru_cache(maxsize=1024)
+def _sections(code: str) -> tuple[str, ...]:
     parts, current, quoted, i = [], [], False, 0
     while i < len(code):
         c = code[i]
@@ -142,9 +146,10 @@ def _sections(code: str) -> list[str]:
         current.append(c)
         i += 1
     parts.append("".join(current))
-    return parts
+    return tuple(parts)
 
 
+@lru_cache(maxsize=1024)
 def is_date_format(code: str) -> bool:
     """Whether ``code`` shows a date or time (its first section has y, m, d, h or s
     outside quotes and brackets, or an elapsed ``[h]``)."""
@@ -180,7 +185,7 @@ def _check(cond: str, value: float) -> bool:
     }[op]
 
 
-def _pick(sections: list[str], value: float) -> tuple[str, float, bool]:
+def _pick(sections: tuple[str, ...], value: float) -> tuple[str, float, bool]:
     """(section, value to show, whether a minus sign is still to be written)."""
     conds = [s for s in sections if any(k == "cond" for k, _ in _tokens(s))]
     if conds:

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import unquote
+from xml.parsers import expat
 
 from docmill.model import FailureCategory, ProcessOutcome
 
@@ -97,6 +98,26 @@ def parse_xml(data: bytes, name: str = "XML") -> ET.Element:
     return root
 
 
+class _Dtd(Exception):
+    pass
+
+
+def _refuse_dtd(*_: object) -> None:
+    raise _Dtd
+
+
+def well_formed(data: bytes, name: str = "XML") -> None:
+    """Fail like :func:`parse_xml` when ``data`` is not well-formed XML or declares a DTD,
+    without building a tree: expat alone, in C, for a part that is checked and not read."""
+    data = transitional(data)
+    parser = expat.ParserCreate(namespace_separator="}")  # as ElementTree's: prefixes bound
+    parser.StartDoctypeDeclHandler = _refuse_dtd
+    try:
+        parser.Parse(data, True)
+    except (expat.ExpatError, _Dtd):
+        parse_xml(data, name)  # the error a tree would have given
+
+
 def local(tag: str) -> str:
     """``{namespace}name`` -> ``name``."""
     return tag.rpartition("}")[2]
@@ -148,12 +169,26 @@ class Package:
     def optional_xml(self, name: str) -> ET.Element | None:
         return self.xml(name) if name in self._names else None
 
-    def relationships(self, part: str) -> dict[str, tuple[str, str]]:
-        """Relationship id -> (type, member name) for ``part`` ('' for the package)."""
+    def relationships(
+        self, part: str, types: tuple[str, ...] = ()
+    ) -> dict[str, tuple[str, str]]:
+        """Relationship id -> (type, member name) for ``part`` ('' for the package).
+
+        With ``types``, only the relationships a caller will look at may be returned:
+        a part that names none of them (a sheet's tens of thousands of hyperlinks) is
+        left unread, like any part docmill does not read (it is not parsed, so damage
+        in it fails nothing)."""
         folder, base = posixpath.split(part)
-        rels = self.optional_xml(posixpath.join(folder, "_rels", f"{base}.rels"))
+        name = posixpath.join(folder, "_rels", f"{base}.rels")
+        if name not in self._names:
+            return {}
+        data = transitional(self.read(name))
+        spelled = data.find(b"&") < 0 or b"&#" not in data  # no character reference
+        if types and spelled and not any(t.encode() in data for t in types):
+            return {}
+        rels = parse_xml(data, name)
         out: dict[str, tuple[str, str]] = {}
-        for rel in rels.iter(REL) if rels is not None else ():
+        for rel in rels.iter(REL):
             if rel.get("TargetMode") == "External":
                 continue
             out[rel.get("Id", "")] = (rel.get("Type", ""), resolve(part, rel.get("Target", "")))
