@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from docmill.processors.pdf.geometry import Box, Char
 
@@ -49,23 +50,47 @@ class Line:
 def group_lines(chars: Iterable[Char]) -> list[list[Char]]:
     """Characters grouped into text lines (vertical overlap of their middles), each
     sorted left to right; lines in top-to-bottom order."""
+    out = _bands(chars)
+    by_x = _BY_X0
+    for line in out:
+        line.sort(key=by_x)
+    return out
+
+
+def _bands(chars: Iterable[Char]) -> list[list[Char]]:
+    """:func:`group_lines` without the final left-to-right sort: the lines' characters
+    in the order of their middles."""
+    items = chars if isinstance(chars, list) else list(chars)
+    keys = [c.y0 + c.y1 for c in items]
     out: list[list[Char]] = []
+    current: list[Char] = []
     top = bottom = 0.0
-    for ch in sorted(chars, key=lambda c: c.y0 + c.y1):
-        mid = (ch.y0 + ch.y1) / 2
+    # sorting the positions by key is the stable sort of the characters by key
+    for i in sorted(range(len(items)), key=keys.__getitem__):
+        ch = items[i]
+        mid = keys[i] / 2
         if out and top <= mid <= bottom:
-            out[-1].append(ch)
-            reach = min(ch.y1, mid + (ch.y1 - ch.y0) * 0.3)
+            current.append(ch)
+            y1 = ch.y1
+            reach = y1  # min(y1, mid + 0.3 height), as min() compares
+            far = mid + (y1 - ch.y0) * 0.3
+            if far < reach:
+                reach = far
             if reach > bottom:
                 bottom = reach
         else:
-            out.append([ch])
-            h = max(ch.y1 - ch.y0, 1.0)
+            current = [ch]
+            out.append(current)
+            h = ch.y1 - ch.y0
+            if h < 1.0:
+                h = 1.0
             top, bottom = mid - h * 0.35, mid + h * 0.35
-    out = _attach_small(out)
-    for line in out:
-        line.sort(key=lambda c: c.x0)
-    return out
+    return _attach_small(out)
+
+
+_BY_X0 = attrgetter("x0")
+_Y0 = attrgetter("y0")
+_Y1 = attrgetter("y1")
 
 
 def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
@@ -75,12 +100,12 @@ def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
         return lines
 
     def size(line: list[Char]) -> float:
-        hs = sorted(c.y1 - c.y0 for c in line)
+        hs = sorted([c.y1 - c.y0 for c in line])
         return hs[len(hs) // 2]
 
     sizes = [size(ln) for ln in lines]
-    tops = [min(c.y0 for c in ln) for ln in lines]
-    bottoms = [max(c.y1 for c in ln) for ln in lines]
+    tops = [min(map(_Y0, ln)) for ln in lines]
+    bottoms = [max(map(_Y1, ln)) for ln in lines]
     merged = [False] * len(lines)
     for i in range(len(lines)):
         for j in (i - 1, i + 1):
@@ -93,28 +118,57 @@ def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
     return [ln for ln, m in zip(lines, merged, strict=True) if not m]
 
 
+_SPACES = re.compile(r" {2,}")
+
+
 def line_text(chars: Sequence[Char]) -> str:
     """The characters of one line, a space where the layer has one or the gap is wider
     than a word space; PDFium's ``\\x02`` (a hyphen that broke a word) becomes ``-``."""
     parts: list[str] = []
-    prev: Char | None = None
+    append = parts.append
+    prev_text = ""
+    prev_h = prev_x1 = 0.0
+    first = True
     for ch in chars:
-        if prev is not None and ch.text != " " and prev.text != " ":
-            h = max(ch.y1 - ch.y0, prev.y1 - prev.y0, 1.0)
-            if ch.x0 - prev.x1 > WORD_GAP * h:
-                parts.append(" ")
-        parts.append(ch.text)
-        prev = ch
-    return re.sub(r" {2,}", " ", "".join(parts).replace("\x02", "-")).strip()
+        text = ch.text
+        h_ch = ch.y1 - ch.y0
+        if first:
+            first = False
+        elif text != " " and prev_text != " ":
+            h = h_ch  # max(h_ch, prev_h, 1.0), as max() compares
+            if prev_h > h:
+                h = prev_h
+            if h < 1.0:
+                h = 1.0
+            if ch.x0 - prev_x1 > WORD_GAP * h:
+                append(" ")
+        append(text)
+        prev_text, prev_h, prev_x1 = text, h_ch, ch.x1
+    joined = "".join(parts)
+    if "\x02" in joined:
+        joined = joined.replace("\x02", "-")
+    if "  " in joined:
+        joined = _SPACES.sub(" ", joined)
+    return joined.strip()
 
 
 def cell_text(chars: Sequence[Char]) -> str:
     """The text of a cell: its lines top to bottom, joined by line breaks."""
     if not chars:
         return ""
-    mids = [(c.y0 + c.y1) / 2 for c in chars]
-    if max(mids) - min(mids) <= 0.35 * max(c.y1 - c.y0 for c in chars):  # one line
-        return line_text(sorted(chars, key=lambda c: c.x0))
+    lo = hi = (chars[0].y0 + chars[0].y1) / 2
+    tallest = chars[0].y1 - chars[0].y0
+    for c in chars:  # min and max of the middles, max of the heights, as min()/max() compare
+        mid = (c.y0 + c.y1) / 2
+        if mid < lo:
+            lo = mid
+        if mid > hi:
+            hi = mid
+        height = c.y1 - c.y0
+        if height > tallest:
+            tallest = height
+    if hi - lo <= 0.35 * tallest:  # one line
+        return line_text(sorted(chars, key=_BY_X0))
     return "\n".join(t for t in (line_text(line) for line in group_lines(chars)) if t)
 
 
@@ -141,16 +195,26 @@ def chunk_line(chars: Sequence[Char]) -> Line:
                 continue
         last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
         chunks.append(last)
+    kept: list[Chunk] = []
     for c in chunks:
-        c.text = line_text(c.chars)
-        c.words = c.text.count(" ") + 1 if c.text else 0
-    chunks = [c for c in chunks if c.text]
-    if not chunks:
+        text = c.text = line_text(c.chars)
+        if text:
+            c.words = text.count(" ") + 1
+            kept.append(c)
+    if not kept:
         return Line(0, 0, 0, 0, [])
-    return Line(
-        min(c.x0 for c in chunks), min(c.y0 for c in chunks),
-        max(c.x1 for c in chunks), max(c.y1 for c in chunks), chunks,
-    )
+    first = kept[0]
+    x0, y0, x1, y1 = first.x0, first.y0, first.x1, first.y1
+    for c in kept:  # min()/max() over the chunks, as they compare
+        if c.x0 < x0:
+            x0 = c.x0
+        if c.y0 < y0:
+            y0 = c.y0
+        if c.x1 > x1:
+            x1 = c.x1
+        if c.y1 > y1:
+            y1 = c.y1
+    return Line(x0, y0, x1, y1, kept)
 
 
 def page_lines(chars: Iterable[Char]) -> list[Line]:
