@@ -32,7 +32,7 @@ import itertools
 import math
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from docmill.model.tables import Cell
@@ -67,7 +67,7 @@ class Grid:
 
 
 def is_numeric(text: str) -> bool:
-    return bool(text) and any(ch.isdigit() for ch in text) and bool(_NUMERIC.match(text))
+    return bool(text) and bool(_NUMERIC.match(text)) and any(ch.isdigit() for ch in text)
 
 
 def _cluster(values: Sequence[float], tol: float = SNAP) -> list[float]:
@@ -440,7 +440,10 @@ def build(
     # (a heading centred over its columns); a heading wider than its column that only
     # reaches into the whitespace beside it belongs to the column it covers most.
     pos_chars: dict[tuple[int, int], list[Char]] = {}
+    sources: dict[tuple[int, int], list[Chunk]] = {}  # the chunks with characters there
     crossed: set[tuple[int, int]] = set()  # (row, edge index) with text over the edge
+    last_col = ncols - 1
+    at: list[Char] = []
     for ln, middle in zip(lines, middles, strict=True):
         r = _index(rows_y, middle)
         for c in ln.chunks:
@@ -451,12 +454,21 @@ def build(
                 if not spans:
                     k = _most_covered(c, cols, ordered)
                     pos_chars.setdefault((r, k), []).extend(c.chars)
+                    sources.setdefault((r, k), []).append(c)
                     continue
                 crossed.update((r, e) for e in spans)
+            k_at = -1
             for ch in c.chars:
-                k = _index(cols, (ch.x0 + ch.x1) / 2)
-                pos_chars.setdefault((r, k), []).append(ch)
+                k = bisect_right(cols, (ch.x0 + ch.x1) / 2) - 1  # _index, inlined
+                k = 0 if k < 0 else last_col if k > last_col else k
+                if k != k_at:
+                    k_at, at = k, pos_chars.setdefault((r, k), [])
+                    src = sources.setdefault((r, k), [])
+                    if not src or src[-1] is not c:
+                        src.append(c)
+                at.append(ch)
     parent = list(range(nrows * ncols))
+    joined = [False]
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -466,6 +478,7 @@ def build(
 
     def union(a: int, b: int) -> None:
         parent[find(a)] = find(b)
+        joined[0] = True
 
     # a rule edge drawn through most rows parts every row it is drawn in; where it is
     # missing, the cells beside it are one (a spanning cell, its text wherever it sits)
@@ -488,21 +501,20 @@ def build(
             above, below = (e - 1, k) in pos_chars, (e, k) in pos_chars
             if not (above and below):
                 union((e - 1) * ncols + k, e * ncols + k)
-    components: dict[int, list[tuple[int, int]]] = {}
-    for r in range(nrows):
-        for k in range(ncols):
-            components.setdefault(find(r * ncols + k), []).append((r, k))
-    cells: list[Cell] = []
-    for members in components.values():
-        rs = [m[0] for m in members]
-        ks = [m[1] for m in members]
-        r0, r1, k0, k1 = min(rs), max(rs), min(ks), max(ks)
-        if len(members) != (r1 - r0 + 1) * (k1 - k0 + 1):  # not a rectangle: no span
-            for r, k in members:
-                cells.append(Cell(r, k, 1, 1, cell_text(pos_chars.get((r, k), []))))
-            continue
-        text = cell_text([c for m in members for c in pos_chars.get(m, [])])
-        cells.append(Cell(r0, k0, r1 - r0 + 1, k1 - k0 + 1, text))
+
+    def text_at(pos: tuple[int, int]) -> str:
+        """The text of one position (its chunk's own where it holds one whole chunk)."""
+        chars = pos_chars.get(pos)
+        if not chars:
+            return ""
+        src = sources[pos]
+        whole = len(src) == 1 and len(chars) == len(src[0].chars)  # the chunk's characters, in order
+        return cell_text(chars, src[0].text if whole else None)
+
+    if not joined[0]:  # no spans: a cell at each position
+        cells = [Cell(r, k, 1, 1, text_at((r, k))) for r in range(nrows) for k in range(ncols)]
+    else:
+        cells = _cells(nrows, ncols, find, pos_chars, text_at)
     cells, nrows, ncols, kept_cols = _drop_filler(cells, nrows, ncols)
     if nrows < 2 or ncols < 2:
         return None
@@ -511,6 +523,35 @@ def build(
     if ncols < 2:
         return None
     return Grid(region, cells, nrows, ncols, _header_rows(cells, nrows), edges, ruled)
+
+
+def _cells(
+    nrows: int, ncols: int, find: Callable[[int], int], pos_chars: dict[tuple[int, int], list[Char]],
+    text_at: Callable[[tuple[int, int]], str],
+) -> list[Cell]:
+    """The grid's cells: each group of joined positions one cell with its span when it
+    is a rectangle, else a cell at each of its positions; in the order of their first
+    position, row by row."""
+    components: dict[int, list[tuple[int, int]]] = {}
+    for r in range(nrows):
+        for k in range(ncols):
+            components.setdefault(find(r * ncols + k), []).append((r, k))
+    cells: list[Cell] = []
+    for members in components.values():
+        if len(members) == 1:
+            r, k = members[0]
+            cells.append(Cell(r, k, 1, 1, text_at((r, k))))
+            continue
+        rs = [m[0] for m in members]
+        ks = [m[1] for m in members]
+        r0, r1, k0, k1 = min(rs), max(rs), min(ks), max(ks)
+        if len(members) != (r1 - r0 + 1) * (k1 - k0 + 1):  # not a rectangle: no span
+            for r, k in members:
+                cells.append(Cell(r, k, 1, 1, text_at((r, k))))
+            continue
+        text = cell_text([c for m in members for c in pos_chars.get(m, [])])
+        cells.append(Cell(r0, k0, r1 - r0 + 1, k1 - k0 + 1, text))
+    return cells
 
 
 def _join_heading_columns(

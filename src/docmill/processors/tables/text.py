@@ -152,12 +152,15 @@ def line_text(chars: Sequence[Char]) -> str:
     return joined.strip()
 
 
-def cell_text(chars: Sequence[Char]) -> str:
-    """The text of a cell: its lines top to bottom, joined by line breaks."""
+def cell_text(chars: Sequence[Char], known: str | None = None) -> str:
+    """The text of a cell: its lines top to bottom, joined by line breaks. ``known`` is
+    ``line_text(chars)`` where the caller has it already (a chunk's text)."""
     if not chars:
         return ""
     lo = hi = (chars[0].y0 + chars[0].y1) / 2
     tallest = chars[0].y1 - chars[0].y0
+    in_order = True  # left to right already: sorting them changes nothing
+    x = chars[0].x0
     for c in chars:  # min and max of the middles, max of the heights, as min()/max() compare
         mid = (c.y0 + c.y1) / 2
         if mid < lo:
@@ -167,7 +170,12 @@ def cell_text(chars: Sequence[Char]) -> str:
         height = c.y1 - c.y0
         if height > tallest:
             tallest = height
+        if not x <= c.x0:
+            in_order = False
+        x = c.x0
     if hi - lo <= 0.35 * tallest:  # one line
+        if in_order:
+            return known if known is not None else line_text(chars)
         return line_text(sorted(chars, key=_BY_X0))
     return "\n".join(t for t in (line_text(line) for line in group_lines(chars)) if t)
 
