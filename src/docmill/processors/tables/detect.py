@@ -276,7 +276,7 @@ def justified(chunks: Sequence[Chunk]) -> bool:
     four or more words, evenly spaced."""
     if len(chunks) < 4:
         return False
-    words = sum(1 for c in chunks if c.words == 1 and not is_numeric(c.text))
+    words = sum(1 for c in chunks if c.words == 1 and not c.numeric)
     if words < 0.8 * len(chunks):
         return False
     gaps = [b.x0 - a.x1 for a, b in itertools.pairwise(sorted(chunks, key=lambda c: c.x0))]

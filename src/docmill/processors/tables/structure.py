@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,14 +42,16 @@ from docmill.processors.tables.text import (
     cell_text,
     group_lines,
     inside,
+    is_numeric,
     line_text,
     page_lines,
 )
 
+__all__ = ["Grid", "build", "is_numeric", "region_lines"]
+
 Rule = tuple[float, float, float]  # position (y of a horizontal, x of a vertical), start, end
 SNAP = 2.0
 MAX_CELLS = 40_000
-_NUMERIC = re.compile(r"^[\s$€£¥%()+\-−–.,:/\d*x×]+$")
 
 
 @dataclass(slots=True)
@@ -64,10 +65,6 @@ class Grid:
     header_rows: int
     columns: list[float]  # column edges (x), for joining tables across pages
     ruled: bool = False
-
-
-def is_numeric(text: str) -> bool:
-    return bool(text) and bool(_NUMERIC.match(text)) and any(ch.isdigit() for ch in text)
 
 
 def _cluster(values: Sequence[float], tol: float = SNAP) -> list[float]:
@@ -200,6 +197,7 @@ def _cut_at_rules(line: Line, vrules: Sequence[Rule]) -> Line:
                 )
                 piece.text = line_text(part)
                 piece.words = len(piece.text.split())
+                piece.numeric = is_numeric(piece.text)
                 chunks.append(piece)
     return Line(line.x0, line.y0, line.x1, line.y1, chunks)
 
@@ -270,9 +268,16 @@ def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set
     """The columns the line's chunks overlap by more than half a point (``ordered``:
     the edges never decrease, so only the columns near a chunk are looked at)."""
     out: set[int] = set()
+    last = len(cols) - 1
     for c in line.chunks:
-        for k in _columns_near(cols, c.x0, c.x1, ordered):
-            if min(c.x1, cols[k + 1]) - max(c.x0, cols[k]) > 0.5:
+        x0, x1 = c.x0, c.x1
+        if ordered:  # _columns_near, inlined
+            first, stop = bisect_right(cols, x0) - 1, bisect_left(cols, x1)
+            near = range(first if first > 0 else 0, stop if stop < last else last)
+        else:
+            near = range(last)
+        for k in near:
+            if min(x1, cols[k + 1]) - max(x0, cols[k]) > 0.5:
                 out.add(k)
     return out
 
@@ -306,7 +311,7 @@ def _line_rows(
     first_body = 0
     if heading:
         numeric = [
-            any(is_numeric(c.text) for c in ln.chunks) and len(f) >= max(2, 0.5 * ncols)
+            any(c.numeric for c in ln.chunks) and len(f) >= max(2, 0.5 * ncols)
             for ln, f in zip(lines, filled, strict=True)
         ]
         first_body = min(next((i for i, v in enumerate(numeric) if v), 1), 6)
@@ -342,7 +347,7 @@ def _line_rows(
 def _rows_of_band(lines: Sequence[Line]) -> bool:
     """Whether the lines between two rules are rows of their own (rules drawn every few
     rows): at least two of them, and half of them, hold two numbers or more."""
-    numeric = sum(1 for ln in lines if sum(is_numeric(c.text) for c in ln.chunks) >= 2)
+    numeric = sum(1 for ln in lines if sum(c.numeric for c in ln.chunks) >= 2)
     return numeric >= 2 and numeric >= 0.5 * len(lines)
 
 
@@ -458,9 +463,16 @@ def build(
                     continue
                 crossed.update((r, e) for e in spans)
             k_at = -1
+            lo_k, hi_k = 1.0, 0.0  # a column's [left, right): a middle in it is in that column
             for ch in c.chars:
-                k = bisect_right(cols, (ch.x0 + ch.x1) / 2) - 1  # _index, inlined
-                k = 0 if k < 0 else last_col if k > last_col else k
+                m = (ch.x0 + ch.x1) / 2
+                if lo_k <= m < hi_k:
+                    k = k_at
+                else:
+                    k = bisect_right(cols, m) - 1  # _index, inlined
+                    k = 0 if k < 0 else last_col if k > last_col else k
+                    if ordered:
+                        lo_k, hi_k = cols[k], cols[k + 1]
                 if k != k_at:
                     k_at, at = k, pos_chars.setdefault((r, k), [])
                     src = sources.setdefault((r, k), [])

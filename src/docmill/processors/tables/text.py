@@ -28,6 +28,7 @@ class Chunk:
     chars: list[Char]
     text: str = ""
     words: int = 0
+    numeric: bool = False  # is_numeric(text)
 
 
 @dataclass(slots=True)
@@ -144,6 +145,11 @@ def line_text(chars: Sequence[Char]) -> str:
                 append(" ")
         append(text)
         prev_text, prev_h, prev_x1 = text, h_ch, ch.x1
+    return _finish(parts)
+
+
+def _finish(parts: list[str]) -> str:
+    """The text of :func:`line_text`'s parts: hyphens, no double spaces, stripped."""
     joined = "".join(parts)
     if "\x02" in joined:
         joined = joined.replace("\x02", "-")
@@ -181,34 +187,53 @@ def cell_text(chars: Sequence[Char], known: str | None = None) -> str:
 
 
 def chunk_line(chars: Sequence[Char]) -> Line:
-    """One text line (its characters sorted by x) cut into chunks."""
+    """One text line (its characters sorted by x) cut into chunks. Each chunk's text is
+    :func:`line_text` of its characters, read as they join it (a chunk takes characters
+    only while it is the last)."""
     chunks: list[Chunk] = []
     last: Chunk | None = None
+    parts: list[str] = []  # line_text of the last chunk so far, and its last character's
+    prev_text = ""
+    prev_h = prev_x1 = 0.0
     for ch in chars:
-        if ch.text.isspace():
-            if last is not None:
-                last.chars.append(ch)
-            continue
+        text = ch.text
         h = ch.y1 - ch.y0
-        if last is not None:
-            lh = last.y1 - last.y0
-            if ch.x0 - last.x1 <= CHUNK_GAP * (h if h > lh else lh if lh > 1.0 else 1.0):
-                if ch.x1 > last.x1:
-                    last.x1 = ch.x1
-                if ch.y0 < last.y0:
-                    last.y0 = ch.y0
-                if ch.y1 > last.y1:
-                    last.y1 = ch.y1
-                last.chars.append(ch)
+        if text.isspace():
+            if last is None:
                 continue
-        last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
-        chunks.append(last)
-    kept: list[Chunk] = []
-    for c in chunks:
-        text = c.text = line_text(c.chars)
-        if text:
-            c.words = text.count(" ") + 1
-            kept.append(c)
+            last.chars.append(ch)
+        elif last is not None and ch.x0 - last.x1 <= CHUNK_GAP * (
+            h if h > (lh := last.y1 - last.y0) else lh if lh > 1.0 else 1.0
+        ):
+            if ch.x1 > last.x1:
+                last.x1 = ch.x1
+            if ch.y0 < last.y0:
+                last.y0 = ch.y0
+            if ch.y1 > last.y1:
+                last.y1 = ch.y1
+            last.chars.append(ch)
+        else:
+            if last is not None:
+                _set_text(last, parts)
+            last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
+            chunks.append(last)
+            parts = [text]
+            prev_text, prev_h, prev_x1 = text, h, ch.x1
+            continue
+        # one step of line_text over the last chunk's characters
+        if text != " " and prev_text != " ":
+            gap_h = h  # max(h, prev_h, 1.0), as max() compares
+            if prev_h > gap_h:
+                gap_h = prev_h
+            if gap_h < 1.0:
+                gap_h = 1.0
+            if ch.x0 - prev_x1 > WORD_GAP * gap_h:
+                parts.append(" ")
+        parts.append(text)
+        prev_text, prev_h, prev_x1 = text, h, ch.x1
+    if last is not None:
+        _set_text(last, parts)
+    kept = [c for c in chunks if c.text]
     if not kept:
         return Line(0, 0, 0, 0, [])
     first = kept[0]
@@ -223,6 +248,23 @@ def chunk_line(chars: Sequence[Char]) -> Line:
         if c.y1 > y1:
             y1 = c.y1
     return Line(x0, y0, x1, y1, kept)
+
+
+def _set_text(chunk: Chunk, parts: list[str]) -> None:
+    text = chunk.text = _finish(parts)
+    if text:
+        chunk.words = text.count(" ") + 1
+        chunk.numeric = is_numeric(text)
+
+
+_NUMERIC = re.compile(r"^[\s$€£¥%()+\-−–.,:/\d*x×]+$")
+_DIGIT = re.compile(r"\d")
+
+
+def is_numeric(text: str) -> bool:
+    """Whether the text is a figure: digits among currency, sign and separator marks.
+    (Of the marks allowed, only ``\\d``'s decimal digits are ``str.isdigit``.)"""
+    return bool(text) and bool(_NUMERIC.match(text)) and _DIGIT.search(text) is not None
 
 
 def page_lines(chars: Iterable[Char]) -> list[Line]:
