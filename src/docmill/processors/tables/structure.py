@@ -205,12 +205,15 @@ def _cut_at_rules(line: Line, vrules: Sequence[Rule]) -> Line:
 def _column_extents(lines: Sequence[Line], cols: Sequence[float]) -> list[tuple[float, float] | None]:
     """The x-extent of the text each column holds in chunks that stay inside it."""
     out: list[tuple[float, float] | None] = [None] * (len(cols) - 1)
+    last = len(cols) - 2
     for ln in lines:
         for c in ln.chunks:
-            k = _index(cols, (c.x0 + c.x1) / 2)
-            if cols[k] - 1 <= c.x0 and c.x1 <= cols[k + 1] + 1:
+            x0, x1 = c.x0, c.x1
+            k = bisect_right(cols, (x0 + x1) / 2) - 1  # _index, inlined
+            k = 0 if k < 0 else last if k > last else k
+            if cols[k] - 1 <= x0 and x1 <= cols[k + 1] + 1:
                 prev = out[k]
-                out[k] = (c.x0, c.x1) if prev is None else (min(prev[0], c.x0), max(prev[1], c.x1))
+                out[k] = (x0, x1) if prev is None else (min(prev[0], x0), max(prev[1], x1))
     return out
 
 
