@@ -7,8 +7,9 @@ checkout's own, each in a process of its own, over:
 
 - every page ``bench/tables.py`` scores (tabula, camelot, pdfplumber, corpus, and the
   synthetic set of each ``--seeds`` seed), one page at a time as that bench reads them;
-- every page of the carried test corpus (``tests/data/corpus/real``) and, with
-  ``--corpus``, of the shared corpus (``../shared/corpus/real``);
+- every page of the carried test corpus (``tests/data/corpus``: real and hostile files,
+  the decompression bombs left out) and, with ``--corpus``, of the shared corpus
+  (``../shared/corpus/real``);
 - each of those documents read whole, page after page (its first ``--max-pages``), so
   that ``continued_from`` is compared too;
 
@@ -39,7 +40,7 @@ from typing import Any
 from corpus import REPO, SOURCE, ensure_venv
 from table_sets import REAL_SETS, load_real, load_synthetic
 
-CARRIED = REPO / "tests" / "data" / "corpus" / "real"
+CARRIED = REPO / "tests" / "data" / "corpus"  # real and hostile; large files as NAME.xz
 
 Job = tuple[str, str, int | None]  # (group, pdf, page or None for the whole document)
 
@@ -58,8 +59,9 @@ def jobs(args: argparse.Namespace, work: Path) -> list[Job]:
         for p in load_synthetic(work / f"synthetic-{seed}", seed, args.synthetic):
             out.append(("bench" if seed == 0 else "synthetic", p.pdf, p.page))
             pdfs[p.pdf] = None
-    folders = [CARRIED] + ([args.source] if args.corpus else [])
-    corpus = sorted({str(p) for f in folders for p in f.rglob("*.pdf") if p.is_file()})
+    corpus = carried_pdfs(work / "carried")
+    if args.corpus:
+        corpus += sorted(str(p) for p in args.source.rglob("*.pdf") if p.is_file())
     for pdf in corpus:
         try:
             doc = pdfium.PdfDocument(pdf)
@@ -72,6 +74,25 @@ def jobs(args: argparse.Namespace, work: Path) -> list[Job]:
         out += [("corpus", pdf, i) for i in range(min(n, args.max_pages))]
         pdfs[pdf] = None
     out += [("document", pdf, None) for pdf in pdfs]
+    return out
+
+
+def carried_pdfs(dest: Path) -> list[str]:
+    """The carried test corpus's PDFs, xz-packed ones unpacked under ``dest`` (the
+    decompression bombs left out: seconds of inflating, no text)."""
+    import lzma
+
+    out = []
+    for path in sorted(CARRIED.rglob("*")):
+        name = path.name.removesuffix(".xz")
+        if not name.endswith(".pdf") or name.startswith("bomb_") or not path.is_file():
+            continue
+        if path.name.endswith(".xz"):
+            unpacked = dest / path.relative_to(CARRIED).with_name(name)
+            unpacked.parent.mkdir(parents=True, exist_ok=True)
+            unpacked.write_bytes(lzma.decompress(path.read_bytes()))
+            path = unpacked
+        out.append(str(path))
     return out
 
 
