@@ -534,10 +534,13 @@ def build(
     if nrows < 2 or ncols < 2:
         return None
     edges = [cols[k] for k in kept_cols] + [x1]
-    cells, ncols, edges = _join_heading_columns(cells, nrows, ncols, edges)
+    head = _header_rows(cells, nrows)
+    joined_cells, ncols, edges = _join_heading_columns(cells, nrows, ncols, edges, head)
+    if joined_cells is not cells:  # columns joined: the heading rows are read again
+        cells, head = joined_cells, _header_rows(joined_cells, nrows)
     if ncols < 2:
         return None
-    return Grid(region, cells, nrows, ncols, _header_rows(cells, nrows), edges, ruled)
+    return Grid(region, cells, nrows, ncols, head, edges, ruled)
 
 
 def _cells(
@@ -570,12 +573,11 @@ def _cells(
 
 
 def _join_heading_columns(
-    cells: list[Cell], nrows: int, ncols: int, edges: list[float]
+    cells: list[Cell], nrows: int, ncols: int, edges: list[float], head: int
 ) -> tuple[list[Cell], int, list[float]]:
     """A column holding only heading text beside one holding only body text are one
     column: a heading set off to the side of its numbers (centred over right-aligned
     figures) must not make a column of its own and leave a filler beside it."""
-    head = _header_rows(cells, nrows)
     if head < 1 or ncols < 3:
         return cells, ncols, edges
     rows_in: list[set[int]] = [set() for _ in range(ncols)]
