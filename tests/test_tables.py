@@ -4,12 +4,13 @@ boundary, the record key through a real run, CSV export through the CLI, hostile
 from __future__ import annotations
 
 import csv
+import gc
 from pathlib import Path
 
 from docmill.model import DocState
 from docmill.processors.pdf.text import extract_pdf
 from docmill.processors.registry import ExtractOptions, ExtractRequest
-from docmill.processors.tables.extract import tables_in_pdf
+from docmill.processors.tables.extract import PageTables, tables_in_pdf
 from engine_kit import CORPUS, corpus_file
 from test_cli import docmill_cli, status_json
 
@@ -70,6 +71,22 @@ def test_tables_off_adds_nothing() -> None:
     stages: list[str] = []
     outcome = extract_pdf(str(TABULA / "spanning_cells.pdf"), _request(False, stages))
     assert stages == [] and "tables" not in outcome.extra and "table_errors" not in outcome.metadata
+
+
+def test_the_tables_stage_leaves_the_garbage_collector_as_it_found_it() -> None:
+    # the stage pauses the collector while it reads a page, also a page that fails
+    stages: list[str] = []
+    tables = PageTables(_request(True, stages))
+    assert gc.isenabled()
+    tables.add(object(), object(), 0)  # no page: its table step raises
+    assert gc.isenabled()
+    assert [e["page"] for e in tables.errors] == [0]
+    gc.disable()
+    try:
+        tables.add(object(), object(), 1)
+        assert not gc.isenabled()  # left off where it was off
+    finally:
+        gc.enable()
 
 
 def test_cli_run_with_tables_and_export_table_csvs(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def find_grids(
             continue
         found.append(grid)
         taken.append(box)
-    free = [c for c in chars if not any(inside(c, b, 1.0) for b in taken)]
+    free = _outside(chars, taken, 1.0)
     for whole in unruled_regions(free, rules.h, page_width):
         if _over_drawing(whole, drawings) or _axes(whole, rules):
             continue
@@ -87,6 +87,22 @@ def find_grids(
         found += [g for g in grids_of if g is not None]
     found.sort(key=lambda g: (g.bbox[1], g.bbox[0]))
     return found
+
+
+def _outside(chars: Sequence[Char], boxes: Sequence[Box], pad: float) -> list[Char]:
+    """The characters :func:`inside` none of the boxes (``pad`` around each)."""
+    if not boxes:
+        return list(chars)
+    bounds = [(b[0] - pad, b[2] + pad, b[1] - pad, b[3] + pad) for b in boxes]
+    out: list[Char] = []
+    for c in chars:
+        cx, cy = (c.x0 + c.x1) / 2, (c.y0 + c.y1) / 2
+        for left, right, top, bottom in bounds:
+            if left <= cx <= right and top <= cy <= bottom:
+                break
+        else:
+            out.append(c)
+    return out
 
 
 def _unruled(region: Box, chars: Sequence[Char], rules: Rulings, page_width: float) -> Grid | None:
@@ -260,7 +276,7 @@ def justified(chunks: Sequence[Chunk]) -> bool:
     four or more words, evenly spaced."""
     if len(chunks) < 4:
         return False
-    words = sum(1 for c in chunks if c.words == 1 and not is_numeric(c.text))
+    words = sum(1 for c in chunks if c.words == 1 and not c.numeric)
     if words < 0.8 * len(chunks):
         return False
     gaps = [b.x0 - a.x1 for a, b in itertools.pairwise(sorted(chunks, key=lambda c: c.x0))]

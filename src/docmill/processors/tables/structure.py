@@ -29,9 +29,9 @@ Pure: functions of the region's characters and rules.
 from __future__ import annotations
 
 import itertools
-import re
-from bisect import bisect_right
-from collections.abc import Sequence
+import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from docmill.model.tables import Cell
@@ -42,14 +42,16 @@ from docmill.processors.tables.text import (
     cell_text,
     group_lines,
     inside,
+    is_numeric,
     line_text,
     page_lines,
 )
 
+__all__ = ["Grid", "build", "is_numeric", "region_lines"]
+
 Rule = tuple[float, float, float]  # position (y of a horizontal, x of a vertical), start, end
 SNAP = 2.0
 MAX_CELLS = 40_000
-_NUMERIC = re.compile(r"^[\s$€£¥%()+\-−–.,:/\d*x×]+$")
 
 
 @dataclass(slots=True)
@@ -63,10 +65,6 @@ class Grid:
     header_rows: int
     columns: list[float]  # column edges (x), for joining tables across pages
     ruled: bool = False
-
-
-def is_numeric(text: str) -> bool:
-    return bool(text) and any(ch.isdigit() for ch in text) and bool(_NUMERIC.match(text))
 
 
 def _cluster(values: Sequence[float], tol: float = SNAP) -> list[float]:
@@ -83,8 +81,38 @@ def _covers(rules: Sequence[Rule], pos: float, at: float, tol: float = SNAP) -> 
     return any(abs(r[0] - pos) <= tol and r[1] - tol <= at <= r[2] + tol for r in rules)
 
 
+def _covered(rules: Sequence[Rule], pos: float, points: Sequence[float], tol: float = SNAP) -> list[bool]:
+    """:func:`_covers` at each of ``points``: the rules at ``pos`` are picked once."""
+    near = [r for r in rules if abs(r[0] - pos) <= tol]
+    return [any(r[1] - tol <= at <= r[2] + tol for r in near) for at in points]
+
+
 def _index(edges: Sequence[float], v: float) -> int:
     return min(max(bisect_right(edges, v) - 1, 0), len(edges) - 2)
+
+
+def _ordered(values: Sequence[float]) -> bool:
+    """Whether the values are finite and never decrease (what bisection needs)."""
+    return bool(values) and all(a <= b for a, b in itertools.pairwise(values)) and (
+        -math.inf < values[0] and values[-1] < math.inf
+    )
+
+
+def _columns_near(cols: Sequence[float], x0: float, x1: float, ordered: bool) -> range:
+    """The columns ``k`` that can overlap [x0, x1] by more than nothing: where the edges
+    are in order, the others end at or before x0 or start at or after x1 (an overlap of
+    0 or less); otherwise every column."""
+    if not ordered:
+        return range(len(cols) - 1)
+    return range(max(bisect_right(cols, x0) - 1, 0), min(bisect_left(cols, x1), len(cols) - 1))
+
+
+def _edges_between(cols: Sequence[float], a: float, b: float, ordered: bool) -> range:
+    """The inner edges ``e`` (1 .. len-2) that can lie strictly between a and b: where
+    the edges are in order, the others are at or below a or at or above b."""
+    if not ordered:
+        return range(1, len(cols) - 1)
+    return range(max(bisect_right(cols, a), 1), min(bisect_left(cols, b), len(cols) - 1))
 
 
 # ---------------------------------------------------------------- columns
@@ -95,16 +123,32 @@ def _gaps(
 ) -> list[float]:
     """Whitespace column edges inside [lo, hi]: x-strips at least ``min_gap`` wide that at
     most ``crossing`` lines cross, with text on both sides in at least ``support`` lines."""
-    spans: list[tuple[float, float, int]] = []
-    for n, ln in enumerate(lines):
+    starts: list[tuple[float, int]] = []
+    ends: list[tuple[float, int]] = []
+    # per line with text in [lo, hi]: the end of its first chunk and the start of its
+    # last (a line has a chunk that ends left of x exactly when its first one does)
+    first_end: list[float] = []
+    last_start: list[float] = []
+    for ln in lines:
+        line_end: float | None = None
+        line_start: float | None = None
         for c in ln.chunks:
-            a, b = max(c.x0, lo), min(c.x1, hi)
+            a = lo if lo > c.x0 else c.x0  # max(c.x0, lo) and min(c.x1, hi), as they compare
+            b = hi if hi < c.x1 else c.x1
             if b > a:
-                spans.append((a, b, n))
-    if not spans:
+                starts.append((a, 1))
+                ends.append((b, -1))
+                if line_end is None or b < line_end:
+                    line_end = b
+                if line_start is None or a > line_start:
+                    line_start = a
+        if line_end is not None and line_start is not None:
+            first_end.append(line_end)
+            last_start.append(line_start)
+    if not starts:
         return []
     # chunks of one line never overlap: the chunks over x count the lines over x
-    events = sorted([(a, 1) for a, _, _ in spans] + [(b, -1) for _, b, _ in spans])
+    events = sorted(starts + ends)
     candidates: list[tuple[float, float]] = []
     depth, start = 0, lo
     for pos, step in events:
@@ -119,9 +163,9 @@ def _gaps(
     for a, b in candidates:
         if b - a < min_gap or a <= lo + 0.5 or b >= hi - 0.5:
             continue
-        left = {n for x0, x1, n in spans if x1 <= a + 0.5}
-        right = {n for x0, x1, n in spans if x0 >= b - 0.5}
-        if len(left & right) >= support:
+        left, right = a + 0.5, b - 0.5
+        both = sum(1 for e, s in zip(first_end, last_start, strict=True) if e <= left and s >= right)
+        if both >= support:
             out.append((a + b) / 2)
     return out
 
@@ -132,12 +176,13 @@ def _gaps(
 def _cut_at_rules(line: Line, vrules: Sequence[Rule]) -> Line:
     """The line with every chunk cut where a vertical rule runs through it (text of two
     ruled cells set close together is never one chunk)."""
-    at = sorted(r[0] for r in vrules if r[1] - SNAP <= line.middle <= r[2] + SNAP)
+    middle = line.middle
+    at = sorted(r[0] for r in vrules if r[1] - SNAP <= middle <= r[2] + SNAP)
     if not at:
         return line
     chunks: list[Chunk] = []
     for c in line.chunks:
-        inner = [x for x in at if c.x0 < x < c.x1]
+        inner = at[bisect_right(at, c.x0) : bisect_left(at, c.x1)]  # c.x0 < x < c.x1, sorted
         if not inner:
             chunks.append(c)
             continue
@@ -152,6 +197,7 @@ def _cut_at_rules(line: Line, vrules: Sequence[Rule]) -> Line:
                 )
                 piece.text = line_text(part)
                 piece.words = len(piece.text.split())
+                piece.numeric = is_numeric(piece.text)
                 chunks.append(piece)
     return Line(line.x0, line.y0, line.x1, line.y1, chunks)
 
@@ -159,13 +205,55 @@ def _cut_at_rules(line: Line, vrules: Sequence[Rule]) -> Line:
 def _column_extents(lines: Sequence[Line], cols: Sequence[float]) -> list[tuple[float, float] | None]:
     """The x-extent of the text each column holds in chunks that stay inside it."""
     out: list[tuple[float, float] | None] = [None] * (len(cols) - 1)
+    last = len(cols) - 2
     for ln in lines:
         for c in ln.chunks:
-            k = _index(cols, (c.x0 + c.x1) / 2)
-            if cols[k] - 1 <= c.x0 and c.x1 <= cols[k + 1] + 1:
+            x0, x1 = c.x0, c.x1
+            k = bisect_right(cols, (x0 + x1) / 2) - 1  # _index, inlined
+            k = 0 if k < 0 else last if k > last else k
+            if cols[k] - 1 <= x0 and x1 <= cols[k + 1] + 1:
                 prev = out[k]
-                out[k] = (c.x0, c.x1) if prev is None else (min(prev[0], c.x0), max(prev[1], c.x1))
+                out[k] = (x0, x1) if prev is None else (min(prev[0], x0), max(prev[1], x1))
     return out
+
+
+def _column_bands(lines: Sequence[Line], edges: Sequence[float]) -> list[list[Line]]:
+    """For each band between two neighbouring edges, the lines with a chunk whose middle
+    lies in it (a point of slack either side), in order."""
+    pairs = list(itertools.pairwise(edges))
+    if not _ordered(edges):
+        return [[ln for ln in lines if any(a - 1 <= (c.x0 + c.x1) / 2 <= b + 1 for c in ln.chunks)] for a, b in pairs]
+    # the bands' lower bounds and upper bounds never decrease: a middle lies in the bands
+    # from the first whose upper bound reaches it to the last whose lower bound does
+    lows = [a - 1 for a, _ in pairs]
+    highs = [b + 1 for _, b in pairs]
+    bands: list[list[Line]] = [[] for _ in pairs]
+    for ln in lines:
+        for c in ln.chunks:
+            m = (c.x0 + c.x1) / 2
+            if m != m:
+                continue  # NaN lies in no band
+            for j in range(bisect_left(highs, m), bisect_right(lows, m)):
+                band = bands[j]
+                if not band or band[-1] is not ln:
+                    band.append(ln)
+    return bands
+
+
+def _most_covered(c: Chunk, cols: Sequence[float], ordered: bool) -> int:
+    """The first column the chunk overlaps most. Where the edges are in order, the
+    columns away from the chunk overlap it by 0 or less, so when a column near it
+    overlaps it by more, the first of the most is among those near it."""
+
+    def overlap(k: int) -> float:
+        return min(c.x1, cols[k + 1]) - max(c.x0, cols[k])
+
+    near = _columns_near(cols, c.x0, c.x1, ordered)
+    if len(near):
+        k = max(near, key=overlap)
+        if overlap(k) > 0:
+            return k
+    return max(range(len(cols) - 1), key=overlap)
 
 
 def _covers_both(c: Chunk, left: tuple[float, float] | None, right: tuple[float, float] | None) -> bool:
@@ -179,20 +267,32 @@ def _covers_both(c: Chunk, left: tuple[float, float] | None, right: tuple[float,
     return True
 
 
-def _columns_of(line: Line, cols: Sequence[float]) -> set[int]:
+def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set[int]:
+    """The columns the line's chunks overlap by more than half a point (``ordered``:
+    the edges never decrease, so only the columns near a chunk are looked at)."""
     out: set[int] = set()
+    last = len(cols) - 1
     for c in line.chunks:
-        for k in range(len(cols) - 1):
-            if min(c.x1, cols[k + 1]) - max(c.x0, cols[k]) > 0.5:
+        x0, x1 = c.x0, c.x1
+        if ordered:  # _columns_near, inlined
+            first, stop = bisect_right(cols, x0) - 1, bisect_left(cols, x1)
+            near = range(first if first > 0 else 0, stop if stop < last else last)
+        else:
+            near = range(last)
+        for k in near:
+            if min(x1, cols[k + 1]) - max(x0, cols[k]) > 0.5:
                 out.add(k)
     return out
 
 
-def _spans_columns(line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = ()) -> bool:
+def _spans_columns(
+    line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = (),
+    ordered: bool = False,
+) -> bool:
     """Whether a chunk of the line spans a column edge (a spanning heading): it reaches
     over the edge and, where the columns' text extents are known, covers both sides."""
     for c in line.chunks:
-        for e in range(1, len(cols) - 1):
+        for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered):
             if c.x0 + 1 < cols[e] < c.x1 - 1 and (
                 not extents or _covers_both(c, extents[e - 1], extents[e])
             ):
@@ -202,19 +302,19 @@ def _spans_columns(line: Line, cols: Sequence[float], extents: Sequence[tuple[fl
 
 def _line_rows(
     lines: list[Line], cols: Sequence[float], pitch: float, heading: bool,
-    extents: Sequence[tuple[float, float] | None] = (),
+    extents: Sequence[tuple[float, float] | None] = (), ordered: bool = False,
 ) -> list[list[Line]]:
     """Lines grouped into rows: heading lines stacked over each other (above the first
     line with numbers, when ``heading``) become one row, and a line that continues the
     cell above joins its row."""
     if not lines:
         return []
-    filled = [_columns_of(ln, cols) for ln in lines]
+    filled = [_columns_of(ln, cols, ordered) for ln in lines]
     ncols = len(cols) - 1
     first_body = 0
     if heading:
         numeric = [
-            any(is_numeric(c.text) for c in ln.chunks) and len(f) >= max(2, 0.5 * ncols)
+            any(c.numeric for c in ln.chunks) and len(f) >= max(2, 0.5 * ncols)
             for ln, f in zip(lines, filled, strict=True)
         ]
         first_body = min(next((i for i, v in enumerate(numeric) if v), 1), 6)
@@ -231,8 +331,8 @@ def _line_rows(
         gap = ln.y0 - rows[-1][-1].y1
         tight = gap <= 0.5 * pitch
         if i < first_body:  # a heading: stacked heading lines are one row
-            if tight and not _spans_columns(rows[-1][-1], cols, extents) and not _spans_columns(
-                ln, cols, extents
+            if tight and not _spans_columns(rows[-1][-1], cols, extents, ordered) and not _spans_columns(
+                ln, cols, extents, ordered
             ):
                 rows[-1].append(ln)
                 row_cols[-1] |= filled[i]
@@ -250,7 +350,7 @@ def _line_rows(
 def _rows_of_band(lines: Sequence[Line]) -> bool:
     """Whether the lines between two rules are rows of their own (rules drawn every few
     rows): at least two of them, and half of them, hold two numbers or more."""
-    numeric = sum(1 for ln in lines if sum(is_numeric(c.text) for c in ln.chunks) >= 2)
+    numeric = sum(1 for ln in lines if sum(c.numeric for c in ln.chunks) >= 2)
     return numeric >= 2 and numeric >= 0.5 * len(lines)
 
 
@@ -262,14 +362,15 @@ def _loose(lines: Sequence[Line], h: float) -> bool:
 
 
 def _band_rows(
-    lines: list[Line], cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = ()
+    lines: list[Line], cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = (),
+    ordered: bool = False,
 ) -> list[list[Line]]:
     """The lines between two rules as one row, but a line with a heading spanning
     columns is a row of its own (a group heading over its sub-headings)."""
     rows: list[list[Line]] = []
     for ln in lines:
-        if rows and not _spans_columns(ln, cols, extents) and not _spans_columns(
-            rows[-1][-1], cols, extents
+        if rows and not _spans_columns(ln, cols, extents, ordered) and not _spans_columns(
+            rows[-1][-1], cols, extents, ordered
         ):
             rows[-1].append(ln)
         else:
@@ -289,7 +390,11 @@ def build(
 ) -> Grid | None:
     """The table in ``region``; None when it has no two rows and two columns of text."""
     x0, y0, x1, y1 = region
-    mine = [c for c in chars if inside(c, region, 0.5) and not c.text.isspace()]
+    left, right, top, bottom = x0 - 0.5, x1 + 0.5, y0 - 0.5, y1 + 0.5  # inside(c, region, 0.5)
+    mine = [
+        c for c in chars
+        if left <= (c.x0 + c.x1) / 2 <= right and top <= (c.y0 + c.y1) / 2 <= bottom and not c.text.isspace()
+    ]
     if not mine:
         return None
     lines = page_lines(mine)
@@ -304,9 +409,8 @@ def build(
     rule_x = _cluster([r[0] for r in vr])
     col_edges = [x0, *rule_x, x1]
     cols: list[float] = []
-    for a, b in itertools.pairwise(col_edges):
+    for (a, b), band in zip(itertools.pairwise(col_edges), _column_bands(lines, col_edges), strict=True):
         cols.append(a)
-        band = [ln for ln in lines if any(a - 1 <= (c.x0 + c.x1) / 2 <= b + 1 for c in ln.chunks)]
         if ruled and rule_x:  # a ruled band: no line may cross a column edge
             cols += _gaps(band, a, b, 0.5 * h, 0, max(3, len(band) // 3))
         else:
@@ -321,14 +425,16 @@ def build(
     pitches = sorted(b.middle - a.middle for a, b in itertools.pairwise(lines) if b.middle - a.middle > 0.3 * h)
     pitch = pitches[len(pitches) // 2] if pitches else 2 * h
     extents = _column_extents(lines, cols)
+    ordered = _ordered(cols)
+    middles = [ln.middle for ln in lines]
     rows_y: list[float] = [y0]
     row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
-        band_lines = [ln for ln in lines if a <= ln.middle <= b]
+        band_lines = [ln for ln, m in zip(lines, middles, strict=True) if a <= m <= b]
         if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
-            groups = _band_rows(band_lines, cols, extents)
+            groups = _band_rows(band_lines, cols, extents, ordered)
         else:
-            groups = _line_rows(band_lines, cols, pitch, heading=n == 0, extents=extents)
+            groups = _line_rows(band_lines, cols, pitch, heading=n == 0, extents=extents, ordered=ordered)
         for g, nxt in itertools.pairwise(groups):
             rows_y.append((g[-1].y1 + nxt[0].y0) / 2)
             row_kind.append("text")
@@ -342,21 +448,42 @@ def build(
     # (a heading centred over its columns); a heading wider than its column that only
     # reaches into the whitespace beside it belongs to the column it covers most.
     pos_chars: dict[tuple[int, int], list[Char]] = {}
+    sources: dict[tuple[int, int], list[Chunk]] = {}  # the chunks with characters there
     crossed: set[tuple[int, int]] = set()  # (row, edge index) with text over the edge
-    for ln in lines:
-        r = _index(rows_y, ln.middle)
+    last_col = ncols - 1
+    at: list[Char] = []
+    for ln, middle in zip(lines, middles, strict=True):
+        r = _index(rows_y, middle)
         for c in ln.chunks:
-            over = [e for e in range(1, ncols) if c.x0 + 1 < cols[e] < c.x1 - 1]
-            spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
-            if over and not spans:
-                k = max(range(ncols), key=lambda k: min(c.x1, cols[k + 1]) - max(c.x0, cols[k]))
-                pos_chars.setdefault((r, k), []).extend(c.chars)
-                continue
-            crossed.update((r, e) for e in spans)
+            a, b = c.x0 + 1, c.x1 - 1
+            over = [e for e in _edges_between(cols, a, b, ordered) if a < cols[e] < b]
+            if over:
+                spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
+                if not spans:
+                    k = _most_covered(c, cols, ordered)
+                    pos_chars.setdefault((r, k), []).extend(c.chars)
+                    sources.setdefault((r, k), []).append(c)
+                    continue
+                crossed.update((r, e) for e in spans)
+            k_at = -1
+            lo_k, hi_k = 1.0, 0.0  # a column's [left, right): a middle in it is in that column
             for ch in c.chars:
-                k = _index(cols, (ch.x0 + ch.x1) / 2)
-                pos_chars.setdefault((r, k), []).append(ch)
+                m = (ch.x0 + ch.x1) / 2
+                if lo_k <= m < hi_k:
+                    k = k_at
+                else:
+                    k = bisect_right(cols, m) - 1  # _index, inlined
+                    k = 0 if k < 0 else last_col if k > last_col else k
+                    if ordered:
+                        lo_k, hi_k = cols[k], cols[k + 1]
+                if k != k_at:
+                    k_at, at = k, pos_chars.setdefault((r, k), [])
+                    src = sources.setdefault((r, k), [])
+                    if not src or src[-1] is not c:
+                        src.append(c)
+                at.append(ch)
     parent = list(range(nrows * ncols))
+    joined = [False]
 
     def find(i: int) -> int:
         while parent[i] != i:
@@ -366,61 +493,91 @@ def build(
 
     def union(a: int, b: int) -> None:
         parent[find(a)] = find(b)
+        joined[0] = True
 
     # a rule edge drawn through most rows parts every row it is drawn in; where it is
     # missing, the cells beside it are one (a spanning cell, its text wherever it sits)
     mids = [(rows_y[r] + rows_y[r + 1]) / 2 for r in range(nrows)]
-    strong = [
-        not text_col[e] and sum(_covers(vr, cols[e], y) for y in mids) >= 0.4 * nrows
-        for e in range(ncols)
-    ]
+    drawn = [None if text_col[e] else _covered(vr, cols[e], mids) for e in range(ncols)]  # per row
+    strong = [d is not None and sum(d) >= 0.4 * nrows for d in drawn]
     for r in range(nrows):
         for e in range(1, ncols):
-            drawn = not text_col[e] and _covers(vr, cols[e], mids[r])
-            if not drawn and (strong[e] or (r, e) in crossed):
+            d = drawn[e]
+            if not (d is not None and d[r]) and (strong[e] or (r, e) in crossed):
                 union(r * ncols + e - 1, r * ncols + e)
-    for e in range(1, nrows):
+    # across a missing horizontal rule, a ruled table's cells are one when one is empty
+    for e in range(1, nrows) if ruled else ():
         if row_kind[e] != "rule":
             continue
+        across = _covered(hr, rows_y[e], [(cols[k] + cols[k + 1]) / 2 for k in range(ncols)])
         for k in range(ncols):
-            mid_x = (cols[k] + cols[k + 1]) / 2
-            if _covers(hr, rows_y[e], mid_x):
+            if across[k]:
                 continue
             above, below = (e - 1, k) in pos_chars, (e, k) in pos_chars
-            if ruled and not (above and below):
+            if not (above and below):
                 union((e - 1) * ncols + k, e * ncols + k)
+
+    def text_at(pos: tuple[int, int]) -> str:
+        """The text of one position (its chunk's own where it holds one whole chunk)."""
+        chars = pos_chars.get(pos)
+        if not chars:
+            return ""
+        src = sources[pos]
+        whole = len(src) == 1 and len(chars) == len(src[0].chars)  # the chunk's characters, in order
+        return cell_text(chars, src[0].text if whole else None)
+
+    if not joined[0]:  # no spans: a cell at each position
+        cells = [Cell(r, k, 1, 1, text_at((r, k))) for r in range(nrows) for k in range(ncols)]
+    else:
+        cells = _cells(nrows, ncols, find, pos_chars, text_at)
+    cells, nrows, ncols, kept_cols = _drop_filler(cells, nrows, ncols)
+    if nrows < 2 or ncols < 2:
+        return None
+    edges = [cols[k] for k in kept_cols] + [x1]
+    head = _header_rows(cells, nrows)
+    joined_cells, ncols, edges = _join_heading_columns(cells, nrows, ncols, edges, head)
+    if joined_cells is not cells:  # columns joined: the heading rows are read again
+        cells, head = joined_cells, _header_rows(joined_cells, nrows)
+    if ncols < 2:
+        return None
+    return Grid(region, cells, nrows, ncols, head, edges, ruled)
+
+
+def _cells(
+    nrows: int, ncols: int, find: Callable[[int], int], pos_chars: dict[tuple[int, int], list[Char]],
+    text_at: Callable[[tuple[int, int]], str],
+) -> list[Cell]:
+    """The grid's cells: each group of joined positions one cell with its span when it
+    is a rectangle, else a cell at each of its positions; in the order of their first
+    position, row by row."""
     components: dict[int, list[tuple[int, int]]] = {}
     for r in range(nrows):
         for k in range(ncols):
             components.setdefault(find(r * ncols + k), []).append((r, k))
     cells: list[Cell] = []
     for members in components.values():
+        if len(members) == 1:
+            r, k = members[0]
+            cells.append(Cell(r, k, 1, 1, text_at((r, k))))
+            continue
         rs = [m[0] for m in members]
         ks = [m[1] for m in members]
         r0, r1, k0, k1 = min(rs), max(rs), min(ks), max(ks)
         if len(members) != (r1 - r0 + 1) * (k1 - k0 + 1):  # not a rectangle: no span
             for r, k in members:
-                cells.append(Cell(r, k, 1, 1, cell_text(pos_chars.get((r, k), []))))
+                cells.append(Cell(r, k, 1, 1, text_at((r, k))))
             continue
         text = cell_text([c for m in members for c in pos_chars.get(m, [])])
         cells.append(Cell(r0, k0, r1 - r0 + 1, k1 - k0 + 1, text))
-    cells, nrows, ncols, kept_cols = _drop_filler(cells, nrows, ncols)
-    if nrows < 2 or ncols < 2:
-        return None
-    edges = [cols[k] for k in kept_cols] + [x1]
-    cells, ncols, edges = _join_heading_columns(cells, nrows, ncols, edges)
-    if ncols < 2:
-        return None
-    return Grid(region, cells, nrows, ncols, _header_rows(cells, nrows), edges, ruled)
+    return cells
 
 
 def _join_heading_columns(
-    cells: list[Cell], nrows: int, ncols: int, edges: list[float]
+    cells: list[Cell], nrows: int, ncols: int, edges: list[float], head: int
 ) -> tuple[list[Cell], int, list[float]]:
     """A column holding only heading text beside one holding only body text are one
     column: a heading set off to the side of its numbers (centred over right-aligned
     figures) must not make a column of its own and leave a filler beside it."""
-    head = _header_rows(cells, nrows)
     if head < 1 or ncols < 3:
         return cells, ncols, edges
     rows_in: list[set[int]] = [set() for _ in range(ncols)]

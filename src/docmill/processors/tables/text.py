@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from docmill.processors.pdf.geometry import Box, Char
 
@@ -27,6 +28,7 @@ class Chunk:
     chars: list[Char]
     text: str = ""
     words: int = 0
+    numeric: bool = False  # is_numeric(text)
 
 
 @dataclass(slots=True)
@@ -49,23 +51,47 @@ class Line:
 def group_lines(chars: Iterable[Char]) -> list[list[Char]]:
     """Characters grouped into text lines (vertical overlap of their middles), each
     sorted left to right; lines in top-to-bottom order."""
+    out = _bands(chars)
+    by_x = _BY_X0
+    for line in out:
+        line.sort(key=by_x)
+    return out
+
+
+def _bands(chars: Iterable[Char]) -> list[list[Char]]:
+    """:func:`group_lines` without the final left-to-right sort: the lines' characters
+    in the order of their middles."""
+    items = chars if isinstance(chars, list) else list(chars)
+    keys = [c.y0 + c.y1 for c in items]
     out: list[list[Char]] = []
+    current: list[Char] = []
     top = bottom = 0.0
-    for ch in sorted(chars, key=lambda c: c.y0 + c.y1):
-        mid = (ch.y0 + ch.y1) / 2
+    # sorting the positions by key is the stable sort of the characters by key
+    for i in sorted(range(len(items)), key=keys.__getitem__):
+        ch = items[i]
+        mid = keys[i] / 2
         if out and top <= mid <= bottom:
-            out[-1].append(ch)
-            reach = min(ch.y1, mid + (ch.y1 - ch.y0) * 0.3)
+            current.append(ch)
+            y1 = ch.y1
+            reach = y1  # min(y1, mid + 0.3 height), as min() compares
+            far = mid + (y1 - ch.y0) * 0.3
+            if far < reach:
+                reach = far
             if reach > bottom:
                 bottom = reach
         else:
-            out.append([ch])
-            h = max(ch.y1 - ch.y0, 1.0)
+            current = [ch]
+            out.append(current)
+            h = ch.y1 - ch.y0
+            if h < 1.0:
+                h = 1.0
             top, bottom = mid - h * 0.35, mid + h * 0.35
-    out = _attach_small(out)
-    for line in out:
-        line.sort(key=lambda c: c.x0)
-    return out
+    return _attach_small(out)
+
+
+_BY_X0 = attrgetter("x0")
+_Y0 = attrgetter("y0")
+_Y1 = attrgetter("y1")
 
 
 def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
@@ -75,12 +101,12 @@ def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
         return lines
 
     def size(line: list[Char]) -> float:
-        hs = sorted(c.y1 - c.y0 for c in line)
+        hs = sorted([c.y1 - c.y0 for c in line])
         return hs[len(hs) // 2]
 
     sizes = [size(ln) for ln in lines]
-    tops = [min(c.y0 for c in ln) for ln in lines]
-    bottoms = [max(c.y1 for c in ln) for ln in lines]
+    tops = [min(map(_Y0, ln)) for ln in lines]
+    bottoms = [max(map(_Y1, ln)) for ln in lines]
     merged = [False] * len(lines)
     for i in range(len(lines)):
         for j in (i - 1, i + 1):
@@ -93,64 +119,152 @@ def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
     return [ln for ln, m in zip(lines, merged, strict=True) if not m]
 
 
+_SPACES = re.compile(r" {2,}")
+
+
 def line_text(chars: Sequence[Char]) -> str:
     """The characters of one line, a space where the layer has one or the gap is wider
     than a word space; PDFium's ``\\x02`` (a hyphen that broke a word) becomes ``-``."""
     parts: list[str] = []
-    prev: Char | None = None
+    append = parts.append
+    prev_text = ""
+    prev_h = prev_x1 = 0.0
+    first = True
     for ch in chars:
-        if prev is not None and ch.text != " " and prev.text != " ":
-            h = max(ch.y1 - ch.y0, prev.y1 - prev.y0, 1.0)
-            if ch.x0 - prev.x1 > WORD_GAP * h:
-                parts.append(" ")
-        parts.append(ch.text)
-        prev = ch
-    return re.sub(r" {2,}", " ", "".join(parts).replace("\x02", "-")).strip()
+        text = ch.text
+        h_ch = ch.y1 - ch.y0
+        if first:
+            first = False
+        elif text != " " and prev_text != " ":
+            h = h_ch  # max(h_ch, prev_h, 1.0), as max() compares
+            if prev_h > h:
+                h = prev_h
+            if h < 1.0:
+                h = 1.0
+            if ch.x0 - prev_x1 > WORD_GAP * h:
+                append(" ")
+        append(text)
+        prev_text, prev_h, prev_x1 = text, h_ch, ch.x1
+    return _finish(parts)
 
 
-def cell_text(chars: Sequence[Char]) -> str:
-    """The text of a cell: its lines top to bottom, joined by line breaks."""
+def _finish(parts: list[str]) -> str:
+    """The text of :func:`line_text`'s parts: hyphens, no double spaces, stripped."""
+    joined = "".join(parts)
+    if "\x02" in joined:
+        joined = joined.replace("\x02", "-")
+    if "  " in joined:
+        joined = _SPACES.sub(" ", joined)
+    return joined.strip()
+
+
+def cell_text(chars: Sequence[Char], known: str | None = None) -> str:
+    """The text of a cell: its lines top to bottom, joined by line breaks. ``known`` is
+    ``line_text(chars)`` where the caller has it already (a chunk's text)."""
     if not chars:
         return ""
-    mids = [(c.y0 + c.y1) / 2 for c in chars]
-    if max(mids) - min(mids) <= 0.35 * max(c.y1 - c.y0 for c in chars):  # one line
-        return line_text(sorted(chars, key=lambda c: c.x0))
+    lo = hi = (chars[0].y0 + chars[0].y1) / 2
+    tallest = chars[0].y1 - chars[0].y0
+    in_order = True  # left to right already: sorting them changes nothing
+    x = chars[0].x0
+    for c in chars:  # min and max of the middles, max of the heights, as min()/max() compare
+        mid = (c.y0 + c.y1) / 2
+        if mid < lo:
+            lo = mid
+        if mid > hi:
+            hi = mid
+        height = c.y1 - c.y0
+        if height > tallest:
+            tallest = height
+        if not x <= c.x0:
+            in_order = False
+        x = c.x0
+    if hi - lo <= 0.35 * tallest:  # one line
+        if in_order:
+            return known if known is not None else line_text(chars)
+        return line_text(sorted(chars, key=_BY_X0))
     return "\n".join(t for t in (line_text(line) for line in group_lines(chars)) if t)
 
 
 def chunk_line(chars: Sequence[Char]) -> Line:
-    """One text line (its characters sorted by x) cut into chunks."""
+    """One text line (its characters sorted by x) cut into chunks. Each chunk's text is
+    :func:`line_text` of its characters, read as they join it (a chunk takes characters
+    only while it is the last)."""
     chunks: list[Chunk] = []
     last: Chunk | None = None
+    parts: list[str] = []  # line_text of the last chunk so far, and its last character's
+    prev_text = ""
+    prev_h = prev_x1 = 0.0
     for ch in chars:
-        if ch.text.isspace():
-            if last is not None:
-                last.chars.append(ch)
-            continue
+        text = ch.text
         h = ch.y1 - ch.y0
-        if last is not None:
-            lh = last.y1 - last.y0
-            if ch.x0 - last.x1 <= CHUNK_GAP * (h if h > lh else lh if lh > 1.0 else 1.0):
-                if ch.x1 > last.x1:
-                    last.x1 = ch.x1
-                if ch.y0 < last.y0:
-                    last.y0 = ch.y0
-                if ch.y1 > last.y1:
-                    last.y1 = ch.y1
-                last.chars.append(ch)
+        if text.isspace():
+            if last is None:
                 continue
-        last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
-        chunks.append(last)
-    for c in chunks:
-        c.text = line_text(c.chars)
-        c.words = c.text.count(" ") + 1 if c.text else 0
-    chunks = [c for c in chunks if c.text]
-    if not chunks:
+            last.chars.append(ch)
+        elif last is not None and ch.x0 - last.x1 <= CHUNK_GAP * (
+            h if h > (lh := last.y1 - last.y0) else lh if lh > 1.0 else 1.0
+        ):
+            if ch.x1 > last.x1:
+                last.x1 = ch.x1
+            if ch.y0 < last.y0:
+                last.y0 = ch.y0
+            if ch.y1 > last.y1:
+                last.y1 = ch.y1
+            last.chars.append(ch)
+        else:
+            if last is not None:
+                _set_text(last, parts)
+            last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
+            chunks.append(last)
+            parts = [text]
+            prev_text, prev_h, prev_x1 = text, h, ch.x1
+            continue
+        # one step of line_text over the last chunk's characters
+        if text != " " and prev_text != " ":
+            gap_h = h  # max(h, prev_h, 1.0), as max() compares
+            if prev_h > gap_h:
+                gap_h = prev_h
+            if gap_h < 1.0:
+                gap_h = 1.0
+            if ch.x0 - prev_x1 > WORD_GAP * gap_h:
+                parts.append(" ")
+        parts.append(text)
+        prev_text, prev_h, prev_x1 = text, h, ch.x1
+    if last is not None:
+        _set_text(last, parts)
+    kept = [c for c in chunks if c.text]
+    if not kept:
         return Line(0, 0, 0, 0, [])
-    return Line(
-        min(c.x0 for c in chunks), min(c.y0 for c in chunks),
-        max(c.x1 for c in chunks), max(c.y1 for c in chunks), chunks,
-    )
+    first = kept[0]
+    x0, y0, x1, y1 = first.x0, first.y0, first.x1, first.y1
+    for c in kept:  # min()/max() over the chunks, as they compare
+        if c.x0 < x0:
+            x0 = c.x0
+        if c.y0 < y0:
+            y0 = c.y0
+        if c.x1 > x1:
+            x1 = c.x1
+        if c.y1 > y1:
+            y1 = c.y1
+    return Line(x0, y0, x1, y1, kept)
+
+
+def _set_text(chunk: Chunk, parts: list[str]) -> None:
+    text = chunk.text = _finish(parts)
+    if text:
+        chunk.words = text.count(" ") + 1
+        chunk.numeric = is_numeric(text)
+
+
+_NUMERIC = re.compile(r"^[\s$€£¥%()+\-−–.,:/\d*x×]+$")
+_DIGIT = re.compile(r"\d")
+
+
+def is_numeric(text: str) -> bool:
+    """Whether the text is a figure: digits among currency, sign and separator marks.
+    (Of the marks allowed, only ``\\d``'s decimal digits are ``str.isdigit``.)"""
+    return bool(text) and bool(_NUMERIC.match(text)) and _DIGIT.search(text) is not None
 
 
 def page_lines(chars: Iterable[Char]) -> list[Line]:
