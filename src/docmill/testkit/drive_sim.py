@@ -22,6 +22,24 @@ XLSX/CSV/PDF; over ``export_limit`` → 403 ``exportSizeLimitExceeded``), ``GET
 against the service account's public key; refresh-token grants), ``GET /_sim/stats``,
 ``POST /_sim/config``, ``POST /_sim/reset``.
 
+Writes (``files.create``, ``files.update``): ``POST /drive/v3/files`` (metadata only:
+a folder), ``PATCH /drive/v3/files/ID`` (name, ``appProperties`` merged, ``trashed``,
+``addParents``/``removeParents``: one parent, as Drive enforces), and uploads to
+``/upload/drive/v3/files[/ID]``: ``uploadType=multipart`` (``multipart/related``: JSON
+metadata, then the media; ``POST`` creates, ``PATCH`` replaces the bytes of ID) and
+``uploadType=resumable`` (the first request answers a session URI in ``Location``;
+``PUT`` chunks to it with ``Content-Range: bytes A-B/T``, each but the last a multiple
+of 256 KiB, answered ``308 Resume Incomplete`` with ``Range: bytes=0-N`` until the last
+one creates the file; ``Content-Range: bytes */T`` with no body asks what arrived;
+``DELETE`` cancels, 499). ``appProperties`` are searchable
+(``appProperties has { key='K' and value='V' }``). Uploads use the same quota and
+faults, and three more: ``drop_upload_every`` (every n-th chunk keeps half its bytes,
+rounded down to 256 KiB, and the connection is closed unanswered), ``hold_uploads``
+(``before``: a request that would file a document — an upload's last request, a move —
+waits unanswered and, once released, is dropped as if it never arrived; ``after``: it
+is done, then its answer waits; ``chunk``: a resumable upload's chunk before the last
+is kept, then its answer waits), :meth:`SimHandle.release_uploads` ends the waits.
+
 What happens to an API request, in order:
 
 1. the bearer token must be one the token endpoint issued and not expired, or one
@@ -65,19 +83,30 @@ from docmill.testkit.drive_model import (
     DriveData,
     Item,
     QueryError,
+    UploadSession,
+    WriteError,
     export,
     parse_fields,
     project,
 )
+from docmill.testkit.drive_uploads import (
+    UPLOAD_GRANULE,
+    file_metadata,
+    parse_content_range,
+    parse_multipart,
+)
 
 _MAX_HEADER: Final = 64 * 1024
 _MAX_BODY: Final = 1024 * 1024
+_MAX_UPLOAD: Final = 64 * 1024 * 1024  # one request to /upload/ (a multipart file, a chunk)
 _REASONS: Final = {
-    200: "OK", 206: "Partial Content", 400: "Bad Request", 401: "Unauthorized",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 416: "Range Not Satisfiable",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+    200: "OK", 204: "No Content", 206: "Partial Content", 308: "Resume Incomplete",
+    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+    405: "Method Not Allowed", 416: "Range Not Satisfiable", 429: "Too Many Requests",
+    499: "Client Closed Request", 500: "Internal Server Error", 502: "Bad Gateway",
     503: "Service Unavailable",
 }
+HOLD_MOMENTS: Final = ("", "before", "after", "chunk")
 USER_RATE_MESSAGE: Final = (
     "User Rate Limit Exceeded. Rate of requests for user exceed configured project quota. You "
     "may consider re-evaluating expected per-user traffic to the API and adjust project quota "
@@ -103,9 +132,13 @@ class DriveSimConfig:
     time_scale: float = 1.0  # multiplies every delay and the quota windows
     token_ttl_s: float = 3600.0  # lifetime of issued access tokens (not scaled)
     export_limit: int = 10 * 1024 * 1024  # bytes an export may have
+    drop_upload_every: int = 0  # every n-th resumable chunk is cut and left unanswered
+    hold_uploads: str = ""  # before | after | chunk: requests that file a document wait
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.hold_uploads not in HOLD_MOMENTS:
+            raise ValueError(f"hold_uploads is one of {HOLD_MOMENTS}")
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         if self.time_scale <= 0 or self.window_s <= 0:
@@ -137,14 +170,16 @@ class _Request:
 
 
 class _Response:
-    __slots__ = ("body", "drop", "headers", "status")
+    __slots__ = ("abort", "body", "drop", "headers", "status")
 
     def __init__(self, status: int, payload: Any = None, *, body: bytes | None = None,
-                 headers: Mapping[str, str] | None = None, drop: bool = False) -> None:
+                 headers: Mapping[str, str] | None = None, drop: bool = False,
+                 abort: bool = False) -> None:
         self.status = status
         self.body = body if body is not None else json.dumps(payload).encode()
         self.headers = {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
-        self.drop = drop
+        self.drop = drop  # half the body, then the connection closed
+        self.abort = abort  # the connection closed with no answer at all
 
 
 def _error(status: int, reason: str, message: str, domain: str = "global", **extra: str) -> _Response:
@@ -167,6 +202,14 @@ class _Stats:
     token_refused: int = 0
     early_after_retry_after: int = 0  # queries sent while a user's Retry-After ran
     peak_in_window: int = 0  # the most queries one user had admitted in a window
+    created: Counter[str] = field(default_factory=Counter)  # folder, multipart, resumable
+    sessions: int = 0  # resumable uploads started
+    chunks: int = 0  # resumable chunks received (with bytes)
+    status_queries: int = 0  # "bytes */T": what arrived?
+    dropped_uploads: int = 0
+    replaced: int = 0  # files whose bytes an upload replaced
+    moved: int = 0  # files.update with addParents
+    held: Counter[str] = field(default_factory=Counter)  # requests held, by moment
 
 
 class DriveSimulator:
@@ -180,7 +223,9 @@ class DriveSimulator:
         self._bursts: dict[str, deque[float]] = {}
         self._not_before: dict[str, tuple[float, float]] = {}
         self._media_n = 0
+        self._chunk_n = 0
         self._stats = _Stats()
+        self._released: asyncio.Event | None = None  # made on the loop, at start
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.host = "127.0.0.1"
@@ -201,6 +246,7 @@ class DriveSimulator:
                                                   limit=_MAX_HEADER, backlog=1024)
         self.host = host
         self.port = self._server.sockets[0].getsockname()[1]
+        self._released = asyncio.Event()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -217,6 +263,13 @@ class DriveSimulator:
         self.config = dataclasses.replace(self.config, **changes)
         if "seed" in changes:
             self._rng = random.Random(self.config.seed)
+        if changes.get("hold_uploads") and self._released is not None:
+            self._released.clear()
+
+    def release_uploads(self) -> None:
+        """Every held request goes on (those held ``before`` are dropped)."""
+        if self._released is not None:
+            self._released.set()
 
     def reset(self) -> None:
         """Clear the stats and every quota window."""
@@ -224,6 +277,7 @@ class DriveSimulator:
         self._bursts.clear()
         self._not_before.clear()
         self._media_n = 0
+        self._chunk_n = 0
         self._stats = _Stats()
 
     def stats(self) -> dict[str, Any]:
@@ -238,6 +292,9 @@ class DriveSimulator:
             "tokens_issued": s.tokens_issued, "token_refused": s.token_refused,
             "early_after_retry_after": s.early_after_retry_after,
             "peak_in_window": s.peak_in_window,
+            "created": dict(s.created), "sessions": s.sessions, "chunks": s.chunks,
+            "status_queries": s.status_queries, "dropped_uploads": s.dropped_uploads,
+            "replaced": s.replaced, "moved": s.moved, "held": dict(s.held),
         }
 
     # ------------------------------------------------------------------ HTTP
@@ -252,7 +309,8 @@ class DriveSimulator:
                 if request is None:
                     return
                 response = await self._dispatch(request)
-                keep = request.headers.get("connection", "").lower() != "close" and not response.drop
+                keep = (request.headers.get("connection", "").lower() != "close"
+                        and not response.drop and not response.abort)
                 await self._write(writer, request, response, keep)
                 if not keep:
                     return
@@ -280,13 +338,15 @@ class DriveSimulator:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0") or 0)
-        if length > _MAX_BODY:
+        if length > (_MAX_UPLOAD if parts[1].startswith("/upload/") else _MAX_BODY):
             return None
         body = await reader.readexactly(length) if length else b""
         return _Request(parts[0].upper(), parts[1], headers, body)
 
     async def _write(self, writer: asyncio.StreamWriter, request: _Request, response: _Response,
                      keep: bool) -> None:
+        if response.abort:
+            return  # the caller closes the connection: no answer at all
         self._stats.by_status[response.status] += 1
         head = [
             f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Status')}",
@@ -310,10 +370,11 @@ class DriveSimulator:
             return self._token(request)
         if path.startswith("/_sim/"):
             return self._control(request, path)
-        if not path.startswith("/drive/v3/"):
+        upload = path.startswith("/upload/drive/v3/files")
+        if not path.startswith("/drive/v3/") and not upload:
             return _error(404, "notFound", f"Not Found: {path}")
-        if request.method != "GET":
-            return _error(405, "methodNotAllowed", "Only GET is simulated.")
+        if request.method not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            return _error(405, "methodNotAllowed", f"{request.method} is not simulated.")
         user = self._authorize(request)
         if isinstance(user, _Response):
             return user
@@ -329,6 +390,13 @@ class DriveSimulator:
                 return _error(500, "backendError", "Internal Error")
             return _error(status, "backendError", "The service is currently unavailable.")
         await self._latency()
+        try:
+            if upload:
+                return await self._upload(request, user, path[len("/upload/drive/v3/files"):])
+            if request.method != "GET":
+                return await self._write_metadata(request, path[len("/drive/v3/"):].split("/"))
+        except WriteError as exc:
+            return _error(exc.status, exc.reason, exc.message)
         rest = path[len("/drive/v3/"):].split("/")
         try:
             if rest == ["files"]:
@@ -566,6 +634,191 @@ class DriveSimulator:
         return _Response(200, body=data, headers={"Content-Type": mime})
 
 
+    # ------------------------------------------------------------------ writes
+
+    def _resource(self, item: Item, params: Mapping[str, str]) -> _Response:
+        resource = item.resource()
+        mask = parse_fields(params.get("fields", ""))
+        if mask is None and "fields" not in params:
+            resource = {k: resource[k] for k in _DEFAULT_FILE_FIELDS}
+        return _Response(200, project(resource, mask))
+
+    def _file(self, file_id: str, params: Mapping[str, str]) -> Item:
+        """The item a write names: in a shared drive only with ``supportsAllDrives``."""
+        item = self.data.get(file_id)
+        if item is None or (item.drive_id and params.get("supportsAllDrives", "").lower() != "true"):
+            raise WriteError(404, "notFound", f"File not found: {file_id}.")
+        return item
+
+    def _folder(self, folder_id: str, params: Mapping[str, str]) -> Item:
+        item = self._file(folder_id, params)
+        if item.mime != FOLDER:
+            raise WriteError(403, "parentNotAFolder", f"The parent {folder_id} is not a folder.")
+        return item
+
+    async def _hold(self, moment: str) -> bool:
+        """Wait here while ``hold_uploads`` is ``moment``, until released (True: it was
+        held; a request held ``before`` is then dropped)."""
+        if self.config.hold_uploads != moment or self._released is None or self._released.is_set():
+            return False
+        self._stats.held[moment] += 1
+        await self._released.wait()
+        return True
+
+    def _new_file(self, meta: dict[str, Any], content: bytes | None, params: Mapping[str, str],
+                  how: str) -> Item:
+        parent = (meta.get("parents") or ["root"])[0]
+        if parent != "root":
+            self._folder(str(parent), params)
+        mime = str(meta.get("mimeType") or "application/octet-stream")
+        item = self.data.create(str(meta.get("name") or "Untitled"), mime, str(parent),
+                                content=content, app_properties=meta.get("appProperties"),
+                                properties=meta.get("properties"))
+        self._stats.created["folder" if mime == FOLDER else how] += 1
+        return item
+
+    def _replace(self, file_id: str, meta: dict[str, Any], content: bytes,
+                 params: Mapping[str, str]) -> Item:
+        item = self._file(file_id, params)
+        if item.mime == FOLDER or item.native:
+            raise WriteError(403, "fileNotUploadable", "Only files with binary content take new bytes.")
+        self._stats.replaced += 1
+        return self.data.modify(file_id, content=content, name=meta.get("name"),
+                                app_properties=meta.get("appProperties"))
+
+    async def _write_metadata(self, request: _Request, rest: list[str]) -> _Response:
+        """``files.create`` without media (a folder) and ``files.update`` of metadata."""
+        params = request.query
+        if request.method == "POST" and rest == ["files"]:
+            self._stats.by_kind["create"] += 1
+            return self._resource(self._new_file(file_metadata(request.body), None, params, "empty"), params)
+        if request.method != "PATCH" or len(rest) != 2 or rest[0] != "files":
+            return _error(405, "methodNotAllowed", f"{request.method} {'/'.join(rest)} is not simulated.")
+        self._stats.by_kind["update"] += 1
+        meta = file_metadata(request.body)
+        item = self._file(rest[1], params)
+        add = [p for p in params.get("addParents", "").split(",") if p]
+        remove = [p for p in params.get("removeParents", "").split(",") if p]
+        for parent in add:
+            self._folder(parent, params)
+        trashed = meta.get("trashed")
+        if trashed is not None and not isinstance(trashed, bool):
+            raise WriteError(400, "invalid", "Invalid value for trashed")
+        if add and await self._hold("before"):
+            return _Response(0, abort=True)
+        changed = self.data.modify(item.id, name=meta.get("name"), app_properties=meta.get("appProperties"),
+                                   trashed=trashed, add_parents=add, remove_parents=remove)
+        if add:
+            self._stats.moved += 1
+            await self._hold("after")
+        return self._resource(changed, params)
+
+    async def _upload(self, request: _Request, user: str, rest: str) -> _Response:
+        """``/upload/drive/v3/files[/ID]``: a multipart upload, a resumable session's
+        start, or one of its chunks (``upload_id``)."""
+        params = request.query
+        if "upload_id" in params:
+            return await self._chunk(request, params)
+        file_id = rest.strip("/")
+        if request.method != ("PATCH" if file_id else "POST"):
+            return _error(405, "methodNotAllowed", f"{request.method} is not simulated here.")
+        kind = params.get("uploadType", "")
+        if kind == "multipart":
+            self._stats.by_kind["upload"] += 1
+            meta, content = parse_multipart(request.headers.get("content-type", ""), request.body)
+            if await self._hold("before"):
+                return _Response(0, abort=True)
+            if file_id:
+                item = self._replace(file_id, meta, content, params)
+            else:
+                item = self._new_file(meta, content, params, "multipart")
+            await self._hold("after")
+            return self._resource(item, params)
+        if kind != "resumable":
+            return _error(400, "invalid", f"Invalid value for uploadType: {kind!r}",
+                          locationType="parameter", location="uploadType")
+        self._stats.by_kind["session"] += 1
+        meta = file_metadata(request.body)
+        if file_id:
+            self._file(file_id, params)
+        elif (meta.get("parents") or ["root"])[0] != "root":
+            self._folder(str(meta["parents"][0]), params)
+        try:
+            total = int(request.headers.get("x-upload-content-length", "") or -1)
+        except ValueError:
+            raise WriteError(400, "badRequest", "Invalid X-Upload-Content-Length") from None
+        kept: dict[str, str] = {k: params[k] for k in ("fields", "supportsAllDrives") if k in params}
+        session = self.data.start_session(user, meta, file_id, total, kept)
+        self._stats.sessions += 1
+        where = f"/{file_id}" if file_id else ""
+        location = f"{self.base_url}/upload/drive/v3/files{where}?uploadType=resumable&upload_id={session.id}"
+        return _Response(200, body=b"", headers={"Location": location})
+
+    async def _chunk(self, request: _Request, params: Mapping[str, str]) -> _Response:
+        session = self.data.sessions.get(params.get("upload_id", ""))
+        if session is None:
+            return _error(404, "notFound", "The upload session was not found or has expired.")
+        if request.method == "DELETE":
+            self.data.sessions.pop(session.id, None)
+            return _error(499, "clientClosedRequest", "Client Closed Request")
+        if request.method != "PUT":
+            return _error(405, "methodNotAllowed", f"{request.method} to an upload session")
+        self._stats.by_kind["chunk"] += 1
+        if session.done:  # its last chunk arrived already (that answer may have been lost)
+            done = self.data.get(session.done)
+            assert done is not None
+            return self._resource(done, session.params)
+        first, last, total = parse_content_range(request.headers.get("content-range", ""))
+        if total is not None:
+            if session.total >= 0 and total != session.total:
+                raise WriteError(400, "badRequest", "The total length differs from the one given before.")
+            session.total = total
+        have = len(session.data)
+        if first is None or last is None:  # "bytes */T": what arrived?
+            self._stats.status_queries += 1
+            return self._incomplete(session)
+        data = request.body
+        if len(data) != last - first + 1:
+            raise WriteError(400, "badRequest", "The body's length does not match Content-Range.")
+        if first > have:
+            raise WriteError(400, "badRequest", f"Invalid request. The chunk starts at {first}, "
+                             f"past the {have} bytes received so far.")
+        if session.total >= 0 and last + 1 > session.total:
+            raise WriteError(400, "badRequest", "The chunk ends past the total length.")
+        final = session.total >= 0 and last + 1 == session.total
+        if not final and len(data) % UPLOAD_GRANULE:
+            raise WriteError(400, "badRequest", "Invalid request. The number of bytes uploaded is "
+                             f"required to be a multiple of {UPLOAD_GRANULE}, except for the final "
+                             "request.")
+        self._stats.chunks += 1
+        self._chunk_n += 1
+        new = data[have - first :]
+        every = self.config.drop_upload_every
+        if every and self._chunk_n % every == 0:
+            session.data += new[: len(new) // 2 // UPLOAD_GRANULE * UPLOAD_GRANULE]
+            self._stats.dropped_uploads += 1
+            return _Response(0, abort=True)
+        if not final:
+            session.data += new
+            await self._hold("chunk")
+            return self._incomplete(session)
+        if await self._hold("before"):
+            return _Response(0, abort=True)
+        content = bytes(session.data + new)
+        if session.file_id:
+            item = self._replace(session.file_id, session.metadata, content, session.params)
+        else:
+            item = self._new_file(session.metadata, content, session.params, "resumable")
+        session.done, session.data = item.id, bytearray()
+        await self._hold("after")
+        return self._resource(item, session.params)
+
+    def _incomplete(self, session: UploadSession) -> _Response:
+        """308 Resume Incomplete, with the bytes persisted so far (none: no Range)."""
+        headers = {"Range": f"bytes=0-{len(session.data) - 1}"} if session.data else {}
+        return _Response(308, body=b"", headers=headers)
+
+
 class SimHandle:
     """A simulator running on its own thread. ``data`` is thread-safe; the rest goes
     through the simulator's loop."""
@@ -604,6 +857,10 @@ class SimHandle:
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call(self._sim.stats)
         return result
+
+    def release_uploads(self) -> None:
+        """Requests held by ``hold_uploads`` go on (those held ``before`` are dropped)."""
+        self._call(self._sim.release_uploads)
 
     def service_account(self, email: str = "docmill-robot@sim-project.iam.gserviceaccount.com") -> dict[str, Any]:
         """A service account the token endpoint accepts: its key file's JSON."""
