@@ -513,13 +513,13 @@ threads = 2
     assert stats["moved"] == 7 and sum(stats["media_by_file"].values()) == 6  # read once, to process
 
 
-def test_move_from_drive_to_a_local_folder_trashes_each_source_once_copied(tmp_path: Path) -> None:
+def test_move_from_a_shared_drive_to_a_local_folder_trashes_each_source_once_copied(tmp_path: Path) -> None:
     with serve_in_thread(DriveSimConfig(seed=14)) as sim:
-        inbox = sim.data.add_folder("Inbox")
-        tree = Tree(sim, f"gdrive://{inbox}", inbox)
+        drive = sim.data.add_shared_drive("Team Inbox")
+        scans = sim.data.add_folder("Scans", drive)
+        tree = Tree(sim, "gdrive://shared/Team Inbox/Scans", scans)
         for i in range(4):
             tree.file(f"note-{i}.txt", f"note {i}\n".encode(), mime="text/plain")
-        changed = tree.file("late.txt", b"first\n", mime="text/plain")
         filed = tmp_path / "filed"
         cfg = config(tmp_path / "docmill.toml", f"""
 [[deliver]]
@@ -532,10 +532,29 @@ mode = "move"
         result = run_docmill(env, "run", tree.source, "--out", str(tmp_path / "out"), "--config", str(cfg))
     assert result.returncode == 0, result.stderr[-3000:]
     assert {p.name: p.read_bytes() for p in filed.iterdir()} == {
-        **{f"note-{i}.txt": f"note {i}\n".encode() for i in range(4)}, "late.txt": b"first\n"}
-    assert files_below(sim, inbox) == {}
-    trashed = [item for item in sim.data.items.values() if item.trashed]
-    assert len(trashed) == 5 and changed in {i.id for i in trashed}
+        f"note-{i}.txt": f"note {i}\n".encode() for i in range(4)}
+    assert files_below(sim, scans) == {}
+    assert {item.id for item in sim.data.items.values() if item.trashed} == set(tree.data)
+
+
+def test_a_gdrive_destination_without_credentials_or_with_a_bad_root_stops_the_run_saying_so(
+    sim: SimHandle, tmp_path: Path
+) -> None:
+    src = tmp_path / "in"
+    small_corpus(src, 1)
+    for to, message in (
+        ("gdrive://root/filed/{name}", "no Google credentials"),
+        ("gdrive://not!an!id/{name}", "expected gdrive://FOLDER_ID"),
+    ):
+        cfg = config(tmp_path / "docmill.toml", f"""
+[[deliver]]
+name = "filed"
+kind = "files"
+to = "{to}"
+""")
+        result = run_docmill(drive_env(sim), "run", str(src), "--out", str(tmp_path / "out"), "--config", str(cfg))
+        assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
 
 
 def test_a_secret_given_by_reference_appears_nowhere(tmp_path: Path) -> None:

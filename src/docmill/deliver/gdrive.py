@@ -71,6 +71,7 @@ from docmill.sources.gdrive.auth import load_credentials
 from docmill.sources.gdrive.backend import EXPORTS, FOLDER, change_token, quoted
 from docmill.sources.gdrive.client import API_PATH, SCOPE_FULL, DriveClient, DriveConfig
 from docmill.sources.gdrive.locations import (
+    SHARED,
     SourceLocation,
     document_id,
     drive_name,
@@ -132,10 +133,7 @@ class DriveDestination:
         store = context.store
         assert store is not None
         self.root = context.root
-        try:
-            self._where = parse_source(store)
-        except UrlError as exc:
-            raise SettingsError(f"destination {context.root}: {exc}") from None
+        self._store = store  # what the root names is read at its first use (see check_root)
         if client is None:
             try:
                 credentials = load_credentials(context.options)
@@ -158,7 +156,11 @@ class DriveDestination:
 
     @staticmethod
     def check_root(store: RemoteUrl) -> None:
-        """The root's form, before any request (raises UrlError)."""
+        """The root's form, before any request (raises UrlError). ``gdrive://shared/``
+        alone passes: it is the store of a shared drive's documents, opened to remove
+        moved sources by their URL (as a folder to write to it fails at first use)."""
+        if store.netloc == SHARED and not store.path.strip("/"):
+            return
         parse_source(store)
 
     # --- one place for Google's errors ------------------------------------------------
@@ -204,7 +206,10 @@ class DriveDestination:
         with self._lock:
             if self._root_node is not None:
                 return self._root_node
-        where: SourceLocation = self._where
+        try:
+            where: SourceLocation = parse_source(self._store)
+        except UrlError as exc:
+            raise DeliveryFailed(DeliveryCategory.NOT_ALLOWED, f"destination {self.root}: {exc}") from None
         if where.shared_drive:
             drive = self._shared_drive(where.shared_drive)
             node = (drive, drive)  # a shared drive's id is its top folder's
