@@ -8,13 +8,14 @@ import hashlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from docmill.testkit.drive_model import DriveData, make_xlsx, parse_fields, parse_query, project
-from docmill.testkit.drive_sim import DriveSimConfig, SimHandle, serve_in_thread
+from docmill.testkit.drive_sim import DriveSimConfig, SimHandle, serve_in_thread, upload_tree
 
 pytest.importorskip("cryptography")
 
@@ -412,3 +413,16 @@ def test_uploads_are_queries_under_the_same_quota(sim: SimHandle, upload: httpx.
     assert [a.status_code for a in answers] == [200, 200, 403]
     assert answers[2].json()["error"]["errors"][0]["reason"] == "userRateLimitExceeded"
     assert [n for n, _ in sim.data.walk("root")] == ["a", "a"]
+
+
+def test_a_local_folder_served_as_a_drive_folder_and_listed_by_the_tree_endpoint(
+    sim: SimHandle, tmp_path: Path
+) -> None:
+    (tmp_path / "pile" / "sub").mkdir(parents=True)
+    (tmp_path / "pile" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+    (tmp_path / "pile" / "sub" / "b.txt").write_bytes(b"b")
+    top, count = upload_tree(sim.data, tmp_path / "pile")
+    assert count == 2 and sim.data.get(top).name == "pile"  # type: ignore[union-attr]
+    tree = httpx.get(f"{sim.base_url}/_sim/tree", params={"folder": top}).json()["items"]
+    assert [(p, size) for p, size, _id in tree] == [("a.pdf", 10), ("sub/", -1), ("sub/b.txt", 1)]
+    assert sim.data.get(tree[0][2]).mime == "application/pdf"  # type: ignore[union-attr]

@@ -20,7 +20,8 @@ Endpoints (Google's paths): ``GET /drive/v3/files`` (``q``, ``fields``, ``pageSi
 XLSX/CSV/PDF; over ``export_limit`` → 403 ``exportSizeLimitExceeded``), ``GET
 /drive/v3/drives`` (``q = name = '…'``), ``POST /token`` (jwt-bearer grants checked
 against the service account's public key; refresh-token grants), ``GET /_sim/stats``,
-``POST /_sim/config``, ``POST /_sim/reset``.
+``POST /_sim/config``, ``POST /_sim/reset``, ``GET /_sim/tree?folder=ID`` (every path
+below a folder, with its size and id).
 
 Writes (``files.create``, ``files.update``): ``POST /drive/v3/files`` (metadata only:
 a folder), ``PATCH /drive/v3/files/ID`` (name, ``appProperties`` merged, ``trashed``,
@@ -67,6 +68,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import mimetypes
 import random
 import threading
 import time
@@ -418,6 +420,11 @@ class DriveSimulator:
     def _control(self, request: _Request, path: str) -> _Response:
         if path == "/_sim/stats":
             return _Response(200, self.stats())
+        if path == "/_sim/tree":  # what a folder holds, for people rehearsing: [path, size, id]
+            folder = request.query.get("folder", "root")
+            return _Response(200, {"folder": folder, "items": [
+                [p, -1 if p.endswith("/") else len(item.content), item.id]
+                for p, item in self.data.walk(folder)]})
         try:
             payload = json.loads(request.body or b"{}")
             if path == "/_sim/config":
@@ -934,6 +941,21 @@ def seed_demo(data: DriveData) -> dict[str, str]:
     return {"folder": root, "shared_drive": "Finance"}
 
 
+def upload_tree(data: DriveData, folder: Path, parent: str = "root") -> tuple[str, int]:
+    """``folder``'s files, sub-folders kept, in a new Drive folder of its name under
+    ``parent``: (its id, the files added)."""
+    top = data.add_folder(folder.name, parent)
+    count = 0
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            count += upload_tree(data, path, top)[1]
+        elif path.is_file():
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            data.add_file(path.name, path.read_bytes(), top, mime)
+            count += 1
+    return top, count
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m docmill.testkit.drive_sim",
                                 description="A local Google Drive API v3 with quotas and faults.")
@@ -945,6 +967,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"))
     p.add_argument("--demo", type=Path, metavar="DIR",
                    help="seed a demo tree and write a service-account key to DIR/key.json")
+    p.add_argument("--upload", type=Path, action="append", default=[], metavar="DIR",
+                   help="serve DIR's files (sub-folders kept) in a Drive folder named after it")
+    p.add_argument("--folder", action="append", default=[], metavar="NAME",
+                   help="an empty folder in My Drive (a destination to file into)")
+    p.add_argument("--key", type=Path, metavar="FILE",
+                   help="write a service-account key the token endpoint accepts to FILE")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     config = DriveSimConfig(queries_per_window=args.quota, burst_limit=args.burst,
@@ -965,6 +993,18 @@ def main(argv: list[str] | None = None) -> int:
             path.chmod(0o600)
             print(f"demo: folder gdrive://{found['folder']}, shared drive "
                   f"gdrive://shared/{found['shared_drive']}, service-account key {path}", flush=True)
+        for folder in args.upload:
+            top, count = upload_tree(sim.data, folder)
+            print(f"folder {folder.name}: gdrive://{top} ({count} files)", flush=True)
+        for name in args.folder:
+            print(f"folder {name}: gdrive://{sim.data.add_folder(name)}", flush=True)
+        if args.key:
+            key = sim.data.add_service_account("docmill@sim-project.iam.gserviceaccount.com",
+                                               sim.token_url)
+            args.key.parent.mkdir(parents=True, exist_ok=True)
+            args.key.write_text(json.dumps(key, indent=2))
+            args.key.chmod(0o600)
+            print(f"service-account key {args.key}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:
