@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -329,6 +330,9 @@ retries = 12
         # it receives; the listing's, the delivery's reads' and the destination's are three)
         assert stats["rate_limited_403"] + stats["rate_limited_429"] > 0, stats
         assert stats["server_errors"] > 0, stats
+        # what the destination did, in one line at the end
+        line = next(x for x in result.stderr.splitlines() if f"gdrive://{cases}/by-class/: " in x)
+        assert re.search(rf"\d+ Drive queries, \d+ folders created, {len(rows)} uploaded", line), line
         counts = status(env, out)["deliveries"]
         assert (counts["filed"]["done"], counts["filed"]["failed"]) == (len(rows), 0)
         assert counts["parts"]["parts"]["done"] == len(local)
@@ -511,6 +515,7 @@ threads = 2
     assert files_below(sim, inbox) == {}
     assert stats["created"] == {"folder": 1}  # nothing uploaded
     assert stats["moved"] == 7 and sum(stats["media_by_file"].values()) == 6  # read once, to process
+    assert re.search(rf"gdrive://{cases}/: \d+ Drive queries, 5 moved\n", result.stderr)
 
 
 def test_move_from_a_shared_drive_to_a_local_folder_trashes_each_source_once_copied(tmp_path: Path) -> None:

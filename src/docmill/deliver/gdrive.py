@@ -44,6 +44,10 @@ connection), and each step is safe to repeat:
   processed is not moved (``changed``).
 * ``delete`` trashes the files of that name docmill put; :meth:`remove_source` trashes a
   moved source by its document URL (the file id), unless it changed since.
+
+At ``close`` one log line says what the destination did: queries, folders created,
+files uploaded (and bytes), replaced, resumed, moved, trashed (flat counters,
+:attr:`DriveDestination.counts`).
 """
 
 from __future__ import annotations
@@ -153,6 +157,11 @@ class DriveDestination:
         self._folders: OrderedDict[tuple[str, str], str] = OrderedDict()  # (parent, name) -> id
         self._sessions: OrderedDict[str, _Session] = OrderedDict()  # tag -> session
         self._memo = threading.local()  # holds' listing, for the put that follows
+        self.counts: dict[str, int] = {}  # folders, uploaded, bytes, replaced, resumed, moved, trashed
+
+    def _count(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[key] = self.counts.get(key, 0) + n
 
     @staticmethod
     def check_root(store: RemoteUrl) -> None:
@@ -288,6 +297,7 @@ class DriveDestination:
                 made = self._call("POST", f"{API_PATH}/files", {"fields": "id"},
                                   f"creating the folder {name!r} in {self.root}",
                                   body={"name": name, "mimeType": FOLDER, "parents": [parent]})
+                self._count("folders")
                 # the oldest of that name now there: ours, or one made at the same time
                 found = self._find_folder(parent, drive, name) or str(made["id"])
             with self._lock:
@@ -414,6 +424,8 @@ class DriveDestination:
             f"uploading {key} to {self.root}", content=body,
             headers={"Content-Type": f"multipart/related; boundary={boundary}"},
         ).close()
+        self._count("replaced" if target else "uploaded")
+        self._count("bytes", len(data))
 
     # --- resumable uploads ----------------------------------------------------------------
 
@@ -427,6 +439,8 @@ class DriveDestination:
             offset = self._received(session, what)
             if offset == DONE:  # its last chunk arrived, the answer did not
                 return
+            if offset is not None:
+                self._count("resumed")
         if session is None or offset is None:
             session = self._start(key, target, meta, size, sha256, what)
             offset = 0
@@ -458,6 +472,8 @@ class DriveDestination:
             raise TransientError(f"{what}: Drive did not complete the upload", reason="upload")
         with self._lock:
             self._sessions.pop(tag, None)
+        self._count("replaced" if target else "uploaded")
+        self._count("bytes", start + len(pending) - offset)
 
     def _start(self, key: str, target: str, meta: dict[str, Any], size: int, sha256: str | None,
                what: str) -> _Session:
@@ -529,6 +545,7 @@ class DriveDestination:
         try:
             self._call("PATCH", f"{API_PATH}/files/{file_id}", {"fields": "id"}, what,
                        body={"trashed": True})
+            self._count("trashed")
         except BackendError as exc:
             if not exc.missing:
                 raise
@@ -593,9 +610,21 @@ class DriveDestination:
                        {"addParents": folder[0], "removeParents": ",".join(parents), "fields": "id"},
                        f"moving {url} to {key} in {self.root}",
                        body={"name": _moved_name(item, name), "appProperties": app})
+            self._count("moved")
         return True
 
     def close(self) -> None:
+        queries = self.client.stats.get("queries", 0)
+        if queries:
+            counts = self.counts
+            done = [f"{counts[k]} {label}" for k, label in (
+                ("folders", "folders created"), ("uploaded", "uploaded"), ("replaced", "replaced"),
+                ("resumed", "uploads resumed"), ("moved", "moved"), ("trashed", "trashed"),
+            ) if counts.get(k)]
+            if counts.get("bytes"):
+                done.append(f"{counts['bytes'] / 1e6:.1f} MB sent")
+            log.info("%s: %d Drive queries%s", self.root, queries,
+                     "".join(f", {part}" for part in done))
         self.client.close()
 
 
