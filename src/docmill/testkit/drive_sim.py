@@ -72,42 +72,38 @@ import mimetypes
 import random
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
+from docmill.testkit.drive_http import (
+    DEFAULT_FILE_FIELDS,
+    REASONS,
+    Request,
+    Response,
+    SimStats,
+    error_response,
+    google_error,
+)
 from docmill.testkit.drive_model import (
     EXPORT_FORMATS,
     FOLDER,
     DriveData,
     Item,
     QueryError,
-    UploadSession,
     WriteError,
     export,
     parse_fields,
     project,
 )
-from docmill.testkit.drive_uploads import (
-    UPLOAD_GRANULE,
-    file_metadata,
-    parse_content_range,
-    parse_multipart,
-)
+from docmill.testkit.drive_uploads import DriveWrites
 
 _MAX_HEADER: Final = 64 * 1024
 _MAX_BODY: Final = 1024 * 1024
 _MAX_UPLOAD: Final = 64 * 1024 * 1024  # one request to /upload/ (a multipart file, a chunk)
-_REASONS: Final = {
-    200: "OK", 204: "No Content", 206: "Partial Content", 308: "Resume Incomplete",
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 416: "Range Not Satisfiable", 429: "Too Many Requests",
-    499: "Client Closed Request", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable",
-}
 HOLD_MOMENTS: Final = ("", "before", "after", "chunk")
 USER_RATE_MESSAGE: Final = (
     "User Rate Limit Exceeded. Rate of requests for user exceed configured project quota. You "
@@ -115,7 +111,6 @@ USER_RATE_MESSAGE: Final = (
     "limits accordingly. You may monitor aggregate quota usage and adjust limits in the API "
     "Console: https://console.developers.google.com/apis/api/drive.googleapis.com/quotas?project=000000000000"
 )
-_DEFAULT_FILE_FIELDS = ("kind", "id", "name", "mimeType")  # what v3 gives without ``fields``
 
 
 @dataclass(frozen=True)
@@ -149,72 +144,7 @@ class DriveSimConfig:
             raise ValueError("latency needs 0 <= min <= max")
 
 
-def google_error(status: int, reason: str, message: str, domain: str = "global",
-                 **extra: str) -> dict[str, Any]:
-    """Google's JSON error body: ``{"error": {"errors": [...], "code", "message"}}``."""
-    return {"error": {"errors": [{"domain": domain, "reason": reason, "message": message, **extra}],
-                      "code": status, "message": message}}
-
-
-class _Request:
-    __slots__ = ("body", "headers", "method", "path", "query")
-
-    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
-        parts = urlsplit(target)
-        self.method = method
-        self.path = parts.path
-        self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        self.headers = headers
-        self.body = body
-
-    def flag(self, name: str) -> bool:
-        return self.query.get(name, "false").lower() == "true"
-
-
-class _Response:
-    __slots__ = ("abort", "body", "drop", "headers", "status")
-
-    def __init__(self, status: int, payload: Any = None, *, body: bytes | None = None,
-                 headers: Mapping[str, str] | None = None, drop: bool = False,
-                 abort: bool = False) -> None:
-        self.status = status
-        self.body = body if body is not None else json.dumps(payload).encode()
-        self.headers = {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
-        self.drop = drop  # half the body, then the connection closed
-        self.abort = abort  # the connection closed with no answer at all
-
-
-def _error(status: int, reason: str, message: str, domain: str = "global", **extra: str) -> _Response:
-    return _Response(status, google_error(status, reason, message, domain, **extra))
-
-
-@dataclass
-class _Stats:
-    requests: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)  # list, get, media, export, drives, token
-    by_status: Counter[int] = field(default_factory=Counter)
-    media_by_file: Counter[str] = field(default_factory=Counter)
-    export_by_file: Counter[str] = field(default_factory=Counter)
-    rate_limited_403: int = 0
-    rate_limited_429: int = 0
-    server_errors: int = 0
-    unauthorized: int = 0
-    dropped: int = 0
-    tokens_issued: int = 0
-    token_refused: int = 0
-    early_after_retry_after: int = 0  # queries sent while a user's Retry-After ran
-    peak_in_window: int = 0  # the most queries one user had admitted in a window
-    created: Counter[str] = field(default_factory=Counter)  # folder, multipart, resumable
-    sessions: int = 0  # resumable uploads started
-    chunks: int = 0  # resumable chunks received (with bytes)
-    status_queries: int = 0  # "bytes */T": what arrived?
-    dropped_uploads: int = 0
-    replaced: int = 0  # files whose bytes an upload replaced
-    moved: int = 0  # files.update with addParents
-    held: Counter[str] = field(default_factory=Counter)  # requests held, by moment
-
-
-class DriveSimulator:
+class DriveSimulator(DriveWrites):
     """The server; lives on one event loop. Use ``serve_in_thread`` from synchronous code."""
 
     def __init__(self, config: DriveSimConfig | None = None, data: DriveData | None = None) -> None:
@@ -226,7 +156,7 @@ class DriveSimulator:
         self._not_before: dict[str, tuple[float, float]] = {}
         self._media_n = 0
         self._chunk_n = 0
-        self._stats = _Stats()
+        self._stats = SimStats()
         self._released: asyncio.Event | None = None  # made on the loop, at start
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -280,7 +210,7 @@ class DriveSimulator:
         self._not_before.clear()
         self._media_n = 0
         self._chunk_n = 0
-        self._stats = _Stats()
+        self._stats = SimStats()
 
     def stats(self) -> dict[str, Any]:
         s = self._stats
@@ -325,7 +255,7 @@ class DriveSimulator:
                 await writer.wait_closed()
             self._connections.discard(task)  # after the close: stop() still awaits it
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> _Request | None:
+    async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
@@ -343,15 +273,15 @@ class DriveSimulator:
         if length > (_MAX_UPLOAD if parts[1].startswith("/upload/") else _MAX_BODY):
             return None
         body = await reader.readexactly(length) if length else b""
-        return _Request(parts[0].upper(), parts[1], headers, body)
+        return Request(parts[0].upper(), parts[1], headers, body)
 
-    async def _write(self, writer: asyncio.StreamWriter, request: _Request, response: _Response,
+    async def _write(self, writer: asyncio.StreamWriter, request: Request, response: Response,
                      keep: bool) -> None:
         if response.abort:
             return  # the caller closes the connection: no answer at all
         self._stats.by_status[response.status] += 1
         head = [
-            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Status')}",
+            f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Status')}",
             f"Content-Length: {len(response.body)}",
             f"Connection: {'keep-alive' if keep else 'close'}",
             *(f"{k}: {v}" for k, v in response.headers.items()),
@@ -364,7 +294,7 @@ class DriveSimulator:
 
     # ------------------------------------------------------------------ routing
 
-    async def _dispatch(self, request: _Request) -> _Response:
+    async def _dispatch(self, request: Request) -> Response:
         self._stats.requests += 1
         path = request.path.rstrip("/")
         if path == "/token" and request.method == "POST":
@@ -374,11 +304,11 @@ class DriveSimulator:
             return self._control(request, path)
         upload = path.startswith("/upload/drive/v3/files")
         if not path.startswith("/drive/v3/") and not upload:
-            return _error(404, "notFound", f"Not Found: {path}")
+            return error_response(404, "notFound", f"Not Found: {path}")
         if request.method not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
-            return _error(405, "methodNotAllowed", f"{request.method} is not simulated.")
+            return error_response(405, "methodNotAllowed", f"{request.method} is not simulated.")
         user = self._authorize(request)
-        if isinstance(user, _Response):
+        if isinstance(user, Response):
             return user
         limited = self._admit(user)
         if limited is not None:
@@ -389,8 +319,8 @@ class DriveSimulator:
             status = (500, 502, 503)[self._rng.randrange(3)]
             await self._latency()
             if status == 500:
-                return _error(500, "backendError", "Internal Error")
-            return _error(status, "backendError", "The service is currently unavailable.")
+                return error_response(500, "backendError", "Internal Error")
+            return error_response(status, "backendError", "The service is currently unavailable.")
         await self._latency()
         try:
             if upload:
@@ -398,7 +328,7 @@ class DriveSimulator:
             if request.method != "GET":
                 return await self._write_metadata(request, path[len("/drive/v3/"):].split("/"))
         except WriteError as exc:
-            return _error(exc.status, exc.reason, exc.message)
+            return error_response(exc.status, exc.reason, exc.message)
         rest = path[len("/drive/v3/"):].split("/")
         try:
             if rest == ["files"]:
@@ -413,16 +343,16 @@ class DriveSimulator:
                 self._stats.by_kind["export"] += 1
                 return self._export(request, rest[1])
         except QueryError as exc:
-            return _error(400, "invalid", f"Invalid Value: {exc}", locationType="parameter",
+            return error_response(400, "invalid", f"Invalid Value: {exc}", locationType="parameter",
                           location="q")
-        return _error(404, "notFound", f"Not Found: {path}")
+        return error_response(404, "notFound", f"Not Found: {path}")
 
-    def _control(self, request: _Request, path: str) -> _Response:
+    def _control(self, request: Request, path: str) -> Response:
         if path == "/_sim/stats":
-            return _Response(200, self.stats())
+            return Response(200, self.stats())
         if path == "/_sim/tree":  # what a folder holds, for people rehearsing: [path, size, id]
             folder = request.query.get("folder", "root")
-            return _Response(200, {"folder": folder, "items": [
+            return Response(200, {"folder": folder, "items": [
                 [p, -1 if p.endswith("/") else len(item.content), item.id]
                 for p, item in self.data.walk(folder)]})
         try:
@@ -432,19 +362,19 @@ class DriveSimulator:
             elif path == "/_sim/reset":
                 self.reset()
             else:
-                return _error(404, "notFound", path)
+                return error_response(404, "notFound", path)
         except (ValueError, TypeError) as exc:
-            return _error(400, "badRequest", str(exc))
-        return _Response(200, {"config": dataclasses.asdict(self.config)})
+            return error_response(400, "badRequest", str(exc))
+        return Response(200, {"config": dataclasses.asdict(self.config)})
 
     # ------------------------------------------------------------------ auth and quota
 
-    def _authorize(self, request: _Request) -> str | _Response:
+    def _authorize(self, request: Request) -> str | Response:
         auth = request.headers.get("authorization", "")
         who = self.data.principal(auth[7:]) if auth.lower().startswith("bearer ") else None
         if who is None:
             self._stats.unauthorized += 1
-            return _Response(
+            return Response(
                 401,
                 google_error(401, "authError", "Invalid Credentials", locationType="header",
                              location="Authorization"),
@@ -452,7 +382,7 @@ class DriveSimulator:
             )
         return who
 
-    def _admit(self, user: str) -> _Response | None:
+    def _admit(self, user: str) -> Response | None:
         config = self.config
         now = time.monotonic()
         start, end = self._not_before.get(user, (0.0, 0.0))
@@ -465,7 +395,7 @@ class DriveSimulator:
                 window.popleft()
             if len(window) >= config.queries_per_window:
                 self._stats.rate_limited_403 += 1
-                return _error(403, "userRateLimitExceeded", USER_RATE_MESSAGE, domain="usageLimits",
+                return error_response(403, "userRateLimitExceeded", USER_RATE_MESSAGE, domain="usageLimits",
                               extendedHelp="https://console.developers.google.com/apis/api/drive.googleapis.com/quotas?project=000000000000")
         if config.burst_limit:
             span = config.burst_window_s * config.time_scale
@@ -480,7 +410,7 @@ class DriveSimulator:
                     headers["Retry-After"] = str(max(1, math.ceil(after)) if after >= 1 else after)
                     # a grace for requests already on their way when this one was refused
                     self._not_before[user] = (now + min(0.1, after / 3), now + after * 0.95)
-                response = _error(429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
+                response = error_response(429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
                 response.headers.update(headers)
                 return response
             burst.append(now)
@@ -494,7 +424,7 @@ class DriveSimulator:
         if high > 0:
             await asyncio.sleep(self._rng.uniform(low, high) * self.config.time_scale)
 
-    def _token(self, request: _Request) -> _Response:
+    def _token(self, request: Request) -> Response:
         form = {k: v[-1] for k, v in parse_qs(request.body.decode("latin-1")).items()}
         grant = form.get("grant_type", "")
         try:
@@ -505,48 +435,48 @@ class DriveSimulator:
                                                  form.get("refresh_token", ""))
             else:
                 self._stats.token_refused += 1
-                return _Response(400, {"error": "unsupported_grant_type",
+                return Response(400, {"error": "unsupported_grant_type",
                                        "error_description": "Invalid grant_type: " + grant[:40]})
         except ValueError as exc:
             self._stats.token_refused += 1
             kind = "invalid_client" if str(exc) == "Unauthorized" else "invalid_grant"
-            return _Response(400 if kind == "invalid_grant" else 401,
+            return Response(400 if kind == "invalid_grant" else 401,
                              {"error": kind, "error_description": str(exc)})
         token, ttl = self.data.issue(who, self.config.token_ttl_s)
         self._stats.tokens_issued += 1
-        return _Response(200, {"access_token": token, "expires_in": int(ttl) if ttl >= 1 else ttl,
+        return Response(200, {"access_token": token, "expires_in": int(ttl) if ttl >= 1 else ttl,
                                "token_type": "Bearer"})
 
     # ------------------------------------------------------------------ the API
 
-    def _visible(self, item: Item | None, request: _Request) -> Item | None:
+    def _visible(self, item: Item | None, request: Request) -> Item | None:
         if item is None or (item.drive_id and not request.flag("supportsAllDrives")):
             return None
         return item
 
-    def _not_found(self, file_id: str) -> _Response:
-        return _error(404, "notFound", f"File not found: {file_id}.", locationType="parameter",
+    def _not_found(self, file_id: str) -> Response:
+        return error_response(404, "notFound", f"File not found: {file_id}.", locationType="parameter",
                       location="fileId")
 
-    def _list(self, request: _Request) -> _Response:
+    def _list(self, request: Request) -> Response:
         q = request.query.get("q", "")
         try:
             size = int(request.query.get("pageSize", "100"))
         except ValueError:
             size = 0
         if not 1 <= size <= 1000:
-            return _error(400, "invalid", f"Invalid value '{request.query.get('pageSize')}'. "
+            return error_response(400, "invalid", f"Invalid value '{request.query.get('pageSize')}'. "
                           "Values must be within the range: [1, 1000]", locationType="parameter",
                           location="pageSize")
         corpora = request.query.get("corpora", "user")
         drive_id = request.query.get("driveId", "")
         shared = request.flag("includeItemsFromAllDrives")
         if drive_id and (corpora != "drive" or not shared or not request.flag("supportsAllDrives")):
-            return _error(400, "invalid", "The includeItemsFromAllDrives and supportsAllDrives "
+            return error_response(400, "invalid", "The includeItemsFromAllDrives and supportsAllDrives "
                           "parameters must be set to true and corpora to drive when driveId is "
                           "specified.", locationType="parameter", location="driveId")
         if corpora == "drive" and not drive_id:
-            return _error(400, "invalid", "The driveId parameter must be specified when corpora "
+            return error_response(400, "invalid", "The driveId parameter must be specified when corpora "
                           "is drive.", locationType="parameter", location="corpora")
         mask = parse_fields(request.query.get("fields", ""))
         found = self.data.matching(q, shared=shared and corpora in ("drive", "allDrives"),
@@ -559,7 +489,7 @@ class DriveSimulator:
                 assert token["k"] == key
                 start = int(token["o"])
             except (ValueError, KeyError, AssertionError, TypeError):
-                return _error(400, "invalid", "Invalid Value", locationType="parameter",
+                return error_response(400, "invalid", "Invalid Value", locationType="parameter",
                               location="pageToken")
         page = found[start : start + size]
         payload: dict[str, Any] = {
@@ -570,10 +500,10 @@ class DriveSimulator:
             payload["nextPageToken"] = base64.urlsafe_b64encode(
                 json.dumps({"k": key, "o": start + size}).encode()).decode()
         if mask is None and "fields" not in request.query:
-            payload["files"] = [{k: f[k] for k in _DEFAULT_FILE_FIELDS} for f in payload["files"]]
-        return _Response(200, project(payload, mask))
+            payload["files"] = [{k: f[k] for k in DEFAULT_FILE_FIELDS} for f in payload["files"]]
+        return Response(200, project(payload, mask))
 
-    def _drives(self, request: _Request) -> _Response:
+    def _drives(self, request: Request) -> Response:
         q = request.query.get("q", "")
         name = None
         if q:
@@ -584,10 +514,10 @@ class DriveSimulator:
             known = list(self.data.drives.items())
         drives = [{"kind": "drive#drive", "id": d, "name": n} for d, n in known
                   if name is None or n == name]
-        return _Response(200, project({"kind": "drive#driveList", "drives": drives},
+        return Response(200, project({"kind": "drive#driveList", "drives": drives},
                                       parse_fields(request.query.get("fields", ""))))
 
-    def _get(self, request: _Request, file_id: str) -> _Response:
+    def _get(self, request: Request, file_id: str) -> Response:
         item = self._visible(self.data.get(file_id), request)
         media = request.query.get("alt") == "media"
         self._stats.by_kind["media" if media else "get"] += 1
@@ -597,11 +527,11 @@ class DriveSimulator:
             resource = item.resource()
             mask = parse_fields(request.query.get("fields", ""))
             if mask is None and "fields" not in request.query:
-                resource = {k: resource[k] for k in _DEFAULT_FILE_FIELDS}
-            return _Response(200, project(resource, mask))
+                resource = {k: resource[k] for k in DEFAULT_FILE_FIELDS}
+            return Response(200, project(resource, mask))
         self._stats.media_by_file[item.id] += 1
         if item.native:
-            return _error(403, "fileNotDownloadable", "Only files with binary content can be "
+            return error_response(403, "fileNotDownloadable", "Only files with binary content can be "
                           "downloaded. Use Export with Docs Editors files.", locationType="parameter",
                           location="alt")
         data = item.content
@@ -612,7 +542,7 @@ class DriveSimulator:
             start = int(first or 0)
             end = min(int(last), len(data) - 1) if last else len(data) - 1
             if start >= len(data) and len(data) > 0:
-                return _Response(416, google_error(416, "requestedRangeNotSatisfiable",
+                return Response(416, google_error(416, "requestedRangeNotSatisfiable",
                                                    "Request range not satisfiable"),
                                  headers={"Content-Range": f"bytes */{len(data)}"})
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
@@ -622,208 +552,23 @@ class DriveSimulator:
                     and len(data) > 1)
         if drop:
             self._stats.dropped += 1
-        return _Response(status, body=data, headers=headers, drop=drop)
+        return Response(status, body=data, headers=headers, drop=drop)
 
-    def _export(self, request: _Request, file_id: str) -> _Response:
+    def _export(self, request: Request, file_id: str) -> Response:
         item = self.data.get(file_id)  # files.export has no supportsAllDrives: any drive
         if item is None:
             return self._not_found(file_id)
         self._stats.export_by_file[item.id] += 1
         mime = request.query.get("mimeType", "")
         if not item.native or item.mime == FOLDER:
-            return _error(403, "fileNotExportable", "Export only supports Docs Editors files.")
+            return error_response(403, "fileNotExportable", "Export only supports Docs Editors files.")
         if mime not in EXPORT_FORMATS.get(item.mime, ()):
-            return _error(400, "badRequest", "The requested conversion is not supported.",
+            return error_response(400, "badRequest", "The requested conversion is not supported.",
                           locationType="parameter", location="convertTo")
         data = export(item, mime)
         if len(data) > self.config.export_limit:
-            return _error(403, "exportSizeLimitExceeded", "This file is too large to be exported.")
-        return _Response(200, body=data, headers={"Content-Type": mime})
-
-
-    # ------------------------------------------------------------------ writes
-
-    def _resource(self, item: Item, params: Mapping[str, str]) -> _Response:
-        resource = item.resource()
-        mask = parse_fields(params.get("fields", ""))
-        if mask is None and "fields" not in params:
-            resource = {k: resource[k] for k in _DEFAULT_FILE_FIELDS}
-        return _Response(200, project(resource, mask))
-
-    def _file(self, file_id: str, params: Mapping[str, str]) -> Item:
-        """The item a write names: in a shared drive only with ``supportsAllDrives``."""
-        item = self.data.get(file_id)
-        if item is None or (item.drive_id and params.get("supportsAllDrives", "").lower() != "true"):
-            raise WriteError(404, "notFound", f"File not found: {file_id}.")
-        return item
-
-    def _folder(self, folder_id: str, params: Mapping[str, str]) -> Item:
-        item = self._file(folder_id, params)
-        if item.mime != FOLDER:
-            raise WriteError(403, "parentNotAFolder", f"The parent {folder_id} is not a folder.")
-        return item
-
-    async def _hold(self, moment: str) -> bool:
-        """Wait here while ``hold_uploads`` is ``moment``, until released (True: it was
-        held; a request held ``before`` is then dropped)."""
-        if self.config.hold_uploads != moment or self._released is None or self._released.is_set():
-            return False
-        self._stats.held[moment] += 1
-        await self._released.wait()
-        return True
-
-    def _new_file(self, meta: dict[str, Any], content: bytes | None, params: Mapping[str, str],
-                  how: str) -> Item:
-        parent = (meta.get("parents") or ["root"])[0]
-        if parent != "root":
-            self._folder(str(parent), params)
-        mime = str(meta.get("mimeType") or "application/octet-stream")
-        item = self.data.create(str(meta.get("name") or "Untitled"), mime, str(parent),
-                                content=content, app_properties=meta.get("appProperties"),
-                                properties=meta.get("properties"))
-        self._stats.created["folder" if mime == FOLDER else how] += 1
-        return item
-
-    def _replace(self, file_id: str, meta: dict[str, Any], content: bytes,
-                 params: Mapping[str, str]) -> Item:
-        item = self._file(file_id, params)
-        if item.mime == FOLDER or item.native:
-            raise WriteError(403, "fileNotUploadable", "Only files with binary content take new bytes.")
-        self._stats.replaced += 1
-        return self.data.modify(file_id, content=content, name=meta.get("name"),
-                                app_properties=meta.get("appProperties"))
-
-    async def _write_metadata(self, request: _Request, rest: list[str]) -> _Response:
-        """``files.create`` without media (a folder) and ``files.update`` of metadata."""
-        params = request.query
-        if request.method == "POST" and rest == ["files"]:
-            self._stats.by_kind["create"] += 1
-            return self._resource(self._new_file(file_metadata(request.body), None, params, "empty"), params)
-        if request.method != "PATCH" or len(rest) != 2 or rest[0] != "files":
-            return _error(405, "methodNotAllowed", f"{request.method} {'/'.join(rest)} is not simulated.")
-        self._stats.by_kind["update"] += 1
-        meta = file_metadata(request.body)
-        item = self._file(rest[1], params)
-        add = [p for p in params.get("addParents", "").split(",") if p]
-        remove = [p for p in params.get("removeParents", "").split(",") if p]
-        for parent in add:
-            self._folder(parent, params)
-        trashed = meta.get("trashed")
-        if trashed is not None and not isinstance(trashed, bool):
-            raise WriteError(400, "invalid", "Invalid value for trashed")
-        if add and await self._hold("before"):
-            return _Response(0, abort=True)
-        changed = self.data.modify(item.id, name=meta.get("name"), app_properties=meta.get("appProperties"),
-                                   trashed=trashed, add_parents=add, remove_parents=remove)
-        if add:
-            self._stats.moved += 1
-            await self._hold("after")
-        return self._resource(changed, params)
-
-    async def _upload(self, request: _Request, user: str, rest: str) -> _Response:
-        """``/upload/drive/v3/files[/ID]``: a multipart upload, a resumable session's
-        start, or one of its chunks (``upload_id``)."""
-        params = request.query
-        if "upload_id" in params:
-            return await self._chunk(request, params)
-        file_id = rest.strip("/")
-        if request.method != ("PATCH" if file_id else "POST"):
-            return _error(405, "methodNotAllowed", f"{request.method} is not simulated here.")
-        kind = params.get("uploadType", "")
-        if kind == "multipart":
-            self._stats.by_kind["upload"] += 1
-            meta, content = parse_multipart(request.headers.get("content-type", ""), request.body)
-            if await self._hold("before"):
-                return _Response(0, abort=True)
-            if file_id:
-                item = self._replace(file_id, meta, content, params)
-            else:
-                item = self._new_file(meta, content, params, "multipart")
-            await self._hold("after")
-            return self._resource(item, params)
-        if kind != "resumable":
-            return _error(400, "invalid", f"Invalid value for uploadType: {kind!r}",
-                          locationType="parameter", location="uploadType")
-        self._stats.by_kind["session"] += 1
-        meta = file_metadata(request.body)
-        if file_id:
-            self._file(file_id, params)
-        elif (meta.get("parents") or ["root"])[0] != "root":
-            self._folder(str(meta["parents"][0]), params)
-        try:
-            total = int(request.headers.get("x-upload-content-length", "") or -1)
-        except ValueError:
-            raise WriteError(400, "badRequest", "Invalid X-Upload-Content-Length") from None
-        kept: dict[str, str] = {k: params[k] for k in ("fields", "supportsAllDrives") if k in params}
-        session = self.data.start_session(user, meta, file_id, total, kept)
-        self._stats.sessions += 1
-        where = f"/{file_id}" if file_id else ""
-        location = f"{self.base_url}/upload/drive/v3/files{where}?uploadType=resumable&upload_id={session.id}"
-        return _Response(200, body=b"", headers={"Location": location})
-
-    async def _chunk(self, request: _Request, params: Mapping[str, str]) -> _Response:
-        session = self.data.sessions.get(params.get("upload_id", ""))
-        if session is None:
-            return _error(404, "notFound", "The upload session was not found or has expired.")
-        if request.method == "DELETE":
-            self.data.sessions.pop(session.id, None)
-            return _error(499, "clientClosedRequest", "Client Closed Request")
-        if request.method != "PUT":
-            return _error(405, "methodNotAllowed", f"{request.method} to an upload session")
-        self._stats.by_kind["chunk"] += 1
-        if session.done:  # its last chunk arrived already (that answer may have been lost)
-            done = self.data.get(session.done)
-            assert done is not None
-            return self._resource(done, session.params)
-        first, last, total = parse_content_range(request.headers.get("content-range", ""))
-        if total is not None:
-            if session.total >= 0 and total != session.total:
-                raise WriteError(400, "badRequest", "The total length differs from the one given before.")
-            session.total = total
-        have = len(session.data)
-        if first is None or last is None:  # "bytes */T": what arrived?
-            self._stats.status_queries += 1
-            return self._incomplete(session)
-        data = request.body
-        if len(data) != last - first + 1:
-            raise WriteError(400, "badRequest", "The body's length does not match Content-Range.")
-        if first > have:
-            raise WriteError(400, "badRequest", f"Invalid request. The chunk starts at {first}, "
-                             f"past the {have} bytes received so far.")
-        if session.total >= 0 and last + 1 > session.total:
-            raise WriteError(400, "badRequest", "The chunk ends past the total length.")
-        final = session.total >= 0 and last + 1 == session.total
-        if not final and len(data) % UPLOAD_GRANULE:
-            raise WriteError(400, "badRequest", "Invalid request. The number of bytes uploaded is "
-                             f"required to be a multiple of {UPLOAD_GRANULE}, except for the final "
-                             "request.")
-        self._stats.chunks += 1
-        self._chunk_n += 1
-        new = data[have - first :]
-        every = self.config.drop_upload_every
-        if every and self._chunk_n % every == 0:
-            session.data += new[: len(new) // 2 // UPLOAD_GRANULE * UPLOAD_GRANULE]
-            self._stats.dropped_uploads += 1
-            return _Response(0, abort=True)
-        if not final:
-            session.data += new
-            await self._hold("chunk")
-            return self._incomplete(session)
-        if await self._hold("before"):
-            return _Response(0, abort=True)
-        content = bytes(session.data + new)
-        if session.file_id:
-            item = self._replace(session.file_id, session.metadata, content, session.params)
-        else:
-            item = self._new_file(session.metadata, content, session.params, "resumable")
-        session.done, session.data = item.id, bytearray()
-        await self._hold("after")
-        return self._resource(item, session.params)
-
-    def _incomplete(self, session: UploadSession) -> _Response:
-        """308 Resume Incomplete, with the bytes persisted so far (none: no Range)."""
-        headers = {"Range": f"bytes=0-{len(session.data) - 1}"} if session.data else {}
-        return _Response(308, body=b"", headers=headers)
+            return error_response(403, "exportSizeLimitExceeded", "This file is too large to be exported.")
+        return Response(200, body=data, headers={"Content-Type": mime})
 
 
 class SimHandle:
