@@ -4,16 +4,18 @@ given. Plain httpx against it, as any client would talk to Google."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from docmill.testkit.drive_model import DriveData, make_xlsx, parse_fields, parse_query, project
-from docmill.testkit.drive_sim import DriveSimConfig, SimHandle, serve_in_thread
+from docmill.testkit.drive_sim import DriveSimConfig, SimHandle, serve_in_thread, upload_tree
 
 pytest.importorskip("cryptography")
 
@@ -254,3 +256,173 @@ def test_config_and_stats_over_http(sim: SimHandle) -> None:
     changed = httpx.post(f"{sim.base_url}/_sim/config", content=json.dumps({"error_rate": 0.5}))
     assert changed.json()["config"]["error_rate"] == 0.5
     assert httpx.get(f"{sim.base_url}/_sim/stats").json()["requests"] >= 1
+
+
+# --- writes: files.create, files.update, multipart and resumable uploads --------------------
+
+
+def multipart(meta: dict[str, Any], data: bytes, boundary: str = "b0undary") -> tuple[bytes, dict[str, str]]:
+    body = (f"--{boundary}\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n".encode()
+            + json.dumps(meta).encode()
+            + f"\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\n".encode()
+            + data + f"\r\n--{boundary}--\r\n".encode())
+    return body, {"Content-Type": f"multipart/related; boundary={boundary}"}
+
+
+@pytest.fixture
+def upload(sim: SimHandle, api: httpx.Client) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=f"{sim.api_url}/upload/drive/v3",
+                      headers={"Authorization": api.headers["Authorization"]}) as client:
+        yield client
+
+
+def test_folders_and_multipart_uploads_land_with_app_properties_q_can_find(
+    sim: SimHandle, api: httpx.Client, upload: httpx.Client
+) -> None:
+    top = sim.data.add_folder("Cases")
+    made = api.post("/files", params={"fields": "id,name,mimeType,parents,createdTime"},
+                    json={"name": "invoice", "mimeType": "application/vnd.google-apps.folder",
+                          "parents": [top]})
+    assert made.status_code == 200, made.text
+    folder = made.json()
+    assert folder["parents"] == [top] and folder["mimeType"].endswith(".folder")
+    body, headers = multipart({"name": "a.txt", "parents": [folder["id"]],
+                               "appProperties": {"docmill": "archive-1", "docmill-sha256": "ab" * 32}},
+                              b"hello\r\n--not-the-boundary\r\n")
+    done = upload.post("/files", params={"uploadType": "multipart", "fields": "id,size,sha256Checksum,md5Checksum"},
+                       content=body, headers=headers)
+    assert done.status_code == 200, done.text
+    item = sim.data.get(done.json()["id"])
+    assert item is not None and item.content == b"hello\r\n--not-the-boundary\r\n"
+    assert item.mime == "text/plain" and item.parent == folder["id"]  # the media part's type
+    assert done.json()["size"] == str(len(item.content))
+    assert done.json()["sha256Checksum"] == hashlib.sha256(item.content).hexdigest()
+    # a second file of the same name: Drive allows it, q tells them apart by appProperties
+    body, headers = multipart({"name": "a.txt", "parents": [folder["id"]],
+                               "appProperties": {"docmill": "archive-2"}}, b"other")
+    assert upload.post("/files", params={"uploadType": "multipart"}, content=body,
+                       headers=headers).status_code == 200
+    q = (f"'{folder['id']}' in parents and name = 'a.txt' and "
+         "appProperties has { key='docmill' and value='archive-1' } and trashed = false")
+    found = api.get("/files", params={"q": q, "fields": "files(id,appProperties,createdTime)"}).json()
+    assert [f["id"] for f in found["files"]] == [item.id]
+    assert found["files"][0]["appProperties"]["docmill-sha256"] == "ab" * 32
+    every = api.get("/files", params={"q": f"'{folder['id']}' in parents", "fields": "files(createdTime)"})
+    stamps = [f["createdTime"] for f in every.json()["files"]]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 2  # creation order, never a tie
+    # what the API refuses, with Google's bodies
+    too_long = multipart({"name": "x", "appProperties": {"k": "v" * 124}}, b"x")
+    refused = upload.post("/files", params={"uploadType": "multipart"}, content=too_long[0], headers=too_long[1])
+    assert refused.status_code == 400 and refused.json()["error"]["errors"][0]["reason"] == "invalid"
+    two = api.post("/files", json={"name": "x", "parents": [top, folder["id"]]})
+    assert two.status_code == 403 and two.json()["error"]["errors"][0]["reason"] == "cannotAddParent"
+    nowhere = api.post("/files", json={"name": "x", "parents": ["1NoSuchFolder"]})
+    assert nowhere.status_code == 404
+    drive = sim.data.add_shared_drive("Legal")
+    assert api.post("/files", json={"name": "x", "parents": [drive]}).status_code == 404
+    assert api.post("/files", params={"supportsAllDrives": "true"},
+                    json={"name": "x", "parents": [drive]}).status_code == 200
+    assert sim.stats()["created"] == {"folder": 1, "multipart": 2, "empty": 1}
+
+
+def test_resumable_uploads_answer_308_with_the_range_held_and_resume_after_a_drop(
+    sim: SimHandle, api: httpx.Client, upload: httpx.Client
+) -> None:
+    top = sim.data.add_folder("Big")
+    data = bytes(range(256)) * 4096 * 3  # 3 MiB: chunks of 1 MiB
+    started = upload.post("/files", params={"uploadType": "resumable", "fields": "id,size"},
+                          json={"name": "big.bin", "parents": [top]},
+                          headers={"X-Upload-Content-Length": str(len(data))})
+    assert started.status_code == 200
+    session = started.headers["location"]
+    assert "upload_id=" in session and session.startswith(sim.api_url)
+    auth = {"Authorization": api.headers["Authorization"]}
+    mib = 1 << 20
+
+    def put(first: int, last: int, total: str = str(len(data)), body: bytes | None = None) -> httpx.Response:
+        chunk = data[first : last + 1] if body is None else body
+        span = "*" if first < 0 else f"{first}-{last}"
+        return httpx.put(session, content=chunk, headers={**auth, "Content-Range": f"bytes {span}/{total}"})
+
+    assert put(-1, -1, body=b"").status_code == 308  # nothing yet: no Range header
+    assert "range" not in put(-1, -1, body=b"").headers
+    one = put(0, mib - 1)
+    assert one.status_code == 308 and one.headers["range"] == f"bytes=0-{mib - 1}"
+    odd = put(mib, mib + 1000)  # not a multiple of 256 KiB, and not the last
+    assert odd.status_code == 400
+    assert put(2 * mib, 3 * mib - 1).status_code == 400  # past what arrived
+    # the connection drops during the second chunk: half of it (whole granules) is kept
+    sim.reconfigure(drop_upload_every=2)  # the 2nd chunk taken (the refused ones do not count)
+    with pytest.raises(httpx.TransportError):
+        put(mib, 2 * mib - 1)
+    held = put(-1, -1, body=b"")
+    assert held.status_code == 308 and held.headers["range"] == f"bytes=0-{mib + mib // 2 - 1}"
+    sim.reconfigure(drop_upload_every=0)
+    again = put(mib, 2 * mib - 1)  # the overlap is ignored
+    assert again.headers["range"] == f"bytes=0-{2 * mib - 1}"
+    assert sim.data.walk(top) == []  # nothing until the last byte
+    last = put(2 * mib, 3 * mib - 1)
+    assert last.status_code == 200 and last.json()["size"] == str(len(data))
+    [(name, item)] = sim.data.walk(top)
+    assert name == "big.bin" and item.content == data
+    assert put(-1, -1, body=b"").json()["id"] == item.id  # asked after the end: the file
+    stats = sim.stats()
+    assert (stats["sessions"], stats["dropped_uploads"], stats["status_queries"]) == (1, 1, 3)
+    # a session of unknown length, cancelled: no file; an unknown session: 404
+    other = upload.post("/files", params={"uploadType": "resumable"}, json={"name": "c", "parents": [top]})
+    url = other.headers["location"]
+    assert httpx.put(url, content=data[:mib], headers={**auth, "Content-Range": f"bytes 0-{mib - 1}/*"}).status_code == 308
+    assert httpx.delete(url, headers=auth).status_code == 499
+    assert httpx.put(url, content=b"", headers={**auth, "Content-Range": "bytes */*"}).status_code == 404
+    assert [n for n, _ in sim.data.walk(top)] == ["big.bin"]
+
+
+def test_update_moves_between_parents_renames_replaces_bytes_and_trashes(
+    sim: SimHandle, api: httpx.Client, upload: httpx.Client
+) -> None:
+    inbox, filed = sim.data.add_folder("Inbox"), sim.data.add_folder("Filed")
+    file_id = sim.data.add_file("scan.pdf", b"%PDF old", inbox)
+    version = sim.data.get(file_id).version  # type: ignore[union-attr]
+    second = api.patch(f"/files/{file_id}", params={"addParents": filed}, json={})
+    assert second.status_code == 403 and second.json()["error"]["errors"][0]["reason"] == "cannotAddParent"
+    moved = api.patch(f"/files/{file_id}", params={"addParents": filed, "removeParents": inbox,
+                                                  "fields": "parents,name,appProperties,version"},
+                      json={"name": "letter.pdf", "appProperties": {"docmill": "m-1"}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json() == {"parents": [filed], "name": "letter.pdf",
+                            "appProperties": {"docmill": "m-1"}, "version": str(version + 1)}
+    assert [n for n, _ in sim.data.walk(inbox)] == [] and [n for n, _ in sim.data.walk(filed)] == ["letter.pdf"]
+    body, headers = multipart({"appProperties": {"docmill-sha256": "cd" * 32}}, b"%PDF new")
+    replaced = upload.patch(f"/files/{file_id}", params={"uploadType": "multipart", "fields": "id,size"},
+                            content=body, headers=headers)
+    assert replaced.json() == {"id": file_id, "size": "8"}
+    item = sim.data.get(file_id)
+    assert item is not None and item.content == b"%PDF new"
+    assert item.app_properties == {"docmill": "m-1", "docmill-sha256": "cd" * 32}  # merged
+    assert api.patch(f"/files/{file_id}", json={"trashed": True}).status_code == 200
+    assert sim.data.walk(filed) == []
+    stats = sim.stats()
+    assert (stats["moved"], stats["replaced"]) == (1, 1)
+
+
+def test_uploads_are_queries_under_the_same_quota(sim: SimHandle, upload: httpx.Client) -> None:
+    sim.reconfigure(queries_per_window=2, window_s=100.0)
+    body, headers = multipart({"name": "a"}, b"a")
+    answers = [upload.post("/files", params={"uploadType": "multipart"}, content=body, headers=headers)
+               for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 403]
+    assert answers[2].json()["error"]["errors"][0]["reason"] == "userRateLimitExceeded"
+    assert [n for n, _ in sim.data.walk("root")] == ["a", "a"]
+
+
+def test_a_local_folder_served_as_a_drive_folder_and_listed_by_the_tree_endpoint(
+    sim: SimHandle, tmp_path: Path
+) -> None:
+    (tmp_path / "pile" / "sub").mkdir(parents=True)
+    (tmp_path / "pile" / "a.pdf").write_bytes(b"%PDF-1.4 a")
+    (tmp_path / "pile" / "sub" / "b.txt").write_bytes(b"b")
+    top, count = upload_tree(sim.data, tmp_path / "pile")
+    assert count == 2 and sim.data.get(top).name == "pile"  # type: ignore[union-attr]
+    tree = httpx.get(f"{sim.base_url}/_sim/tree", params={"folder": top}).json()["items"]
+    assert [(p, size) for p, size, _id in tree] == [("a.pdf", 10), ("sub/", -1), ("sub/b.txt", 1)]
+    assert sim.data.get(tree[0][2]).mime == "application/pdf"  # type: ignore[union-attr]

@@ -15,6 +15,17 @@ key never leaves its root. A destination provides (:class:`Destination`):
 * ``delete(key)``: remove it (nothing there is fine);
 * ``close()``.
 
+Two more, optional, for a store that is also a SOURCE's (``files`` with ``mode =
+"move"``; Drive has both):
+
+* ``move_here(url, version, key, sha256, tag) -> bool``: move the source object ``url``
+  (processed at change token ``version``) to ``key`` inside the store, without reading
+  it (False: ``url`` is not in this store; the delivery copies and removes instead);
+  safe to repeat, and ``changed`` when the object is no longer at ``version``;
+* ``remove_source(url, version)``: remove a moved source named by its document URL
+  (a store whose documents are not named by key: Drive names them by file id), unless
+  it changed since ``version``; without it ``delete(key)`` removes the URL's path.
+
 Each method is one attempt: a retryable failure raises
 :class:`~docmill.sources.throttle.TransientError` (the delivery's retrier tries the item
 again), a final one :class:`~docmill.deliver.errors.DeliveryFailed` with its category;
@@ -22,21 +33,23 @@ foreign errors are translated inside the destination, in one place, with message
 passed through ``context.secrets.scrub``.
 
 A destination registers by scheme as the built-ins do: :data:`BUILTIN_DESTINATIONS`
-maps ``"s3"`` to ``"docmill.deliver.s3:S3Destination"``; a plugin declares the same form
-as an entry point, ``[project.entry-points."docmill.destinations"] gdrive =
-"pkg.drive:DriveDestination"`` (a built-in keeps its scheme). An unknown scheme is
-refused at the run's start with the list of the known ones.
+maps ``"s3"`` to ``"docmill.deliver.s3:S3Destination"`` and ``"gdrive"`` to
+``"docmill.deliver.gdrive:DriveDestination"``; a plugin declares the same form as an
+entry point, ``[project.entry-points."docmill.destinations"] box =
+"pkg.box:BoxDestination"`` (a built-in keeps its scheme). An unknown scheme is refused
+at the run's start with the list of the known ones; a factory may offer
+``check_root(store: RemoteUrl)`` (raising ``UrlError``), called then, before any request.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol
 
-from docmill.settings import SettingsError
+from docmill.settings import SettingsError, SourceSettings
 from docmill.sources.backend import Secrets
 from docmill.sources.urls import RemoteUrl, UrlError, is_remote, parse
 
@@ -56,8 +69,10 @@ BUILTIN_DESTINATIONS: Mapping[str, str] = MappingProxyType(
         LOCAL: "docmill.deliver.local:LocalFolder",
         "s3": "docmill.deliver.s3:S3Destination",
         "s3a": "docmill.deliver.s3:S3Destination",
+        "gdrive": "docmill.deliver.gdrive:DriveDestination",
     }
 )
+_EXTRAS = {"s3": "s3", "s3a": "s3", "gdrive": "gdrive"}  # scheme -> the extra installing it
 
 
 class Destination(Protocol):
@@ -80,6 +95,7 @@ class DestinationContext:
     store: RemoteUrl | None  # the root parsed (None: a local folder)
     timeout_s: float  # per request
     secrets: Secrets  # values never to show
+    options: SourceSettings = field(default_factory=SourceSettings)  # the run's store settings
 
 
 DestinationFactory = Callable[[DestinationContext], Destination]
@@ -120,12 +136,17 @@ def check_destination(root: str, table: Mapping[str, str | DestinationFactory] |
     target = _target(root, _table() if table is None else table)
     if isinstance(target, str):
         try:
-            _load(target)
+            target = _load(target)
         except ImportError as exc:
-            raise SettingsError(
-                f"destination {root}: a package is missing ({exc}); for s3:// "
-                "pip install 'docmill[s3]'"
-            ) from None
+            extra = _EXTRAS.get(_scheme(root))
+            hint = f"; pip install 'docmill[{extra}]'" if extra else ""
+            raise SettingsError(f"destination {root}: a package is missing ({exc}){hint}") from None
+    check = getattr(target, "check_root", None)
+    if check is not None and is_remote(root):
+        try:
+            check(parse(root))
+        except UrlError as exc:
+            raise SettingsError(f"destination {root}: {exc}") from None
 
 
 def _load(target: str) -> DestinationFactory:
@@ -135,14 +156,15 @@ def _load(target: str) -> DestinationFactory:
 
 
 def open_destination(
-    root: str, *, secrets: Secrets, timeout_s: float,
+    root: str, *, secrets: Secrets, timeout_s: float, options: SourceSettings | None = None,
     table: Mapping[str, str | DestinationFactory] | None = None,
 ) -> Destination:
-    """The destination serving ``root`` (checked first with :func:`check_destination`)."""
+    """The destination serving ``root`` (checked first with :func:`check_destination`);
+    ``options``: the run's ``sources`` settings (a store's endpoints and credentials)."""
     root = root if root.endswith("/") else root + "/"
     if root.startswith("file://"):
         root = root[len("file://") :]
     target = _target(root, _table() if table is None else table)
     factory = _load(target) if isinstance(target, str) else target
     store = parse(root) if is_remote(root) else None
-    return factory(DestinationContext(root, store, timeout_s, secrets))
+    return factory(DestinationContext(root, store, timeout_s, secrets, options or SourceSettings()))

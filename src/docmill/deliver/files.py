@@ -11,6 +11,10 @@ One item, in order, each step safe to repeat after a crash at any moment:
 3. ``mode = "move"``: the source is removed (already gone is fine);
 4. an earlier target of the same document (it was processed again and renders to
    another place) is removed.
+
+A move whose source lives in the destination's own store (a Drive file moved within
+Drive) is one step instead of 1-3: the destination's ``move_here`` moves it there
+without reading it (see :mod:`docmill.deliver.destinations`).
 """
 
 from __future__ import annotations
@@ -72,14 +76,14 @@ class FilesDelivery:
             raise TypeError(f"a {self.spec.kind} delivery takes FileWork, not {type(work).__name__}")
         record = work.doc.record
 
+        tag = f"{self.spec.name}-{work.item}"
+
         def attempt() -> None:
-            if not self._dest.holds(work.target, record.size, record.sha256):
-                self._dest.put(
-                    work.target, self._read(work.doc), record.size, record.sha256,
-                    f"{self.spec.name}-{work.item}",
-                )
-            if self.spec.mode == "move":
-                self._remove_source(record.source)
+            if not self._moved_within(work, tag):
+                if not self._dest.holds(work.target, record.size, record.sha256):
+                    self._dest.put(work.target, self._read(work.doc), record.size, record.sha256, tag)
+                if self.spec.mode == "move":
+                    self._remove_source(work.doc)
             if work.previous and work.previous != work.target:
                 self._dest.delete(work.previous)
 
@@ -123,10 +127,25 @@ class FilesDelivery:
         except BackendError as exc:
             raise _source_failed(exc) from None
 
-    def _remove_source(self, source: str) -> None:
+    def _moved_within(self, work: FileWork, tag: str) -> bool:
+        """``move`` from the destination's own store: moved there, unread."""
+        source = work.doc.record.source
+        move_here = getattr(self._dest, "move_here", None)
+        if self.spec.mode != "move" or not is_remote(source) or move_here is None:
+            return False
+        moved: bool = move_here(source, work.doc.remote_version, work.target,
+                                work.doc.record.sha256, tag)
+        return moved
+
+    def _remove_source(self, doc: DeliveryDoc) -> None:
+        source = doc.record.source
         if is_remote(source):
             store, key = self._source_store(source)
-            store.delete(key)
+            remove = getattr(store, "remove_source", None)
+            if remove is not None:  # named by its URL (Drive: the file id in it)
+                remove(source, doc.remote_version)
+            else:
+                store.delete(key)
             return
         if self._roots is not None and self._roots.escapes(source):
             raise DeliveryFailed(

@@ -166,7 +166,8 @@ class RunDeliveries:
             deliver = hook.deliver
         else:
             root = spec.to if spec.kind == "records" else spec.template.root
-            destination = open_destination(root, secrets=self._secrets, timeout_s=spec.timeout_s)
+            destination = open_destination(root, secrets=self._secrets, timeout_s=spec.timeout_s,
+                                           options=self._settings.sources)
             closers.append(destination.close)
             if spec.kind == "records":
                 deliver = RecordsDelivery(spec, destination, retrier, self._secrets, self._stop).deliver
@@ -196,7 +197,8 @@ class RunDeliveries:
         with self._lock:
             found = self._stores.get(parsed.store)
             if found is None:
-                found = open_destination(f"{parsed.store}/", secrets=self._secrets, timeout_s=30.0)
+                found = open_destination(f"{parsed.store}/", secrets=self._secrets, timeout_s=30.0,
+                                         options=self._settings.sources)
                 self._stores[parsed.store] = found
         return found, parsed.path
 

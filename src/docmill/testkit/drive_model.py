@@ -8,6 +8,13 @@ applied (:func:`parse_fields`, :func:`project`), a Google-native file exported (
 Slides and Drawings as PDF, Sheets as XLSX or CSV), a service-account JWT checked
 against the account's public key (:meth:`DriveData.exchange_jwt`), refresh tokens and
 plain bearer tokens. IDs are deterministic for a seed, shaped like Google's.
+
+The write side, as the API's ``files.create`` and ``files.update`` change the tree:
+:meth:`DriveData.create` (a folder, or a file with its bytes, ``appProperties``),
+:meth:`DriveData.modify` (new bytes, a name, ``appProperties`` merged, ``trashed``,
+``addParents``/``removeParents`` with Drive's one-parent rule) and resumable upload
+sessions (:class:`UploadSession`: bytes persisted so far, the metadata they complete).
+``q`` reads ``appProperties has { key='K' and value='V' }`` (and ``properties``).
 """
 
 from __future__ import annotations
@@ -53,6 +60,16 @@ class QueryError(ValueError):
     """A ``q`` or ``fields`` the API would answer 400 ``invalid``."""
 
 
+class WriteError(ValueError):
+    """A write the API refuses: (status, reason, message) as Google's error body says."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
 @dataclass
 class Item:
     """A file, folder or shared drive's top folder."""
@@ -68,6 +85,9 @@ class Item:
     modified: float = field(default_factory=time.time)
     trashed: bool = False
     md5: str = ""
+    created: float = 0.0  # set by DriveData: strictly increasing, so "the oldest" is one item
+    app_properties: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
 
     @property
     def native(self) -> bool:
@@ -75,27 +95,36 @@ class Item:
 
     def resource(self) -> dict[str, Any]:
         """The full ``files`` resource, as the API's ``fields=*`` would give it."""
-        stamp = datetime.fromtimestamp(self.modified, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
         out: dict[str, Any] = {
             "kind": "drive#file", "id": self.id, "name": self.name, "mimeType": self.mime,
-            "trashed": self.trashed, "version": str(self.version), "modifiedTime": stamp,
-            "createdTime": stamp,
+            "trashed": self.trashed, "version": str(self.version),
+            "modifiedTime": _stamp(self.modified), "createdTime": _stamp(self.created or self.modified),
         }
         if self.parent:
             out["parents"] = [self.parent]
         if self.drive_id:
             out["driveId"] = self.drive_id
+        if self.app_properties:
+            out["appProperties"] = dict(self.app_properties)
+        if self.properties:
+            out["properties"] = dict(self.properties)
         if not self.native:
             out["size"] = str(len(self.content))
             out["md5Checksum"] = self.md5
+            out["sha256Checksum"] = hashlib.sha256(self.content).hexdigest()
         elif self.mime != FOLDER:
             out["size"] = str(sum(len(p) for p in self.pages))  # the editor's storage, not an export
         return out
 
 
+def _stamp(epoch: float) -> str:
+    """RFC 3339 with milliseconds, as Drive writes times."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
 # --- q ----------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*')|(!=|<=|>=|=|<|>|\(|\))|([A-Za-z_][A-Za-z0-9_.]*))")
+_TOKEN = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*')|(!=|<=|>=|=|<|>|\(|\)|\{|\})|([A-Za-z_][A-Za-z0-9_.]*))")
 Predicate = Callable[[Item], bool]
 
 
@@ -141,6 +170,27 @@ def parse_query(q: str) -> tuple[Predicate, set[str] | None]:
             return text == "true"
         raise QueryError(f"expected a value, got {text!r}")
 
+    def has(field_name: str) -> tuple[Predicate, set[str] | None]:
+        """``appProperties has { key='K' and value='V' }`` (Drive's only form)."""
+        if take() != ("word", "has") or take() != ("op", "{"):
+            raise QueryError(f"expected {field_name} has {{ key='…' and value='…' }}")
+        wanted: dict[str, str] = {}
+        for i, part in enumerate(("key", "value")):
+            if i and take() != ("word", "and"):
+                raise QueryError("expected and between key and value")
+            if take() != ("word", part) or take() != ("op", "="):
+                raise QueryError(f"expected {part} = '…'")
+            kind, text = take()
+            if kind != "str":
+                raise QueryError(f"expected a quoted {part}")
+            wanted[part] = text
+        if take() != ("op", "}"):
+            raise QueryError("missing }")
+        key, val = wanted["key"], wanted["value"]
+        if field_name == "appProperties":
+            return (lambda item: item.app_properties.get(key) == val), None
+        return (lambda item: item.properties.get(key) == val), None
+
     def term() -> tuple[Predicate, set[str] | None]:
         kind, text = take()
         if (kind, text) == ("op", "("):
@@ -156,6 +206,8 @@ def parse_query(q: str) -> tuple[Predicate, set[str] | None]:
                 raise QueryError("expected 'ID' in parents")
             parent = text
             return (lambda item: item.parent == parent), {parent}
+        if kind == "word" and text in ("appProperties", "properties"):
+            return has(text)
         if kind != "word" or text not in ("name", "mimeType", "trashed", "fullText"):
             raise QueryError(f"unknown field {text!r}")
         op = take()
@@ -337,6 +389,31 @@ def _b64url_decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _merged(current: dict[str, str], changes: dict[str, Any] | None) -> dict[str, str]:
+    """``appProperties`` after an update: keys set, a key given None removed."""
+    out = dict(current)
+    for key, value in (changes or {}).items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[str(key)] = str(value)
+    return out
+
+
+@dataclass
+class UploadSession:
+    """A resumable upload: the bytes persisted so far, and what they complete."""
+
+    id: str  # the session URI's upload_id
+    user: str
+    metadata: dict[str, Any]  # name, mimeType, parents, appProperties of the file to be
+    file_id: str  # "" a new file; else the file whose bytes it replaces
+    total: int  # the length announced (-1: told with the last chunk)
+    params: dict[str, str]  # the request's query (fields, supportsAllDrives)
+    data: bytearray = field(default_factory=bytearray)
+    done: str = ""  # the file's id once its last byte arrived
+
+
 @dataclass
 class Grant:
     """An access token the token endpoint issued (or one registered as is)."""
@@ -359,6 +436,8 @@ class DriveData:
         self.service_accounts: dict[str, tuple[str, Any]] = {}  # email -> (key id, public key)
         self.oauth_users: dict[str, tuple[str, str, str]] = {}  # refresh token -> (client id, secret, who)
         self.grants: dict[str, Grant] = {}
+        self.sessions: dict[str, UploadSession] = {}  # resumable uploads by upload_id
+        self._last_created = 0.0
 
     # --- ids and the tree ---------------------------------------------------------------
 
@@ -367,6 +446,7 @@ class DriveData:
 
     def _add(self, item: Item) -> str:
         with self.lock:
+            self._last_created = item.created = max(time.time(), self._last_created + 0.001)
             self.items[item.id] = item
             self.children.setdefault(item.parent, []).append(item.id)
         return item.id
@@ -429,6 +509,95 @@ class DriveData:
                 item.name = name
             item.version += 1
             item.modified = max(time.time(), item.modified + 0.001)
+
+    # --- the API's writes -----------------------------------------------------------
+
+    def create(self, name: str, mime: str, parent: str, *, content: bytes | None = None,
+               app_properties: dict[str, str] | None = None,
+               properties: dict[str, str] | None = None) -> Item:
+        """``files.create``: a folder (``mime`` FOLDER) or a file with ``content`` in the
+        folder ``parent`` ("root": My Drive). Raises WriteError as the API would."""
+        with self.lock:
+            try:
+                pid, drive = self._parent(parent)
+            except KeyError:
+                raise WriteError(404, "notFound", f"File not found: {parent}.") from None
+            data = b"" if content is None or mime == FOLDER else content
+            item = Item(self._new_id(), name, mime, pid, drive_id=drive, content=data,
+                        md5="" if mime == FOLDER else hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                        app_properties=_merged({}, app_properties),
+                        properties=_merged({}, properties))
+            self._add(item)
+            return item
+
+    def modify(self, file_id: str, *, content: bytes | None = None, name: str | None = None,
+               app_properties: dict[str, Any] | None = None, trashed: bool | None = None,
+               add_parents: Sequence[str] = (), remove_parents: Sequence[str] = ()) -> Item:
+        """``files.update``: new bytes, a new name, ``appProperties`` merged (a key set
+        to None is removed), trashed or not, and a move (``addParents`` /
+        ``removeParents``: an item keeps exactly one parent, as Drive now enforces)."""
+        with self.lock:
+            item = self.items.get(file_id)
+            if item is None:
+                raise WriteError(404, "notFound", f"File not found: {file_id}.")
+            parents = {item.parent} - set(remove_parents)
+            new_parent = ""
+            for wanted in add_parents:
+                try:
+                    pid, drive = self._parent(wanted)
+                except KeyError:
+                    raise WriteError(404, "notFound", f"File not found: {wanted}.") from None
+                parents.add(pid)
+                new_parent = pid
+            if len(parents) > 1:
+                raise WriteError(403, "cannotAddParent", "Increasing the number of parents is "
+                                 "not allowed. A file can only have one parent.")
+            if not parents:
+                raise WriteError(403, "cannotRemoveParent", "A file must keep a parent.")
+            if new_parent and new_parent != item.parent:
+                self.children[item.parent].remove(item.id)
+                self.children.setdefault(new_parent, []).append(item.id)
+                item.parent, item.drive_id = new_parent, drive
+            if content is not None and item.mime != FOLDER and not item.native:
+                item.content = content
+                item.md5 = hashlib.md5(content, usedforsecurity=False).hexdigest()
+            if name is not None:
+                item.name = name
+            if app_properties is not None:
+                item.app_properties = _merged(item.app_properties, app_properties)
+            if trashed is not None:
+                item.trashed = trashed
+            item.version += 1
+            item.modified = max(time.time(), item.modified + 0.001)
+            return item
+
+    def start_session(self, user: str, metadata: dict[str, Any], file_id: str, total: int,
+                      params: dict[str, str]) -> UploadSession:
+        """A resumable upload (``uploadType=resumable``): nothing exists until its last
+        byte arrives."""
+        with self.lock:
+            session = UploadSession(self._new_id("AJ", 40), user, metadata, file_id, total, params)
+            self.sessions[session.id] = session
+            return session
+
+    def walk(self, folder_id: str) -> list[tuple[str, Item]]:
+        """Every item below ``folder_id`` that is not trashed, as (path below it, item);
+        a folder's path ends in ``/``. Two items of one name are two entries."""
+        out: list[tuple[str, Item]] = []
+        with self.lock:
+            stack = [(self.my_drive if folder_id == "root" else folder_id, "")]
+            while stack:
+                parent, path = stack.pop()
+                for child in self.children.get(parent, ()):
+                    item = self.items[child]
+                    if item.trashed:
+                        continue
+                    if item.mime == FOLDER:
+                        out.append((f"{path}{item.name}/", item))
+                        stack.append((item.id, f"{path}{item.name}/"))
+                    else:
+                        out.append((path + item.name, item))
+        return sorted(out, key=lambda pair: (pair[0], pair[1].created))
 
     def trash(self, file_id: str) -> None:
         with self.lock:

@@ -20,7 +20,26 @@ Endpoints (Google's paths): ``GET /drive/v3/files`` (``q``, ``fields``, ``pageSi
 XLSX/CSV/PDF; over ``export_limit`` → 403 ``exportSizeLimitExceeded``), ``GET
 /drive/v3/drives`` (``q = name = '…'``), ``POST /token`` (jwt-bearer grants checked
 against the service account's public key; refresh-token grants), ``GET /_sim/stats``,
-``POST /_sim/config``, ``POST /_sim/reset``.
+``POST /_sim/config``, ``POST /_sim/reset``, ``GET /_sim/tree?folder=ID`` (every path
+below a folder, with its size and id).
+
+Writes (``files.create``, ``files.update``): ``POST /drive/v3/files`` (metadata only:
+a folder), ``PATCH /drive/v3/files/ID`` (name, ``appProperties`` merged, ``trashed``,
+``addParents``/``removeParents``: one parent, as Drive enforces), and uploads to
+``/upload/drive/v3/files[/ID]``: ``uploadType=multipart`` (``multipart/related``: JSON
+metadata, then the media; ``POST`` creates, ``PATCH`` replaces the bytes of ID) and
+``uploadType=resumable`` (the first request answers a session URI in ``Location``;
+``PUT`` chunks to it with ``Content-Range: bytes A-B/T``, each but the last a multiple
+of 256 KiB, answered ``308 Resume Incomplete`` with ``Range: bytes=0-N`` until the last
+one creates the file; ``Content-Range: bytes */T`` with no body asks what arrived;
+``DELETE`` cancels, 499). ``appProperties`` are searchable
+(``appProperties has { key='K' and value='V' }``). Uploads use the same quota and
+faults, and three more: ``drop_upload_every`` (every n-th chunk keeps half its bytes,
+rounded down to 256 KiB, and the connection is closed unanswered), ``hold_uploads``
+(``before``: a request that would file a document — an upload's last request, a move —
+waits unanswered and, once released, is dropped as if it never arrived; ``after``: it
+is done, then its answer waits; ``chunk``: a resumable upload's chunk before the last
+is kept, then its answer waits), :meth:`SimHandle.release_uploads` ends the waits.
 
 What happens to an API request, in order:
 
@@ -49,42 +68,49 @@ import dataclasses
 import hashlib
 import json
 import math
+import mimetypes
 import random
 import threading
 import time
-from collections import Counter, deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
+from docmill.testkit.drive_http import (
+    DEFAULT_FILE_FIELDS,
+    REASONS,
+    Request,
+    Response,
+    SimStats,
+    error_response,
+    google_error,
+)
 from docmill.testkit.drive_model import (
     EXPORT_FORMATS,
     FOLDER,
     DriveData,
     Item,
     QueryError,
+    WriteError,
     export,
     parse_fields,
     project,
 )
+from docmill.testkit.drive_uploads import DriveWrites
 
 _MAX_HEADER: Final = 64 * 1024
 _MAX_BODY: Final = 1024 * 1024
-_REASONS: Final = {
-    200: "OK", 206: "Partial Content", 400: "Bad Request", 401: "Unauthorized",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 416: "Range Not Satisfiable",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-    503: "Service Unavailable",
-}
+_MAX_UPLOAD: Final = 64 * 1024 * 1024  # one request to /upload/ (a multipart file, a chunk)
+HOLD_MOMENTS: Final = ("", "before", "after", "chunk")
 USER_RATE_MESSAGE: Final = (
     "User Rate Limit Exceeded. Rate of requests for user exceed configured project quota. You "
     "may consider re-evaluating expected per-user traffic to the API and adjust project quota "
     "limits accordingly. You may monitor aggregate quota usage and adjust limits in the API "
     "Console: https://console.developers.google.com/apis/api/drive.googleapis.com/quotas?project=000000000000"
 )
-_DEFAULT_FILE_FIELDS = ("kind", "id", "name", "mimeType")  # what v3 gives without ``fields``
 
 
 @dataclass(frozen=True)
@@ -103,9 +129,13 @@ class DriveSimConfig:
     time_scale: float = 1.0  # multiplies every delay and the quota windows
     token_ttl_s: float = 3600.0  # lifetime of issued access tokens (not scaled)
     export_limit: int = 10 * 1024 * 1024  # bytes an export may have
+    drop_upload_every: int = 0  # every n-th resumable chunk is cut and left unanswered
+    hold_uploads: str = ""  # before | after | chunk: requests that file a document wait
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.hold_uploads not in HOLD_MOMENTS:
+            raise ValueError(f"hold_uploads is one of {HOLD_MOMENTS}")
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         if self.time_scale <= 0 or self.window_s <= 0:
@@ -114,62 +144,7 @@ class DriveSimConfig:
             raise ValueError("latency needs 0 <= min <= max")
 
 
-def google_error(status: int, reason: str, message: str, domain: str = "global",
-                 **extra: str) -> dict[str, Any]:
-    """Google's JSON error body: ``{"error": {"errors": [...], "code", "message"}}``."""
-    return {"error": {"errors": [{"domain": domain, "reason": reason, "message": message, **extra}],
-                      "code": status, "message": message}}
-
-
-class _Request:
-    __slots__ = ("body", "headers", "method", "path", "query")
-
-    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
-        parts = urlsplit(target)
-        self.method = method
-        self.path = parts.path
-        self.query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        self.headers = headers
-        self.body = body
-
-    def flag(self, name: str) -> bool:
-        return self.query.get(name, "false").lower() == "true"
-
-
-class _Response:
-    __slots__ = ("body", "drop", "headers", "status")
-
-    def __init__(self, status: int, payload: Any = None, *, body: bytes | None = None,
-                 headers: Mapping[str, str] | None = None, drop: bool = False) -> None:
-        self.status = status
-        self.body = body if body is not None else json.dumps(payload).encode()
-        self.headers = {"Content-Type": "application/json; charset=UTF-8", **(headers or {})}
-        self.drop = drop
-
-
-def _error(status: int, reason: str, message: str, domain: str = "global", **extra: str) -> _Response:
-    return _Response(status, google_error(status, reason, message, domain, **extra))
-
-
-@dataclass
-class _Stats:
-    requests: int = 0
-    by_kind: Counter[str] = field(default_factory=Counter)  # list, get, media, export, drives, token
-    by_status: Counter[int] = field(default_factory=Counter)
-    media_by_file: Counter[str] = field(default_factory=Counter)
-    export_by_file: Counter[str] = field(default_factory=Counter)
-    rate_limited_403: int = 0
-    rate_limited_429: int = 0
-    server_errors: int = 0
-    unauthorized: int = 0
-    dropped: int = 0
-    tokens_issued: int = 0
-    token_refused: int = 0
-    early_after_retry_after: int = 0  # queries sent while a user's Retry-After ran
-    peak_in_window: int = 0  # the most queries one user had admitted in a window
-
-
-class DriveSimulator:
+class DriveSimulator(DriveWrites):
     """The server; lives on one event loop. Use ``serve_in_thread`` from synchronous code."""
 
     def __init__(self, config: DriveSimConfig | None = None, data: DriveData | None = None) -> None:
@@ -180,7 +155,9 @@ class DriveSimulator:
         self._bursts: dict[str, deque[float]] = {}
         self._not_before: dict[str, tuple[float, float]] = {}
         self._media_n = 0
-        self._stats = _Stats()
+        self._chunk_n = 0
+        self._stats = SimStats()
+        self._released: asyncio.Event | None = None  # made on the loop, at start
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self.host = "127.0.0.1"
@@ -201,6 +178,7 @@ class DriveSimulator:
                                                   limit=_MAX_HEADER, backlog=1024)
         self.host = host
         self.port = self._server.sockets[0].getsockname()[1]
+        self._released = asyncio.Event()
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -217,6 +195,13 @@ class DriveSimulator:
         self.config = dataclasses.replace(self.config, **changes)
         if "seed" in changes:
             self._rng = random.Random(self.config.seed)
+        if changes.get("hold_uploads") and self._released is not None:
+            self._released.clear()
+
+    def release_uploads(self) -> None:
+        """Every held request goes on (those held ``before`` are dropped)."""
+        if self._released is not None:
+            self._released.set()
 
     def reset(self) -> None:
         """Clear the stats and every quota window."""
@@ -224,7 +209,8 @@ class DriveSimulator:
         self._bursts.clear()
         self._not_before.clear()
         self._media_n = 0
-        self._stats = _Stats()
+        self._chunk_n = 0
+        self._stats = SimStats()
 
     def stats(self) -> dict[str, Any]:
         s = self._stats
@@ -238,6 +224,9 @@ class DriveSimulator:
             "tokens_issued": s.tokens_issued, "token_refused": s.token_refused,
             "early_after_retry_after": s.early_after_retry_after,
             "peak_in_window": s.peak_in_window,
+            "created": dict(s.created), "sessions": s.sessions, "chunks": s.chunks,
+            "status_queries": s.status_queries, "dropped_uploads": s.dropped_uploads,
+            "replaced": s.replaced, "moved": s.moved, "held": dict(s.held),
         }
 
     # ------------------------------------------------------------------ HTTP
@@ -252,7 +241,8 @@ class DriveSimulator:
                 if request is None:
                     return
                 response = await self._dispatch(request)
-                keep = request.headers.get("connection", "").lower() != "close" and not response.drop
+                keep = (request.headers.get("connection", "").lower() != "close"
+                        and not response.drop and not response.abort)
                 await self._write(writer, request, response, keep)
                 if not keep:
                     return
@@ -265,7 +255,7 @@ class DriveSimulator:
                 await writer.wait_closed()
             self._connections.discard(task)  # after the close: stop() still awaits it
 
-    async def _read_request(self, reader: asyncio.StreamReader) -> _Request | None:
+    async def _read_request(self, reader: asyncio.StreamReader) -> Request | None:
         try:
             head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.IncompleteReadError:
@@ -280,16 +270,18 @@ class DriveSimulator:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", "0") or 0)
-        if length > _MAX_BODY:
+        if length > (_MAX_UPLOAD if parts[1].startswith("/upload/") else _MAX_BODY):
             return None
         body = await reader.readexactly(length) if length else b""
-        return _Request(parts[0].upper(), parts[1], headers, body)
+        return Request(parts[0].upper(), parts[1], headers, body)
 
-    async def _write(self, writer: asyncio.StreamWriter, request: _Request, response: _Response,
+    async def _write(self, writer: asyncio.StreamWriter, request: Request, response: Response,
                      keep: bool) -> None:
+        if response.abort:
+            return  # the caller closes the connection: no answer at all
         self._stats.by_status[response.status] += 1
         head = [
-            f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Status')}",
+            f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Status')}",
             f"Content-Length: {len(response.body)}",
             f"Connection: {'keep-alive' if keep else 'close'}",
             *(f"{k}: {v}" for k, v in response.headers.items()),
@@ -302,7 +294,7 @@ class DriveSimulator:
 
     # ------------------------------------------------------------------ routing
 
-    async def _dispatch(self, request: _Request) -> _Response:
+    async def _dispatch(self, request: Request) -> Response:
         self._stats.requests += 1
         path = request.path.rstrip("/")
         if path == "/token" and request.method == "POST":
@@ -310,12 +302,13 @@ class DriveSimulator:
             return self._token(request)
         if path.startswith("/_sim/"):
             return self._control(request, path)
-        if not path.startswith("/drive/v3/"):
-            return _error(404, "notFound", f"Not Found: {path}")
-        if request.method != "GET":
-            return _error(405, "methodNotAllowed", "Only GET is simulated.")
+        upload = path.startswith("/upload/drive/v3/files")
+        if not path.startswith("/drive/v3/") and not upload:
+            return error_response(404, "notFound", f"Not Found: {path}")
+        if request.method not in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            return error_response(405, "methodNotAllowed", f"{request.method} is not simulated.")
         user = self._authorize(request)
-        if isinstance(user, _Response):
+        if isinstance(user, Response):
             return user
         limited = self._admit(user)
         if limited is not None:
@@ -326,9 +319,16 @@ class DriveSimulator:
             status = (500, 502, 503)[self._rng.randrange(3)]
             await self._latency()
             if status == 500:
-                return _error(500, "backendError", "Internal Error")
-            return _error(status, "backendError", "The service is currently unavailable.")
+                return error_response(500, "backendError", "Internal Error")
+            return error_response(status, "backendError", "The service is currently unavailable.")
         await self._latency()
+        try:
+            if upload:
+                return await self._upload(request, user, path[len("/upload/drive/v3/files"):])
+            if request.method != "GET":
+                return await self._write_metadata(request, path[len("/drive/v3/"):].split("/"))
+        except WriteError as exc:
+            return error_response(exc.status, exc.reason, exc.message)
         rest = path[len("/drive/v3/"):].split("/")
         try:
             if rest == ["files"]:
@@ -343,13 +343,18 @@ class DriveSimulator:
                 self._stats.by_kind["export"] += 1
                 return self._export(request, rest[1])
         except QueryError as exc:
-            return _error(400, "invalid", f"Invalid Value: {exc}", locationType="parameter",
+            return error_response(400, "invalid", f"Invalid Value: {exc}", locationType="parameter",
                           location="q")
-        return _error(404, "notFound", f"Not Found: {path}")
+        return error_response(404, "notFound", f"Not Found: {path}")
 
-    def _control(self, request: _Request, path: str) -> _Response:
+    def _control(self, request: Request, path: str) -> Response:
         if path == "/_sim/stats":
-            return _Response(200, self.stats())
+            return Response(200, self.stats())
+        if path == "/_sim/tree":  # what a folder holds, for people rehearsing: [path, size, id]
+            folder = request.query.get("folder", "root")
+            return Response(200, {"folder": folder, "items": [
+                [p, -1 if p.endswith("/") else len(item.content), item.id]
+                for p, item in self.data.walk(folder)]})
         try:
             payload = json.loads(request.body or b"{}")
             if path == "/_sim/config":
@@ -357,19 +362,19 @@ class DriveSimulator:
             elif path == "/_sim/reset":
                 self.reset()
             else:
-                return _error(404, "notFound", path)
+                return error_response(404, "notFound", path)
         except (ValueError, TypeError) as exc:
-            return _error(400, "badRequest", str(exc))
-        return _Response(200, {"config": dataclasses.asdict(self.config)})
+            return error_response(400, "badRequest", str(exc))
+        return Response(200, {"config": dataclasses.asdict(self.config)})
 
     # ------------------------------------------------------------------ auth and quota
 
-    def _authorize(self, request: _Request) -> str | _Response:
+    def _authorize(self, request: Request) -> str | Response:
         auth = request.headers.get("authorization", "")
         who = self.data.principal(auth[7:]) if auth.lower().startswith("bearer ") else None
         if who is None:
             self._stats.unauthorized += 1
-            return _Response(
+            return Response(
                 401,
                 google_error(401, "authError", "Invalid Credentials", locationType="header",
                              location="Authorization"),
@@ -377,7 +382,7 @@ class DriveSimulator:
             )
         return who
 
-    def _admit(self, user: str) -> _Response | None:
+    def _admit(self, user: str) -> Response | None:
         config = self.config
         now = time.monotonic()
         start, end = self._not_before.get(user, (0.0, 0.0))
@@ -390,7 +395,7 @@ class DriveSimulator:
                 window.popleft()
             if len(window) >= config.queries_per_window:
                 self._stats.rate_limited_403 += 1
-                return _error(403, "userRateLimitExceeded", USER_RATE_MESSAGE, domain="usageLimits",
+                return error_response(403, "userRateLimitExceeded", USER_RATE_MESSAGE, domain="usageLimits",
                               extendedHelp="https://console.developers.google.com/apis/api/drive.googleapis.com/quotas?project=000000000000")
         if config.burst_limit:
             span = config.burst_window_s * config.time_scale
@@ -405,7 +410,7 @@ class DriveSimulator:
                     headers["Retry-After"] = str(max(1, math.ceil(after)) if after >= 1 else after)
                     # a grace for requests already on their way when this one was refused
                     self._not_before[user] = (now + min(0.1, after / 3), now + after * 0.95)
-                response = _error(429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
+                response = error_response(429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
                 response.headers.update(headers)
                 return response
             burst.append(now)
@@ -419,7 +424,7 @@ class DriveSimulator:
         if high > 0:
             await asyncio.sleep(self._rng.uniform(low, high) * self.config.time_scale)
 
-    def _token(self, request: _Request) -> _Response:
+    def _token(self, request: Request) -> Response:
         form = {k: v[-1] for k, v in parse_qs(request.body.decode("latin-1")).items()}
         grant = form.get("grant_type", "")
         try:
@@ -430,48 +435,48 @@ class DriveSimulator:
                                                  form.get("refresh_token", ""))
             else:
                 self._stats.token_refused += 1
-                return _Response(400, {"error": "unsupported_grant_type",
+                return Response(400, {"error": "unsupported_grant_type",
                                        "error_description": "Invalid grant_type: " + grant[:40]})
         except ValueError as exc:
             self._stats.token_refused += 1
             kind = "invalid_client" if str(exc) == "Unauthorized" else "invalid_grant"
-            return _Response(400 if kind == "invalid_grant" else 401,
+            return Response(400 if kind == "invalid_grant" else 401,
                              {"error": kind, "error_description": str(exc)})
         token, ttl = self.data.issue(who, self.config.token_ttl_s)
         self._stats.tokens_issued += 1
-        return _Response(200, {"access_token": token, "expires_in": int(ttl) if ttl >= 1 else ttl,
+        return Response(200, {"access_token": token, "expires_in": int(ttl) if ttl >= 1 else ttl,
                                "token_type": "Bearer"})
 
     # ------------------------------------------------------------------ the API
 
-    def _visible(self, item: Item | None, request: _Request) -> Item | None:
+    def _visible(self, item: Item | None, request: Request) -> Item | None:
         if item is None or (item.drive_id and not request.flag("supportsAllDrives")):
             return None
         return item
 
-    def _not_found(self, file_id: str) -> _Response:
-        return _error(404, "notFound", f"File not found: {file_id}.", locationType="parameter",
+    def _not_found(self, file_id: str) -> Response:
+        return error_response(404, "notFound", f"File not found: {file_id}.", locationType="parameter",
                       location="fileId")
 
-    def _list(self, request: _Request) -> _Response:
+    def _list(self, request: Request) -> Response:
         q = request.query.get("q", "")
         try:
             size = int(request.query.get("pageSize", "100"))
         except ValueError:
             size = 0
         if not 1 <= size <= 1000:
-            return _error(400, "invalid", f"Invalid value '{request.query.get('pageSize')}'. "
+            return error_response(400, "invalid", f"Invalid value '{request.query.get('pageSize')}'. "
                           "Values must be within the range: [1, 1000]", locationType="parameter",
                           location="pageSize")
         corpora = request.query.get("corpora", "user")
         drive_id = request.query.get("driveId", "")
         shared = request.flag("includeItemsFromAllDrives")
         if drive_id and (corpora != "drive" or not shared or not request.flag("supportsAllDrives")):
-            return _error(400, "invalid", "The includeItemsFromAllDrives and supportsAllDrives "
+            return error_response(400, "invalid", "The includeItemsFromAllDrives and supportsAllDrives "
                           "parameters must be set to true and corpora to drive when driveId is "
                           "specified.", locationType="parameter", location="driveId")
         if corpora == "drive" and not drive_id:
-            return _error(400, "invalid", "The driveId parameter must be specified when corpora "
+            return error_response(400, "invalid", "The driveId parameter must be specified when corpora "
                           "is drive.", locationType="parameter", location="corpora")
         mask = parse_fields(request.query.get("fields", ""))
         found = self.data.matching(q, shared=shared and corpora in ("drive", "allDrives"),
@@ -484,7 +489,7 @@ class DriveSimulator:
                 assert token["k"] == key
                 start = int(token["o"])
             except (ValueError, KeyError, AssertionError, TypeError):
-                return _error(400, "invalid", "Invalid Value", locationType="parameter",
+                return error_response(400, "invalid", "Invalid Value", locationType="parameter",
                               location="pageToken")
         page = found[start : start + size]
         payload: dict[str, Any] = {
@@ -495,10 +500,10 @@ class DriveSimulator:
             payload["nextPageToken"] = base64.urlsafe_b64encode(
                 json.dumps({"k": key, "o": start + size}).encode()).decode()
         if mask is None and "fields" not in request.query:
-            payload["files"] = [{k: f[k] for k in _DEFAULT_FILE_FIELDS} for f in payload["files"]]
-        return _Response(200, project(payload, mask))
+            payload["files"] = [{k: f[k] for k in DEFAULT_FILE_FIELDS} for f in payload["files"]]
+        return Response(200, project(payload, mask))
 
-    def _drives(self, request: _Request) -> _Response:
+    def _drives(self, request: Request) -> Response:
         q = request.query.get("q", "")
         name = None
         if q:
@@ -509,10 +514,10 @@ class DriveSimulator:
             known = list(self.data.drives.items())
         drives = [{"kind": "drive#drive", "id": d, "name": n} for d, n in known
                   if name is None or n == name]
-        return _Response(200, project({"kind": "drive#driveList", "drives": drives},
+        return Response(200, project({"kind": "drive#driveList", "drives": drives},
                                       parse_fields(request.query.get("fields", ""))))
 
-    def _get(self, request: _Request, file_id: str) -> _Response:
+    def _get(self, request: Request, file_id: str) -> Response:
         item = self._visible(self.data.get(file_id), request)
         media = request.query.get("alt") == "media"
         self._stats.by_kind["media" if media else "get"] += 1
@@ -522,11 +527,11 @@ class DriveSimulator:
             resource = item.resource()
             mask = parse_fields(request.query.get("fields", ""))
             if mask is None and "fields" not in request.query:
-                resource = {k: resource[k] for k in _DEFAULT_FILE_FIELDS}
-            return _Response(200, project(resource, mask))
+                resource = {k: resource[k] for k in DEFAULT_FILE_FIELDS}
+            return Response(200, project(resource, mask))
         self._stats.media_by_file[item.id] += 1
         if item.native:
-            return _error(403, "fileNotDownloadable", "Only files with binary content can be "
+            return error_response(403, "fileNotDownloadable", "Only files with binary content can be "
                           "downloaded. Use Export with Docs Editors files.", locationType="parameter",
                           location="alt")
         data = item.content
@@ -537,7 +542,7 @@ class DriveSimulator:
             start = int(first or 0)
             end = min(int(last), len(data) - 1) if last else len(data) - 1
             if start >= len(data) and len(data) > 0:
-                return _Response(416, google_error(416, "requestedRangeNotSatisfiable",
+                return Response(416, google_error(416, "requestedRangeNotSatisfiable",
                                                    "Request range not satisfiable"),
                                  headers={"Content-Range": f"bytes */{len(data)}"})
             headers["Content-Range"] = f"bytes {start}-{end}/{len(data)}"
@@ -547,23 +552,23 @@ class DriveSimulator:
                     and len(data) > 1)
         if drop:
             self._stats.dropped += 1
-        return _Response(status, body=data, headers=headers, drop=drop)
+        return Response(status, body=data, headers=headers, drop=drop)
 
-    def _export(self, request: _Request, file_id: str) -> _Response:
+    def _export(self, request: Request, file_id: str) -> Response:
         item = self.data.get(file_id)  # files.export has no supportsAllDrives: any drive
         if item is None:
             return self._not_found(file_id)
         self._stats.export_by_file[item.id] += 1
         mime = request.query.get("mimeType", "")
         if not item.native or item.mime == FOLDER:
-            return _error(403, "fileNotExportable", "Export only supports Docs Editors files.")
+            return error_response(403, "fileNotExportable", "Export only supports Docs Editors files.")
         if mime not in EXPORT_FORMATS.get(item.mime, ()):
-            return _error(400, "badRequest", "The requested conversion is not supported.",
+            return error_response(400, "badRequest", "The requested conversion is not supported.",
                           locationType="parameter", location="convertTo")
         data = export(item, mime)
         if len(data) > self.config.export_limit:
-            return _error(403, "exportSizeLimitExceeded", "This file is too large to be exported.")
-        return _Response(200, body=data, headers={"Content-Type": mime})
+            return error_response(403, "exportSizeLimitExceeded", "This file is too large to be exported.")
+        return Response(200, body=data, headers={"Content-Type": mime})
 
 
 class SimHandle:
@@ -604,6 +609,10 @@ class SimHandle:
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._call(self._sim.stats)
         return result
+
+    def release_uploads(self) -> None:
+        """Requests held by ``hold_uploads`` go on (those held ``before`` are dropped)."""
+        self._call(self._sim.release_uploads)
 
     def service_account(self, email: str = "docmill-robot@sim-project.iam.gserviceaccount.com") -> dict[str, Any]:
         """A service account the token endpoint accepts: its key file's JSON."""
@@ -677,6 +686,21 @@ def seed_demo(data: DriveData) -> dict[str, str]:
     return {"folder": root, "shared_drive": "Finance"}
 
 
+def upload_tree(data: DriveData, folder: Path, parent: str = "root") -> tuple[str, int]:
+    """``folder``'s files, sub-folders kept, in a new Drive folder of its name under
+    ``parent``: (its id, the files added)."""
+    top = data.add_folder(folder.name, parent)
+    count = 0
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():
+            count += upload_tree(data, path, top)[1]
+        elif path.is_file():
+            mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            data.add_file(path.name, path.read_bytes(), top, mime)
+            count += 1
+    return top, count
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m docmill.testkit.drive_sim",
                                 description="A local Google Drive API v3 with quotas and faults.")
@@ -688,6 +712,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", type=float, nargs=2, default=(0.0, 0.0), metavar=("MIN", "MAX"))
     p.add_argument("--demo", type=Path, metavar="DIR",
                    help="seed a demo tree and write a service-account key to DIR/key.json")
+    p.add_argument("--upload", type=Path, action="append", default=[], metavar="DIR",
+                   help="serve DIR's files (sub-folders kept) in a Drive folder named after it")
+    p.add_argument("--folder", action="append", default=[], metavar="NAME",
+                   help="an empty folder in My Drive (a destination to file into)")
+    p.add_argument("--key", type=Path, metavar="FILE",
+                   help="write a service-account key the token endpoint accepts to FILE")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     config = DriveSimConfig(queries_per_window=args.quota, burst_limit=args.burst,
@@ -708,6 +738,18 @@ def main(argv: list[str] | None = None) -> int:
             path.chmod(0o600)
             print(f"demo: folder gdrive://{found['folder']}, shared drive "
                   f"gdrive://shared/{found['shared_drive']}, service-account key {path}", flush=True)
+        for folder in args.upload:
+            top, count = upload_tree(sim.data, folder)
+            print(f"folder {folder.name}: gdrive://{top} ({count} files)", flush=True)
+        for name in args.folder:
+            print(f"folder {name}: gdrive://{sim.data.add_folder(name)}", flush=True)
+        if args.key:
+            key = sim.data.add_service_account("docmill@sim-project.iam.gserviceaccount.com",
+                                               sim.token_url)
+            args.key.parent.mkdir(parents=True, exist_ok=True)
+            args.key.write_text(json.dumps(key, indent=2))
+            args.key.chmod(0o600)
+            print(f"service-account key {args.key}", flush=True)
         try:
             await asyncio.Event().wait()
         finally:

@@ -24,10 +24,13 @@ What it does, and does not:
 * no message holds a secret: every one passes :meth:`DriveClient.scrub` (the run's
   credential variables, the key, client secret, refresh token, every access token).
 
-A delivery that writes to Drive reuses it: ``DriveConfig(scope=".../auth/drive.file")``
-and :meth:`DriveClient.request` for any method and path (an upload is a ``POST`` to
-``/upload/drive/v3/files?uploadType=multipart|resumable``; not written here), with the
-same quota, token, translation and scrubbing, wrapped in its own ``Retrier.call``.
+A delivery that writes to Drive (:mod:`docmill.deliver.gdrive`) reuses it:
+``DriveConfig(scope=SCOPE_FULL)`` and :meth:`DriveClient.request` for any method and
+path (an upload is a ``POST`` to ``/upload/drive/v3/files?uploadType=multipart|resumable``,
+a resumable session's chunks go to the absolute URI Drive answered, which must be on
+the API's own origin: the bearer token is never sent elsewhere), with the same quota,
+token, translation and scrubbing, wrapped in its own ``Retrier.call``. A refusal of the
+account (401, a 403 that is not a rate limit) is ``BackendError(denied=True)``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,6 +54,9 @@ from docmill.sources.throttle import TransientError
 
 API_PATH = "/drive/v3"
 SCOPE_READONLY = "https://www.googleapis.com/auth/drive.readonly"
+# a delivery files documents into folders people made and moves files it did not create:
+# drive.file (only the app's own files) cannot see either
+SCOPE_FULL = "https://www.googleapis.com/auth/drive"
 CHUNK = 1 << 20  # bytes read from a download at a time
 EXPORT_LIMIT = 10 * 1024 * 1024  # Google exports at most 10 MB of a native document
 _ERROR_BODY_MAX = 64 * 1024
@@ -63,6 +70,16 @@ _FILE_REASONS = {  # a 403 that is about this file, not the account: fail the fi
 _ACCOUNT_REASONS = {  # a 403 about the account or the project: nothing is readable
     "dailyLimitExceeded", "quotaExceeded", "accessNotConfigured", "insufficientPermissions",
     "domainPolicy", "appNotAuthorizedToFile", "insufficientFilePermissions", "forbidden",
+}
+_WRITE_REASONS = {  # a 403 a write meets: it fails for good (no retry helps)
+    "storageQuotaExceeded": "the Drive is full (its storage quota is used up)",
+    "teamDriveFileLimitExceeded": "the shared drive holds as many items as Drive allows",
+    "numChildrenInNonRootLimitExceeded": "the folder holds as many items as Drive allows",
+    "cannotAddParent": "Drive refuses a second parent for this file",
+    "teamDrivesParentLimit": "an item in a shared drive has exactly one parent",
+    "fileWriterTeamDriveMoveInDisabled": "the shared drive does not let files be moved in",
+    "teamDrivesFolderMoveInNotSupported": "folders cannot be moved into a shared drive",
+    "parentNotAFolder": "the parent named is not a folder",
 }
 
 
@@ -244,14 +261,17 @@ class DriveClient:
         ``/upload/drive/v3/files`` for a delivery's upload): its turn in the quota, the
         bearer token (a 401 fetches it again and asks once more), the answer if it is a
         success (a streamed one is the caller's to close), else the translated error
-        raised. ``what`` names the object in messages."""
-        url = f"{self.config.api_url}{path}"
+        raised. ``what`` names the object in messages. ``path`` may also be an absolute
+        URL on the API's own origin (a resumable upload's session URI)."""
+        url = httpx.URL(self._url(path))
+        query = {**dict(url.params), **params}  # httpx would drop the URL's own query
+        url = url.copy_with(query=None)
         for attempt in (1, 2):
             self._wait_quota()
             self._count("queries")
             token = self._bearer()
             request = self._http.build_request(
-                method, url, params=dict(params), content=content,
+                method, url, params=query, content=content,
                 headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
             try:
@@ -275,6 +295,16 @@ class DriveClient:
                 continue
             raise self._translate(response.status_code, response.headers, body, what)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _url(self, path: str) -> str:
+        if not path.startswith(("http://", "https://")):
+            return f"{self.config.api_url}{path}"
+        given, api = urlsplit(path), urlsplit(self.config.api_url)
+        if (given.scheme, given.netloc) != (api.scheme, api.netloc):
+            # a session URI elsewhere would receive the bearer token: never followed
+            raise BackendError(self.scrub(f"Drive answered an upload address on another host "
+                                          f"({given.netloc or '?'}); not followed"))
+        return path
 
     def _translate(self, status: int, headers: Mapping[str, str], body: bytes, what: str) -> Exception:
         """The one place Google's answers become TransientError / BackendError."""
@@ -301,6 +331,8 @@ class DriveClient:
             )
         if status == 403 and reason in _FILE_REASONS:
             return BackendError(self.scrub(f"{what}: {_FILE_REASONS[reason]} (403 {reason})"))
+        if status == 403 and reason in _WRITE_REASONS:
+            return BackendError(self.scrub(f"{what}: {_WRITE_REASONS[reason]} (403 {reason})"))
         if status == 416:
             return BackendError(self.scrub(f"{what}: the file is shorter than the part asked "
                                            "for: it changed after it was listed"), changed=True)
@@ -308,15 +340,16 @@ class DriveClient:
                                                 "invalid_request", "access_denied"):
             return BackendError(self.scrub(
                 f"{what}: the token endpoint refused {self.credentials.describe} ({reason}"
-                f"{': ' + message if message else ''}); check the credentials file"))
+                f"{': ' + message if message else ''}); check the credentials file"), denied=True)
         if status == 401:
             return BackendError(self.scrub(
                 f"{what}: 401 {reason or 'unauthorized'}: the token of "
-                f"{self.credentials.describe} is not accepted"))
+                f"{self.credentials.describe} is not accepted"), denied=True)
         if status == 403 and (reason in _ACCOUNT_REASONS or not reason):
             return BackendError(self.scrub(
                 f"{what}: access denied (403 {reason or 'forbidden'}"
-                f"{': ' + message if message else ''}) for {self.credentials.describe}"))
+                f"{': ' + message if message else ''}) for {self.credentials.describe}"),
+                denied=True)
         return BackendError(self.scrub(f"{what}: {label}{': ' + message if message else ''}"))
 
     # --- the calls ------------------------------------------------------------------------
