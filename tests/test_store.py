@@ -769,3 +769,23 @@ def test_second_connection_sees_committed_state(store: Store, tmp_path: Path) ->
         assert reader.counts()["done"] == 1
     finally:
         reader.close()
+
+
+def test_a_reader_waits_for_every_migration(tmp_path: Path) -> None:
+    """A ledger whose run is still applying migrations (each commits on its own) is not
+    ready to read: a reader that opened it between two saw a table without its newer
+    columns (`no such column`)."""
+    import sqlite3
+
+    from docmill.state.browse import LedgerReader
+    from docmill.state.migrations import MIGRATIONS, apply_migrations
+
+    tmp_path.mkdir(exist_ok=True)
+    conn = sqlite3.connect(tmp_path / "docmill.db", isolation_level=None)
+    apply_migrations(conn, MIGRATIONS[:1])  # the first table only, as mid-upgrade
+    with pytest.raises(StoreError, match="not ready"):
+        LedgerReader.open(tmp_path)
+    apply_migrations(conn)
+    conn.close()
+    with LedgerReader.open(tmp_path) as reader:
+        assert reader.counts()["pending"] == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from docmill.model import DocState, Record
+from docmill.state.migrations import MIGRATIONS
 from docmill.state.store import _RECORD_SQL, DB_NAME, StoreError, _record
 
 
@@ -88,11 +89,17 @@ class LedgerReader:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the ledger {path}: {exc}") from exc
-        try:  # a run that is creating the file has not made its tables yet
-            conn.execute("SELECT 1 FROM documents LIMIT 0")
+        try:
+            # a run that is creating or upgrading the file has not applied every migration
+            # yet (each commits on its own): read it only once all of this code's are there
+            applied = {row[0] for row in conn.execute("SELECT name FROM migrations")}
         except sqlite3.Error as exc:
             conn.close()
             raise StoreError(f"the ledger {path} is not ready: {exc}") from exc
+        missing = [name for name, _sql in MIGRATIONS if name not in applied]
+        if missing:
+            conn.close()
+            raise StoreError(f"the ledger {path} is not ready: migration {missing[0]} not applied yet")
         return cls(conn)
 
     def close(self) -> None:
