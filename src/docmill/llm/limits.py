@@ -33,10 +33,12 @@ What it combines:
   clients' requests on the key (``Used`` in a 429, ``limit - remaining`` in headers, less
   this client's own) are counted in the window until they leave it.
 * **Per-model concurrency** (:mod:`~docmill.llm.concurrency`): AIMD with slow start,
-  never cut below a floor: ``min_concurrency``, or what the model's rate limit needs at
-  its latency (``floor_headroom × rate × latency``), so a hung request or a lone 5xx never
-  stops a model. A 429 does not cut when a rate limit holds the rate (with ``learn_rpm``);
-  a 5xx, a timeout or a success slower than ``ceiling_latency_s`` does.
+  never below a floor: ``min_concurrency``, or what the model's rate limit needs at its
+  latency (``floor_headroom × rate × latency``); while a rate limit holds the rate, a
+  request out for more than four mean latencies (hung, or in the slow tail) does not hold
+  a slot: a hung request or a lone 5xx never stops a model. A 429 does not cut when a
+  rate limit holds the rate (with ``learn_rpm``); a 5xx, a timeout or a success slower
+  than ``ceiling_latency_s`` does.
 * **Retry-After.** After a 429 with ``retry_after_s`` nothing goes at the refusing scope
   (key or model) before ``now + retry_after_s``; after another answer with one, nothing
   goes to that model.
@@ -84,6 +86,7 @@ Clock = Callable[[], float]
 
 _EPS: Final = 1e-9  # float slack when comparing times
 _NARROW_AGE_S: Final = 1.0  # own requests at least this old are surely counted by the provider
+_STUCK_LATENCIES: Final = 4.0  # a request out this many mean latencies no longer holds a slot
 
 
 @dataclass(frozen=True)
@@ -410,9 +413,23 @@ class KeyLimiter:
         until_, reason = max(waits, default=(now, ""))
         if until_ > now:
             return Decision(DecisionKind.WAIT, until_, reason)
-        if not state.has_room():
+        if len(state.in_flight) >= self._room(state, model, now):
             return Decision(DecisionKind.WAIT, None, "concurrency")
         return Decision(DecisionKind.GO, now)
+
+    def _room(self, state: ModelState, model: str, now: float) -> int:
+        """How many of ``model``'s requests may be in flight: its AIMD limit, never below
+        the floor its rate limit needs; and, when a rate limit holds the rate, requests
+        out for more than ``_STUCK_LATENCIES`` mean latencies (hung, or in the slow tail)
+        do not count: the others keep going while they wait."""
+        rpm = self.limits_of(model)[0]
+        room = max(int(state.limit), int(state.floor(rpm or None)))
+        if rpm and state.latency_s is not None:
+            stuck_since = now - _STUCK_LATENCIES * state.latency_s
+            room += sum(
+                1 for p in self._in_flight.values() if p.model == model and p.issued_at < stuck_since
+            )
+        return room
 
     # -- many requests in lanes -------------------------------------------------------
 

@@ -14,9 +14,9 @@ Every request goes through the answer cache, then the budget (a reservation of t
 it can cost), then its key's :class:`~docmill.llm.limits.KeyLimiter` (one per endpoint
 and API key, :func:`limit_key`, shared by both roles and models: rate limits where the
 provider counts them, per-model concurrency, Retry-After, breaker). A request waits in
-its role's lane (``classify``, ``extract``) until the key's dispatcher
-(:meth:`LlmStage._dispatch`, one task per key) hands it a permit; the lanes share the
-key in proportion to the requests waiting in each. 429s, 5xx and timeouts are retried
+its role's lane (``classify``, ``extract``) until the key's
+:class:`~docmill.llm.dispatch.KeyDispatcher` (one task per key) hands it a permit; the
+lanes share the key in proportion to the requests waiting in each. 429s, 5xx and timeouts are retried
 with backoff for as long as the stage runs: a provider outage delays documents, it never
 fails them. When the budget refuses a reservation the
 stage stops sending; documents not finished come back ``deferred`` and stay pending for a
@@ -26,7 +26,6 @@ later run.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import random
@@ -34,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from docmill.llm.cache import AnswerCache, cache_key
@@ -46,7 +45,8 @@ from docmill.llm.client import (
     resolve_api_key,
 )
 from docmill.llm.cost import Budget, PriceTable, Reservation
-from docmill.llm.limits import KeyLimiter, LimiterConfig, Outcome, Permit
+from docmill.llm.dispatch import KeyDispatcher
+from docmill.llm.limits import KeyLimiter, LimiterConfig
 from docmill.llm.spec import Label, LlmSpec, ProviderSpec
 
 CLASSIFY_SCHEMA_NAME = "classification"
@@ -55,13 +55,6 @@ CLASSIFY: Final = "classify"  # the lanes (roles) requests wait in at their key'
 EXTRACT: Final = "extract"
 MIN_CONCURRENCY: Final = 4
 """No model's concurrency is cut below this (or below what its rate needs in flight)."""
-_OUTCOME = {
-    ResultKind.OK: Outcome.SUCCESS,
-    ResultKind.RATE_LIMITED: Outcome.RATE_LIMITED,
-    ResultKind.SERVER_ERROR: Outcome.SERVER_ERROR,
-    ResultKind.TIMEOUT: Outcome.TIMEOUT,
-    ResultKind.CLIENT_ERROR: Outcome.CLIENT_ERROR,
-}
 
 
 def estimate_tokens(text: str) -> int:
@@ -254,22 +247,13 @@ def limit_key(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> t
 
 
 @dataclass
-class _Limits:
-    """One API key's limiter, the requests waiting for its permits, and its dispatcher."""
-
-    limiter: KeyLimiter
-    waiters: dict[int, asyncio.Future[Permit]] = field(default_factory=dict)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-
-
-@dataclass
 class _Route:
-    """How one role reaches its model: its client, and the key's limits it draws on."""
+    """How one role reaches its model: its client, and the key's permits it waits for."""
 
     client: ProviderClient
     model: str
     lane: str
-    limits: _Limits
+    dispatch: KeyDispatcher
 
 
 class LlmStage:
@@ -291,10 +275,8 @@ class LlmStage:
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._limits: dict[tuple[str, str], _Limits] = {}
-        self._routes: dict[str, _Route] = {}
-        self._dispatchers: list[asyncio.Task[None]] = []
-        self._scale = options.time_scale
+        self._dispatchers: dict[tuple[str, str], KeyDispatcher] = {}  # by limit_key
+        self._routes: dict[str, _Route] = {}  # by lane
         self._cache: AnswerCache | None = None
         self._startup_error: BaseException | None = None
         self.sent = 0  # requests sent to providers (not cached)
@@ -330,8 +312,8 @@ class LlmStage:
     def limiter(self, provider: ProviderSpec) -> KeyLimiter | None:
         """The limiter ``provider``'s key draws on (None before :meth:`start`), to look at:
         it belongs to the stage's loop and is not thread-safe."""
-        limits = self._limits.get(limit_key(provider))
-        return limits.limiter if limits is not None else None
+        dispatcher = self._dispatchers.get(limit_key(provider))
+        return dispatcher.limiter if dispatcher is not None else None
 
     def _route(self, lane: str, provider: ProviderSpec) -> _Route:
         route = self._routes.get(lane)
@@ -339,8 +321,8 @@ class LlmStage:
             return route
         o = self.options
         key = limit_key(provider)
-        limits = self._limits.get(key)
-        if limits is None:
+        dispatcher = self._dispatchers.get(key)
+        if dispatcher is None:
             config = LimiterConfig(
                 initial_concurrency=min(LimiterConfig.initial_concurrency, o.max_concurrency),
                 min_concurrency=min(MIN_CONCURRENCY, o.max_concurrency),
@@ -350,9 +332,11 @@ class LlmStage:
                 model_scope=o.limit_scope == "model",
                 learn_rpm=True,
             )
-            limiter = KeyLimiter(config, now=self._now(), random=self._random.random)
-            limits = self._limits[key] = _Limits(limiter)
-            self._dispatchers.append(self._loop.create_task(self._dispatch(limits)))
+            now = time.monotonic() / o.time_scale  # the limiter's clock (KeyDispatcher.now)
+            limiter = KeyLimiter(config, now=now, random=self._random.random)
+            dispatcher = KeyDispatcher(limiter, time_scale=o.time_scale)
+            dispatcher.start()
+            self._dispatchers[key] = dispatcher
         client = ProviderClient(
             ProviderConfig(
                 name=provider.name,
@@ -363,41 +347,16 @@ class LlmStage:
                 max_connections=max(o.max_concurrency, 4),
             )
         )
-        route = self._routes[lane] = _Route(client, provider.model, lane, limits)
+        route = self._routes[lane] = _Route(client, provider.model, lane, dispatcher)
         return route
-
-    async def _dispatch(self, limits: _Limits) -> None:
-        """Hand the key's permits to the requests waiting for them, as the limiter allows;
-        sleep until it says, a result comes or a request joins (a second at most)."""
-        limiter = limits.limiter
-        while True:
-            limits.wake.clear()
-            now = self._now()
-            decision = limiter.dispatch(now)
-            for ticket, permit in decision.grants:
-                future = limits.waiters.pop(ticket.id, None)
-                if future is None or future.done():  # its request was cancelled meanwhile
-                    limiter.on_result(permit, now, Outcome.CANCELLED, tokens_used=0)
-                    limits.wake.set()
-                else:
-                    future.set_result(permit)
-            wait = 1.0 if decision.until is None else min(1.0, max(0.0, decision.until - now))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait * self._scale):
-                    await limits.wake.wait()
-
-    def _now(self) -> float:
-        """The limiters' clock: monotonic seconds (divided by ``time_scale``)."""
-        return time.monotonic() / self._scale
 
     async def _shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for dispatcher in self._dispatchers:
-            dispatcher.cancel()
-        await asyncio.gather(*self._dispatchers, return_exceptions=True)
+        for dispatcher in self._dispatchers.values():
+            await dispatcher.close()
         for route in self._routes.values():
             await route.client.aclose()
         if self._cache is not None:
@@ -555,7 +514,7 @@ class LlmStage:
             if chat.kind is ResultKind.CLIENT_ERROR:
                 raise ClientFailure(f"HTTP {chat.status}: {chat.error or 'refused'}"[:300])
             attempt += 1
-            await asyncio.sleep(slot.limits.limiter.backoff(min(attempt, 10)) * self._scale)
+            await slot.dispatch.backoff(min(attempt, 10))
 
     async def _send(
         self,
@@ -566,9 +525,8 @@ class LlmStage:
         est_in: int,
         reservation: Reservation,
     ) -> ChatResult | None:
-        limits = slot.limits
         est_tokens = est_in + self.options.max_output_tokens
-        permit = await self._permit(limits, slot.lane, slot.model, est_tokens)
+        permit = await slot.dispatch.permit(slot.lane, slot.model, est_tokens)
         try:
             self.sent += 1
             chat = await slot.client.chat(
@@ -579,40 +537,11 @@ class LlmStage:
                 temperature=0.0,
             )
         except asyncio.CancelledError:
-            limits.limiter.on_result(permit, self._now(), Outcome.CANCELLED)
-            limits.wake.set()
+            slot.dispatch.abandon(permit)
             self.budget.settle(reservation, 0.0)
             raise
-        tokens = chat.usage.total_tokens if chat.usage else None
-        if chat.kind is ResultKind.SERVER_ERROR and chat.status == 0:
-            outcome = Outcome.CONNECTION_ERROR
-        else:
-            outcome = _OUTCOME[chat.kind]
-        scale = self._scale
-        retry_after = chat.retry_after_s / scale if chat.retry_after_s is not None else None
-        limits.limiter.on_result(
-            permit, self._now(), outcome, chat.latency_s / scale, tokens, retry_after, chat.rate
-        )
-        limits.wake.set()
+        slot.dispatch.report(permit, chat)
         return chat
-
-    async def _permit(self, limits: _Limits, lane: str, model: str, est_tokens: int) -> Permit:
-        """Wait in ``lane`` until the key's dispatcher hands this request a permit."""
-        ticket = limits.limiter.enqueue(lane, model, est_tokens)
-        future: asyncio.Future[Permit] = self._loop.create_future()
-        limits.waiters[ticket.id] = future
-        limits.wake.set()
-        try:
-            return await future
-        except asyncio.CancelledError:
-            limits.waiters.pop(ticket.id, None)
-            if future.done() and not future.cancelled():  # granted as it was cancelled
-                limiter = limits.limiter
-                limiter.on_result(future.result(), self._now(), Outcome.CANCELLED, tokens_used=0)
-            else:
-                limits.limiter.withdraw(ticket)
-            limits.wake.set()
-            raise
 
 
 _NOT_JSON: Any = object()
