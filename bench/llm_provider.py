@@ -306,6 +306,9 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     cases = [Case(start, headers) for start in ("fresh", "prefilled", "resume") for headers in (False, True)]
     if args.bare:
         cases += [Case(start, False, figures=False) for start in ("fresh", "prefilled", "resume")]
+    if args.cases:
+        wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
+        cases = [c for c in cases if any(c.name == w or c.name.startswith(w + "/") for w in wanted)]
     with ThreadPoolExecutor(len(cases)) as pool:
         runs = list(pool.map(lambda c: run_case(c, args, work, sources, src), cases))
     return {
@@ -368,5 +371,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
                    help="seconds after its first request the resumed case is killed (default: %(default)s)")  # fmt: skip
     g.add_argument("--local-rules", action="store_true",
                    help="keep the example's min_confidence 0.8 (the rules decide about half)")  # fmt: skip
+    g.add_argument("--cases", default="",
+                   help="only these, comma-separated: fresh, prefilled/headers, ... (default: all)")  # fmt: skip
     g.add_argument("--bare", action="store_true",
                    help="also against a provider that states nothing (no headers, no figures)")  # fmt: skip
