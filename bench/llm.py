@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The LLM stage (issue 4): the limiter against a rate-limited slow provider, and the
-cascade's cost against sending every document to the LLM.
+cascade's cost against sending every document to the LLM. ``--provider-like`` runs issue
+15's cases instead (``bench/llm_provider.py``: a provider whose per-key limits the client
+is not told, fresh, prefilled and resumed after ``kill -9``, with and without headers).
 
 (1) Limits. The LLM simulator (``docmill.testkit.llm_sim``) on loopback at ``--rpm`` R
 requests/min per key, latency uniform in ``--latency`` (2-30 s), real time (the limiter
@@ -44,6 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import llm_provider
 from corpus import REPO, add_output_args, ensure_venv, run_benchmark, table, tool
 
 sys.path.insert(0, str(REPO / "src"))
@@ -377,8 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--min-confidence", type=float, default=0.8, help="the cascade's threshold")
     p.add_argument("--no-cascade", dest="cascade", action="store_false")
     p.add_argument("--seed", type=int, default=1)
+    llm_provider.add_args(p)
     add_output_args(p, "llm")
-    return run_benchmark("llm", p.parse_args(argv), measure, report)
+    args = p.parse_args(argv)
+    if args.provider_like:
+        if args.json == p.get_default("json"):
+            args.json = args.json.with_name("llm_provider.json")
+        return run_benchmark("llm_provider", args, llm_provider.measure, llm_provider.report)
+    return run_benchmark("llm", args, measure, report)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""The per-slot limiter: AIMD, buckets, Retry-After, backoff, breaker. No sleeping: a fake clock."""
+"""The key limiter: AIMD, buckets, Retry-After, backoff, breaker; the key's limit shared by models
+and lanes, what providers say, other clients' share, storms. No sleeping: a fake clock."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,12 +16,13 @@ from docmill.llm.limits import (
     BreakerState,
     Decision,
     DecisionKind,
+    KeyLimiter,
     LimiterConfig,
     Outcome,
     Permit,
-    SlotLimiter,
     backoff_s,
 )
+from docmill.llm.rate_signals import Allowance, RateSignals, Refusal
 
 
 @dataclass
@@ -32,11 +36,11 @@ class FakeClock:
         self.t += s
 
 
-def make(clock: FakeClock, **kw: Any) -> SlotLimiter:
-    return SlotLimiter(LimiterConfig(**kw), now=clock(), random=random.Random(7).random)
+def make(clock: FakeClock, **kw: Any) -> KeyLimiter:
+    return KeyLimiter(LimiterConfig(**kw), now=clock(), random=random.Random(7).random)
 
 
-def go(lim: SlotLimiter, clock: FakeClock, est: int = 0) -> Permit:
+def go(lim: KeyLimiter, clock: FakeClock, est: int = 0) -> Permit:
     d = lim.acquire(clock(), est)
     assert d.kind is DecisionKind.GO, d
     assert d.permit is not None
@@ -368,7 +372,7 @@ class SlidingWindowProvider:
 
 
 def drive(
-    lim: SlotLimiter,
+    lim: KeyLimiter,
     provider: SlidingWindowProvider,
     clock: FakeClock,
     seconds: float,
@@ -457,3 +461,391 @@ def test_a_learned_rpm_waits_a_moment_past_the_providers_minute() -> None:
     assert d.until == pytest.approx(start + 61.0)
     clock.t = start + 61.0
     go(lim, clock)
+
+
+# --- issue 15: the key's limit, shared by models and lanes; what providers say ---------
+
+
+class KeyProvider:
+    """A provider model counting ``rpm`` per sliding minute per key, shared by all models
+    (``per_model``: per model instead). A 429 carries the exact Retry-After and, with
+    ``figures``, OpenAI's message (``Limit``, ``Used``; the model named when ``per_model``);
+    with ``headers`` every answer carries ``x-ratelimit-*-requests`` as counted when the
+    request arrived. ``others(t)`` admits another client's request at ``t`` on the key.
+    Latency: log-normal around ``median_s``; ``fail`` is a share of 5xx answers."""
+
+    def __init__(
+        self,
+        rpm: int,
+        *,
+        seed: int = 1,
+        median_s: float = 1.5,
+        figures: bool = False,
+        headers: bool = False,
+        per_model: bool = False,
+        fail: float = 0.0,
+    ) -> None:
+        self.rpm = rpm
+        self.rng = random.Random(seed)
+        self.median_s = median_s
+        self.figures = figures
+        self.headers = headers
+        self.per_model = per_model
+        self.fail = fail
+        self.windows: dict[str, list[float]] = {}
+
+    def _window(self, model: str, now: float) -> list[float]:
+        window = self.windows.setdefault(model if self.per_model else "*", [])
+        window[:] = [t for t in window if t > now - 60.0]
+        return window
+
+    def others(self, now: float, model: str = "other") -> bool:
+        window = self._window(model, now)
+        if len(window) >= self.rpm:
+            return False
+        window.append(now)
+        return True
+
+    def send(self, now: float, model: str) -> tuple[Outcome, float, float | None, RateSignals | None]:
+        window = self._window(model, now)
+        if len(window) >= self.rpm:
+            retry = max(0.001, window[0] + 60.0 - now)
+            refusal = Refusal(
+                kind="requests",
+                figure=float(self.rpm) if self.figures else None,
+                used=float(len(window)) if self.figures else None,
+                target=model if self.per_model else None,
+            )
+            allowance = Allowance(self.rpm, 0, retry) if self.headers else None
+            return Outcome.RATE_LIMITED, 0.05, retry, RateSignals(allowance, None, refusal)
+        window.append(now)
+        signals = (
+            RateSignals(Allowance(self.rpm, self.rpm - len(window), 60.0)) if self.headers else None
+        )
+        latency = min(30.0, self.rng.lognormvariate(math.log(self.median_s), 0.5))
+        if self.rng.random() < self.fail:
+            return Outcome.SERVER_ERROR, latency, None, signals
+        return Outcome.SUCCESS, latency, None, signals
+
+
+@dataclass
+class Trace:
+    admitted: dict[str, list[float]]  # lane -> times the provider admitted one
+    refused: list[float]
+    failed: int = 0
+
+
+def run_lanes(
+    lim: KeyLimiter,
+    provider: KeyProvider,
+    clock: FakeClock,
+    seconds: float,
+    work: dict[str, tuple[str, int]],
+    others: Any = None,
+) -> Trace:
+    """Requests waiting in lanes (lane -> (model, how many)) go as ``dispatch`` allows; a
+    refused or failed one waits again in its lane. ``others(t)``: whether another client
+    sends at ``t``. Runs ``seconds`` or until every request is admitted and answered."""
+    for lane, (model, n) in work.items():
+        for _ in range(n):
+            lim.enqueue(lane, model)
+    trace = Trace({lane: [] for lane in work}, [])
+    pending: list[tuple[float, Permit, Outcome, float, float | None, RateSignals | None]] = []
+    end = clock() + seconds
+    while clock() < end and (lim.waiting() or pending):
+        clock.advance(0.05)
+        if others is not None and others(clock()):
+            provider.others(clock())
+        for item in [p for p in pending if p[0] <= clock()]:
+            pending.remove(item)
+            _, permit, outcome, latency, retry, signals = item
+            lim.on_result(permit, clock(), outcome, latency, None, retry, signals)
+            if outcome is not Outcome.SUCCESS:
+                lim.enqueue(permit.lane, permit.model)
+                trace.failed += outcome is not Outcome.RATE_LIMITED
+        for _ticket, permit in lim.dispatch(clock()).grants:
+            outcome, latency, retry, signals = provider.send(clock(), permit.model)
+            if outcome is Outcome.RATE_LIMITED:
+                trace.refused.append(clock())
+            else:
+                trace.admitted[permit.lane].append(clock())
+            pending.append((clock() + latency, permit, outcome, latency, retry, signals))
+    return trace
+
+
+def per_minute(times: list[float], start: float, end: float) -> float:
+    return sum(1 for t in times if start <= t < end) / (end - start) * 60.0
+
+
+def learning(clock: FakeClock, **kw: Any) -> KeyLimiter:
+    kw = {"learn_rpm": True, "max_concurrency": 64, "min_concurrency": 4, **kw}
+    return make(clock, **kw)
+
+
+@pytest.mark.parametrize("figures", [False, True], ids=["learned", "stated_in_429"])
+def test_two_models_share_the_key_and_the_fields_get_it_all_once_classification_ends(
+    figures: bool,
+) -> None:
+    """Issue 15: the key's 90/min was split 66/24 by who met a 429 first and stayed split
+    after classification ended. One key budget: both roles fill it together, and the
+    extraction lane alone gets all of it."""
+    clock = FakeClock()
+    start = clock()
+    lim = learning(clock)
+    provider = KeyProvider(90, seed=2, figures=figures)
+    trace = run_lanes(
+        lim, provider, clock, 480.0, {"classify": ("small", 240), "extract": ("large", 100_000)}
+    )
+    classify_end = max(trace.admitted["classify"])
+    assert classify_end < start + 300.0, "classification never finished"
+    both = trace.admitted["classify"] + trace.admitted["extract"]
+    assert per_minute(both, start + 60.0, classify_end) >= 0.95 * 90
+    # once classification is over, fields get the key's whole budget
+    alone = per_minute(trace.admitted["extract"], classify_end + 5.0, clock())
+    assert alone >= 0.95 * 90, (alone, lim.limits_of("large"))
+    late = [t for t in trace.refused if t > start + 60.0]
+    assert len(late) <= 0.02 * len(both) + 1
+    assert lim.scope_of("small") == lim.scope_of("large") == "key"
+
+
+def test_lanes_share_the_key_in_proportion_to_the_requests_waiting() -> None:
+    clock = FakeClock()
+    lim = make(clock, rpm=60, initial_concurrency=64, max_concurrency=64)
+    for _ in range(300):
+        lim.enqueue("classify", "small")
+    for _ in range(100):
+        lim.enqueue("extract", "large")
+    granted: Counter[str] = Counter()
+    for _ in range(120 * 20):  # two minutes, one dispatch every 50 ms
+        clock.advance(0.05)
+        for _ticket, permit in lim.dispatch(clock()).grants:
+            granted[permit.lane] += 1
+            lim.on_result(permit, clock(), Outcome.SUCCESS, 0.01)
+            lim.enqueue(permit.lane, permit.model)  # the queues stay 300 and 100 long
+    assert sum(granted.values()) >= 0.95 * 120
+    assert granted["classify"] / granted["extract"] == pytest.approx(3.0, rel=0.1)
+    # a lane alone gets everything, whatever its share was
+    assert lim.waiting("extract") == 100
+    for ticket in list(lim._lanes["classify"].queue):
+        lim.withdraw(ticket)
+    assert lim.waiting() == 100
+    alone = 0
+    for _ in range(60 * 20):
+        clock.advance(0.05)
+        for _ticket, permit in lim.dispatch(clock()).grants:
+            alone += 1
+            lim.on_result(permit, clock(), Outcome.SUCCESS, 0.01)
+    assert alone >= 0.95 * 60
+
+
+def test_a_429_naming_the_model_narrows_the_limit_to_that_model() -> None:
+    """Providers that count per model say so: their 429 names it (``Rate limit reached
+    for gpt-4o in …``); each model then gets a scope, and the key's budget is not split."""
+    clock = FakeClock()
+    start = clock()
+    lim = learning(clock)
+    provider = KeyProvider(60, seed=3, figures=True, per_model=True)
+    trace = run_lanes(
+        lim, provider, clock, 240.0, {"classify": ("small", 100_000), "extract": ("large", 100_000)}
+    )
+    assert lim.scope_of("small") == lim.scope_of("large") == "model"
+    assert lim.limits_of("small")[0] == lim.limits_of("large")[0] == 60
+    for lane in ("classify", "extract"):  # each model at its own 60/min
+        assert per_minute(trace.admitted[lane], start + 60.0, clock()) >= 0.95 * 60
+
+
+def test_a_429_naming_a_limit_group_or_nothing_keeps_the_key_scope() -> None:
+    clock = FakeClock()
+    lim = learning(clock)
+    for target in (None, "10KTPM-200RPM", "gpt-4o-mini", "gpt-4o"):
+        clock.advance(2.0)  # past the last Retry-After
+        permit = lim.acquire(clock(), model="gpt-4o").permit
+        assert permit is not None
+        assert lim.scope_of("gpt-4o") == "key", target
+        refusal = Refusal(kind="requests", figure=600, used=1, target=target)
+        lim.on_result(permit, clock(), Outcome.RATE_LIMITED, 0.1, None, 1.0, RateSignals(refusal=refusal))
+    assert lim.scope_of("gpt-4o") == "model"  # only the last named the model
+
+
+def test_headers_give_the_limit_at_once_and_what_others_hold() -> None:
+    """``x-ratelimit-*`` headers: the limit is known from the first answer (no 429 needed),
+    and ``limit - remaining`` beyond this client's own requests is another client's share:
+    none of it is used until it may have left the minute."""
+    clock = FakeClock()
+    lim = learning(clock, initial_concurrency=16)
+    first = lim.acquire(clock(), model="m").permit
+    assert first is not None and lim.rpm == 0
+    clock.advance(0.2)
+    # counted when it arrived: 90 used of 90, one of them its own
+    lim.on_result(first, clock(), Outcome.SUCCESS, 1.0, None, None,
+                  RateSignals(Allowance(90, 0, 59.0)))  # fmt: skip
+    assert lim.rpm == 90
+    d = lim.acquire(clock(), model="m")
+    assert (d.kind, d.reason) == (DecisionKind.WAIT, "rpm")  # the bucket alone would let it go
+    assert d.until is not None and d.until > clock()
+    # the same answer from a provider where the key's window is its own: it goes
+    other = learning(FakeClock())
+    p = other.acquire(1000.0, model="m").permit
+    assert p is not None
+    other.on_result(p, 1000.2, Outcome.SUCCESS, 0.2, None, None, RateSignals(Allowance(90, 89, 1.0)))
+    assert other.acquire(1000.2, model="m").kind is DecisionKind.GO
+
+
+def test_a_429_stating_its_limit_is_a_known_limit_not_a_lesson() -> None:
+    clock = FakeClock()
+    lim = learning(clock)
+    permit = lim.acquire(clock(), model="m").permit
+    assert permit is not None
+    clock.advance(0.1)
+    refusal = Refusal(kind="requests", figure=90, used=90)
+    lim.on_result(permit, clock(), Outcome.RATE_LIMITED, 0.1, None, 40.0, RateSignals(refusal=refusal))
+    assert lim.rpm == 90 and lim.learned_rpm is None
+    early = lim.acquire(clock() + 39.9, model="m")  # Retry-After, and 90 others in the window
+    assert early.kind is DecisionKind.WAIT and early.until is not None
+    assert early.until >= clock() + 40.0
+    assert lim.acquire(clock() + 40.5, model="m").kind is DecisionKind.GO
+
+
+def test_headers_that_count_fewer_than_the_key_sent_narrow_to_the_model() -> None:
+    """OpenAI sends headers per model: two models each told ``limit 60`` while the key sent
+    both models' requests means the provider counts per model."""
+    clock = FakeClock()
+    start = clock()
+    lim = learning(clock)
+    provider = KeyProvider(60, seed=4, headers=True, per_model=True)
+    trace = run_lanes(
+        lim, provider, clock, 240.0, {"classify": ("small", 100_000), "extract": ("large", 100_000)}
+    )
+    assert lim.scope_of("small") == lim.scope_of("large") == "model"
+    for lane in ("classify", "extract"):
+        assert per_minute(trace.admitted[lane], start + 60.0, clock()) >= 0.95 * 60
+    assert len([t for t in trace.refused if t > start + 60.0]) <= 2
+
+
+@pytest.mark.parametrize(
+    ("figures", "headers"), [(False, False), (True, False), (True, True)],
+    ids=["nothing_said", "figures_in_429", "headers"],
+)  # fmt: skip
+def test_a_window_full_of_someone_elses_requests_is_waited_out_then_used(
+    figures: bool, headers: bool
+) -> None:
+    """A run started just after another (or resumed after ``kill -9``): the key's minute
+    already holds 90 requests when it starts. The first 429s must not teach a tiny limit:
+    after the first minute the rate is the key's."""
+    clock = FakeClock()
+    provider = KeyProvider(90, seed=5, figures=figures, headers=headers)
+    for i in range(90):  # the predecessor's last minute, evenly
+        provider.others(clock() - 60.0 + (i + 1) * 60.0 / 90)
+    start = clock()
+    lim = learning(clock)
+    trace = run_lanes(lim, provider, clock, 300.0, {"classify": ("small", 100_000)})
+    rate = per_minute(trace.admitted["classify"], start + 60.0, clock())
+    assert rate >= 0.90 * 90, (rate, lim.rpm, lim.learned_rpm)
+    late = [t for t in trace.refused if t > start + 60.0]
+    assert len(late) <= 0.02 * len(trace.admitted["classify"]), len(late)
+
+
+@pytest.mark.parametrize("figures", [False, True], ids=["learned", "stated_in_429"])
+def test_the_rate_comes_back_within_two_minutes_of_another_clients_storm(figures: bool) -> None:
+    """Another client on the key takes 60/min for two minutes, then stops: this client's
+    rate drops meanwhile (429s say so) and is back at the key's limit within two minutes
+    (the old probe, 1 %/min from the level learned in the storm, took an hour)."""
+    clock = FakeClock()
+    start = clock()
+    lim = learning(clock)
+    provider = KeyProvider(90, seed=6, figures=figures)
+    storm = (start + 120.0, start + 240.0)
+    tick = {"next": storm[0]}
+
+    def others(t: float) -> bool:
+        if storm[0] <= t < storm[1] and t >= tick["next"]:
+            tick["next"] += 1.0  # 60/min
+            return True
+        return False
+
+    trace = run_lanes(lim, provider, clock, 600.0, {"classify": ("small", 100_000)}, others)
+    after = per_minute(trace.admitted["classify"], storm[1] + 120.0, storm[1] + 240.0)
+    assert after >= 0.90 * 90, (after, lim.rpm, lim.learned_rpm)
+    before = per_minute(trace.admitted["classify"], start + 60.0, storm[0])
+    assert before >= 0.95 * 90
+
+
+def test_a_lone_5xx_or_timeout_does_not_stop_a_model() -> None:
+    """Each 5xx or timeout used to halve the concurrency down to 1, so one hung request
+    stopped the model for its whole timeout. The floor: what the rate needs at the
+    model's latency (twice over), so requests keep flowing while one hangs."""
+    clock = FakeClock()
+    lim = learning(clock, rpm=90, initial_concurrency=8)
+    for _ in range(20):  # a mean latency of 2 s
+        p = lim.acquire(clock(), model="m").permit
+        assert p is not None
+        clock.advance(1.0)
+        lim.on_result(p, clock(), Outcome.SUCCESS, 2.0)
+    # 90/min at 2 s needs 3 in flight; the floor is twice that
+    hung = lim.acquire(clock(), model="m").permit
+    assert hung is not None
+    for outcome in (Outcome.SERVER_ERROR, Outcome.TIMEOUT, Outcome.SERVER_ERROR, Outcome.TIMEOUT):
+        clock.advance(1.0)
+        p = lim.acquire(clock(), model="m").permit
+        assert p is not None
+        clock.advance(1.0)
+        lim.on_result(p, clock(), outcome, 2.0)
+    assert lim.concurrency_of("m") >= 6
+    # requests go while the hung one is still out
+    flowing = 0
+    for _ in range(30 * 20):
+        clock.advance(0.05)
+        d = lim.acquire(clock(), model="m")
+        if d.kind is DecisionKind.GO:
+            assert d.permit is not None
+            lim.on_result(d.permit, clock(), Outcome.SUCCESS, 2.0)
+            flowing += 1
+    assert flowing >= 0.95 * 90 / 2
+    lim.on_result(hung, clock(), Outcome.TIMEOUT, 60.0)
+
+
+def test_requests_out_far_longer_than_the_mean_do_not_hold_a_slot() -> None:
+    """With the rate limit holding the rate, hung (or very slow) requests do not count
+    against the concurrency: the others keep going while they wait for their timeout."""
+    clock = FakeClock()
+    lim = learning(clock, rpm=90, initial_concurrency=4, slow_start=False, increase_after=1000)
+    for _ in range(20):  # a mean latency of 1 s: the floor is 2 x 1.5/s x 1 s = 3, the limit 4
+        clock.advance(1.0)
+        p = lim.acquire(clock(), model="m").permit
+        assert p is not None
+        lim.on_result(p, clock(), Outcome.SUCCESS, 1.0)
+    hung = []
+    for _ in range(4):
+        clock.advance(1.0)
+        p = lim.acquire(clock(), model="m").permit
+        assert p is not None
+        hung.append(p)
+    clock.advance(1.0)
+    assert lim.acquire(clock(), model="m").reason == "concurrency"  # 4 out, none stuck yet
+    clock.advance(4.0)  # the first ones have been out 4 mean latencies: they stop counting
+    assert lim.acquire(clock(), model="m").kind is DecisionKind.GO
+    # without a rate limit the concurrency limit is all there is: it holds
+    bare = learning(FakeClock(), min_concurrency=1, initial_concurrency=2, max_concurrency=2)
+    out = [bare.acquire(1000.0 + i, model="m").permit for i in range(2)]
+    assert all(out) and bare.acquire(1100.0, model="m").reason == "concurrency"
+
+
+def test_a_provider_with_5xx_and_hangs_keeps_its_rate() -> None:
+    clock = FakeClock()
+    start = clock()
+    lim = learning(clock)
+    provider = KeyProvider(90, seed=7, figures=True, fail=0.04)
+    trace = run_lanes(lim, provider, clock, 300.0, {"classify": ("small", 100_000)})
+    assert trace.failed > 10
+    assert per_minute(trace.admitted["classify"], start + 60.0, clock()) >= 0.95 * 90
+
+
+def test_a_daily_limit_only_blocks_for_its_retry_after() -> None:
+    clock = FakeClock()
+    lim = learning(clock)
+    p = lim.acquire(clock(), model="m").permit
+    assert p is not None
+    signals = RateSignals(refusal=Refusal(kind="requests", figure=200, per_minute=False))
+    lim.on_result(p, clock(), Outcome.RATE_LIMITED, 0.1, None, 30.0, signals)
+    assert lim.rpm == 0 and lim.learned_rpm is None  # no per-minute limit from a daily one
+    assert lim.acquire(clock(), model="m").reason == "retry_after"

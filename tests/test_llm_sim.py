@@ -329,3 +329,125 @@ def test_runs_as_a_module() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# --- the provider-like mode (issue 15) ----------------------------------------------------
+
+
+def test_key_scope_shares_one_window_among_all_models_and_names_none() -> None:
+    with serve_in_thread(SimConfig(rpm=2, limit_scope="key", time_scale=1.0)) as sim:
+        body = {"messages": user("hi")}
+        with httpx.Client(base_url=sim.base_url, headers={"Authorization": "Bearer k1"}) as http:
+            small = http.post("/chat/completions", json={**body, "model": "sim-small"})
+            large = http.post("/chat/completions", json={**body, "model": "sim-large"})
+            refused = http.post("/chat/completions", json={**body, "model": "sim-large"})
+        with httpx.Client(base_url=sim.base_url, headers={"Authorization": "Bearer k2"}) as http:
+            other_key = http.post("/chat/completions", json={**body, "model": "sim-small"})
+        stats = sim.stats()
+    assert [small.status_code, large.status_code, refused.status_code] == [200, 200, 429]
+    assert other_key.status_code == 200  # per key
+    message = refused.json()["error"]["message"]
+    assert message.startswith("Rate limit reached in organization org-docmill-sim on requests per min (RPM)")
+    assert "Limit 2, Used 2, Requested 1" in message and "sim-large" not in message
+    assert stats["admitted"] == 3
+    per_minute = stats["per_minute"][0]
+    assert per_minute["admitted:sim-small"] == 2 and per_minute["admitted:sim-large"] == 1
+
+
+def test_model_scope_429_names_the_model_like_openai() -> None:
+    with serve_in_thread(SimConfig(rpm=1, time_scale=1.0)) as sim:
+        body = {"model": "sim-large", "messages": user("hi")}
+        with httpx.Client(base_url=sim.base_url) as http:
+            http.post("/chat/completions", json=body)
+            refused = http.post("/chat/completions", json=body)
+        sim.reconfigure(limit_figures=False)
+        with httpx.Client(base_url=sim.base_url) as http:
+            bare = http.post("/chat/completions", json=body)
+    message = refused.json()["error"]["message"]
+    assert message.startswith(
+        "Rate limit reached for sim-large in organization org-docmill-sim on requests per min "
+        "(RPM): Limit 1, Used 1, Requested 1. Please try again in"
+    )
+    bare_message = bare.json()["error"]["message"]
+    assert "(RPM). Please try again in" in bare_message and "Limit" not in bare_message
+
+
+def test_ratelimit_headers_as_openai_sends_them_and_the_client_reads_them() -> None:
+    prompt = "y" * 400  # 100 prompt tokens + 100 echoed: 200 a request
+    config = SimConfig(rpm=3, tpm=1000, ratelimit_headers=True, limit_scope="key", time_scale=1.0)
+    with serve_in_thread(config) as sim:
+        with httpx.Client(base_url=sim.base_url) as http:
+            first = http.post("/chat/completions", json={"model": "sim-small", "messages": user(prompt)})
+
+        async def go() -> list[ChatResult]:
+            async with ProviderClient(provider(sim.base_url)) as client:
+                return [await client.chat(user(prompt)) for _ in range(3)]
+
+        results = run(go())
+    h = first.headers
+    assert (h["x-ratelimit-limit-requests"], h["x-ratelimit-remaining-requests"]) == ("3", "2")
+    assert (h["x-ratelimit-limit-tokens"], h["x-ratelimit-remaining-tokens"]) == ("1000", "800")
+    assert h["x-ratelimit-reset-requests"].endswith("s")  # "59.998s", "1m0s", "850ms"
+    ok, ok2, refused = results
+    assert ok.rate is not None and ok.rate.requests is not None and ok.rate.tokens is not None
+    assert (ok.rate.requests.limit, ok.rate.requests.remaining) == (3, 1)
+    assert (ok.rate.tokens.limit, ok.rate.tokens.remaining) == (1000, 600)
+    assert ok.rate.requests.reset_s is not None and 0 < ok.rate.requests.reset_s <= 60
+    assert ok2.rate is not None and ok2.rate.requests is not None
+    assert ok2.rate.requests.remaining == 0
+    assert refused.kind is ResultKind.RATE_LIMITED and refused.rate is not None
+    assert refused.rate.refusal is not None
+    assert (refused.rate.refusal.kind, refused.rate.refusal.figure) == ("requests", 3)
+    assert refused.rate.refusal.used == 3 and refused.rate.refusal.target is None
+    assert refused.rate.requests is not None and refused.rate.requests.remaining == 0
+
+
+def test_a_tpm_429_states_tokens_used_and_requested() -> None:
+    prompt = "y" * 400  # 200 tokens a request
+    with serve_in_thread(SimConfig(tpm=450, limit_scope="key", time_scale=1.0)) as sim:
+
+        async def go() -> list[ChatResult]:
+            async with ProviderClient(provider(sim.base_url)) as client:
+                return [await client.chat(user(prompt)) for _ in range(3)]
+
+        results = run(go())
+    refusal = results[2].rate.refusal if results[2].rate else None
+    assert refusal is not None
+    assert (refusal.kind, refusal.figure, refusal.used, refusal.requested) == ("tokens", 450, 400, 200)
+
+
+def test_the_latency_tail_and_the_provider_like_preset() -> None:
+    config = SimConfig(latency_min_s=0.5, latency_max_s=4.5, latency_dist="lognormal",
+                       latency_tail_rate=0.5, latency_tail_min_s=8.0, latency_tail_max_s=20.0,
+                       time_scale=0.001, seed=3)  # fmt: skip
+    with serve_in_thread(config) as sim:
+        draws = [sim._sim._latency() for _ in range(400)]  # type: ignore[attr-defined]
+    tail = [d for d in draws if d >= 8.0]
+    assert 150 <= len(tail) <= 250 and max(draws) <= 20.0
+    assert all(0.5 <= d <= 4.5 for d in draws if d < 8.0)
+    p = SimConfig.provider_like()
+    assert (p.rpm, p.tpm, p.limit_scope, p.ratelimit_headers) == (90, 60_000, "key", False)
+    assert (p.error_rate, p.timeout_rate, p.invalid_json_rate, p.latency_tail_rate) == (
+        0.03, 0.01, 0.02, 0.05
+    )
+    assert math.sqrt(p.latency_min_s * p.latency_max_s) == pytest.approx(1.5)  # the median
+    assert SimConfig.provider_like(ratelimit_headers=True, rpm=30).rpm == 30
+    with pytest.raises(ValueError, match="limit_scope"):
+        SimConfig(limit_scope="org")  # type: ignore[arg-type]
+
+
+def test_the_command_line_exposes_the_provider_like_mode() -> None:
+    from docmill.testkit.llm_sim import _parser, config_from_args
+
+    help_text = _parser().format_help()
+    for option in ("--provider-like", "--limit-scope", "--ratelimit-headers",
+                   "--no-limit-figures", "--latency-tail"):  # fmt: skip
+        assert option in help_text
+    args = _parser().parse_args(
+        ["--provider-like", "--ratelimit-headers", "--rpm", "30", "--latency-tail", "0.1:5:9"]
+    )
+    config = config_from_args(args)
+    assert (config.rpm, config.tpm, config.limit_scope, config.ratelimit_headers) == (30, 60_000, "key", True)
+    assert (config.latency_tail_rate, config.latency_tail_min_s, config.latency_tail_max_s) == (0.1, 5, 9)
+    plain = config_from_args(_parser().parse_args(["--rpm", "60"]))
+    assert plain == SimConfig(rpm=60)

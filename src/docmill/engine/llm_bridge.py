@@ -68,6 +68,7 @@ class LlmBridge:
                 timeout_s=settings.timeout_s,
                 rpm=settings.rpm,
                 tpm=settings.tpm,
+                limit_scope=settings.limit_scope,
                 max_concurrency=settings.max_concurrency,
                 cache_path=str(out_dir / CACHE_FILE) if settings.cache else None,
             ),

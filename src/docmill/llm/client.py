@@ -9,14 +9,17 @@ for what the provider or the network does. Every outcome is classified once, her
 ``ok``                    HTTP 2xx with a readable completion (even if its JSON is bad:
                           see ``parse_error``)
 ``rate_limited``          HTTP 429 (``retry_after_s`` from ``retry-after-ms`` or
-                          ``Retry-After``: seconds or an HTTP date)
+                          ``Retry-After``: seconds or an HTTP date; ``rate.refusal``: what
+                          its message says about the limit)
 ``server_error``          HTTP 5xx, a connection refused or dropped, a 2xx whose body is
                           not a chat completion
 ``timeout``               no answer within ``timeout_s`` (connect, read, write or pool)
 ``client_error``          any other 4xx (bad request, bad key, request too large)
 ========================  ====================================================
 
-There is no retry here: the limiter decides what to do with each kind. Log lines carry
+Every answer's rate-limit headers (``x-ratelimit-*``, ``anthropic-ratelimit-*``) are
+read into ``rate`` (:mod:`docmill.llm.rate_signals`). There is no retry here: the limiter
+decides what to do with each kind. Log lines carry
 the provider name, status, kind and latency only, never the key, prompt or answer.
 """
 
@@ -34,6 +37,7 @@ from typing import Any, Final
 
 import httpx
 
+from docmill.llm.rate_signals import RateSignals, read_signals
 from docmill.settings.loader import SettingsError
 
 _log = logging.getLogger("docmill.llm")
@@ -130,6 +134,7 @@ class ChatResult:
     retry_after_s: float | None = None
     finish_reason: str | None = None
     error: str | None = None  # the provider's error message or the network error's type
+    rate: RateSignals | None = None  # what the answer said about limits (headers, a 429's body)
 
     @property
     def ok(self) -> bool:
@@ -173,13 +178,14 @@ def _classify_status(status: int) -> ResultKind:
     return ResultKind.CLIENT_ERROR
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_fields(response: httpx.Response) -> tuple[str, str | None]:
+    """The error's message (or ``HTTP <status>``) and its ``type``, if the body has them."""
     try:
-        body = response.json()
-        message = body["error"]["message"]
-        return str(message)[:500]
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {response.status_code}"
+        error = response.json()["error"]
+        kind = error.get("type")
+        return str(error["message"])[:500], str(kind) if kind is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return f"HTTP {response.status_code}", None
 
 
 def _usage(body: Mapping[str, Any]) -> Usage | None:
@@ -303,8 +309,15 @@ class ProviderClient:
         kind = _classify_status(status)
         if kind is not ResultKind.OK:
             retry = parse_retry_after(response.headers)
+            message, error_type = _error_fields(response)
+            rate = read_signals(
+                response.headers,
+                time.time(),
+                message if kind is ResultKind.RATE_LIMITED else None,
+                error_type,
+            )
             return self._done(
-                kind, status, started, retry_after_s=retry, error=_error_message(response)
+                kind, status, started, retry_after_s=retry, error=message, rate=rate
             )
         try:
             body = response.json()
@@ -332,6 +345,7 @@ class ProviderClient:
             parse_error=parse_error,
             usage=_usage(body),
             finish_reason=choice.get("finish_reason"),
+            rate=read_signals(response.headers, time.time()),
         )
 
     def _done(self, kind: ResultKind, status: int, started: float, **fields: Any) -> ChatResult:

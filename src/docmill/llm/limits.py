@@ -1,59 +1,53 @@
-"""Per-slot request policy for an LLM provider: a pure state machine, no threads, no sleeping.
+"""Request policy for one provider API key: a pure state machine, no threads, no sleeping.
 
-One :class:`SlotLimiter` exists per (provider, model) slot. The caller owns the clock
-(``time.monotonic`` in production, a fake in tests) and passes ``now`` (seconds) to every
-call; the limiter never reads time itself and never blocks.
+One :class:`KeyLimiter` exists per (endpoint, API key): providers count their limits per
+key or organisation, shared by every model on it (``stage.limit_key``). The caller owns the
+clock (``time.monotonic`` in production, a fake in tests) and passes ``now`` (seconds) to
+every call; the limiter never reads time itself and never blocks.
 
-The protocol::
+Two ways to use it. One request at a time::
 
-    d = limiter.acquire(now, est_tokens)
+    d = limiter.acquire(now, est_tokens, model="m")
     if d.kind is DecisionKind.GO:        # send; d.permit must be reported exactly once
-        ...
-        limiter.on_result(d.permit, now, outcome, latency_s, tokens_used, retry_after_s)
+        limiter.on_result(d.permit, now, outcome, latency_s, tokens_used, retry_after_s, signals)
     elif d.kind is DecisionKind.WAIT:    # ask again at d.until (None: after a result)
     else:                                # REJECTED: breaker open, d.until = re-probe time
 
+or, for many waiting requests of several *lanes* (the stage's roles: classify, extract),
+a queue: ``enqueue(lane, model, est_tokens)`` → ``dispatch(now)`` hands out permits as
+the limits allow and says when to ask again (``withdraw`` takes a ticket back). When more
+than one lane could go, the lanes take turns in proportion to the requests each has waiting
+(smooth weighted round robin, weights = queue lengths): the key's rate is shared by the
+work there is, not by who met a 429 first, and a lane alone gets all of it.
+
 What it combines:
 
-* **AIMD concurrency.** The in-flight limit starts at ``initial_concurrency``. Until the
-  first congestion signal it is in *slow start* (``slow_start``): every success faster
-  than ``target_latency_s`` raises it by 1, so it doubles per round trip, as in TCP.
-  After that, ``increase_after`` successes faster than ``target_latency_s`` raise it by
-  1 (slower successes neither count nor reset the count: with latencies of 2-30 s a third
-  of all answers are "slow" without any congestion); a 429 (unless an RPM bucket is
-  active: then the rate is the limit, see below), a 5xx, a timeout or a success slower
-  than ``ceiling_latency_s`` multiplies it by ``decrease_factor``. Bounded by
-  ``[min_concurrency, max_concurrency]``. Results of requests sent before the last
-  decrease do not decrease it again (one cut per burst, as in TCP congestion control).
-* **RPM and TPM token buckets** that never admit more than ``rpm`` requests (``tpm``
-  tokens) in any 60 s, the sliding window providers count in: the bucket holds
-  ``bucket_s`` seconds of refill and refills at ``rpm / (60 + bucket_s)`` per second
-  (a burst of the bucket plus 60 s of refill is exactly ``rpm``). A request takes one RPM
-  token and its *estimated* tokens at ``acquire``; ``on_result`` corrects the TPM bucket
-  by ``tokens_used - est_tokens`` (the bucket may go into debt). A request estimated at
-  more than the TPM bucket holds goes when the bucket is full.
-* **A learned RPM** (``learn_rpm``). A 429 says the provider's window is full: the
-  requests this slot sent in the 60 s before the refused one (less those refused) are
-  what the provider admits per minute. That count becomes the RPM bucket's rate (never
-  above a configured ``rpm``), and it is probed upward by ``rpm_probe`` (a share per
-  minute without a 429) when no ``rpm`` was configured. Only a request sent after the
-  last lesson may teach again (one lesson per burst of 429s). A learned window is
-  ``bucket_s`` longer than the provider's 60 s, as the known bucket's refill is: the
-  provider's clock lags by each request's travel time, so a request sent the instant an
-  old one leaves this slot's minute could still find the provider's full. The first lesson
-  comes when the provider's minute is already full; until those requests leave it
-  nothing more is admitted (its Retry-After says so), which is why slow start begins at 16
-  in flight rather than 4: the limit is found, and that pause over, about half a minute
-  sooner with slow answers.
-* **Retry-After.** After a result with ``retry_after_s``, nothing goes before
-  ``now + retry_after_s``.
+* **Rate limits at the provider's scope** (:mod:`~docmill.llm.minute_limit`): requests and
+  tokens per minute at the key, shared by all models; a model gets a scope of its own only
+  when the provider says its limits are per model: a 429 whose message names the model
+  (``Rate limit reached for gpt-4o in …``), or ``x-ratelimit-*`` headers that count fewer
+  requests than this key sent (requests sent at least a second before, still in the
+  minute), or ``model_scope`` (``llm.limit_scope = "model"``). A limit's value is the
+  provider's own figure when it states one (headers on any answer, ``Limit 90`` in a 429),
+  else ``rpm`` / ``tpm`` as configured, else learned from 429s (``learn_rpm``); other
+  clients' requests on the key (``Used`` in a 429, ``limit - remaining`` in headers, less
+  this client's own) are counted in the window until they leave it.
+* **Per-model concurrency** (:mod:`~docmill.llm.concurrency`): AIMD with slow start,
+  never below a floor: ``min_concurrency``, or what the model's rate limit needs at its
+  latency (``floor_headroom × rate × latency``); while a rate limit holds the rate, a
+  request out for more than four mean latencies (hung, or in the slow tail) does not hold
+  a slot: a hung request or a lone 5xx never stops a model. A 429 does not cut when a
+  rate limit holds the rate (with ``learn_rpm``); a 5xx, a timeout or a success slower
+  than ``ceiling_latency_s`` does.
+* **Retry-After.** After a 429 with ``retry_after_s`` nothing goes at the refusing scope
+  (key or model) before ``now + retry_after_s``; after another answer with one, nothing
+  goes to that model.
 * **Backoff** for retries: exponential with full jitter (:func:`backoff_s`), the jitter
   from an injected ``random`` callable.
-* **Circuit breaker.** ``breaker_failures`` consecutive failures (5xx, timeouts,
-  connection errors) open it for ``breaker_cooldown_s``; then it is half-open and lets one
-  probe through. The probe's success (any answer that is not such a failure) closes it;
-  its failure re-opens it with the cool-down multiplied by ``breaker_cooldown_factor``
-  (up to ``breaker_cooldown_max_s``). While open, ``acquire`` answers REJECTED.
+* **Circuit breaker** per model: ``breaker_failures`` consecutive failures (5xx, timeouts,
+  connection errors) open it for ``breaker_cooldown_s``; then one probe goes; its success
+  closes it, its failure re-opens it for longer (up to ``breaker_cooldown_max_s``). While
+  open, ``acquire`` answers REJECTED.
 """
 
 from __future__ import annotations
@@ -61,16 +55,38 @@ from __future__ import annotations
 import enum
 import math
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Final
+
+from docmill.llm.concurrency import BreakerState, ConcurrencyParams, ModelState
+from docmill.llm.minute_limit import WINDOW_S, LimitParams, MinuteLimit, TokenBucket
+from docmill.llm.rate_signals import RateSignals, names_model
+
+__all__ = [
+    "BREAKER_FAILURES",
+    "CONGESTION",
+    "WINDOW_S",
+    "BreakerState",
+    "Clock",
+    "Decision",
+    "DecisionKind",
+    "Dispatch",
+    "KeyLimiter",
+    "LimiterConfig",
+    "Outcome",
+    "Permit",
+    "Ticket",
+    "TokenBucket",
+    "backoff_s",
+]
 
 Clock = Callable[[], float]
 """What a caller reads ``now`` from: seconds on a monotonic scale (``time.monotonic``)."""
 
-_EPS: Final = 1e-9  # float slack when comparing bucket levels and times
-WINDOW_S: Final = 60.0
-"""The window providers count their per-minute limits in."""
+_EPS: Final = 1e-9  # float slack when comparing times
+_NARROW_AGE_S: Final = 1.0  # own requests at least this old are surely counted by the provider
+_STUCK_LATENCIES: Final = 4.0  # a request out this many mean latencies no longer holds a slot
 
 
 @dataclass(frozen=True)
@@ -78,9 +94,9 @@ class LimiterConfig:
     """Everything the limiter does is set here; the defaults suit a paid API tier."""
 
     initial_concurrency: int = 16
-    """Requests in flight at the start. Slow start doubles it per round trip, so with slow
-    answers (a 16 s mean) starting at 16 rather than 4 saves two round trips before a
-    learned RPM is found (see the module docstring)."""
+    """Requests in flight per model at the start. Slow start raises it per fast answer, so
+    with slow answers (a 16 s mean) starting at 16 rather than 4 saves two round trips
+    before a learned limit is found."""
     min_concurrency: int = 1
     """The AIMD limit never falls below this."""
     max_concurrency: int = 64
@@ -92,26 +108,38 @@ class LimiterConfig:
     target_latency_s: float = 20.0
     """A success counts toward an increase only if it took at most this long."""
     ceiling_latency_s: float = 90.0
-    """A success slower than this decreases the limit like a 429."""
+    """A success slower than this decreases the limit like a 5xx."""
     decrease_factor: float = 0.5
     """Multiplier applied to the limit on a congestion signal."""
+    floor_headroom: float = 2.0
+    """A cut never goes below this many times what the model's rate limit needs in flight
+    at its mean latency (rate/s × latency)."""
     rpm: float = 0.0
-    """Requests per minute; 0 = no RPM bucket."""
+    """Requests per minute the key allows, as configured; 0 = not known."""
     tpm: float = 0.0
-    """Tokens per minute (input + output); 0 = no TPM bucket."""
+    """Tokens per minute (input + output) the key allows, as configured; 0 = not known."""
+    model_scope: bool = False
+    """Count every limit per model from the start (``rpm``/``tpm`` then hold for each model)
+    instead of per key."""
     bucket_s: float = 1.0
-    """Bucket capacity, in seconds of refill; it costs the sustained rate a share
+    """Pacing bucket capacity, in seconds of refill; it costs the sustained rate a share
     ``bucket_s / (60 + bucket_s)`` (1 s: 1.6 %), so that no 60 s window sees more."""
     learn_rpm: bool = False
-    """Learn the provider's requests per minute from 429s (see the module docstring)."""
+    """Learn limits from 429s that state no figure (see ``minute_limit.LearnedLimit``)."""
     rpm_probe: float = 0.01
-    """A learned RPM (none configured) rises by this share per minute without a 429."""
+    """A learned limit at its ceiling rises by this share per minute without a 429."""
+    recover_s: float = 60.0
+    """A learned limit below its ceiling (after another client's storm) climbs back to it
+    within this many seconds."""
+    unsure_doubling_s: float = 10.0
+    """A learned limit that is only a lower bound (and no level found before) doubles this
+    often."""
     backoff_base_s: float = 1.0
     """Upper bound of the first retry's delay; doubles with each attempt."""
     backoff_max_s: float = 60.0
     """No retry delay exceeds this."""
     breaker_failures: int = 5
-    """Consecutive 5xx / timeouts / connection errors that open the breaker."""
+    """Consecutive 5xx / timeouts / connection errors that open a model's breaker."""
     breaker_cooldown_s: float = 30.0
     """First pause once the breaker opens."""
     breaker_cooldown_factor: float = 2.0
@@ -129,6 +157,8 @@ class LimiterConfig:
             problems.append("decrease_factor must be in (0, 1)")
         if self.rpm < 0 or self.tpm < 0 or self.bucket_s <= 0 or self.rpm_probe < 0:
             problems.append("rpm, tpm and rpm_probe must be >= 0 and bucket_s > 0")
+        if self.recover_s <= 0 or self.unsure_doubling_s <= 0 or self.floor_headroom < 0:
+            problems.append("recover_s and unsure_doubling_s must be > 0, floor_headroom >= 0")
         if self.backoff_base_s < 0 or self.backoff_max_s < self.backoff_base_s:
             problems.append("need 0 <= backoff_base_s <= backoff_max_s")
         if self.breaker_failures < 1:
@@ -139,6 +169,31 @@ class LimiterConfig:
             problems.append("breaker_cooldown_factor must be >= 1")
         if problems:
             raise ValueError("LimiterConfig: " + "; ".join(problems))
+
+    def limit_params(self) -> LimitParams:
+        return LimitParams(
+            bucket_s=self.bucket_s,
+            learn=self.learn_rpm,
+            probe=self.rpm_probe,
+            recover_s=self.recover_s,
+            unsure_doubling_s=self.unsure_doubling_s,
+        )
+
+    def concurrency_params(self) -> ConcurrencyParams:
+        return ConcurrencyParams(
+            initial=self.initial_concurrency,
+            min_concurrency=self.min_concurrency,
+            max_concurrency=self.max_concurrency,
+            increase_after=self.increase_after,
+            slow_start=self.slow_start,
+            target_latency_s=self.target_latency_s,
+            decrease_factor=self.decrease_factor,
+            floor_headroom=self.floor_headroom,
+            breaker_failures=self.breaker_failures,
+            breaker_cooldown_s=self.breaker_cooldown_s,
+            breaker_cooldown_factor=self.breaker_cooldown_factor,
+            breaker_cooldown_max_s=self.breaker_cooldown_max_s,
+        )
 
 
 class Outcome(enum.StrEnum):
@@ -151,7 +206,7 @@ class Outcome(enum.StrEnum):
     CONNECTION_ERROR = "connection_error"
     CLIENT_ERROR = "client_error"  # another 4xx: the provider is up, the request was bad
     CANCELLED = "cancelled"  # never sent or abandoned: frees the slot, no signal (pass
-    # tokens_used=0 for a request never sent, to give its estimated tokens back)
+    # tokens_used=0 for a request never sent: it leaves the windows and gives its share back)
 
 
 BREAKER_FAILURES: Final = frozenset(
@@ -169,25 +224,31 @@ class DecisionKind(enum.StrEnum):
     REJECTED = "rejected"
 
 
-class BreakerState(enum.StrEnum):
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-
 @dataclass(frozen=True)
 class Permit:
-    """One admitted request; hand it back to :meth:`SlotLimiter.on_result` exactly once."""
+    """One admitted request; hand it back to :meth:`KeyLimiter.on_result` exactly once."""
 
     id: int
     issued_at: float
     est_tokens: int
     probe: bool
+    model: str = ""
+    lane: str = ""
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A request waiting in a lane (:meth:`KeyLimiter.enqueue`)."""
+
+    id: int
+    lane: str
+    model: str
+    est_tokens: int
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to :meth:`SlotLimiter.acquire`.
+    """The answer to :meth:`KeyLimiter.acquire`.
 
     ``GO``: ``permit`` is set. ``WAIT``: ask again at ``until`` (``None``: when an
     in-flight request has been reported). ``REJECTED``: the breaker is open; ``until`` is
@@ -199,6 +260,16 @@ class Decision:
     until: float | None = None
     reason: str = ""
     permit: Permit | None = None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """What :meth:`KeyLimiter.dispatch` handed out, and when to ask again (``until``;
+    None: after a result or a new request; ``reason`` of the soonest wait)."""
+
+    grants: tuple[tuple[Ticket, Permit], ...]
+    until: float | None
+    reason: str = ""
 
 
 def backoff_s(attempt: int, base_s: float, max_s: float, u: float) -> float:
@@ -214,95 +285,52 @@ def backoff_s(attempt: int, base_s: float, max_s: float, u: float) -> float:
     return u * ceiling
 
 
-class TokenBucket:
-    """A continuously refilled bucket; pure arithmetic on the ``now`` it is given.
+class _Scope:
+    """The limits counted at one scope: the key, or one model on it."""
 
-    It admits at most ``per_minute`` in any window of ``window_s`` seconds: it holds
-    ``bucket_s`` seconds of refill and refills at ``per_minute / (window_s + bucket_s)``
-    per second (``window_s=0``: plainly ``per_minute / 60`` per second).
-    """
+    def __init__(self, rpm: float, tpm: float, params: LimitParams, now: float) -> None:
+        self.requests = MinuteLimit("requests", rpm, params, now)
+        self.tokens = MinuteLimit("tokens", tpm, params, now)
+        self.blocked_until = -math.inf
 
-    def __init__(self, per_minute: float, bucket_s: float, now: float, window_s: float = 0.0) -> None:
-        self.bucket_s = bucket_s
-        self.window_s = window_s
-        self.per_minute = per_minute
-        self.rate = self._rate(per_minute)
-        self.capacity = self.rate * bucket_s
-        self.level = self.capacity
-        self.updated = now
-
-    def _rate(self, per_minute: float) -> float:
-        return per_minute / (self.window_s + self.bucket_s if self.window_s else 60.0)
-
-    def set_per_minute(self, now: float, per_minute: float) -> None:
-        """Change the rate from ``now`` on (the level is kept, capped to the new capacity)."""
-        self._refill(now)
-        self.per_minute = per_minute
-        self.rate = self._rate(per_minute)
-        self.capacity = self.rate * self.bucket_s
-        self.level = min(self.level, self.capacity)
-
-    def _refill(self, now: float) -> None:
-        if now > self.updated:
-            self.level = min(self.capacity, self.level + (now - self.updated) * self.rate)
-            self.updated = now
-
-    def ready_at(self, now: float, amount: float) -> float:
-        """The earliest time ``amount`` can be taken (``now`` if it can be now).
-
-        An amount larger than the capacity needs a full bucket.
-        """
-        self._refill(now)
-        need = min(amount, self.capacity)
-        if self.level + _EPS >= need:
-            return now
-        return now + (need - self.level) / self.rate
-
-    def take(self, now: float, amount: float) -> None:
-        self._refill(now)
-        self.level -= amount
-
-    def adjust(self, delta: float) -> None:
-        """Take ``delta`` more (give back if negative); the level never exceeds capacity."""
-        self.level = min(self.capacity, self.level - delta)
+    def dim(self, kind: str) -> MinuteLimit:
+        return self.tokens if kind == "tokens" else self.requests
 
 
-class SlotLimiter:
-    """Admission control for one (provider, model) slot. Not thread-safe: one owner."""
+@dataclass
+class _Lane:
+    name: str
+    queue: deque[Ticket] = field(default_factory=deque)
+    credit: float = 0.0
+
+
+class KeyLimiter:
+    """Admission control for one (endpoint, API key). Not thread-safe: one owner."""
 
     def __init__(self, config: LimiterConfig, *, now: float, random: Callable[[], float]) -> None:
         self.config = config
         self._random = random
-        self._limit = float(config.initial_concurrency)
+        self._now = now
+        self._params = config.limit_params()
+        keyed = not config.model_scope
+        self._key = _Scope(
+            config.rpm if keyed else 0.0, config.tpm if keyed else 0.0, self._params, now
+        )
+        self._model_scopes: dict[str, _Scope] = {}
+        self._models: dict[str, ModelState] = {}
         self._in_flight: dict[int, Permit] = {}
         self._next_id = 0
-        self._fast_successes = 0
-        self._cut_mark = 0  # the first permit id allowed to decrease the limit
-        self._slow_start = config.slow_start
-        self._rpm = (
-            TokenBucket(config.rpm, config.bucket_s, now, WINDOW_S) if config.rpm > 0 else None
-        )
-        self._tpm = (
-            TokenBucket(config.tpm, config.bucket_s, now, WINDOW_S) if config.tpm > 0 else None
-        )
-        # the permits of the last minute, less those refused with 429 (what the provider
-        # counts): (issued_at, id)
-        self._log: deque[tuple[float, int]] = deque()
-        self._learned_rpm: float | None = None
-        self._learned_at = 0.0
-        self._learn_mark = 0  # the first permit id allowed to teach
-        self._blocked_until = -math.inf
-        self._breaker = BreakerState.CLOSED
-        self._failures = 0
-        self._cooldown = config.breaker_cooldown_s
-        self._open_until = -math.inf
-        self._probe_out = False
+        self._lanes: dict[str, _Lane] = {}
+        self._next_ticket = 0
 
-    # -- read-only views --------------------------------------------------------------
+    # -- read-only views (the default model "" unless named) ---------------------------
 
     @property
     def concurrency_limit(self) -> int:
-        return int(self._limit)
+        return self.concurrency_of("")
+
+    def concurrency_of(self, model: str) -> int:
+        return int(self._model(model).limit)
 
     @property
     def in_flight(self) -> int:
@@ -310,64 +338,155 @@ class SlotLimiter:
 
     @property
     def breaker(self) -> BreakerState:
-        return self._breaker
+        return self._model("").breaker
+
+    def breaker_of(self, model: str) -> BreakerState:
+        return self._model(model).breaker
 
     @property
     def rpm(self) -> float:
-        """The RPM the bucket admits now (configured or learned); 0: no RPM bucket."""
-        return self._rpm.per_minute if self._rpm is not None else 0.0
+        """The key's requests per minute now (stated, configured or learned); 0: none."""
+        return self._key.requests.limit(self._now) or 0.0
+
+    @property
+    def tpm(self) -> float:
+        """The key's tokens per minute now; 0: none known."""
+        return self._key.tokens.limit(self._now) or 0.0
+
+    def limits_of(self, model: str) -> tuple[float, float]:
+        """(requests, tokens) per minute that hold for ``model`` now (0: none known)."""
+        scopes = list(self._scopes(model))
+        rpm = [v for s in scopes if (v := s.requests.limit(self._now)) is not None]
+        tpm = [v for s in scopes if (v := s.tokens.limit(self._now)) is not None]
+        return min(rpm, default=0.0), min(tpm, default=0.0)
 
     @property
     def learned_rpm(self) -> float | None:
-        """What the last 429 taught (before probing); None: nothing learned."""
-        return self._learned_rpm
+        """What the key's last 429 lesson measured (before probing); None: nothing learned."""
+        learned = self._key.requests.learned
+        return learned.value if learned is not None else None
 
     @property
     def blocked_until(self) -> float:
-        """No request goes before this time (Retry-After); ``-inf`` if unset."""
-        return self._blocked_until
+        """No request goes before this time (Retry-After at the key or for the default
+        model); ``-inf`` if unset."""
+        return max(self._key.blocked_until, self._model("").blocked_until)
 
-    # -- the protocol -----------------------------------------------------------------
+    def scope_of(self, model: str) -> str:
+        """``key`` or ``model``: where ``model``'s limits are counted besides the key."""
+        self._model(model)
+        return "model" if model in self._model_scopes else "key"
 
-    def acquire(self, now: float, est_tokens: int = 0) -> Decision:
+    def waiting(self, lane: str | None = None) -> int:
+        """Requests queued (in ``lane``, or in all)."""
+        if lane is not None:
+            found = self._lanes.get(lane)
+            return len(found.queue) if found is not None else 0
+        return sum(len(x.queue) for x in self._lanes.values())
+
+    # -- one request at a time --------------------------------------------------------
+
+    def acquire(
+        self, now: float, est_tokens: int = 0, *, model: str = "", lane: str = ""
+    ) -> Decision:
         """Admit one request now, or say how long to wait, or reject it (breaker open)."""
-        probe = False
-        if self._breaker is BreakerState.OPEN:
-            if now + _EPS < self._open_until:
-                return Decision(DecisionKind.REJECTED, self._open_until, "breaker_open")
-            self._breaker = BreakerState.HALF_OPEN
-        if self._breaker is BreakerState.HALF_OPEN:
-            if self._probe_out:
-                return Decision(DecisionKind.REJECTED, None, "probe_in_flight")
-            probe = True
+        decision = self.check(now, est_tokens, model)
+        if decision.kind is not DecisionKind.GO:
+            return decision
+        return Decision(DecisionKind.GO, now, "", self._admit(now, est_tokens, model, lane))
 
-        self._probe_rpm(now)
+    def check(self, now: float, est_tokens: int = 0, model: str = "") -> Decision:
+        """Whether a request could go now (nothing is taken)."""
+        self._now = max(self._now, now)
+        state = self._model(model)
+        ok, until, reason = state.breaker_check(now)
+        if not ok:
+            return Decision(DecisionKind.REJECTED, until, reason)
         waits: list[tuple[float, str]] = []
-        if now + _EPS < self._blocked_until:
-            waits.append((self._blocked_until, "retry_after"))
-        if self._rpm is not None:
-            waits.append((self._rpm.ready_at(now, 1.0), "rpm"))
-            waits.append((self._window_ready_at(now), "rpm"))
-        if self._tpm is not None:
-            waits.append((self._tpm.ready_at(now, float(est_tokens)), "tpm"))
-        until, reason = max(waits, default=(now, ""))
-        if until > now:
-            return Decision(DecisionKind.WAIT, until, reason)
-        if len(self._in_flight) >= int(self._limit):
+        for scope in self._scopes(model):
+            if now + _EPS < scope.blocked_until:
+                waits.append((scope.blocked_until, "retry_after"))
+            waits.append((scope.requests.ready_at(now, 1.0), "rpm"))
+            waits.append((scope.tokens.ready_at(now, float(est_tokens)), "tpm"))
+        if now + _EPS < state.blocked_until:
+            waits.append((state.blocked_until, "retry_after"))
+        until_, reason = max(waits, default=(now, ""))
+        if until_ > now:
+            return Decision(DecisionKind.WAIT, until_, reason)
+        if len(state.in_flight) >= self._room(state, model, now):
             return Decision(DecisionKind.WAIT, None, "concurrency")
+        return Decision(DecisionKind.GO, now)
 
-        if self._rpm is not None:
-            self._rpm.take(now, 1.0)
-        if self._tpm is not None:
-            self._tpm.take(now, float(est_tokens))
-        permit = Permit(self._next_id, now, est_tokens, probe)
-        self._next_id += 1
-        self._in_flight[permit.id] = permit
-        self._log.append((now, permit.id))
-        self._trim_log(now)
-        if probe:
-            self._probe_out = True
-        return Decision(DecisionKind.GO, now, "", permit)
+    def _room(self, state: ModelState, model: str, now: float) -> int:
+        """How many of ``model``'s requests may be in flight: its AIMD limit, never below
+        the floor its rate limit needs; and, when a rate limit holds the rate, requests
+        out for more than ``_STUCK_LATENCIES`` mean latencies (hung, or in the slow tail)
+        do not count: the others keep going while they wait."""
+        rpm = self.limits_of(model)[0]
+        room = max(int(state.limit), int(state.floor(rpm or None)))
+        if rpm and state.latency_s is not None:
+            stuck_since = now - _STUCK_LATENCIES * state.latency_s
+            room += sum(
+                1 for p in self._in_flight.values() if p.model == model and p.issued_at < stuck_since
+            )
+        return room
+
+    # -- many requests in lanes -------------------------------------------------------
+
+    def enqueue(self, lane: str, model: str, est_tokens: int = 0) -> Ticket:
+        """A request waits in ``lane`` until :meth:`dispatch` hands it a permit."""
+        ticket = Ticket(self._next_ticket, lane, model, est_tokens)
+        self._next_ticket += 1
+        self._lanes.setdefault(lane, _Lane(lane)).queue.append(ticket)
+        return ticket
+
+    def withdraw(self, ticket: Ticket) -> None:
+        """A waiting request gives up (a ticket already granted is not in a queue)."""
+        lane = self._lanes.get(ticket.lane)
+        if lane is not None and ticket in lane.queue:
+            lane.queue.remove(ticket)
+            if not lane.queue:
+                lane.credit = 0.0
+
+    def dispatch(self, now: float) -> Dispatch:
+        """Permits for as many waiting requests as may go now, the lanes taking turns in
+        proportion to their queues; and when to ask again."""
+        grants: list[tuple[Ticket, Permit]] = []
+        while True:
+            ready: list[_Lane] = []
+            until: float | None = None
+            reason = ""
+            for lane in self._lanes.values():
+                if not lane.queue:
+                    continue
+                head = lane.queue[0]
+                d = self.check(now, head.est_tokens, head.model)
+                if d.kind is DecisionKind.GO:
+                    ready.append(lane)
+                elif d.until is not None and (until is None or d.until < until):
+                    until, reason = d.until, d.reason
+                elif until is None and not reason:
+                    reason = d.reason
+            if not ready:
+                return Dispatch(tuple(grants), until, reason)
+            lane = self._pick(ready)
+            ticket = lane.queue.popleft()
+            if not lane.queue:
+                lane.credit = 0.0
+            grants.append((ticket, self._admit(now, ticket.est_tokens, ticket.model, lane.name)))
+
+    @staticmethod
+    def _pick(ready: list[_Lane]) -> _Lane:
+        """Smooth weighted round robin, each lane weighted by its queue's length."""
+        total = 0.0
+        for lane in ready:
+            lane.credit += len(lane.queue)
+            total += len(lane.queue)
+        best = max(ready, key=lambda x: x.credit)
+        best.credit -= total
+        return best
+
+    # -- results ----------------------------------------------------------------------
 
     def on_result(
         self,
@@ -377,136 +496,154 @@ class SlotLimiter:
         latency_s: float = 0.0,
         tokens_used: int | None = None,
         retry_after_s: float | None = None,
+        signals: RateSignals | None = None,
     ) -> None:
         """Record how an admitted request ended; frees its slot and updates every policy.
 
-        ``tokens_used`` (input + output, as billed) corrects the TPM estimate; ``None``
-        keeps the estimate. ``retry_after_s`` (from the response header) blocks the slot.
+        ``tokens_used`` (input + output, as billed) corrects the token estimate; ``None``
+        keeps it. ``retry_after_s`` (from the response header) blocks the refusing scope
+        (a 429) or the model (another answer). ``signals``: what the answer said about
+        limits (``ChatResult.rate``).
         """
         if self._in_flight.pop(permit.id, None) is None:
             raise ValueError(f"permit {permit.id} is not in flight (reported twice?)")
-        if self._tpm is not None and tokens_used is not None:
-            self._tpm.adjust(float(tokens_used - permit.est_tokens))
-        if retry_after_s is not None and retry_after_s > 0:
-            self._blocked_until = max(self._blocked_until, now + retry_after_s)
+        self._now = max(self._now, now)
+        state = self._model(permit.model)
+        state.release(permit.id)
+        never_sent = outcome is Outcome.CANCELLED and tokens_used == 0
+        for scope in self._scopes(permit.model):
+            if tokens_used is not None:
+                scope.tokens.settle(permit.id, float(permit.est_tokens), float(tokens_used))
+            if never_sent:
+                scope.requests.settle(permit.id, 1.0, 0.0)
+                scope.requests.forget(permit.id)
+                scope.tokens.forget(permit.id)
         if outcome is Outcome.CANCELLED:
             if permit.probe:
-                self._probe_out = False
+                state.probe_out = False
             return
-        if outcome is Outcome.RATE_LIMITED and self.config.learn_rpm:
-            self._learn(permit, now)
-        self._update_concurrency(permit, outcome, latency_s)
-        self._update_breaker(permit, now, outcome)
+        refused = outcome is Outcome.RATE_LIMITED
+        if refused:  # the provider counted it nowhere
+            for scope in self._scopes(permit.model):
+                scope.requests.forget(permit.id)
+                scope.tokens.forget(permit.id)
+        if signals is not None:
+            self._observe(permit, now, signals)
+        if refused:
+            blamed = self._refused(permit, now, signals, retry_after_s)
+            if retry_after_s is not None and retry_after_s > 0:
+                blamed.blocked_until = max(blamed.blocked_until, now + retry_after_s)
+        elif retry_after_s is not None and retry_after_s > 0:
+            state.blocked_until = max(state.blocked_until, now + retry_after_s)
+        self._update_concurrency(state, permit, outcome, latency_s)
+        state.breaker_result(now, permit.probe, outcome in BREAKER_FAILURES, refused)
 
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (from 1), full jitter."""
         c = self.config
         return backoff_s(attempt, c.backoff_base_s, c.backoff_max_s, self._random())
 
-    # -- policies ---------------------------------------------------------------------
+    # -- internals --------------------------------------------------------------------
 
-    def _span(self) -> float:
-        """The sliding window this slot counts its requests in (see ``_window_ready_at``)."""
-        return WINDOW_S + (self.config.bucket_s if self._learned_rpm is not None else 0.0)
+    def _model(self, model: str) -> ModelState:
+        state = self._models.get(model)
+        if state is None:
+            state = self._models[model] = ModelState(self.config.concurrency_params())
+            if self.config.model_scope:
+                self._narrow(model, self._now, from_config=True)
+        return state
 
-    def _trim_log(self, now: float) -> None:
-        span = self._span()
-        while self._log and self._log[0][0] <= now - span:
-            self._log.popleft()
+    def _scopes(self, model: str) -> Iterator[_Scope]:
+        self._model(model)  # a model counted per model from the start has its scope now
+        yield self._key
+        scope = self._model_scopes.get(model)
+        if scope is not None:
+            yield scope
 
-    def _window_ready_at(self, now: float) -> float:
-        """When the last minute holds fewer than the RPM of this slot's admitted requests.
+    def _scope_for(self, model: str) -> _Scope:
+        """Where the provider counts ``model``'s requests: its own scope, else the key."""
+        return self._model_scopes.get(model, self._key)
 
-        Once an RPM is learned the window is ``bucket_s`` longer than the provider's: a
-        request is not sent the instant the one it replaces leaves the provider's minute
-        (the two clocks differ by the network's delay).
-        """
-        assert self._rpm is not None
-        span = self._span()
-        self._trim_log(now)
-        allowed = max(1, math.floor(self._rpm.per_minute + _EPS))
-        if len(self._log) < allowed:
-            return now
-        return self._log[len(self._log) - allowed][0] + span
+    def _admit(self, now: float, est_tokens: int, model: str, lane: str) -> Permit:
+        state = self._model(model)
+        pid = self._next_id
+        self._next_id += 1
+        probe = state.admit(pid)
+        for scope in self._scopes(model):
+            scope.requests.take(now, pid, 1.0, model)
+            scope.tokens.take(now, pid, float(est_tokens), model)
+        permit = Permit(pid, now, est_tokens, probe, model, lane)
+        self._in_flight[pid] = permit
+        return permit
 
-    def _learn(self, permit: Permit, now: float) -> None:
-        """A 429: the requests admitted in the 60 s before this one are the provider's RPM."""
-        entry = (permit.issued_at, permit.id)
-        if entry in self._log:
-            self._log.remove(entry)  # refused: the provider does not count it
-        if permit.id < self._learn_mark:
-            return  # sent before the last lesson: it says nothing new
-        start = permit.issued_at - WINDOW_S
-        admitted = float(max(1, sum(1 for t, _ in self._log if start < t < permit.issued_at)))
-        if self.config.rpm > 0:
-            admitted = min(admitted, self.config.rpm)
-        if self._rpm is not None:
-            admitted = min(admitted, self._rpm.per_minute)
-        self._learned_rpm = admitted
-        self._learned_at = now
-        self._learn_mark = self._next_id
-        if self._rpm is None:
-            self._rpm = TokenBucket(admitted, self.config.bucket_s, now, WINDOW_S)
-        else:
-            self._rpm.set_per_minute(now, admitted)
-
-    def _probe_rpm(self, now: float) -> None:
-        """Raise a learned RPM slowly while no 429 comes (only without a configured one)."""
-        c = self.config
-        if self._learned_rpm is None or self._rpm is None or c.rpm > 0 or c.rpm_probe <= 0:
+    def _narrow(self, model: str, now: float, *, from_config: bool = False) -> None:
+        """Count ``model``'s limits in a scope of its own (its requests so far included);
+        what the key had heard from the provider was about this narrower scope."""
+        if model in self._model_scopes:
             return
-        minutes = max(0.0, now - self._learned_at) / WINDOW_S
-        target = self._learned_rpm * (1.0 + c.rpm_probe * minutes)
-        if target > self._rpm.per_minute * (1.0 + 1e-3):
-            self._rpm.set_per_minute(now, target)
-
-    def _update_concurrency(self, permit: Permit, outcome: Outcome, latency_s: float) -> None:
         c = self.config
-        congested = outcome in CONGESTION or (
-            outcome is Outcome.SUCCESS and latency_s > c.ceiling_latency_s
+        scope = _Scope(
+            c.rpm if from_config else 0.0, c.tpm if from_config else 0.0, self._params, now
         )
-        if congested:
-            self._slow_start = False
-            self._fast_successes = 0
-            if outcome is Outcome.RATE_LIMITED and self._rpm is not None and c.learn_rpm:
-                return  # the rate is what binds, and the RPM bucket now holds it
-            if permit.id >= self._cut_mark:
-                self._limit = max(
-                    float(c.min_concurrency), float(math.floor(self._limit * c.decrease_factor))
-                )
-                self._cut_mark = self._next_id  # permits issued before this cut cannot cut
-            return
-        if outcome is Outcome.SUCCESS and latency_s <= c.target_latency_s:
-            self._fast_successes += 1
-            if self._slow_start or self._fast_successes >= c.increase_after:
-                self._fast_successes = 0
-                self._limit = min(float(c.max_concurrency), self._limit + 1.0)
+        for kind in ("requests", "tokens"):
+            scope.dim(kind).adopt(self._key.dim(kind).entries_of(model), now)
+            if not from_config:
+                self._key.dim(kind).clear_provider_view(now)
+        self._model_scopes[model] = scope
 
-    def _update_breaker(self, permit: Permit, now: float, outcome: Outcome) -> None:
+    def _observe(self, permit: Permit, now: float, signals: RateSignals) -> None:
+        """Headers: the provider's figures, and how much of the window others hold."""
+        allowances = (("requests", signals.requests), ("tokens", signals.tokens))
+        if (
+            signals.requests is not None
+            and permit.model not in self._model_scopes
+            and self._counts_fewer(permit, signals.requests.limit - signals.requests.remaining)
+        ):
+            self._narrow(permit.model, now)
+        scope = self._scope_for(permit.model)
+        for kind, allowance in allowances:
+            if allowance is not None:
+                used = max(0.0, allowance.limit - allowance.remaining)
+                scope.dim(kind).observe(now, allowance.limit, used, permit.issued_at, permit.id)
+
+    def _counts_fewer(self, permit: Permit, used: float) -> bool:
+        """Whether the provider counted fewer requests than this key surely sent in its
+        minute (sent at least ``_NARROW_AGE_S`` before ``permit``): it counts per model."""
+        at = permit.issued_at
+        sure = self._key.requests.own_between(at - WINDOW_S + _NARROW_AGE_S, at - _NARROW_AGE_S)
+        margin = max(2.0, 0.05 * (used + 1.0))
+        return sure > used + margin
+
+    def _refused(
+        self, permit: Permit, now: float, signals: RateSignals | None, retry_after_s: float | None
+    ) -> _Scope:
+        """A 429: the scope it came from learns; returns that scope (for its Retry-After)."""
+        refusal = signals.refusal if signals is not None else None
+        if refusal is not None and permit.model and names_model(refusal.target, permit.model):
+            self._narrow(permit.model, now)
+        scope = self._scope_for(permit.model)
+        if refusal is not None and not refusal.per_minute:
+            return scope  # a daily limit: its Retry-After is all a minute window can use
+        kind = refusal.kind if refusal is not None and refusal.kind else "requests"
+        scope.dim(kind).refused(
+            now,
+            permit.id,
+            permit.issued_at,
+            refusal.figure if refusal is not None else None,
+            refusal.used if refusal is not None else None,
+            retry_after_s,
+            self._next_id,
+        )
+        return scope
+
+    def _update_concurrency(
+        self, state: ModelState, permit: Permit, outcome: Outcome, latency_s: float
+    ) -> None:
         c = self.config
-        failed = outcome in BREAKER_FAILURES
-        if self._breaker is BreakerState.CLOSED:
-            if failed:
-                self._failures += 1
-                if self._failures >= c.breaker_failures:
-                    self._open(now)
-            elif outcome is not Outcome.RATE_LIMITED:
-                self._failures = 0
-            return
-        if not permit.probe:
-            return  # only the probe moves an open or half-open breaker
-        self._probe_out = False
-        if failed:
-            self._cooldown = min(
-                c.breaker_cooldown_max_s, self._cooldown * c.breaker_cooldown_factor
-            )
-            self._open(now)
-        else:
-            self._breaker = BreakerState.CLOSED
-            self._failures = 0
-            self._cooldown = c.breaker_cooldown_s
-
-    def _open(self, now: float) -> None:
-        self._breaker = BreakerState.OPEN
-        self._open_until = now + self._cooldown
-        self._failures = 0
+        slow = outcome is Outcome.SUCCESS and latency_s > c.ceiling_latency_s
+        if outcome in CONGESTION or slow:
+            rpm, tpm = self.limits_of(permit.model)
+            rate_binds = outcome is Outcome.RATE_LIMITED and c.learn_rpm and (rpm > 0 or tpm > 0)
+            state.congested(permit.id, self._next_id, not rate_binds, rpm or None)
+        elif outcome is Outcome.SUCCESS:
+            state.succeeded(latency_s)

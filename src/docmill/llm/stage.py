@@ -11,10 +11,14 @@ collects what it decided (:meth:`LlmStage.results`). For each document:
    then the document fails with ``invalid_output``.
 
 Every request goes through the answer cache, then the budget (a reservation of the most
-it can cost), then its slot's :class:`~docmill.llm.limits.SlotLimiter` (one per endpoint
-and model, :func:`slot_key`: AIMD concurrency, RPM/TPM, Retry-After, breaker). 429s,
-5xx and timeouts are retried with backoff for as long as the stage runs: a provider
-outage delays documents, it never fails them. When the budget refuses a reservation the
+it can cost), then its key's :class:`~docmill.llm.limits.KeyLimiter` (one per endpoint
+and API key, :func:`limit_key`, shared by both roles and models: rate limits where the
+provider counts them, per-model concurrency, Retry-After, breaker). A request waits in
+its role's lane (``classify``, ``extract``) until the key's
+:class:`~docmill.llm.dispatch.KeyDispatcher` (one task per key) hands it a permit; the
+lanes share the key in proportion to the requests waiting in each. 429s, 5xx and timeouts are retried
+with backoff for as long as the stage runs: a provider outage delays documents, it never
+fails them. When the budget refuses a reservation the
 stage stops sending; documents not finished come back ``deferred`` and stay pending for a
 later run.
 """
@@ -22,30 +26,35 @@ later run.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 from docmill.llm.cache import AnswerCache, cache_key
-from docmill.llm.client import ChatResult, ProviderClient, ProviderConfig, ResultKind
+from docmill.llm.client import (
+    ChatResult,
+    ProviderClient,
+    ProviderConfig,
+    ResultKind,
+    resolve_api_key,
+)
 from docmill.llm.cost import Budget, PriceTable, Reservation
-from docmill.llm.limits import DecisionKind, LimiterConfig, Outcome, SlotLimiter
+from docmill.llm.dispatch import KeyDispatcher
+from docmill.llm.limits import KeyLimiter, LimiterConfig
 from docmill.llm.spec import Label, LlmSpec, ProviderSpec
 
 CLASSIFY_SCHEMA_NAME = "classification"
 EXTRACT_SCHEMA_NAME = "fields"
-_OUTCOME = {
-    ResultKind.OK: Outcome.SUCCESS,
-    ResultKind.RATE_LIMITED: Outcome.RATE_LIMITED,
-    ResultKind.SERVER_ERROR: Outcome.SERVER_ERROR,
-    ResultKind.TIMEOUT: Outcome.TIMEOUT,
-    ResultKind.CLIENT_ERROR: Outcome.CLIENT_ERROR,
-}
+CLASSIFY: Final = "classify"  # the lanes (roles) requests wait in at their key's limiter
+EXTRACT: Final = "extract"
+MIN_CONCURRENCY: Final = 4
+"""No model's concurrency is cut below this (or below what its rate needs in flight)."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -119,10 +128,13 @@ class StageOptions:
     spent_before_usd: float = 0.0  # spent in earlier runs of the same output folder
     max_output_tokens: int = 512
     timeout_s: float = 60.0
-    rpm: int = 0
+    rpm: int = 0  # the key's known limits (llm.rpm / llm.tpm; 0: learned)
     tpm: int = 0
+    limit_scope: str = "key"  # key: limits shared by all models on a key | model: per model
     max_concurrency: int = 32
     cache_path: str | None = None  # None: no cache
+    time_scale: float = 1.0  # real seconds per second of the limiters' clock: tests and
+    # benches against a simulator with the same time_scale (its minute lasts 60 x this)
 
 
 def classify_schema(labels: list[str]) -> dict[str, Any]:
@@ -211,28 +223,37 @@ def schema_problem(schema: Mapping[str, Any], answer: Any) -> str | None:
     return f"{where}: {error.message}"[:300]
 
 
-def slot_key(provider: ProviderSpec) -> tuple[str, str]:
-    """The rate-limit slot a provider entry draws on: (endpoint, model).
-
-    Providers count their limits per organisation and per model (OpenAI, Anthropic,
-    Mistral), so the classify and the extract role share one limiter when they name the
-    same model at the same endpoint, and get one each when the models differ. The API key
-    is left out on purpose: two keys of one organisation share its limit, and docmill
-    cannot tell organisations apart, so sharing is the side that never goes over. The
-    endpoint is compared without case in scheme and host and without a trailing slash.
-    """
-    scheme, sep, rest = provider.base_url.strip().partition("://")
+def _endpoint(base_url: str) -> str:
+    """A base URL compared without case in scheme and host and without a trailing slash."""
+    scheme, sep, rest = base_url.strip().partition("://")
     host, slash, path = rest.partition("/")
-    base = f"{scheme.lower()}{sep}{host.lower()}{slash}{path}".rstrip("/")
-    return base, provider.model
+    return f"{scheme.lower()}{sep}{host.lower()}{slash}{path}".rstrip("/")
+
+
+def limit_key(provider: ProviderSpec, env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """The rate-limit budget a provider entry draws on: (endpoint, API key fingerprint).
+
+    Providers count limits per API key or organisation, shared by every model on it, so
+    both roles share one :class:`KeyLimiter` whenever they use the same key at the same
+    endpoint, whatever their models (the limiter narrows to a model only when the
+    provider says its limits are per model). The key is told apart by a short sha256 of
+    its value (never the key itself; "" without a key), so two variables holding the same
+    key share. The endpoint is compared without case in scheme and host and without a
+    trailing slash.
+    """
+    key = resolve_api_key(provider.name, provider.api_key, env)
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:16] if key else ""
+    return _endpoint(provider.base_url), fingerprint
 
 
 @dataclass
-class _Slot:
+class _Route:
+    """How one role reaches its model: its client, and the key's permits it waits for."""
+
     client: ProviderClient
     model: str
-    limiter: SlotLimiter
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    lane: str
+    dispatch: KeyDispatcher
 
 
 class LlmStage:
@@ -254,7 +275,8 @@ class LlmStage:
         self._ready = threading.Event()
         self._stopping: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._dispatchers: dict[tuple[str, str], KeyDispatcher] = {}  # by limit_key
+        self._routes: dict[str, _Route] = {}  # by lane
         self._cache: AnswerCache | None = None
         self._startup_error: BaseException | None = None
         self.sent = 0  # requests sent to providers (not cached)
@@ -284,48 +306,59 @@ class LlmStage:
         self._stopping = asyncio.Event()
         if self.options.cache_path:
             self._cache = AnswerCache(self.options.cache_path)
-        for provider in (self.spec.provider, self.spec.extract_provider):
-            self._slot(provider)
+        self._route(CLASSIFY, self.spec.provider)
+        self._route(EXTRACT, self.spec.extract_provider)
 
-    def limiter(self, provider: ProviderSpec) -> SlotLimiter | None:
-        """The limiter ``provider`` draws on (None before :meth:`start`), to look at: it
-        belongs to the stage's loop and is not thread-safe."""
-        slot = self._slots.get(slot_key(provider))
-        return slot.limiter if slot is not None else None
+    def limiter(self, provider: ProviderSpec) -> KeyLimiter | None:
+        """The limiter ``provider``'s key draws on (None before :meth:`start`), to look at:
+        it belongs to the stage's loop and is not thread-safe."""
+        dispatcher = self._dispatchers.get(limit_key(provider))
+        return dispatcher.limiter if dispatcher is not None else None
 
-    def _slot(self, provider: ProviderSpec) -> _Slot:
-        key = slot_key(provider)
-        slot = self._slots.get(key)
-        if slot is None:
-            o = self.options
+    def _route(self, lane: str, provider: ProviderSpec) -> _Route:
+        route = self._routes.get(lane)
+        if route is not None:
+            return route
+        o = self.options
+        key = limit_key(provider)
+        dispatcher = self._dispatchers.get(key)
+        if dispatcher is None:
             config = LimiterConfig(
                 initial_concurrency=min(LimiterConfig.initial_concurrency, o.max_concurrency),
+                min_concurrency=min(MIN_CONCURRENCY, o.max_concurrency),
                 max_concurrency=o.max_concurrency,
                 rpm=float(o.rpm),
                 tpm=float(o.tpm),
+                model_scope=o.limit_scope == "model",
                 learn_rpm=True,
             )
-            client = ProviderClient(
-                ProviderConfig(
-                    name=provider.name,
-                    base_url=provider.base_url,
-                    model=provider.model,
-                    api_key=provider.api_key,
-                    timeout_s=o.timeout_s,
-                    max_connections=max(o.max_concurrency, 4),
-                )
+            now = time.monotonic() / o.time_scale  # the limiter's clock (KeyDispatcher.now)
+            limiter = KeyLimiter(config, now=now, random=self._random.random)
+            dispatcher = KeyDispatcher(limiter, time_scale=o.time_scale)
+            dispatcher.start()
+            self._dispatchers[key] = dispatcher
+        client = ProviderClient(
+            ProviderConfig(
+                name=provider.name,
+                base_url=provider.base_url,
+                model=provider.model,
+                api_key=provider.api_key,
+                timeout_s=o.timeout_s,
+                max_connections=max(o.max_concurrency, 4),
             )
-            limiter = SlotLimiter(config, now=time.monotonic(), random=self._random.random)
-            slot = self._slots[key] = _Slot(client, provider.model, limiter)
-        return slot
+        )
+        route = self._routes[lane] = _Route(client, provider.model, lane, dispatcher)
+        return route
 
     async def _shutdown(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for slot in self._slots.values():
-            await slot.client.aclose()
+        for dispatcher in self._dispatchers.values():
+            await dispatcher.close()
+        for route in self._routes.values():
+            await route.client.aclose()
         if self._cache is not None:
             self._cache.close()
 
@@ -381,7 +414,7 @@ class LlmStage:
                 labels = self.spec.label_names
                 answer = await self._ask(
                     result,
-                    self.spec.provider,
+                    CLASSIFY,
                     job,
                     classify_messages(self.spec, job.text, job.images),
                     classify_schema(labels),
@@ -415,7 +448,7 @@ class LlmStage:
         for _attempt in range(2):  # the answer, then one repair
             answer = await self._ask(
                 result,
-                self.spec.extract_provider,
+                EXTRACT,
                 job,
                 extract_messages(label, job.text, problem, job.images),
                 dict(label.schema),
@@ -430,7 +463,7 @@ class LlmStage:
     async def _ask(
         self,
         result: LlmResult,
-        provider: ProviderSpec,
+        lane: str,
         job: LlmJob,
         messages: list[dict[str, Any]],
         schema: dict[str, Any],
@@ -438,8 +471,9 @@ class LlmStage:
         *,
         use_cache: bool = True,
     ) -> Any:
-        """One answer (parsed JSON, or ``_NOT_JSON``), from the cache or the provider."""
-        slot = self._slot(provider)
+        """One answer (parsed JSON, or ``_NOT_JSON``), from the cache or the provider;
+        ``lane``: the role asking (``classify``, ``extract``)."""
+        slot = self._routes[lane]
         params = {"schema": schema, "max_tokens": self.options.max_output_tokens, "temperature": 0}
         prompt = json.dumps(messages, ensure_ascii=False)
         key = cache_key(job.sha256, prompt, slot.model, params)
@@ -480,31 +514,19 @@ class LlmStage:
             if chat.kind is ResultKind.CLIENT_ERROR:
                 raise ClientFailure(f"HTTP {chat.status}: {chat.error or 'refused'}"[:300])
             attempt += 1
-            await asyncio.sleep(slot.limiter.backoff(min(attempt, 10)))
+            await slot.dispatch.backoff(min(attempt, 10))
 
     async def _send(
         self,
-        slot: _Slot,
+        slot: _Route,
         messages: list[dict[str, Any]],
         schema: dict[str, Any],
         schema_name: str,
         est_in: int,
         reservation: Reservation,
     ) -> ChatResult | None:
-        est = est_in + self.options.max_output_tokens
-        while True:
-            now = time.monotonic()
-            decision = slot.limiter.acquire(now, est)
-            if decision.kind is DecisionKind.GO:
-                break
-            wait = 1.0 if decision.until is None else max(0.0, decision.until - now)
-            slot.wake.clear()
-            try:
-                await asyncio.wait_for(slot.wake.wait(), timeout=min(max(wait, 0.001), 1.0))
-            except TimeoutError:
-                pass
-        permit = decision.permit
-        assert permit is not None
+        est_tokens = est_in + self.options.max_output_tokens
+        permit = await slot.dispatch.permit(slot.lane, slot.model, est_tokens)
         try:
             self.sent += 1
             chat = await slot.client.chat(
@@ -515,18 +537,10 @@ class LlmStage:
                 temperature=0.0,
             )
         except asyncio.CancelledError:
-            slot.limiter.on_result(permit, time.monotonic(), Outcome.CANCELLED)
+            slot.dispatch.abandon(permit)
             self.budget.settle(reservation, 0.0)
             raise
-        tokens = chat.usage.total_tokens if chat.usage else None
-        if chat.kind is ResultKind.SERVER_ERROR and chat.status == 0:
-            outcome = Outcome.CONNECTION_ERROR
-        else:
-            outcome = _OUTCOME[chat.kind]
-        slot.limiter.on_result(
-            permit, time.monotonic(), outcome, chat.latency_s, tokens, chat.retry_after_s
-        )
-        slot.wake.set()
+        slot.dispatch.report(permit, chat)
         return chat
 
 

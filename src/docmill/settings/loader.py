@@ -130,8 +130,9 @@ class LlmSettings:
     max_pages: int = 3  # the text of the first N pages is sent (0: all)
     max_chars: int = 12000  # and at most this many characters of it
     max_output_tokens: int = 512
-    rpm: int = 0  # requests per minute per model (0: no limit set; 429s still adapt)
-    tpm: int = 0  # tokens per minute per model (0: no limit set)
+    rpm: int = 0  # requests per minute per API key (0: not known: learned from the provider)
+    tpm: int = 0  # tokens per minute per API key (0: not known)
+    limit_scope: str = "key"  # key: limits shared by all models on a key | model: per model
     max_concurrency: int = 64  # adaptive concurrency ceiling (needs ~ rpm x mean latency / 60)
     timeout_s: float = 60.0  # per request
     cache: bool = True  # reuse answers for the same content, prompt, model and parameters
@@ -225,6 +226,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "extract.ocr": ("auto", "always", "never"),
     "extract.reading_order": ("pdfium", "layout"),
     "llm.input": ("text", "images"),
+    "llm.limit_scope": ("key", "model"),
     "service.auth": ("keys", "none"),
 }
 _NON_NEGATIVE = {

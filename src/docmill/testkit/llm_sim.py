@@ -4,6 +4,7 @@ Run it::
 
     python -m docmill.testkit.llm_sim --port 8089 --rpm 60 --tpm 40000 \\
         --latency 2:30 --error-rate 0.01 --timeout-rate 0.005 --seed 7
+    python -m docmill.testkit.llm_sim --provider-like --ratelimit-headers   # issue 15's server
 
 or in-process::
 
@@ -12,7 +13,9 @@ or in-process::
         sim.set_outage(True)
 
 Endpoints: ``POST /v1/chat/completions`` (answers from ``llm_answers``: deterministic,
-derived from the prompt), ``GET /v1/models``, ``GET /_sim/stats``, ``POST /_sim/outage``
+derived from the prompt), ``GET /v1/models``, ``GET /_sim/stats`` (totals, and per
+simulated minute: ``requests``, ``admitted``, ``admitted:MODEL``, ``ok``, ``429``,
+``5xx``, ``timeouts``), ``POST /_sim/outage``
 ``{"on": true}``, ``POST /_sim/config`` (any ``SimConfig`` field), ``POST /_sim/reset``
 (clears stats and rate windows).
 
@@ -21,20 +24,35 @@ What happens to a chat request, in order:
 1. malformed JSON or no ``model``/``messages`` → 400 ``invalid_request_error``;
 2. outage on → 503;
 3. rate limits, per API key (the ``Authorization`` bearer token; none → ``anonymous``)
-   and per model, as OpenAI counts them (per organisation and model):
-   a sliding window of one simulated minute holds the admitted requests and their total
-   tokens (prompt + the answer's completion). Past ``rpm`` requests or ``tpm`` tokens → 429
-   with ``Retry-After`` (whole seconds, at least 1), ``retry-after-ms`` (exact, as OpenAI
-   sends) and an OpenAI-style body. A request larger than ``tpm`` alone → 400
-   ``request_too_large`` (waiting would never help). Rejected requests use no quota;
+   and, with ``limit_scope="model"`` (the default), per model as well; with
+   ``limit_scope="key"`` every model on a key draws on the key's one window, as at
+   providers that count per key or organisation. A sliding window of one simulated
+   minute holds the admitted requests and their total tokens (prompt + the answer's
+   completion). Past ``rpm`` requests or ``tpm`` tokens → 429 with ``Retry-After`` (whole
+   seconds, at least 1), ``retry-after-ms`` (exact, as OpenAI sends) and OpenAI's body:
+   ``Rate limit reached for MODEL in organization ORG on requests per min (RPM): Limit
+   90, Used 90, Requested 1. Please try again in 1.2s.`` (key scope: ``Rate limit reached
+   in organization ORG on …``, naming no model; ``limit_figures=False``: no Limit, Used
+   or Requested). With ``ratelimit_headers`` every admitted answer (and every 429)
+   carries OpenAI's ``x-ratelimit-limit-requests``, ``-remaining-requests`` and
+   ``-reset-requests`` (a duration such as ``"1m0s"``, ``"850ms"``: until the window is
+   back to its full allowance), and the three ``-tokens`` ones, as counted when the
+   request was admitted. A request larger than ``tpm`` alone → 400 ``request_too_large``
+   (waiting would never help). Rejected requests use no quota;
 4. one draw from the seeded generator: below ``timeout_rate`` the server holds the
    request for ``hang_s`` (or until the client goes away) and never answers; below
    ``timeout_rate + error_rate`` it answers 500, 502 or 503 after the latency;
 5. latency: uniform, or log-normal whose 1st..99th percentiles span ``latency_min_s ..
-   latency_max_s`` (clipped to that range); every sleep and the rate-limit window are
-   multiplied by ``time_scale`` (0.01 turns a minute into 0.6 s);
+   latency_max_s`` (clipped to that range; its median is their geometric mean); a share
+   ``latency_tail_rate`` is drawn uniform in ``latency_tail_min_s .. latency_tail_max_s``
+   instead (the slow tail); every sleep and the rate-limit window are multiplied by
+   ``time_scale`` (0.01 turns a minute into 0.6 s);
 6. 200 with the answer; for a JSON ``response_format``, a share ``invalid_json_rate`` of
    answers is deliberately invalid JSON (fenced, truncated or single-quoted).
+
+``SimConfig.provider_like()`` is the server of issue 15: 90 requests and 60,000 tokens a
+minute per key shared by both models, latency log-normal with median 1.5 s and 5 % at
+8-20 s, 3 % 5xx, 1 % hung until the client gives up, 2 % malformed JSON answers.
 
 The HTTP/1.1 server is plain asyncio streams (keep-alive, ``Content-Length`` bodies, no
 chunked uploads), so it has no dependency and holds thousands of connections.
@@ -91,9 +109,43 @@ class SimConfig:
     hang_s: float = 600.0  # how long a "timeout" request is held (not scaled)
     seed: int = 0
     models: tuple[str, ...] = ("sim-small", "sim-large")
+    limit_scope: Literal["model", "key"] = "model"  # where rpm/tpm are counted (per key always)
+    ratelimit_headers: bool = False  # send OpenAI's x-ratelimit-* headers
+    limit_figures: bool = True  # a 429's message states Limit, Used and Requested
+    organization: str = "org-docmill-sim"  # named in 429 messages
+    latency_tail_rate: float = 0.0  # share of answers with a latency from the tail range
+    latency_tail_min_s: float = 0.0
+    latency_tail_max_s: float = 0.0
+
+    @classmethod
+    def provider_like(cls, **changes: Any) -> SimConfig:
+        """Issue 15's provider (any field can be changed): 90 requests and 60,000 tokens a
+        minute per API key, shared by all models and told to nobody; latency log-normal
+        with median 1.5 s (1st-99th percentile 0.5-4.5 s) and 5 % at 8-20 s; 3 % 500/502/
+        503, 1 % hung (never answered), 2 % malformed JSON answers; OpenAI's 429 bodies.
+        ``ratelimit_headers`` stays off unless asked for."""
+        base = cls(
+            rpm=90,
+            tpm=60_000,
+            limit_scope="key",
+            latency_min_s=0.5,
+            latency_max_s=4.5,
+            latency_dist="lognormal",
+            latency_tail_rate=0.05,
+            latency_tail_min_s=8.0,
+            latency_tail_max_s=20.0,
+            error_rate=0.03,
+            timeout_rate=0.01,
+            invalid_json_rate=0.02,
+        )
+        return dataclasses.replace(base, **changes)
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "timeout_rate", "invalid_json_rate"):
+        if self.limit_scope not in ("model", "key"):
+            raise ValueError("limit_scope must be 'model' or 'key'")
+        if not 0.0 <= self.latency_tail_min_s <= self.latency_tail_max_s:
+            raise ValueError("the latency tail needs 0 <= min <= max")
+        for name in ("error_rate", "timeout_rate", "invalid_json_rate", "latency_tail_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
@@ -111,7 +163,8 @@ class SimConfig:
 
 @dataclass
 class _Window:
-    """One (key, model)'s admitted requests in the last window: (time, tokens)."""
+    """One (key, model)'s (or, key scope, one key's) admitted requests in the last window:
+    (time, tokens)."""
 
     entries: deque[tuple[float, int]] = field(default_factory=deque)
     tokens: int = 0
@@ -120,12 +173,32 @@ class _Window:
         while self.entries and self.entries[0][0] <= now - span:
             self.tokens -= self.entries.popleft()[1]
 
+    def tokens_free_at(self, need: int, span: float) -> float:
+        """When the oldest entries holding ``need`` tokens have left the window."""
+        freed = 0
+        for at, used in self.entries:
+            freed += used
+            if freed >= need:
+                return at + span
+        return self.entries[-1][0] + span if self.entries else -math.inf
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as OpenAI's headers write it: ``"850ms"``, ``"1.5s"``, ``"6m0s"``."""
+    if seconds < 1.0:
+        return f"{max(0, round(seconds * 1000))}ms"
+    if seconds < 60.0:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}m" + (f"{rest:.3f}".rstrip("0").rstrip(".") or "0") + "s"
+
 
 @dataclass
 class _Stats:
     started: float
     requests: int = 0
     chat_requests: int = 0
+    admitted: int = 0  # counted in a rate window (neither refused nor a bad request)
     ok: int = 0
     rate_limited: int = 0
     server_errors: int = 0
@@ -233,6 +306,7 @@ class LlmSimulator:
         return {
             "requests": s.requests,
             "chat_requests": s.chat_requests,
+            "admitted": s.admitted,
             "ok": s.ok,
             "rate_limited": s.rate_limited,
             "server_errors": s.server_errors,
@@ -407,16 +481,22 @@ class LlmSimulator:
         if self.outage:
             s.outage_503 += 1
             return _error(503, "the service is temporarily unavailable (outage)", "server_error")
-        limited = self._admit(
+        limited, headers = self._admit(
             request, payload["model"], reply.prompt_tokens + reply.completion_tokens
         )
         if limited is not None:
             return limited
+        s.admitted += 1
+        self._count("admitted")
+        self._count(f"admitted:{payload['model']}")
         s.in_flight += 1
         try:
-            return await self._answer(reader, payload, reply)
+            response = await self._answer(reader, payload, reply)
         finally:
             self._stats.in_flight -= 1
+        if response is not None:
+            response.headers.update(headers)
+        return response
 
     async def _answer(
         self, reader: asyncio.StreamReader, payload: Any, reply: Answer
@@ -464,8 +544,11 @@ class LlmSimulator:
             },
         )
 
-    def _admit(self, request: _Request, model: str, tokens: int) -> _Response | None:
-        """Record the request in its (key, model) window, or answer 429 / 400 (too large)."""
+    def _admit(
+        self, request: _Request, model: str, tokens: int
+    ) -> tuple[_Response | None, dict[str, str]]:
+        """Record the request in its window, or answer 429 / 400 (too large); with the
+        headers its answer carries (``ratelimit_headers``)."""
         config = self.config
         if config.tpm and tokens > config.tpm:
             self._stats.client_errors += 1
@@ -474,44 +557,82 @@ class LlmSimulator:
                 f"request too large: {tokens} tokens, limit {config.tpm} per minute",
                 "invalid_request_error",
                 "request_too_large",
-            )
+            ), {}
         auth = request.headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else "anonymous"
-        window = self._windows.setdefault((key, model), _Window())
+        scope = model if config.limit_scope == "model" else "*"
+        window = self._windows.setdefault((key, scope), _Window())
         now = time.monotonic()
         span = self._minute()
         window.trim(now, span)
         wait = 0.0
-        what = ""
+        kind = ""
         if config.rpm and len(window.entries) >= config.rpm:
             wait = window.entries[len(window.entries) - config.rpm][0] + span - now
-            what = f"requests per min (RPM): limit {config.rpm}"
+            kind = "requests"
         if config.tpm and window.tokens + tokens > config.tpm:
-            freed, need = 0, window.tokens + tokens - config.tpm
-            for at, used in window.entries:
-                freed += used
-                if freed >= need:
-                    wait = max(wait, at + span - now)
-                    break
-            what = what or f"tokens per min (TPM): limit {config.tpm}, requested {tokens}"
-        if what:
+            wait = max(wait, window.tokens_free_at(window.tokens + tokens - config.tpm, span) - now)
+            kind = kind or "tokens"
+        if kind:
             self._stats.rate_limited += 1
             self._count("429")
             wait = max(wait, 0.001)
             response = _error(
                 429,
-                f"Rate limit reached for {what}. Please try again in {wait:.3f}s.",
-                "requests" if what.startswith("requests") else "tokens",
+                self._refusal(kind, model, window, tokens, wait),
+                kind,
                 "rate_limit_exceeded",
             )
             response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
             response.headers["retry-after-ms"] = str(max(1, math.ceil(wait * 1000)))
-            return response
+            response.headers.update(self._limit_headers(window, now, span))
+            return response, {}
         window.entries.append((now, tokens))
         window.tokens += tokens
-        return None
+        return None, self._limit_headers(window, now, span)
+
+    def _refusal(self, kind: str, model: str, window: _Window, tokens: int, wait: float) -> str:
+        """A 429's message, worded as OpenAI's."""
+        config = self.config
+        where = (
+            f"for {model} in organization {config.organization}"
+            if config.limit_scope == "model"
+            else f"in organization {config.organization}"
+        )
+        if kind == "requests":
+            what = "requests per min (RPM)"
+            figures = f"Limit {config.rpm}, Used {len(window.entries)}, Requested 1"
+        else:
+            what = "tokens per min (TPM)"
+            figures = f"Limit {config.tpm}, Used {window.tokens}, Requested {tokens}"
+        said = f": {figures}" if config.limit_figures else ""
+        return (
+            f"Rate limit reached {where} on {what}{said}. Please try again in {wait:.3f}s. "
+            "Visit https://platform.openai.com/account/rate-limits to learn more."
+        )
+
+    def _limit_headers(self, window: _Window, now: float, span: float) -> dict[str, str]:
+        """OpenAI's x-ratelimit-* headers for ``window`` as it is now (empty when off)."""
+        config = self.config
+        if not config.ratelimit_headers:
+            return {}
+        reset = max(0.0, window.entries[-1][0] + span - now) if window.entries else 0.0
+        headers: dict[str, str] = {}
+        if config.rpm:
+            headers["x-ratelimit-limit-requests"] = str(config.rpm)
+            remaining = max(0, config.rpm - len(window.entries))
+            headers["x-ratelimit-remaining-requests"] = str(remaining)
+            headers["x-ratelimit-reset-requests"] = go_duration(reset)
+        if config.tpm:
+            headers["x-ratelimit-limit-tokens"] = str(config.tpm)
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, config.tpm - window.tokens))
+            headers["x-ratelimit-reset-tokens"] = go_duration(reset)
+        return headers
 
     def _latency(self) -> float:
+        config = self.config
+        if config.latency_tail_rate and self._rng.random() < config.latency_tail_rate:
+            return self._rng.uniform(config.latency_tail_min_s, config.latency_tail_max_s)
         low, high = self.config.latency_min_s, self.config.latency_max_s
         if high <= 0 or high == low:
             return high
@@ -610,41 +731,88 @@ def _latency_arg(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(f"expected MIN:MAX seconds, got {text!r}") from None
 
 
+def _tail_arg(text: str) -> tuple[float, float, float]:
+    parts = text.split(":")
+    try:
+        rate, low, high = (float(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected RATE:MIN:MAX, got {text!r}") from None
+    return rate, low, high
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m docmill.testkit.llm_sim",
         description="A local OpenAI-compatible LLM server with rate limits, latency and faults.",
+        argument_default=argparse.SUPPRESS,  # only what is given changes the base config
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8089)
-    p.add_argument("--rpm", type=int, default=0, help="requests per minute per key and model (0: none)")
-    p.add_argument("--tpm", type=int, default=0, help="tokens per minute per key and model (0: none)")
-    p.add_argument("--latency", type=_latency_arg, default=(0.0, 0.0), help="MIN:MAX seconds")
-    p.add_argument("--latency-dist", choices=("uniform", "lognormal"), default="uniform")
-    p.add_argument("--time-scale", type=float, default=1.0, help="multiplies every delay")
-    p.add_argument("--error-rate", type=float, default=0.0, help="share of 500/502/503")
-    p.add_argument("--timeout-rate", type=float, default=0.0, help="share never answered")
-    p.add_argument("--invalid-json-rate", type=float, default=0.0)
-    p.add_argument("--hang", type=float, default=600.0, help="seconds a timeout is held")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--provider-like",
+        action="store_true",
+        help="start from issue 15's provider: 90 RPM and 60,000 TPM per key shared by all "
+        "models, latency median 1.5 s with 5%% at 8-20 s, 3%% 5xx, 1%% hung, 2%% malformed "
+        "JSON (the options below change it)",
+    )
+    p.add_argument("--rpm", type=int, help="requests per minute (0: none; default 0)")
+    p.add_argument("--tpm", type=int, help="tokens per minute (0: none; default 0)")
+    p.add_argument(
+        "--limit-scope",
+        choices=("model", "key"),
+        help="count rpm/tpm per key and model (default) or per key, shared by all models",
+    )
+    p.add_argument(
+        "--ratelimit-headers",
+        action="store_true",
+        help="send OpenAI's x-ratelimit-limit/remaining/reset-requests and -tokens headers",
+    )
+    p.add_argument(
+        "--no-limit-figures",
+        dest="limit_figures",
+        action="store_false",
+        help="429 messages say which limit refused, not its Limit, Used or Requested",
+    )
+    p.add_argument("--latency", type=_latency_arg, help="MIN:MAX seconds (default 0:0)")
+    p.add_argument("--latency-dist", choices=("uniform", "lognormal"))
+    p.add_argument(
+        "--latency-tail",
+        type=_tail_arg,
+        help="RATE:MIN:MAX: that share of answers takes MIN..MAX seconds instead",
+    )
+    p.add_argument("--time-scale", type=float, help="multiplies every delay (default 1)")
+    p.add_argument("--error-rate", type=float, help="share of 500/502/503")
+    p.add_argument("--timeout-rate", type=float, help="share never answered (held --hang s)")
+    p.add_argument("--invalid-json-rate", type=float, help="share of malformed JSON answers")
+    p.add_argument("--hang", type=float, help="seconds a timeout is held (default 600)")
+    p.add_argument("--seed", type=int)
     return p
+
+
+def config_from_args(args: argparse.Namespace) -> SimConfig:
+    """The ``SimConfig`` the command line asks for: the base (``--provider-like`` or the
+    defaults) with every option given applied on top."""
+    given = vars(args)
+    changes: dict[str, Any] = {}
+    plain = ("rpm", "tpm", "limit_scope", "ratelimit_headers", "limit_figures",
+             "latency_dist", "time_scale", "error_rate", "timeout_rate", "invalid_json_rate",
+             "seed")  # fmt: skip
+    changes.update({name: given[name] for name in plain if name in given})
+    if "latency" in given:
+        changes["latency_min_s"], changes["latency_max_s"] = given["latency"]
+    if "latency_tail" in given:
+        rate, low, high = given["latency_tail"]
+        changes.update(latency_tail_rate=rate, latency_tail_min_s=low, latency_tail_max_s=high)
+    if "hang" in given:
+        changes["hang_s"] = given["hang"]
+    if given.get("provider_like"):
+        return SimConfig.provider_like(**changes)
+    return SimConfig(**changes)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    config = SimConfig(
-        rpm=args.rpm,
-        tpm=args.tpm,
-        latency_min_s=args.latency[0],
-        latency_max_s=args.latency[1],
-        latency_dist=args.latency_dist,
-        time_scale=args.time_scale,
-        error_rate=args.error_rate,
-        timeout_rate=args.timeout_rate,
-        invalid_json_rate=args.invalid_json_rate,
-        hang_s=args.hang,
-        seed=args.seed,
-    )
+    config = config_from_args(args)
 
     async def serve() -> None:
         sim = LlmSimulator(config)
