@@ -67,6 +67,7 @@ CONTRACT_DEFAULTS = {
     "llm.max_output_tokens": 512,
     "llm.rpm": 0,
     "llm.tpm": 0,
+    "llm.limit_scope": "key",
     "llm.max_concurrency": 64,
     "llm.timeout_s": 60.0,
     "llm.cache": True,
