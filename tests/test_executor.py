@@ -176,7 +176,7 @@ def test_a_batch_gathers_about_target_seconds_of_work_by_weight() -> None:
     sizer = BatchSizer(target_s=1.0)
     # 10 small documents kept a worker 0.1 s: 10 ms per 64 KiB-and-a-bit
     sizer.observe(busy_s=0.1, tasks=10, units=10 * weight(1000))
-    assert sizer.size == 10
+    assert sizer.size == 100  # a full batch of such documents: the window counts in these
     small = [weight(1000)] * 1000
     assert 95 <= sizer.take(small, free=1) <= 105  # ~1 s of them
     big = [weight(50 * OVERHEAD_BYTES)] * 100  # files 50x the overhead: ~0.5 s each

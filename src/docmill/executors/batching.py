@@ -36,13 +36,13 @@ def weight(size_bytes: int) -> int:
 @dataclass(slots=True)
 class BatchSizer:
     """How much work a batch carries, from the seconds finished batches took (an
-    exponential average of seconds per unit of weight, and of tasks per batch)."""
+    exponential average of seconds per unit of weight, and of a task's weight)."""
 
     target_s: float = TARGET_S
     first: int = FIRST_SIZE
     most: int = MOST
     s_per_unit: float | None = None
-    tasks_per_batch: float | None = None
+    units_per_task: float | None = None
 
     def observe(self, busy_s: float, tasks: int, units: int) -> None:
         """A batch of ``tasks`` tasks weighing ``units`` kept its worker ``busy_s``."""
@@ -52,8 +52,9 @@ class BatchSizer:
         self.s_per_unit = rate if self.s_per_unit is None else (
             self.s_per_unit + SMOOTHING * (rate - self.s_per_unit)
         )
-        self.tasks_per_batch = float(tasks) if self.tasks_per_batch is None else (
-            self.tasks_per_batch + SMOOTHING * (tasks - self.tasks_per_batch)
+        mean = units / tasks
+        self.units_per_task = mean if self.units_per_task is None else (
+            self.units_per_task + SMOOTHING * (mean - self.units_per_task)
         )
 
     @property
@@ -66,10 +67,12 @@ class BatchSizer:
 
     @property
     def size(self) -> int:
-        """Tasks in a typical batch (what the in-flight window is counted in)."""
-        if self.tasks_per_batch is None:
+        """Tasks of a typical weight in a full batch (what the in-flight window is
+        counted in)."""
+        budget = self.budget
+        if budget is None or not self.units_per_task:
             return self.first
-        return max(1, min(self.most, round(self.tasks_per_batch)))
+        return max(1, min(self.most, round(budget / self.units_per_task)))
 
     def take(self, weights: list[int], free: int) -> int:
         """How many of the pending tasks (their ``weights``, in order) the next batch

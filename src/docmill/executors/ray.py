@@ -118,6 +118,7 @@ class RayExecutor:
         self._returned: list[Task] = []
         self._failed_here: list[tuple[Task, ProcessOutcome]] = []  # unreadable for shipping
         self._suspects: set[int] = set()  # doc ids that timed out, ran out of memory, crashed
+        self._lost_first: set[int] = set()  # doc ids first in line in a batch lost unstarted
         self._unseen: set[int] = set()  # doc ids a node could not read: shipped from now on
         self._shipped: dict[int, _Shipped] = {}
         self._shipped_bytes = 0
@@ -396,12 +397,18 @@ class RayExecutor:
 
     def _lost(self, batch: _Batch, exc: BaseException) -> list[tuple[Task, ProcessOutcome]]:
         """The batch's worker or node died, or it was cancelled: its current task (the
-        first not answered) is charged, the others go back uncounted."""
+        first not answered) is charged, the others go back uncounted.
+
+        A batch lost before the driver heard it start (Ray drops what a failed task
+        yielded and the driver had not read yet) charges nobody, unless its first task
+        was first in line in such a batch before: so a document that kills its Ray
+        worker at once still reaches ``run.max_attempts``."""
         left = list(batch.tasks.values())
         batch.tasks.clear()
         if not left:
             return []
         category, message = self._translate(exc, batch)
+        current, rest = left[0], left[1:]
         if batch.started_at is None:
             if category is FailureCategory.ERROR:
                 raise ExecutorError(message) from None
@@ -411,9 +418,11 @@ class RayExecutor:
                     f"{LOST_BEFORE_START} Ray tasks in a row were lost before they started; "
                     f"the last: {message}"
                 ) from None
-            self._returned.extend(left)
-            return []
-        current, rest = left[0], left[1:]
+            if current.doc_id not in self._lost_first:
+                self._lost_first.add(current.doc_id)
+                self._returned.extend(left)
+                return []
+        self._lost_first.discard(current.doc_id)
         self._returned.extend(rest)
         self._suspects.add(current.doc_id)
         return [(current, ProcessOutcome.failure(category, message, "worker"))]
