@@ -26,6 +26,7 @@ from docmill.executors.batching import (
     goes_alone,
     on_this_machine,
     weight,
+    window_batches,
 )
 from docmill.model import PageRange, ProcessOutcome
 from docmill.processors import Task, process_task
@@ -163,13 +164,16 @@ def _task(i: int, rng: PageRange | None = None) -> Task:
     return Task(task_id=i, doc_id=i, path=f"/d/{i}.pdf", page_range=rng, max_file_bytes=1)
 
 
-def test_before_any_batch_finished_a_batch_is_a_few_tasks_spread_over_the_slots() -> None:
+def _take(sizer: BatchSizer, weights: list[int], cpus: int) -> int:
+    return sizer.take(iter(weights), len(weights), sum(weights), cpus)
+
+
+def test_before_any_batch_finished_a_batch_is_a_few_tasks() -> None:
     sizer = BatchSizer(first=4)
     assert sizer.budget is None and sizer.size == 4
-    assert sizer.take([weight(1000)] * 100, free=8) == 4
-    assert sizer.take([weight(1000)] * 6, free=4) == 2  # 6 over 4 free slots
-    assert sizer.take([weight(1000)], free=4) == 1
-    assert sizer.take([], free=4) == 0
+    assert _take(sizer, [weight(1000)] * 100, cpus=8) == 4
+    assert _take(sizer, [weight(1000)] * 3, cpus=4) == 3
+    assert _take(sizer, [], cpus=4) == 0
 
 
 def test_a_batch_gathers_about_target_seconds_of_work_by_weight() -> None:
@@ -178,11 +182,19 @@ def test_a_batch_gathers_about_target_seconds_of_work_by_weight() -> None:
     sizer.observe(busy_s=0.1, tasks=10, units=10 * weight(1000))
     assert sizer.size == 100  # a full batch of such documents: the window counts in these
     small = [weight(1000)] * 1000
-    assert 95 <= sizer.take(small, free=1) <= 105  # ~1 s of them
+    assert 95 <= _take(sizer, small, cpus=4) <= 105  # ~1 s of them
     big = [weight(50 * OVERHEAD_BYTES)] * 100  # files 50x the overhead: ~0.5 s each
-    assert sizer.take(big, free=1) == 2
-    assert sizer.take(small[:40], free=4) == 10  # the end of a run: spread over 4 slots
-    assert sizer.take(small, free=1) <= sizer.most
+    assert _take(sizer, big, cpus=4) == 2
+    assert _take(sizer, small, cpus=1) <= sizer.most
+    # the end of a run: less than half a batch a CPU waits, so each batch is a CPU's share
+    assert _take(sizer, small[:120], cpus=4) == 30
+    assert _take(sizer, small[:3], cpus=4) == 1
+
+
+def test_the_window_keeps_a_batch_a_cpu_waiting_beside_those_in_flight() -> None:
+    assert batches_in_flight(0) == 1 and window_batches(0) == 2
+    assert batches_in_flight(2) == 4 and window_batches(2) == 6
+    assert batches_in_flight(32.5) == 64 and window_batches(32.5) == 96
 
 
 def test_the_estimate_follows_the_work_smoothly_and_ignores_nonsense() -> None:
@@ -196,12 +208,6 @@ def test_the_estimate_follows_the_work_smoothly_and_ignores_nonsense() -> None:
     sizer.observe(3.0, 10, 1000)
     assert first is not None and sizer.s_per_unit is not None
     assert first < sizer.s_per_unit < 3.0 / 1000
-
-
-def test_the_window_follows_the_clusters_cpus() -> None:
-    assert batches_in_flight(0) == 1
-    assert batches_in_flight(2) == 4
-    assert batches_in_flight(32.5) == 64  # fractional CPUs do not count
 
 
 def test_page_ranges_and_suspects_travel_alone() -> None:

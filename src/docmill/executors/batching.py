@@ -5,8 +5,9 @@ A remote task costs the driver about 0.3 ms of CPU and the cluster a scheduling 
 trip; a small document takes a worker ~6 ms, a big one seconds. So tasks travel in
 batches sized by work: a task weighs its file's bytes plus :data:`OVERHEAD_BYTES` (what
 any document costs), :class:`BatchSizer` learns the seconds a unit of weight takes from
-finished batches, and a batch gathers about ``target_s`` of work, so the overhead stays
-a few percent of the work and a batch of big files is short in files. A page range of a
+finished batches, and a batch gathers about ``target_s`` of work (2 s: a batch's own cost, its
+worker process started and stopped, is ~20-50 ms), so the overhead stays a few percent
+of the work and a batch of big files is short in files. A page range of a
 big document, and a document that once timed out, ran out of memory or crashed its
 worker, travels alone (:func:`goes_alone`): it is work enough by itself, and a suspect
 must not hold innocent documents behind it.
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 
 from docmill.processors import Task
 
-TARGET_S = 1.0  # seconds of work a batch aims at
+TARGET_S = 2.0  # seconds of work a batch aims at
 FIRST_SIZE = 4  # tasks per batch before any batch has finished
 MOST = 512  # tasks per batch at most (a batch's outcomes come back in pieces anyway)
 OVERHEAD_BYTES = 64 * 1024  # a task's own cost, as bytes of document it weighs like
 SMOOTHING = 0.3  # weight of the newest batch in the estimates
 QUEUED_PER_CPU = 2  # remote tasks in flight per cluster CPU: one runs, one waits its turn
+MAX_WINDOW = 65_536  # documents claimed at most (a driver's memory; its ceiling is lower)
 
 
 def weight(size_bytes: int) -> int:
@@ -74,24 +76,34 @@ class BatchSizer:
             return self.first
         return max(1, min(self.most, round(budget / self.units_per_task)))
 
-    def take(self, weights: list[int], free: int) -> int:
-        """How many of the pending tasks (their ``weights``, in order) the next batch
-        takes when ``free`` more batches may start: about ``target_s`` of work, at least
-        one task, at most :attr:`most`; fewer when the pending work would not give every
-        free slot a full batch (the end of a run spreads over the cluster instead of
-        piling on one worker)."""
-        if not weights:
+    def take(self, weights: Iterable[int], pending: int, total: int, cpus: int) -> int:
+        """How many of the ``pending`` tasks (their ``weights`` in order, ``total`` of
+        them all) the next batch takes on a cluster of ``cpus`` CPUs: about ``target_s``
+        of work, at least one task, at most :attr:`most`. Once less than half a batch a
+        CPU is waiting (the ledger runs dry: the end of a run), a batch takes a CPU's
+        share of it, so the last work spreads over the cluster instead of piling on one
+        worker."""
+        if pending <= 0:
             return 0
+        cpus = max(1, cpus)
         budget = self.budget
         if budget is None:
-            return max(1, min(self.first, math.ceil(len(weights) / max(1, free))))
-        budget = min(budget, sum(weights) / max(1, free))
-        total = 0
-        for n, w in enumerate(weights[: self.most], start=1):
-            total += w
-            if total >= budget:
+            return max(1, min(self.first, pending))
+        if total < budget * cpus / 2:
+            budget = total / cpus
+        gathered = 0
+        n = 0
+        for n, w in enumerate(weights, start=1):
+            gathered += w
+            if gathered >= budget or n >= self.most:
                 return n
-        return min(len(weights), self.most)
+        return max(1, n)
+
+
+def window_batches(cpus: float) -> int:
+    """Batches' worth of documents the runner keeps claimed: those in flight, and one a
+    CPU waiting here, so the next batch is always at hand."""
+    return batches_in_flight(cpus) + max(1, math.floor(cpus))
 
 
 def batches_in_flight(cpus: float) -> int:

@@ -41,19 +41,22 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.engine.executor import ExecutorContext, ExecutorError, ExecutorState
 from docmill.engine.worker import task_message
 from docmill.executors.batching import (
+    MAX_WINDOW,
     BatchSizer,
     batches_in_flight,
     goes_alone,
     on_this_machine,
     weight,
+    window_batches,
 )
-from docmill.executors.ray_batch import Answer, Item, run_batch
+from docmill.executors.ray_batch import Answer, Item, run_batch, warm_up
 from docmill.model import FailureCategory, ProcessOutcome
 from docmill.processors import Task
 from docmill.sources.confine import NotAllowed
@@ -113,6 +116,7 @@ class RayExecutor:
         self._ship_cap = int(s.run.ray_ship_mb * MB)
         self._sizer = BatchSizer()
         self._pending: deque[tuple[Task, int]] = deque()  # with its weight
+        self._pending_units = 0
         self._batches: dict[Any, _Batch] = {}  # ObjectRefGenerator -> its batch
         self._held = 0  # tasks pending here or in a batch
         self._returned: list[Task] = []
@@ -159,6 +163,15 @@ class RayExecutor:
             name="docmill-batch",
         )
         self._local_addresses = _this_machine()
+        # one worker a CPU starts (Ray, then PDFium in its forkserver) while the driver
+        # reads the ledger and hashes the first sources; its result is not awaited
+        warm = ray.remote(warm_up).options(num_cpus=1, max_retries=0, name="docmill-warm-up")
+        try:
+            cpus = int(ray.cluster_resources().get("CPU", 0))
+        except Exception:  # the cluster's state comes again in start()
+            cpus = 0
+        for _ in range(cpus):
+            warm.remote()
 
     def start(self) -> None:
         if self._remote is None:
@@ -170,6 +183,7 @@ class RayExecutor:
         with the tasks not yet sent: they go back to pending."""
         lost = [task for task, _units in self._pending]
         self._pending.clear()
+        self._pending_units = 0
         for gen, batch in self._batches.items():
             lost.extend(batch.tasks.values())
             try:
@@ -188,7 +202,7 @@ class RayExecutor:
     def window(self) -> int:
         if self._run.window > 0:
             return self._run.window
-        return batches_in_flight(self._cpus) * self._sizer.size
+        return min(MAX_WINDOW, window_batches(self._cpus) * self._sizer.size)
 
     @property
     def idle(self) -> int:
@@ -206,7 +220,9 @@ class RayExecutor:
             size = os.stat(task.path).st_size
         except OSError:
             size = 0  # the worker (or the driver, shipping it) says what is wrong
-        self._pending.append((task, weight(size)))
+        units = weight(size)
+        self._pending.append((task, units))
+        self._pending_units += units
         self._held += 1
 
     def take_returned(self) -> list[Task]:
@@ -246,16 +262,22 @@ class RayExecutor:
             if goes_alone(self._pending[0][0], self._suspects):
                 take = 1
             else:
-                weights: list[int] = []
-                for task, units in self._pending:
-                    if goes_alone(task, self._suspects):
-                        break
-                    weights.append(units)
-                take = self._sizer.take(weights, most - len(self._batches))
+                take = self._sizer.take(
+                    self._mates(), len(self._pending), self._pending_units, int(self._cpus)
+                )
             picked = [self._pending.popleft() for _ in range(take)]
+            self._pending_units -= sum(units for _task, units in picked)
             if not self._launch(picked, now):
                 self._pending.extendleft(reversed(picked))
+                self._pending_units += sum(units for _task, units in picked)
                 return
+
+    def _mates(self) -> Iterator[int]:
+        """The weights of the pending tasks that may share a batch, from the first."""
+        for task, units in self._pending:
+            if goes_alone(task, self._suspects):
+                return
+            yield units
 
     def _launch(self, picked: list[tuple[Task, int]], now: float) -> bool:
         """Send ``picked`` as one Ray task. False: the shipping window is full (they
