@@ -229,6 +229,41 @@ def test_shipped_bytes_give_the_same_records_in_a_confined_run(
     assert _essence(assert_exactly_once(out, _sources(src))) == local
 
 
+def test_a_buckets_documents_are_read_from_the_drivers_spool_by_the_workers(
+    two_nodes: RayCluster, tmp_path: Path
+) -> None:
+    """Remote sources are downloaded by the driver into DIR/spool; on this machine the
+    Ray workers read those files (inside the roots, as every service job runs)."""
+    pytest.importorskip("moto", reason="moto[server] is in the dev lock: run scripts/setup dev")
+    from remote_kit import MotoS3, s3_env
+
+    moto = MotoS3()
+    try:
+        moto.bucket("scans")
+        pdfs = sorted(p for p in (CARRIED_CORPUS / "real").rglob("*.pdf")
+                      if p.stat().st_size < 200_000)[:5]
+        for path in pdfs:
+            moto.put("scans", f"in/{path.name}", path.read_bytes())
+        moto.put("scans", "in/notes.txt", b"Invoice 42\nTotal 10.00 EUR\n")
+        out = tmp_path / "out"
+        result = subprocess.run(
+            docmill_cmd(*_ray_args(
+                two_nodes, "run", "s3://scans/in", "--out", str(out), "--quiet",
+                "--set", "sources.confine_to_root=true",
+            )),
+            capture_output=True, text=True, timeout=600, check=False,
+            env={**s3_env(moto.endpoint), "RAY_USAGE_STATS_ENABLED": "0"},
+        )
+    finally:
+        moto.stop()
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = {f"s3://scans/in/{p.name}" for p in pdfs} | {"s3://scans/in/notes.txt"}
+    records = {r["source"]: r for r in assert_exactly_once(out, expected)}
+    assert records["s3://scans/in/notes.txt"]["text"] == ["Invoice 42\nTotal 10.00 EUR\n"]
+    assert sum(1 for r in records.values() if r["status"] == "done") >= 4
+    assert list((out / "spool").iterdir()) == []  # each file deleted as it was committed
+
+
 # --- the same limits and categories ----------------------------------------------------
 
 

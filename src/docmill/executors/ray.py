@@ -243,9 +243,12 @@ class RayExecutor:
             return results
         ray = self._ray
         gens = list(self._batches)
-        ready, _ = ray.wait(gens, num_returns=1, timeout=0 if results else wait_s)
-        if ready and len(gens) > 1:
-            ready, _ = ray.wait(gens, num_returns=len(gens), timeout=0)
+        try:
+            ready, _ = ray.wait(gens, num_returns=1, timeout=0 if results else wait_s)
+            if ready and len(gens) > 1:
+                ready, _ = ray.wait(gens, num_returns=len(gens), timeout=0)
+        except Exception as exc:  # the driver lost its cluster (its GCS, its raylet)
+            raise ExecutorError(f"lost the Ray cluster: {_first_line(exc)}") from None
         now = self._clock()
         for gen in ready:
             results.extend(self._receive(gen, now))
