@@ -55,12 +55,17 @@ class RayCluster:
     temp_dir: Path
     tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     port: int = 0
+    client_port: int = 0  # the head's Ray Client server (ray://)
     nodes: list[RayNode] = field(default_factory=list)
     start_s: float = 0.0  # seconds `ray start` took for the head and the first joined node
 
     @property
     def address(self) -> str:
         return f"{HOST}:{self.port}"
+
+    @property
+    def client_address(self) -> str:
+        return f"ray://{HOST}:{self.client_port}"
 
     @classmethod
     def start(cls, cpus: tuple[int, ...] = (1, 1)) -> RayCluster:
@@ -71,6 +76,7 @@ class RayCluster:
         began = time.monotonic()
         try:
             cluster.port = free_port()
+            cluster.client_port = free_port()
             cluster._start_node(cpus[0], head=True)
             for n in cpus[1:]:
                 cluster._start_node(n, head=False)
@@ -110,7 +116,7 @@ class RayCluster:
         if head:
             args += [
                 "--head", f"--port={self.port}", "--include-dashboard=false",
-                f"--dashboard-port={free_port()}", f"--ray-client-server-port={free_port()}",
+                f"--dashboard-port={free_port()}", f"--ray-client-server-port={self.client_port}",
             ]
         else:
             args += [f"--address={self.address}"]

@@ -213,6 +213,22 @@ def test_the_corpus_on_the_cluster_gives_the_records_of_a_local_run(
     assert status(out)["counts"]["running"] == 0
 
 
+def test_through_ray_client_the_records_are_the_same(
+    two_nodes: RayCluster, corpus: tuple[Path, dict[str, tuple[Any, ...]]], tmp_path: Path
+) -> None:
+    """``run.ray_address = ray://host:port``: Ray Client cannot stream a task's results,
+    so each batch answers at its end; the records do not change."""
+    src, local = corpus
+    out = tmp_path / "ray"
+    result = subprocess.run(
+        docmill_cmd("run", str(src), "--out", str(out), "--quiet", "--executor", "ray",
+                    "--set", f"run.ray_address={two_nodes.client_address}"),
+        capture_output=True, text=True, timeout=600, env=_env(), check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert _essence(assert_exactly_once(out, _sources(src))) == local
+
+
 def test_shipped_bytes_give_the_same_records_in_a_confined_run(
     two_nodes: RayCluster, corpus: tuple[Path, dict[str, tuple[Any, ...]]], tmp_path: Path
 ) -> None:

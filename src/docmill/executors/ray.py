@@ -56,7 +56,7 @@ from docmill.executors.batching import (
     weight,
     window_batches,
 )
-from docmill.executors.ray_batch import Answer, Item, run_batch, warm_up
+from docmill.executors.ray_batch import Answer, Item, run_batch, run_batch_whole, warm_up
 from docmill.model import FailureCategory, ProcessOutcome
 from docmill.processors import Task
 from docmill.sources.confine import NotAllowed
@@ -132,6 +132,7 @@ class RayExecutor:
         self._paths_seen = self._files != "ship"
         self._refreshed = -math.inf
         self._remote: Any = None
+        self._whole = False  # batches answer at their end (Ray Client), not as a stream
         self._local_addresses: set[str] = set()
 
     # --- lifecycle ----------------------------------------------------------------
@@ -155,13 +156,20 @@ class RayExecutor:
                         f"cannot join the Ray cluster at run.ray_address={address}: "
                         f"{_first_line(exc)}"
                     ) from None
-        self._remote = ray.remote(run_batch).options(
-            num_cpus=1,
-            max_retries=0,
-            retry_exceptions=False,
-            num_returns="streaming",
-            name="docmill-batch",
-        )
+        # Ray Client (ray://) cannot stream a task's results: a batch answers at its end
+        self._whole = address.startswith("ray://")
+        if self._whole:
+            self._remote = ray.remote(run_batch_whole).options(
+                num_cpus=1, max_retries=0, retry_exceptions=False, name="docmill-batch"
+            )
+        else:
+            self._remote = ray.remote(run_batch).options(
+                num_cpus=1,
+                max_retries=0,
+                retry_exceptions=False,
+                num_returns="streaming",
+                name="docmill-batch",
+            )
         self._local_addresses = _this_machine()
         # one worker a CPU starts (Ray, then PDFium in its forkserver) while the driver
         # reads the ledger and hashes the first sources; its result is not awaited
@@ -359,6 +367,8 @@ class RayExecutor:
     def _receive(self, gen: Any, now: float) -> list[tuple[Task, ProcessOutcome]]:
         """Every answer ``gen`` has ready; its end, or its loss."""
         batch = self._batches[gen]
+        if self._whole:
+            return self._receive_whole(gen, batch, now)
         out: list[tuple[Task, ProcessOutcome]] = []
         try:
             first = True  # ray.wait said it is ready: its next item, its end or its error
@@ -377,6 +387,27 @@ class RayExecutor:
         except Exception as exc:  # the batch is lost: Ray's errors, translated here
             out.extend(self._lost(batch, exc))
         self._finish(gen, batch, now)
+        return out
+
+    def _receive_whole(
+        self, ref: Any, batch: _Batch, now: float
+    ) -> list[tuple[Task, ProcessOutcome]]:
+        """A batch that answers at its end (Ray Client). Whether a lost one had started
+        is not known: it is taken as started (its first task is charged), so attempts
+        stay bounded."""
+        try:
+            busy_s, answers = self._ray.get(ref)
+        except Exception as exc:
+            category, message = self._translate(exc, batch)
+            if category is FailureCategory.ERROR:  # a node without docmill: the run's error
+                raise ExecutorError(message) from None
+            batch.started_at = batch.sent_at
+            out = self._lost(batch, exc)
+            batch.timed_out = True  # nothing to learn from its time
+        else:
+            out = self._answered(batch, answers)
+            batch.started_at = now - busy_s
+        self._finish(ref, batch, now)
         return out
 
     def _answered(

@@ -97,6 +97,19 @@ def run_batch(
             shutil.rmtree(scratch, ignore_errors=True)
 
 
+def run_batch_whole(
+    limits: tuple[float, int, int],
+    options: ExtractOptions,
+    items: list[Item],
+    *payloads: bytes,
+) -> tuple[float, list[Answer]]:
+    """:func:`run_batch` for a driver that cannot stream (Ray Client, ``ray://``): the
+    seconds the batch took and all its answers, at its end."""
+    started = time.monotonic()
+    answers = [a for part in run_batch(limits, options, items, *payloads) for a in part]
+    return time.monotonic() - started, answers
+
+
 def warm_up() -> None:
     """Make a Ray worker ready for batches before the first one comes: its forkserver
     started (PDFium and the PDF modules imported once, ~0.3 s) while the driver still
