@@ -413,6 +413,52 @@ def test_a_ray_worker_killed_mid_batch_charges_only_its_current_document(
     assert status(out)["counts"]["done"] == 3000
 
 
+def test_a_silent_batch_is_cancelled_by_the_drivers_watchdog(
+    two_nodes: RayCluster, tmp_path: Path
+) -> None:
+    """A Ray worker that stops answering (SIGSTOP: neither its documents' answers nor
+    its own death reach the driver) is cancelled with force past run.timeout_s + the
+    watchdog's grace; its current document ends that try as a timeout and is tried
+    again alone."""
+    src = _generated(tmp_path / "in", 1500, pages=20)
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    proc = start_ray(
+        two_nodes, "run", str(src), "--out", str(out), "--quiet", "--set", "run.timeout_s=2",
+        log=log,
+    )
+    stopped: list[psutil.Process] = []
+    try:
+        _wait_for(lambda: _finished(out) >= 100 or proc.poll() is not None, 240, "progress")
+        seen = set(_batches_running(two_nodes))
+
+        def a_batch_starts() -> bool:
+            found = _a_batch_starting(two_nodes, None, seen)
+            if found is not None:
+                stopped.append(found[1])
+            return bool(stopped) or proc.poll() is not None
+
+        _wait_for(a_batch_starts, 60, "a batch starting")
+        assert proc.poll() is None, "the run ended before a worker could be stopped"
+        time.sleep(0.3)  # the driver has heard the batch start
+        stopped[0].suspend()  # SIGSTOP
+        proc.wait(timeout=600)
+    finally:
+        for worker in stopped:
+            try:
+                worker.resume()
+            except psutil.Error:
+                pass
+        _kill_group(proc)
+    stderr = log.read_text()
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "a Ray task has sent nothing for" in stderr
+    assert "after timeout" in stderr  # charged one try, then done
+    records = assert_exactly_once(out, _sources(src))
+    assert all(r["status"] == "done" for r in records)
+    assert [r["attempts"] for r in records if r["attempts"] > 1] == [2]
+
+
 def test_kill_9_of_the_driver_then_a_rerun_resumes(two_nodes: RayCluster, tmp_path: Path) -> None:
     src = _generated(tmp_path / "in", 1000)
     out = tmp_path / "out"

@@ -65,7 +65,7 @@ log = logging.getLogger("docmill.engine.ray")
 
 CONNECT_TIMEOUT_S = 10.0  # a cluster address that accepts no connection in this long is refused
 REFRESH_S = 2.0  # how often the cluster's nodes and CPUs are read
-GRACE_S = 15.0  # a started batch silent for run.timeout_s + this is cancelled (force)
+GRACE_S = 10.0  # a started batch silent for run.timeout_s + this is cancelled (force)
 LOST_BEFORE_START = 20  # batches in a row lost before they started: the cluster is broken
 MB = 1024 * 1024
 INSTALL = "pip install 'docmill[ray]'"
