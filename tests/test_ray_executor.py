@@ -333,7 +333,8 @@ def test_a_memory_hungry_document_ends_memory(two_nodes: RayCluster, tmp_path: P
 def test_killing_a_nodes_raylet_loses_nothing_and_duplicates_nothing(
     two_nodes: RayCluster, tmp_path: Path
 ) -> None:
-    src = _generated(tmp_path / "in", 1500)
+    n = 5000
+    src = _generated(tmp_path / "in", n, pages=20)  # batches of ~2 s: 100s of files
     out = tmp_path / "out"
     log = tmp_path / "run.log"
     proc = start_ray(
@@ -342,7 +343,7 @@ def test_killing_a_nodes_raylet_loses_nothing_and_duplicates_nothing(
     )
     try:
         second = two_nodes.nodes[1]
-        _wait_for(lambda: _finished(out) >= 50 or proc.poll() is not None, 240, "progress")
+        _wait_for(lambda: _finished(out) >= 300 or proc.poll() is not None, 240, "progress")
         seen = set(_batches_running(two_nodes, second))
         _wait_for(
             lambda: _a_batch_starting(two_nodes, second, seen) is not None
@@ -362,7 +363,7 @@ def test_killing_a_nodes_raylet_loses_nothing_and_duplicates_nothing(
     # a document the dying node was on may have been charged a try: never more
     assert all(r["attempts"] <= 2 for r in records)
     assert status(out)["counts"] == {
-        "done": 1500, "failed": 0, "skipped": 0, "pending": 0, "running": 0,
+        "done": n, "failed": 0, "skipped": 0, "pending": 0, "running": 0,
     }
 
 
@@ -420,7 +421,7 @@ def test_a_silent_batch_is_cancelled_by_the_drivers_watchdog(
     its own death reach the driver) is cancelled with force past run.timeout_s + the
     watchdog's grace; its current document ends that try as a timeout and is tried
     again alone."""
-    src = _generated(tmp_path / "in", 1500, pages=20)
+    src = _generated(tmp_path / "in", 4000, pages=20)
     out = tmp_path / "out"
     log = tmp_path / "run.log"
     proc = start_ray(
@@ -460,7 +461,7 @@ def test_a_silent_batch_is_cancelled_by_the_drivers_watchdog(
 
 
 def test_kill_9_of_the_driver_then_a_rerun_resumes(two_nodes: RayCluster, tmp_path: Path) -> None:
-    src = _generated(tmp_path / "in", 1000)
+    src = _generated(tmp_path / "in", 3000, pages=20)
     out = tmp_path / "out"
     args = ("run", str(src), "--out", str(out), "--quiet", "--set", "output.part_max_records=37")
     proc = start_ray(two_nodes, *args, log=tmp_path / "run.log")
