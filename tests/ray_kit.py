@@ -34,9 +34,19 @@ OBJECT_STORE = 100 * 1000 * 1000  # bytes per node (Ray's minimum is 75 MB)
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports (held open together while chosen, so none repeats)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind((HOST, 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def ray_available() -> bool:
@@ -68,23 +78,29 @@ class RayCluster:
         return f"ray://{HOST}:{self.client_port}"
 
     @classmethod
-    def start(cls, cpus: tuple[int, ...] = (1, 1)) -> RayCluster:
-        """A head with ``cpus[0]`` CPUs and one joined node per further entry."""
-        # short: Ray's unix sockets live below it (a path may not pass 107 bytes)
-        temp_dir = Path(tempfile.mkdtemp(prefix="dmray-", dir="/tmp"))
-        cluster = cls(temp_dir)
+    def start(cls, cpus: tuple[int, ...] = (1, 1), tries: int = 3) -> RayCluster:
+        """A head with ``cpus[0]`` CPUs and one joined node per further entry (tried
+        again on fresh ports if a port was taken between choosing and binding it)."""
         began = time.monotonic()
-        try:
-            cluster.port = free_port()
-            cluster.client_port = free_port()
-            cluster._start_node(cpus[0], head=True)
-            for n in cpus[1:]:
-                cluster._start_node(n, head=False)
-        except BaseException:
-            cluster.stop()
-            raise
-        cluster.start_s = time.monotonic() - began
-        return cluster
+        for attempt in range(tries):
+            # short: Ray's unix sockets live below it (a path may not pass 107 bytes)
+            cluster = cls(Path(tempfile.mkdtemp(prefix="dmray-", dir="/tmp")))
+            try:
+                cluster.port, cluster.client_port = free_ports(2)
+                cluster._start_node(cpus[0], head=True)
+                for n in cpus[1:]:
+                    cluster._start_node(n, head=False)
+            except RuntimeError:
+                cluster.stop()
+                if attempt + 1 == tries:
+                    raise
+                continue
+            except BaseException:
+                cluster.stop()
+                raise
+            cluster.start_s = time.monotonic() - began
+            return cluster
+        raise AssertionError("unreachable")
 
     def _env(self, node: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("DOCMILL_", "RAY_"))}
@@ -98,25 +114,27 @@ class RayCluster:
 
     def _start_node(self, cpus: int, *, head: bool) -> RayNode:
         node = RayNode(tag=uuid.uuid4().hex[:8], cpus=cpus, head=head)
+        # seven more, none of them the head's two (chosen earlier, closed since)
+        ports = [p for p in free_ports(9) if p not in (self.port, self.client_port)][:7]
         args = [
             RAY, "start",
             f"--node-ip-address={HOST}",
             f"--num-cpus={cpus}",
             f"--object-store-memory={OBJECT_STORE}",
             f"--temp-dir={self.temp_dir}",
-            f"--node-manager-port={free_port()}",
-            f"--object-manager-port={free_port()}",
-            f"--metrics-export-port={free_port()}",
-            f"--runtime-env-agent-port={free_port()}",
-            f"--dashboard-agent-grpc-port={free_port()}",
-            f"--dashboard-agent-listen-port={free_port()}",
+            f"--node-manager-port={ports[0]}",
+            f"--object-manager-port={ports[1]}",
+            f"--metrics-export-port={ports[2]}",
+            f"--runtime-env-agent-port={ports[3]}",
+            f"--dashboard-agent-grpc-port={ports[4]}",
+            f"--dashboard-agent-listen-port={ports[5]}",
             "--include-log-monitor=false",
             "--disable-usage-stats",
         ]
         if head:
             args += [
                 "--head", f"--port={self.port}", "--include-dashboard=false",
-                f"--dashboard-port={free_port()}", f"--ray-client-server-port={self.client_port}",
+                f"--dashboard-port={ports[6]}", f"--ray-client-server-port={self.client_port}",
             ]
         else:
             args += [f"--address={self.address}"]
