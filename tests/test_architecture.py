@@ -42,7 +42,7 @@ LAYERS = {
     "service": 6,
 }
 EXEMPT = {"docmill", "docmill.__main__"}  # the package's lazy facade and `python -m`
-HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil", "sklearn", "phonenumbers")
+HEAVY = ("pypdfium2", "pypdf", "pyarrow", "psutil", "sklearn", "phonenumbers", "ray")
 
 
 def module_name(path: Path) -> str:

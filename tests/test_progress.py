@@ -88,6 +88,14 @@ def test_format_line_full() -> None:
     )
 
 
+def test_format_line_shows_a_clusters_nodes_and_workers() -> None:
+    line = format_line(replace(SNAP, nodes=3, workers=48))
+    assert line == (
+        "docs 1,234/10,000 (12.3%) | pages 45,678 | 4,568 pages/min | 123 docs/min"
+        " | failed 3 | skipped 1 | running 4 | nodes 3 | workers 48 | ETA 1h11m"
+    )
+
+
 def test_format_line_uses_recent_page_rate() -> None:
     line = format_line(replace(SNAP, pages_recent_per_s=90.5))
     assert "| 5,430 pages/min |" in line

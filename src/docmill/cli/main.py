@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="override a setting, e.g. --set extract.max_pages=3 (repeatable)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument(
+        "--executor", metavar="KIND",
+        help="where documents are processed: local (default) or ray (run.executor; the "
+        "cluster: --set run.ray_address=...)",
+    )
 
     status = sub.add_parser("status", help="counts, pages, throughput and failures of a folder")
     status.add_argument("dir", metavar="DIR")
@@ -114,6 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     service_cmds = [serve, worker, k_create, k_revoke, k_list]
     for cmd in (k_create, k_list):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
+    for cmd in (serve, worker):
+        cmd.add_argument(
+            "--executor", metavar="KIND",
+            help="where jobs' documents are processed: local (default) or ray (run.executor)",
+        )
     for cmd in service_cmds:
         cmd.add_argument("--config", metavar="FILE", help="TOML settings (default: ./docmill.toml)")
         cmd.add_argument(
@@ -149,15 +159,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.workers is not None:
         overrides["run.workers"] = str(args.workers)
+    if args.executor:
+        overrides["run.executor"] = args.executor
     try:
         settings = load_settings(args.config, overrides=overrides)
     except SettingsError as exc:
         _error(f"{exc} (fix the setting in the config file, DOCMILL_* env or --set)")
         return EXIT_ERROR
-    from docmill.engine.preload import start_forkserver
+    if settings.run.executor == "local":
+        from docmill.engine.preload import start_forkserver
 
-    start_forkserver()  # its imports overlap the driver's, just below
+        start_forkserver()  # its imports overlap the driver's, just below
     from docmill.engine.api import run
+    from docmill.engine.executor import ExecutorError
     from docmill.engine.runner import StopToken
     from docmill.sources import SourceError
     from docmill.state import Store, StoreError
@@ -196,6 +210,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except SettingsError as exc:  # e.g. the LLM spec, found only when the run starts
         _error(f"{exc} (fix the setting in the config file, DOCMILL_* env or --set)")
+        return EXIT_ERROR
+    except ExecutorError as exc:  # e.g. Ray missing, or its cluster unreachable
+        _error(str(exc))
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -491,6 +508,8 @@ def _service_settings(args: argparse.Namespace) -> Any:
         overrides["service.host"] = args.host
     if getattr(args, "port", None) is not None:
         overrides["service.port"] = str(args.port)
+    if getattr(args, "executor", None):
+        overrides["run.executor"] = args.executor
     return load_settings(args.config, overrides=overrides)
 
 

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from docmill.engine.executor import ExecutorContext, ExecutorState
 from docmill.engine.preload import start_forkserver
 from docmill.engine.worker import STAGE_BYTES, task_message, worker_main
 from docmill.model import FailureCategory, ProcessOutcome
@@ -89,10 +90,16 @@ def read_rss(pid: int) -> int:
 
 
 class WorkerPool:
-    """Supervised worker processes. Used from one thread (the driver's)."""
+    """Supervised worker processes. Used from one thread (the driver's).
 
-    def __init__(self, size: int, limits: PoolLimits, clock: Clock = time.monotonic) -> None:
+    It is the ``local`` executor (:mod:`docmill.engine.executor`): ``window`` is the
+    number of documents the runner keeps claimed for it (``run.window``)."""
+
+    def __init__(
+        self, size: int, limits: PoolLimits, clock: Clock = time.monotonic, window: int = 0
+    ) -> None:
         self._size = size
+        self.window = window if window > 0 else 16 * size
         self._limits = limits
         self._clock = clock
         self._ctx = multiprocessing.get_context("forkserver")
@@ -210,6 +217,10 @@ class WorkerPool:
     @property
     def busy(self) -> int:
         return sum(1 for s in self._slots if s.queue)
+
+    def describe(self) -> ExecutorState | None:
+        """Nothing for the progress line: one machine, its ``run.workers``."""
+        return None
 
     def pids(self) -> list[int]:
         """The worker processes' ids, for monitoring."""
@@ -349,3 +360,14 @@ class WorkerPool:
             except Exception:  # a malformed result fails its document
                 pass
         return ProcessOutcome.failure(FailureCategory.ERROR, "unexpected worker result", "worker")
+
+
+def local_executor(context: ExecutorContext) -> WorkerPool:
+    """``run.executor = local``: ``run.workers`` supervised processes on this machine."""
+    s = context.settings
+    return WorkerPool(
+        s.workers,
+        PoolLimits(s.run.timeout_s, s.run.memory_mb, s.run.recycle_after),
+        context.clock,
+        window=s.window,
+    )

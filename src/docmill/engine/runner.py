@@ -11,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from docmill.engine.delivery import RunDeliveries
+from docmill.engine.executor import (
+    Executor,
+    ExecutorContext,
+    ExecutorFactory,
+    ExecutorState,
+    open_executor,
+)
 from docmill.engine.llm_bridge import LlmBridge
-from docmill.engine.pool import PoolLimits, WorkerPool
 from docmill.engine.remote import RemoteDocuments, spool_root
 from docmill.engine.sink import RecordSink
 from docmill.model import (
@@ -172,8 +178,11 @@ class Runner:
         stop: StopToken | None = None,
         on_progress: Callable[[ProgressSnapshot], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        executors: Mapping[str, str | ExecutorFactory] | None = None,
     ) -> None:
         self.settings = settings
+        self._executors = executors  # more executor kinds (a library caller's, a bench's)
+        self._executor: Executor | None = None
         self.sources = list(sources)
         self.out_dir = Path(out_dir)
         self.stop = stop or StopToken()
@@ -229,11 +238,9 @@ class Runner:
 
     def _run(self, store: Store, started: float) -> RunSummary:
         s = self.settings
-        pool = WorkerPool(
-            s.workers,
-            PoolLimits(s.run.timeout_s, s.run.memory_mb, s.run.recycle_after),
-            self._clock,
-        )
+        # run.executor: local worker processes, or a cluster (only the tasks leave)
+        pool = open_executor(ExecutorContext(s, self._clock, self._roots), self._executors)
+        self._executor = pool
         pool.prepare()  # the forkserver imports while the ledger and first sources are read
         recovered = store.recover_interrupted()
         if recovered:
@@ -278,13 +285,13 @@ class Runner:
         last_progress = 0.0
         status = "interrupted"
         llm = self._llm
-        window = s.window  # once: it asks the OS for the usable cores
         try:
             while not self.stop.abandon:
                 if not self.stop.draining and not (llm and llm.exhausted):
                     self._collect_hashes(store)
                     # finished documents waiting for their commit (or, up to a cap, for
                     # the LLM stage) do not hold the window
+                    window = pool.window  # a cluster's moves as nodes come and go
                     room = window - len(self._inflight) + len(self._to_commit)
                     room += llm.window_credit if llm else 0
                     # claim in batches (fewer transactions), or at once when idle
@@ -677,6 +684,7 @@ class Runner:
         """This run's progress: its finished documents against its remaining work."""
         run = self._run_counts
         remaining = self._counts.get("pending", 0) + self._counts.get("running", 0)
+        state: ExecutorState | None = self._executor.describe() if self._executor else None
         return ProgressSnapshot(
             elapsed_s=elapsed,
             total=(remaining + sum(run.values())) if exhausted else None,
@@ -685,4 +693,6 @@ class Runner:
             skipped=run.get("skipped", 0),
             running=len(self._inflight),
             pages=self._pages_run,
+            nodes=state.nodes if state else None,
+            workers=state.workers if state else None,
         )

@@ -1,8 +1,10 @@
 """The worker process: receive a task, process it, send the outcome back, repeat.
 
-The worker ignores SIGINT (the driver decides how a Ctrl-C drains) and sets an
-address-space limit as a backstop; the real limits (wall clock and resident memory)
-are enforced from outside by :mod:`docmill.engine.pool`, which kills this process.
+The worker ignores SIGINT (the driver decides how a Ctrl-C drains), asks the kernel to
+kill it when the forkserver that forked it exits (its driver, or the Ray worker that
+ran its batch, is gone: no orphan goes on parsing) and sets an address-space limit as a
+backstop; the real limits (wall clock and resident memory) are enforced from outside by
+:mod:`docmill.engine.pool`, which kills this process.
 
 What crosses the pipe is plain values (tuples, strings, numbers, bytes), pickled with
 the plain pickler: cheap on both sides, the driver's above all. A task goes as
@@ -13,9 +15,11 @@ got: they are the same for every task of a run), an outcome as
 
 from __future__ import annotations
 
+import os
 import pickle
 import resource
 import signal
+import sys
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -23,6 +27,7 @@ from docmill.model import PageRange
 from docmill.processors import ExtractOptions, Task, process_task
 
 STAGE_BYTES = 32
+PR_SET_PDEATHSIG = 1
 
 
 def task_message(task: Task, with_options: bool) -> tuple[Any, ...]:
@@ -51,10 +56,27 @@ def read_task(message: tuple[Any, ...], options: ExtractOptions) -> Task:
     )
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent (the forkserver) exits."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
 def worker_main(conn: Connection, address_space_bytes: int, stage: Any) -> None:
     """``stage`` is a shared ``c_char`` array: the name of the stage being run, written
     here and read by the driver only when it has to kill this worker (no message)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     if address_space_bytes > 0:
         try:
             resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))

@@ -26,7 +26,8 @@ class ProgressSnapshot:
     """Counts at one moment of a run.
 
     ``done``/``failed``/``skipped`` are terminal documents; ``total`` is None while
-    sources are still being enumerated.
+    sources are still being enumerated. ``nodes`` and ``workers`` describe a cluster
+    executor (None: the local worker processes, not shown).
     """
 
     elapsed_s: float
@@ -37,6 +38,8 @@ class ProgressSnapshot:
     running: int
     pages: int
     pages_recent_per_s: float | None = None
+    nodes: int | None = None
+    workers: int | None = None
 
     @property
     def finished(self) -> int:
@@ -102,8 +105,10 @@ def _fmt_docs(s: ProgressSnapshot) -> str:
 
 
 def format_line(s: ProgressSnapshot) -> str:
-    """One status line: docs, pages, rates, failures, running, ETA."""
+    """One status line: docs, pages, rates, failures, running, a cluster's nodes and
+    workers, ETA."""
     eta = eta_seconds(s)
+    cluster = () if s.nodes is None else (f"nodes {s.nodes:,}", f"workers {s.workers or 0:,}")
     return " | ".join(
         (
             _fmt_docs(s),
@@ -113,6 +118,7 @@ def format_line(s: ProgressSnapshot) -> str:
             f"failed {s.failed:,}",
             f"skipped {s.skipped:,}",
             f"running {s.running:,}",
+            *cluster,
             f"ETA {UNKNOWN if eta is None else format_duration(eta)}",
         )
     )

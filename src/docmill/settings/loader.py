@@ -61,6 +61,17 @@ class RunSettings:
     split_pages: int = 500  # documents above this many pages are split into ranges of it
     progress_interval_s: float = 5.0  # seconds between progress log lines (not a terminal)
     max_file_mb: int = 2048  # larger files end failed (too_large)
+    # where tasks run: local (this machine's worker processes) | ray (a Ray cluster; the
+    # driver keeps the ledger, parts and progress) | a kind a plugin registers
+    executor: str = "local"
+    # the cluster run.executor = ray joins: auto (RAY_ADDRESS, else the cluster `ray start`
+    # made on this machine) | host:6379 (a node's GCS) | ray://host:10001 (Ray Client)
+    ray_address: str = "auto"
+    # how a Ray worker gets a document: auto (it reads the driver's path while every node is
+    # on this machine, else the bytes are shipped) | shared (every node reads the same paths:
+    # a shared file system) | ship (the driver reads each file and ships its bytes)
+    ray_files: str = "auto"
+    ray_ship_mb: float = 256.0  # shipped bytes in the object store at once (the driver's window)
 
 
 @dataclass(frozen=True)
@@ -223,6 +234,7 @@ _SECTIONS: dict[str, type[Any]] = {
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "output.format": ("jsonl", "parquet"),
+    "run.ray_files": ("auto", "shared", "ship"),
     "extract.ocr": ("auto", "always", "never"),
     "extract.reading_order": ("pdfium", "layout"),
     "llm.input": ("text", "images"),
@@ -269,6 +281,7 @@ _POSITIVE = {
     "run.split_pages",
     "run.progress_interval_s",
     "run.max_file_mb",
+    "run.ray_ship_mb",
     "output.part_max_records",
     "output.part_max_seconds",
 }
