@@ -487,7 +487,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f" {r.decided_share:.0%} of them decided locally)"
     )
     print(f"  classify calls  {r.classify_calls:>12,.0f}  ({r.models['classify']})")
-    print(f"  extract calls   {r.extract_calls:>12,.0f}  ({r.models['extract']})")
+    print(f"  extract calls   {r.extract_calls:>12,.0f}  ({r.models['extract']}; and about {r.repair_calls:,.0f} repairs)")
     print(f"  input tokens    {r.input_tokens:>12,.0f}")
     print(f"  output tokens   {r.output_tokens:>12,.0f}  (typical answers; up to llm.max_output_tokens each)")
     print(f"  cost USD        {r.cost_expected:>12,.4f}  (range {r.cost_low:,.4f} - {r.cost_high:,.4f})")
