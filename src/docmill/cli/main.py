@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -268,10 +269,15 @@ def status_data(out_dir: str) -> dict[str, Any]:
         for entry in data["deliveries"].values():
             for example in entry["examples"]:
                 example["message"] = redact(example["message"])
-        if last and last["status"] == "running" and not store.run_in_progress():
+        running = store.run_in_progress()
+        if last and last["status"] == "running" and not running:
             last["status"] = "crashed"  # killed without a chance to record it
+        data["llm_limits"] = _llm_limits(store.llm_limits(), running)
         if last:
-            elapsed = (last["finished_at"] or last["started_at"]) - last["started_at"]
+            # a run not finished counts what it finished so far (Store.last_run), until its
+            # last document (a crash) or now (still running)
+            end = last["finished_at"] or (time.time() if running else last["last_at"])
+            elapsed = max(0.0, (end or last["started_at"]) - last["started_at"])
             data["last_run"] = {
                 "status": last["status"],
                 "elapsed_s": round(elapsed, 2),
@@ -283,6 +289,23 @@ def status_data(out_dir: str) -> dict[str, Any]:
         return data
     finally:
         store.close()
+
+
+def _llm_limits(saved: dict[str, Any] | None, running: bool) -> dict[str, Any] | None:
+    """The LLM stage's limits per model as its run wrote them; with no run holding the
+    folder (it ended, or was killed) nothing is in flight, whatever was last written."""
+    if saved is None:
+        return None
+    models = saved.get("models") or []
+    if not running:
+        models = [{**m, "in_flight": 0, "waiting": 0} for m in models]
+    return {"updated_at": saved.get("updated_at"), "live": running, "models": models}
+
+
+def _limit_text(value: float, source: str, unit: str) -> str:
+    if not value:
+        return f"{unit}/min not known"
+    return f"{value:,.0f} {unit}/min ({ {'429': '429 figures'}.get(source, source) or '?'})"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -315,6 +338,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  llm: {llm['cost_usd']:.4f} USD, {llm['tokens_in']:,} tokens in,"
             f" {llm['tokens_out']:,} out; labels: {labels or 'none'}"
         )
+    limits = data["llm_limits"]
+    if limits and limits["models"]:
+        age = time.time() - (limits["updated_at"] or 0)
+        print(f"  llm limits ({'now' if limits['live'] else 'as the last run left them'}, {age:,.0f}s ago):")
+        for m in limits["models"]:
+            print(
+                f"    {m['model']:<16} {_limit_text(m['rpm'], m['rpm_source'], 'requests')}, "
+                f"{_limit_text(m['tpm'], m['tpm_source'], 'tokens')}, per {m['scope']}; "
+                f"in flight {m['in_flight']:,} (of {m['concurrency']:,}), waiting {m['waiting']:,}"
+                + (f", breaker {m['breaker']}" if m["breaker"] != "closed" else "")
+            )
     if data["failures"]:
         print("  failures:")
         for f in data["failures"]:
