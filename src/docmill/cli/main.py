@@ -238,6 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def status_data(out_dir: str) -> dict[str, Any]:
     """What ``docmill status`` shows; failure examples (path, message) are PII-masked,
     as every log line is (the records and ``docmill export`` keep the real path)."""
+    from docmill.llm.watch import published
     from docmill.observability.redact import redact
     from docmill.state import Store
 
@@ -272,7 +273,7 @@ def status_data(out_dir: str) -> dict[str, Any]:
         running = store.run_in_progress()
         if last and last["status"] == "running" and not running:
             last["status"] = "crashed"  # killed without a chance to record it
-        data["llm_limits"] = _llm_limits(store.llm_limits(), running)
+        data["llm_limits"] = published(store.llm_limits(), running)
         if last:
             # a run not finished counts what it finished so far (Store.last_run), until its
             # last document (a crash) or now (still running)
@@ -289,17 +290,6 @@ def status_data(out_dir: str) -> dict[str, Any]:
         return data
     finally:
         store.close()
-
-
-def _llm_limits(saved: dict[str, Any] | None, running: bool) -> dict[str, Any] | None:
-    """The LLM stage's limits per model as its run wrote them; with no run holding the
-    folder (it ended, or was killed) nothing is in flight, whatever was last written."""
-    if saved is None:
-        return None
-    models = saved.get("models") or []
-    if not running:
-        models = [{**m, "in_flight": 0, "waiting": 0} for m in models]
-    return {"updated_at": saved.get("updated_at"), "live": running, "models": models}
 
 
 def _limit_text(value: float, source: str, unit: str) -> str:

@@ -20,7 +20,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from docmill.llm.limits import ModelView
 
@@ -134,3 +134,16 @@ def _moved(value: float, before: float) -> bool:
     if not before:
         return bool(value)
     return abs(value - before) >= _CHANGE * before
+
+
+def published(saved: dict[str, Any] | None, live: bool) -> dict[str, Any] | None:
+    """The limits per model a run's stage wrote to its ledger (``Store.save_llm_limits``),
+    as ``docmill status`` and the service show them: ``updated_at``, ``live`` (a run is
+    going now) and ``models``; with no run going (it ended, or was killed) nothing is in
+    flight or waiting, whatever was last written. None: the stage never wrote any."""
+    if saved is None:
+        return None
+    models = list(saved.get("models") or [])
+    if not live:
+        models = [{**m, "in_flight": 0, "waiting": 0} for m in models]
+    return {"updated_at": saved.get("updated_at"), "live": live, "models": models}
