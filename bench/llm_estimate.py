@@ -87,7 +87,7 @@ def one_seed(seed: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "sampled": est["sampled"],
         "estimate": {k: est[k] for k in ("cost_low", "cost_expected", "cost_high")},
         "estimate_calls": {
-            "classify": est["classify_calls"], "extract": est["extract_calls"], "repair": est["repair_calls"]
+            "classify": est["classify_calls"], "extract": est["extract_calls"], "repair": est.get("repair_calls", 0)
         },
         "answers": answers,
         "invalid_json": stats["invalid_json"],
