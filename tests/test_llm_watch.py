@@ -111,8 +111,8 @@ def test_limits_are_told_when_they_change_and_breakers_when_they_open() -> None:
     assert log.lines(31.0) == [
         "llm limits: large: 60 requests/min (learned), 60,000 tokens/min (headers), counted per key"
     ]
-    for t, state in ((40.0, "open"), (41.0, "open"), (42.0, "half_open"), (43.0, "open")):
-        log.observe([view("large", rpm=60.0, rpm_source="learned", tpm=60_000, tpm_source="headers", breaker=state)], t)
+    for t in (40.0, 43.0):
+        log.note("breaker", "large", t)
     (line,) = log.lines(43.0)
     assert line.startswith("llm breaker opened 2 times in 3 s (large 2)")
 
@@ -152,3 +152,34 @@ def test_the_stage_logs_throttling_at_most_once_per_kind_and_interval_with_every
     limits = [m for _, m in lines if m.startswith("llm limits")]
     assert any(f"{rpm} requests/min (429 figures)" in m for m in limits), limits
     assert all("INV-" not in m and "Acme" not in m for _, m in lines)  # no document text
+
+
+def test_an_outage_logs_the_breaker_opening_and_the_5xx_once_per_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    caplog.set_level(logging.INFO, logger="docmill.llm")
+    config = SimConfig(time_scale=SCALE, latency_min_s=0.2, latency_max_s=0.5, seed=32)
+    with serve_in_thread(config) as sim:
+        sim.set_outage(True)
+        timer = threading.Timer(2.5, sim.set_outage, args=(False,))
+        timer.start()
+        try:
+            results, limiter = run_stage(tmp_path, sim, [invoice_text(i) for i in range(12)], log_interval_s=60.0)
+        finally:
+            timer.cancel()
+        stats = sim.stats()
+    assert all(r.status == "done" for r in results)  # the outage delayed them, no more
+    assert stats["outage_503"] >= 5
+    lines = [r.getMessage() for r in caplog.records if r.name == "docmill.llm"]
+    opened = [m for m in lines if m.startswith("llm breaker opened")]
+    assert opened and "sim-small" in opened[0], lines
+    # opened, then again after a failed probe (the outage outlasts the first pause)
+    assert sum(int(re.search(r"opened (\d+) time", m).group(1)) for m in opened) >= 2, opened  # type: ignore[union-attr]
+    errors = [m for m in lines if m.startswith("llm throttled") and "5xx" in m]
+    # a line at once (the first look), the rest at the end (the interval outlasts the
+    # test), every 503 counted
+    assert 1 <= len(errors) <= 2, errors
+    assert sum(int(re.search(r"throttled: (\d+)", m).group(1)) for m in errors) == stats["outage_503"]  # type: ignore[union-attr]
+    assert limiter.breaker_of("sim-small").value == "closed"

@@ -28,7 +28,7 @@ import time
 from typing import Final
 
 from docmill.llm.client import ChatResult, ResultKind
-from docmill.llm.limits import KeyLimiter, ModelView, Outcome, Permit
+from docmill.llm.limits import BreakerState, KeyLimiter, ModelView, Outcome, Permit
 from docmill.llm.watch import ThrottleLog
 
 log = logging.getLogger("docmill.llm")
@@ -121,12 +121,16 @@ class KeyDispatcher:
         retry_after = chat.retry_after_s / scale if chat.retry_after_s is not None else None
         tokens = chat.usage.total_tokens if chat.usage else None
         outcome = outcome_of(chat)
+        was_open = self.limiter.breaker_of(permit.model) is BreakerState.OPEN
         self.limiter.on_result(
             permit, self.now(), outcome, chat.latency_s / scale, tokens, retry_after, chat.rate
         )
         noted = _NOTED.get(outcome)
         if noted is not None:
-            self.watch.note(noted, permit.model, time.monotonic())
+            real = time.monotonic()
+            self.watch.note(noted, permit.model, real)
+            if not was_open and self.limiter.breaker_of(permit.model) is BreakerState.OPEN:
+                self.watch.note("breaker", permit.model, real)
         self._wake.set()
 
     def abandon(self, permit: Permit) -> None:

@@ -1,10 +1,11 @@
 """What the LLM stage tells the log about throttling: a few INFO lines, never a flood.
 
 A :class:`ThrottleLog` is pure (the caller passes ``now``, seconds): the stage notes each
-request refused with a 429, timed out, or answered with a 5xx or a dropped connection
-(:meth:`~ThrottleLog.note`), and shows it the limiter's :class:`~docmill.llm.limits.
-ModelView` list now and then (:meth:`~ThrottleLog.observe`: a limit in force that changed
-by 5 % or more, or changed its source or scope; a breaker that opened). :meth:`~ThrottleLog.lines`
+request refused with a 429, timed out, or answered with a 5xx or a dropped connection,
+and each time a model's breaker opens (:meth:`~ThrottleLog.note`), and shows it the
+limiter's :class:`~docmill.llm.limits.ModelView` list now and then
+(:meth:`~ThrottleLog.observe`: a limit in force that changed by 5 % or more, or changed
+its source or scope). :meth:`~ThrottleLog.lines`
 returns what is due: at most one line per kind (``rate_limited``, ``timeout``,
 ``server_error``, ``breaker``, ``limit``) every ``interval_s``, counting what happened
 since that kind's last line; the first event of a kind is told at once. ``lines(now,
@@ -66,21 +67,17 @@ class ThrottleLog:
         self._kinds = {kind: _Kind() for kind in KINDS}
         self._told: dict[str, tuple[str, float, str, float, str]] = {}  # limits last told
         self._changed: dict[str, ModelView] = {}  # limits to tell
-        self._breakers: dict[str, str] = {}
 
     def note(self, kind: str, model: str, now: float) -> None:
-        """One event of ``kind`` (``rate_limited``, ``timeout``, ``server_error``)."""
+        """One event of ``kind`` (``rate_limited``, ``timeout``, ``server_error``, or
+        ``breaker``: the model's breaker opened, or opened again after a failed probe)."""
         entry = self._kinds[kind]
         entry.counts[model] += 1
         entry.since = min(entry.since, now)
 
     def observe(self, views: Sequence[ModelView], now: float) -> None:
-        """The limiter's view now: limits that changed, breakers that opened."""
+        """The limiter's view now: limits that changed."""
         for view in views:
-            was = self._breakers.get(view.model, "closed")
-            if view.breaker == "open" and was != "open":
-                self.note_breaker(view.model, now)
-            self._breakers[view.model] = view.breaker
             told = self._told.get(view.model)
             key = (view.scope, view.rpm, view.rpm_source, view.tpm, view.tpm_source)
             if told is None:
@@ -91,9 +88,6 @@ class ThrottleLog:
             if key[0::2] != told[0::2] or _moved(view.rpm, told[1]) or _moved(view.tpm, told[3]):
                 self._changed[view.model] = view
                 self._kinds["limit"].since = min(self._kinds["limit"].since, now)
-
-    def note_breaker(self, model: str, now: float) -> None:
-        self.note("breaker", model, now)
 
     def lines(self, now: float, *, flush: bool = False) -> list[str]:
         """The lines due now (``flush``: everything left, whatever the interval)."""
