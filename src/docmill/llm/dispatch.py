@@ -8,9 +8,9 @@ next time, a result or a new request (a second at most). Every answer comes back
 :meth:`~KeyDispatcher.report`, which hands the limiter its outcome, latency, usage,
 Retry-After and rate-limit signals.
 
-What it sees goes out two ways (:mod:`~docmill.llm.watch`): 429s, timeouts, 5xx and the
-limiter's view (limits learned, breakers opened) become rate-limited INFO lines on the
-``docmill.llm`` logger; and once a second the limiter's :class:`~docmill.llm.limits.ModelView`
+What it sees goes out two ways (:mod:`~docmill.llm.watch`): 429s, timeouts, 5xx, breakers
+that open (as the answer that opens one comes back) and limits that change (in the
+limiter's view) become rate-limited INFO lines on the ``docmill.llm`` logger; and once a second the limiter's :class:`~docmill.llm.limits.ModelView`
 list is published in :attr:`KeyDispatcher.views` (an immutable tuple another thread may
 read), for ``docmill status`` and the service through the ledger.
 
