@@ -132,7 +132,7 @@ def test_the_stage_logs_throttling_at_most_once_per_kind_and_interval_with_every
     with serve_in_thread(config) as sim:
         results, _limiter = run_stage(
             tmp_path, sim, [invoice_text(i) for i in range(40)],
-            timeout_s=30.0 * SCALE, log_interval_s=interval,
+            timeout_s=60.0 * SCALE, log_interval_s=interval,
         )  # fmt: skip
         stats = sim.stats()
     assert all(r.status == "done" for r in results)
@@ -147,8 +147,10 @@ def test_the_stage_logs_throttling_at_most_once_per_kind_and_interval_with_every
         assert all(b - a >= interval * 0.99 for a, b in itertools.pairwise(times[:-1])), times
         counted[kind] = sum(int(re.search(r"throttled: (\d+)", m).group(1)) for _, m in told)  # type: ignore[union-attr]
     assert counted["429"] == stats["rate_limited"]
-    assert counted["timed out"] == stats["timeouts"]
-    assert counted["5xx"] == stats["server_errors"]
+    # a hung request is a timeout on both sides; on a loaded machine the client may also
+    # give up on a slow 5xx or answer, which the simulator counts as such
+    assert counted["timed out"] >= stats["timeouts"]
+    assert counted["timed out"] + counted["5xx"] >= stats["timeouts"] + stats["server_errors"]
     limits = [m for _, m in lines if m.startswith("llm limits")]
     assert any(f"{rpm} requests/min (429 figures)" in m for m in limits), limits
     assert all("INV-" not in m and "Acme" not in m for _, m in lines)  # no document text
