@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from docmill.llm.watch import published
 from docmill.model import ProcessOutcome, Record
 from docmill.service.jobs import Job
 from docmill.service.public import PublicNames
@@ -63,6 +64,9 @@ def job_view(
             name: _delivery_counts((progress.get("deliveries") or {}).get(name))
             for name in job.deliveries
         },
+        # the LLM stage's limits per model (requests and tokens a minute, where each came
+        # from, in flight, waiting, breaker) as the run last wrote them; None: no LLM stage
+        "llm_limits": published(progress.get("llm_limits"), job.status == "running"),
     }
 
 

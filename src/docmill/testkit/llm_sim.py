@@ -13,7 +13,8 @@ or in-process::
         sim.set_outage(True)
 
 Endpoints: ``POST /v1/chat/completions`` (answers from ``llm_answers``: deterministic,
-derived from the prompt), ``GET /v1/models``, ``GET /_sim/stats`` (totals, and per
+derived from the prompt), ``GET /v1/models``, ``GET /_sim/stats`` (totals; ``by_model``:
+the answers and the tokens billed per model, what a provider's invoice says; and per
 simulated minute: ``requests``, ``admitted``, ``admitted:MODEL``, ``ok``, ``429``,
 ``5xx``, ``timeouts``), ``POST /_sim/outage``
 ``{"on": true}``, ``POST /_sim/config`` (any ``SimConfig`` field), ``POST /_sim/reset``
@@ -209,6 +210,7 @@ class _Stats:
     image_parts: int = 0  # image_url parts received (page images)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    by_model: dict[str, Counter[str]] = field(default_factory=dict)  # tokens billed per model
     in_flight: int = 0  # admitted chat requests not yet answered
     connections_open: int = 0
     connections_peak: int = 0
@@ -317,6 +319,7 @@ class LlmSimulator:
             "image_parts": s.image_parts,
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
+            "by_model": {model: dict(counts) for model, counts in sorted(s.by_model.items())},
             "in_flight": s.in_flight,
             "connections_open": s.connections_open,
             "connections_peak": s.connections_peak,
@@ -521,6 +524,10 @@ class LlmSimulator:
         s.ok += 1
         s.prompt_tokens += reply.prompt_tokens
         s.completion_tokens += reply.completion_tokens
+        billed = s.by_model.setdefault(str(payload["model"]), Counter())
+        billed["answers"] += 1
+        billed["prompt_tokens"] += reply.prompt_tokens
+        billed["completion_tokens"] += reply.completion_tokens
         self._count("ok")
         return _Response(
             200,
