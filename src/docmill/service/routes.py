@@ -144,8 +144,7 @@ async def extract(request: Request, caller: CallerDep, svc: ServicesDep) -> Resp
                        [{"loc": ["body", "file"], "msg": "Field required", "type": "missing"}])
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise missing
-    folder = svc.ledger.data_dir / "tmp" / uuid.uuid4().hex
-    folder.mkdir(parents=True, mode=0o700)
+    folder = svc.ledger.data_dir / "tmp" / uuid.uuid4().hex  # made with its file (read_form)
     try:
         form = await read_form(request, folder, max_file_bytes=max_bytes, max_files=1)
         if not form.files:
