@@ -142,6 +142,15 @@ class LedgerReader:
             "failures": failures,
         }
 
+    def labels(self) -> dict[str, int]:
+        """Documents per label the LLM stage (or its local classifier) gave, most first."""
+        return dict(
+            self._conn.execute(
+                "SELECT label, COUNT(*) FROM documents WHERE label IS NOT NULL GROUP BY label "
+                "ORDER BY COUNT(*) DESC, label"
+            ).fetchall()
+        )
+
     def page(
         self, *, status: str | None, label: str | None, q: str | None, after: int, limit: int,
         skip: int = 0,
