@@ -16,7 +16,13 @@ import pytest
 from docmill.testkit.llm_sim import SimConfig, serve_in_thread
 from engine_kit import run_cli
 from service_kit import free_port, kill_group, start_server, wait_job
+from test_dashboard import Watched, browser, browser_needed, playwright, shot, sign_in, watched  # noqa: F401
 from test_llm_stage import INVOICE_SCHEMA, make_docs
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - the dev extra is not installed (browser_needed skips)
+    expect = None
 
 PROVIDER_KEY = "sk-sim-0d5e1c9a7b3f4e21a8c6d0f9b2e7a415"  # only in the server's environment
 KEY_ENV = "SIM_PROVIDER_KEY"
@@ -309,3 +315,55 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
     log = (tmp_path / f"server-{port}.log").read_text(encoding="utf-8")
     for text in (*seen, log):
         assert provider_key not in text
+
+
+@browser_needed
+def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_higher_budget(
+    watched: Watched,  # noqa: F811
+    tmp_path: Path,
+    provider_key: str,
+) -> None:
+    make_docs(tmp_path / "in", 24)  # 8 of each label
+    with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.05, seed=7)) as sim:
+        data, tiers, sets = _server(tmp_path, sim.base_url)
+        key = create_key(data, tiers, "team")
+        port = free_port()
+        proc = start_server(data, port, *sets, "llm.max_output_tokens=64")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            api = Api(base, key, [])
+            est = api.post("/v1/estimates", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()
+            budget = round(est["cost_expected"] / 2, 6)
+            job_id = api.post("/v1/jobs", files=uploads(tmp_path / "in"),
+                              data={"spec": "invoices", "budget_usd": str(budget)}).json()["id"]
+            job = api.wait(job_id, ("done", "failed", "stopped_budget"))
+            assert job["status"] == "stopped_budget", job
+
+            page = watched.page
+            sign_in(watched, base, key)
+            page.goto(f"{base}/#/jobs/{job_id}")
+            expect(page.locator("#llm-card")).to_be_visible()
+            expect(page.locator("#job-status")).to_contain_text("stopped_budget")
+            expect(page.locator("#llm-spec")).to_have_text("invoices")
+            expect(page.locator("#llm-spent")).to_contain_text(f"of ${budget:.4f}")
+            spent = job["llm"]["cost_usd"]
+            assert float(page.locator("#llm-budget-bar").get_attribute("value") or 0) == pytest.approx(spent, rel=1e-3)
+            labelled = sum(job["llm"]["labels"].values())
+            assert 0 < labelled < 24
+            expect(page.locator("#llm-labels-body tr")).to_have_count(len(job["llm"]["labels"]))
+            expect(page.locator("#llm-resume")).to_be_visible()
+            shot(page, "14-llm-stopped-at-budget")
+
+            page.fill("#llm-new-budget", str(round(3 * est["cost_high"], 4)))
+            page.click("#llm-resume-go")
+            expect(page.locator("#job-status")).to_contain_text("done", timeout=120_000)
+            expect(page.locator("#llm-resume")).to_be_hidden()
+            expect(page.locator("#llm-labels-body tr")).to_have_count(3)
+            for label in ("invoice", "receipt", "other"):
+                expect(page.locator(f'#llm-labels-body tr[data-label="{label}"] td.num')).to_have_text("8")
+            shot(page, "15-llm-resumed-and-done")
+            assert sim.stats()["chat_requests"] == 24 + 8  # nobody paid for twice
+            assert provider_key not in page.content()
+            assert watched.unexpected_errors() == []
+        finally:
+            kill_group(proc)

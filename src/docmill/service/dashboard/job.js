@@ -44,6 +44,7 @@ export function renderJob(root, jobId, signal) {
       h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "Requests/min"), h("th", {}, "Tokens/min"),
         h("th", {}, "Counted per"), h("th", {}, "In flight"), h("th", {}, "Waiting"), h("th", {}, "Breaker"))), limits),
     limitsNote);
+  const llm = llmCard(jobId, (next, text) => { update(next); show(text, false); follow(); }, (text) => show(text, true));
   const message = h("p", { role: "status", id: "job-message", hidden: true });
   const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
   const retry = h("button", { type: "button", id: "retry" }, "Retry");
@@ -93,6 +94,7 @@ export function renderJob(root, jobId, signal) {
       h("td", { class: "num" }, `${num(m.in_flight)} of ${num(m.concurrency)}`), h("td", { class: "num" }, num(m.waiting)),
       h("td", {}, m.breaker))));
     fill(limitsNote, job.llm_limits ? `${job.llm_limits.live ? "Now" : "As the last run left them"}; written ${when(job.llm_limits.updated_at)}. Where a limit comes from: the provider's headers, the figures in its 429 answers, learned from 429s, or configured (llm.rpm, llm.tpm).` : "");
+    llm.update(job);
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
     showRetry();
     if (job.error) show(job.error, true);
@@ -174,6 +176,7 @@ export function renderJob(root, jobId, signal) {
       h("table", { class: "grid narrow", id: "failures" },
         h("thead", {}, h("tr", {}, h("th", {}, "Category"), h("th", {}, "Documents"))), failures),
       noFailures),
+    llm.element,
     deliveriesCard,
     limitsCard,
     docs.element);
@@ -194,6 +197,76 @@ export function renderJob(root, jobId, signal) {
     docs.reload();
     follow();
   });
+}
+
+// The LLM card: the spec, cost so far against the budget in force (a bar), cost per
+// document, tokens, documents per label (a bar each); stopped at its budget, a field to
+// raise it and resume (POST /v1/jobs/{id}/resume, within the key's monthly limit).
+function llmCard(jobId, resumed, failed) {
+  const spec = h("span", { class: "mono", id: "llm-spec" });
+  const spent = h("span", { id: "llm-spent" });
+  const bar = h("progress", { id: "llm-budget-bar", max: "1", value: "0" });
+  const perDoc = h("dd", { id: "llm-per-doc" }, "–");
+  const tokens = h("dd", { id: "llm-tokens" }, "–");
+  const asked = h("dd", { id: "llm-asked" }, "–");
+  const labels = h("tbody", { id: "llm-labels-body" });
+  const noLabels = h("p", { class: "muted", id: "llm-no-labels" }, "No document labelled yet.");
+  const budget = h("input", { type: "number", id: "llm-new-budget", min: "0", step: "any", "aria-label": "new budget in USD" });
+  const go = h("button", { type: "submit", id: "llm-resume-go" }, "Raise budget and resume");
+  const resume = h("form", { id: "llm-resume", hidden: true },
+    h("p", { id: "llm-stopped" }, "Stopped at its budget: the documents not yet labelled are pending. Documents already paid for are not paid again."),
+    h("label", { for: "llm-new-budget" }, "New budget (USD) "), budget, " ", go);
+  const element = h("section", { class: "card", id: "llm-card", hidden: true },
+    h("h2", {}, "LLM ", spec),
+    h("p", {}, spent), bar,
+    h("dl", { class: "stats" },
+      h("div", {}, h("dt", {}, "Cost per document"), perDoc),
+      h("div", {}, h("dt", {}, "Tokens in / out"), tokens),
+      h("div", {}, h("dt", {}, "Budget asked"), asked)),
+    resume,
+    h("table", { class: "grid narrow labels", id: "llm-labels" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Documents"), h("th", {}, ""))), labels),
+    noLabels);
+
+  resume.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = Number(budget.value);
+    if (!budget.value || !(value >= 0)) { failed("Enter a budget in USD."); return; }
+    go.disabled = true;
+    try {
+      const next = await api(jobPath(jobId) + "/resume", { method: "POST", json: { budget_usd: value } });
+      resumed(next, `Resuming with a budget of ${usd(value)}.`);
+    } catch (err) {
+      if (err instanceof ApiFailure) failed(err.describe());
+    } finally {
+      go.disabled = false;
+    }
+  });
+
+  function update(job) {
+    const l = job.llm;
+    element.hidden = !l;
+    if (!l) return;
+    fill(spec, l.spec || "");
+    const cap = l.budget_in_force_usd;
+    bar.max = Math.max(cap || l.budget_usd || 0, 1e-9);
+    bar.value = Math.min(l.cost_usd, bar.max);
+    const share = cap ? ` (${Math.round((l.cost_usd / cap) * 100)} %)` : "";
+    fill(spent, `${usd(l.cost_usd)} of ${cap === null || cap === undefined ? usd(l.budget_usd) + " asked" : usd(cap)}${share}`);
+    fill(perDoc, l.cost_per_document_usd === null ? "–" : usd(l.cost_per_document_usd));
+    fill(tokens, `${num(l.tokens.in)} / ${num(l.tokens.out)}`);
+    fill(asked, usd(l.budget_usd));
+    const rows = Object.entries(l.labels || {});
+    const most = Math.max(1, ...rows.map(([, n]) => n));
+    fill(labels, rows.map(([name, n]) => h("tr", { "data-label": name },
+      h("td", {}, name), h("td", { class: "num" }, num(n)),
+      h("td", {}, h("progress", { max: String(most), value: String(n), "aria-label": name })))));
+    noLabels.hidden = rows.length > 0;
+    resume.hidden = !l.stopped_at_budget;
+    if (l.stopped_at_budget && !budget.value) budget.value = String(Math.round((l.budget_usd || 0) * 2 * 1e4) / 1e4);
+  }
+
+  return { element, update };
 }
 
 // a limit per minute and where it came from: "90 (429 figures)", "–" when none is known
