@@ -86,7 +86,7 @@ def _llm_view(
     labels: dict[str, int] = dict(progress.get("labels") or {})
     done = counts.get("done", 0)
     asked = job.budget_usd if job.budget_usd is not None else default_budget
-    in_force = job.budget_in_force
+    in_force = round(job.budget_in_force, 6) if job.budget_in_force is not None else None
     return {
         "spec": job.llm_spec,
         "budget_usd": asked,
