@@ -6,11 +6,14 @@ server's log and the exports."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pyarrow.parquet as pq
 import pytest
 
 from docmill.testkit.llm_sim import SimConfig, serve_in_thread
@@ -230,6 +233,25 @@ def test_published_specs_estimates_and_a_job_without_the_provider_key_anywhere(
             for fmt in ("jsonl", "csv"):
                 exported = api.get(f"/v1/jobs/{job['id']}/export", params={"format": fmt})
                 assert exported.status_code == 200 and "INV-" in exported.text
+            # the invoices' fields, a column each
+            invoices = api.get(f"/v1/jobs/{job['id']}/export",
+                               params={"format": "csv", "label": "invoice", "fields": "true"})
+            assert invoices.status_code == 200, invoices.text
+            rows = list(csv.DictReader(io.StringIO(invoices.text)))
+            assert list(rows[0]) == ["id", "source", "status", "label", "confidence", "decided_by",
+                                     "invoice_number", "total", "vendor"]
+            assert sorted(r["source"] for r in rows) == ["doc-000.pdf", "doc-003.pdf", "doc-006.pdf", "doc-009.pdf"]
+            by_source = {r["source"]: r for r in rows}
+            assert by_source["doc-003.pdf"]["invoice_number"] == "INV-1003"
+            assert float(by_source["doc-003.pdf"]["total"]) == 103.5
+            table = pq.read_table(io.BytesIO(api.client.get(
+                f"/v1/jobs/{job['id']}/export", params={"format": "parquet", "label": "invoice", "fields": "true"}
+            ).content))
+            assert table.num_rows == 4 and str(table.schema.field("total").type) == "double"
+            assert sorted(table.column("total").to_pylist()) == [100.5, 103.5, 106.5, 109.5]
+            no_fields = api.get(f"/v1/jobs/{job['id']}/export",
+                                params={"format": "csv", "label": "receipt", "fields": "true"})
+            assert no_fields.status_code == 422 and no_fields.json()["error"]["code"] == "no_fields"
             api.get("/openapi.json")
         finally:
             kill_group(proc)
@@ -361,6 +383,16 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             expect(page.locator("#llm-labels-body tr")).to_have_count(3)
             for label in ("invoice", "receipt", "other"):
                 expect(page.locator(f'#llm-labels-body tr[data-label="{label}"] td.num')).to_have_text("8")
+            expect(page.locator('button[data-export="invoice"]')).to_be_visible()
+            expect(page.locator('button[data-export="receipt"]')).to_have_count(0)  # no fields
+            with page.expect_download() as download:
+                page.click('button[data-export="invoice"]')
+            saved = tmp_path / "invoice-fields.csv"
+            download.value.save_as(saved)
+            assert download.value.suggested_filename == f"{job_id}-invoice-fields.csv"
+            rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
+            assert len(rows) == 8 and all(r["invoice_number"].startswith("INV-") for r in rows)
+            assert provider_key not in saved.read_text(encoding="utf-8")
             shot(page, "15-llm-resumed-and-done")
             assert sim.stats()["chat_requests"] == 24 + 8  # nobody paid for twice
             assert provider_key not in page.content()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import shutil
 import time
 import uuid
@@ -602,15 +603,49 @@ async def get_document(job_id: str, doc_id: int, caller: CallerDep, svc: Service
     return await run_in_threadpool(_document, svc, caller, job_id, doc_id)
 
 
-def _export_file(svc: Services, job: Job, fmt: str) -> Path:
-    from docmill.outputs.export import export_records
+def _label_fields(svc: Services, job: Job, label: str) -> dict[str, str | None]:
+    """The fields of ``label`` in the job's spec, name -> JSON type (422 when the label is
+    not the spec's or has no fields)."""
+    from docmill.llm.spec import SpecError, load_spec
+
+    if job.llm_spec and job.llm_spec in svc.specs:
+        spec = svc.specs[job.llm_spec].spec
+    elif svc.settings.llm.spec:
+        try:
+            spec = load_spec(svc.settings.llm.spec)
+        except SpecError:
+            raise ApiError(409, "spec_unavailable", "the server's LLM spec cannot be read") from None
+    else:
+        raise ApiError(422, "no_llm_stage", "the job runs no LLM spec: it has no fields")
+    found = spec.label(label)
+    if found is None:
+        raise ApiError(422, "unknown_label", f"the spec has no label {label!r}",
+                       {"labels": spec.label_names})
+    if not found.schema:
+        raise ApiError(422, "no_fields", f"label {label!r} has no fields (no schema in the spec)")
+    out: dict[str, str | None] = {}
+    for name, prop in (found.schema.get("properties") or {}).items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), None)
+        out[name] = kind if isinstance(kind, str) else None
+    return out
+
+
+def _export_file(svc: Services, job: Job, fmt: str, label: str | None = None, fields: bool = False) -> Path:
+    from docmill.outputs.export import export_fields, export_records
 
     folder = svc.ledger.job_dir(job.id) / "exports"
+    names = _names(svc, job)
+    columns = _label_fields(svc, job, label) if fields and label else None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"export-{uuid.uuid4().hex}.{fmt}"
-    names = _names(svc, job)
     with _reader(svc, job) as reader:
-        export_records(map(names.record, reader.iter_records()), fmt, path)
+        records = map(names.record, reader.iter_records(label=label))
+        if columns is not None:
+            export_fields(records, columns, fmt, path)
+        else:
+            export_records(records, fmt, path)
     return path
 
 
@@ -623,19 +658,28 @@ def _stream_file(path: Path) -> Iterator[bytes]:
         path.unlink(missing_ok=True)
 
 
-@router.get("/jobs/{job_id}/export", summary="The job's records as one JSONL, CSV or Parquet file")
+@router.get(
+    "/jobs/{job_id}/export",
+    summary="The job's records as one JSONL, CSV or Parquet file; or one label's fields, a column each",
+)
 async def export(
     job_id: str,
     caller: CallerDep,
     svc: ServicesDep,
     format: Annotated[str, Query(pattern="^(jsonl|csv|parquet)$")] = "jsonl",
+    label: Annotated[str | None, Query(max_length=200)] = None,
+    fields: Annotated[bool, Query(description="with label: one column per field of the label's schema (csv or parquet)")] = False,
 ) -> StreamingResponse:
+    if fields and (not label or format == "jsonl"):
+        raise ApiError(422, "invalid_request", "fields=true needs a label and format csv or parquet")
     job = await run_in_threadpool(_owned, svc, caller, job_id)
-    path = await run_in_threadpool(_export_file, svc, job, format)
+    path = await run_in_threadpool(_export_file, svc, job, format, label, fields)
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", label or "")[:64]
+    name = f"{job.id}-{safe}-fields" if fields else job.id
     return StreamingResponse(
         _stream_file(path),
         media_type=EXPORT_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{job.id}.{format}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
     )
 
 

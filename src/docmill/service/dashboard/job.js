@@ -225,7 +225,7 @@ function llmCard(jobId, resumed, failed) {
       h("div", {}, h("dt", {}, "Budget asked"), asked)),
     resume,
     h("table", { class: "grid narrow labels", id: "llm-labels" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Documents"), h("th", {}, ""))), labels),
+      h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Documents"), h("th", {}, ""), h("th", {}, "Export"))), labels),
     noLabels);
 
   resume.addEventListener("submit", async (ev) => {
@@ -243,10 +243,33 @@ function llmCard(jobId, resumed, failed) {
     }
   });
 
+  // the labels with fields in the job's spec (asked once): their rows get a CSV export
+  let withFields = null;
+  async function fieldsOf(name) {
+    if (withFields) return;
+    withFields = new Set();
+    try {
+      const specs = await api("/v1/specs");
+      const spec = specs.items.find((s) => s.name === name);
+      for (const lb of (spec ? spec.labels : [])) if (lb.fields.length) withFields.add(lb.name);
+    } catch (err) {
+      if (!(err instanceof ApiFailure)) throw err;
+    }
+  }
+
+  function exportFields(label) {
+    return h("button", { type: "button", class: "link", "data-export": label,
+      onclick: () => download(jobId, "csv", null, `&label=${encodeURIComponent(label)}&fields=true`, `${label}-fields`, failed) },
+      "fields CSV");
+  }
+
+  let last = null;
   function update(job) {
+    last = job;
     const l = job.llm;
     element.hidden = !l;
     if (!l) return;
+    if (l.spec && !withFields) fieldsOf(l.spec).then(() => update(last));
     fill(spec, l.spec || "");
     const cap = l.budget_in_force_usd;
     bar.max = Math.max(cap || l.budget_usd || 0, 1e-9);
@@ -260,7 +283,8 @@ function llmCard(jobId, resumed, failed) {
     const most = Math.max(1, ...rows.map(([, n]) => n));
     fill(labels, rows.map(([name, n]) => h("tr", { "data-label": name },
       h("td", {}, name), h("td", { class: "num" }, num(n)),
-      h("td", {}, h("progress", { max: String(most), value: String(n), "aria-label": name })))));
+      h("td", {}, h("progress", { max: String(most), value: String(n), "aria-label": name })),
+      h("td", {}, withFields && withFields.has(name) ? exportFields(name) : ""))));
     noLabels.hidden = rows.length > 0;
     resume.hidden = !l.stopped_at_budget;
     if (l.stopped_at_budget && !budget.value) budget.value = String(Math.round((l.budget_usd || 0) * 2 * 1e4) / 1e4);
@@ -276,17 +300,18 @@ function perMinute(value, source) {
   return `${num(Math.round(value))}${from ? ` (${from})` : ""}`;
 }
 
-async function download(jobId, fmt, message) {
+async function download(jobId, fmt, message, query = "", suffix = "", failed = null) {
   try {
-    const resp = await api(jobPath(jobId) + "/export?format=" + fmt, { raw: true });
+    const resp = await api(jobPath(jobId) + "/export?format=" + fmt + query, { raw: true });
     const url = URL.createObjectURL(await resp.blob());
-    const a = h("a", { href: url, download: `${jobId}.${fmt}` });
+    const a = h("a", { href: url, download: `${jobId}${suffix ? "-" + suffix : ""}.${fmt}` });
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (err) {
-    if (err instanceof ApiFailure) {
+    if (err instanceof ApiFailure && failed) failed(err.describe());
+    else if (err instanceof ApiFailure) {
       fill(message, err.describe());
       message.className = "error";
       message.hidden = false;
