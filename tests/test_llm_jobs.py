@@ -355,15 +355,27 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             base = f"http://127.0.0.1:{port}"
             api = Api(base, key, [])
             est = api.post("/v1/estimates", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()
-            budget = round(est["cost_expected"] / 2, 6)
-            job_id = api.post("/v1/jobs", files=uploads(tmp_path / "in"),
-                              data={"spec": "invoices", "budget_usd": str(budget)}).json()["id"]
-            job = api.wait(job_id, ("done", "failed", "stopped_budget"))
-            assert job["status"] == "stopped_budget", job
+            budget = round(est["cost_expected"] / 2, 4)
 
+            # sign in, upload, choose the spec, see the estimate, set a budget, start
             page = watched.page
             sign_in(watched, base, key)
-            page.goto(f"{base}/#/jobs/{job_id}")
+            expect(page.locator("#llm-options")).to_be_visible()
+            page.set_input_files("#job-files", sorted(str(p) for p in (tmp_path / "in").iterdir()))
+            page.select_option("#opt-spec", "invoices")
+            page.click("#job-estimate-go")
+            expect(page.locator("#job-estimate")).to_contain_text("24 documents: about 24 classify and 8 extract calls")
+            expect(page.locator("#job-estimate")).to_contain_text(f"cost ${est['cost_expected']:.4f}")
+            assert sim.stats()["chat_requests"] == 0
+            shot(page, "13b-llm-estimate")
+            page.fill("#opt-budget", str(budget))
+            page.click("#job-submit")
+            page.wait_for_function("() => /^#\\/jobs\\/[0-9a-f]{32}$/.test(location.hash)")
+            job_id = str(page.evaluate("location.hash")).split("/")[-1]
+            job = api.wait(job_id, ("done", "failed", "stopped_budget"))
+            assert job["status"] == "stopped_budget", job
+            assert job["llm"]["budget_usd"] == budget
+
             expect(page.locator("#llm-card")).to_be_visible()
             expect(page.locator("#job-status")).to_contain_text("stopped_budget")
             expect(page.locator("#llm-spec")).to_have_text("invoices")
