@@ -345,7 +345,7 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
     tmp_path: Path,
     provider_key: str,
 ) -> None:
-    make_docs(tmp_path / "in", 24)  # 8 of each label
+    make_docs(tmp_path / "in", 50)  # 17 invoices, 17 receipts, 16 letters
     with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.05, seed=7)) as sim:
         data, tiers, sets = _server(tmp_path, sim.base_url)
         key = create_key(data, tiers, "team")
@@ -364,7 +364,7 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             page.set_input_files("#job-files", sorted(str(p) for p in (tmp_path / "in").iterdir()))
             page.select_option("#opt-spec", "invoices")
             page.click("#job-estimate-go")
-            expect(page.locator("#job-estimate")).to_contain_text("24 documents: about 24 classify and 8 extract calls")
+            expect(page.locator("#job-estimate")).to_contain_text("50 documents: about 50 classify and 17 extract calls")
             expect(page.locator("#job-estimate")).to_contain_text(f"cost ${est['cost_expected']:.4f}")
             assert sim.stats()["chat_requests"] == 0
             shot(page, "13b-llm-estimate")
@@ -383,7 +383,7 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             spent = job["llm"]["cost_usd"]
             assert float(page.locator("#llm-budget-bar").get_attribute("value") or 0) == pytest.approx(spent, rel=1e-3)
             labelled = sum(job["llm"]["labels"].values())
-            assert 0 < labelled < 24
+            assert 0 < labelled < 50
             expect(page.locator("#llm-labels-body tr")).to_have_count(len(job["llm"]["labels"]))
             expect(page.locator("#llm-resume")).to_be_visible()
             shot(page, "14-llm-stopped-at-budget")
@@ -393,8 +393,8 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             expect(page.locator("#job-status")).to_contain_text("done", timeout=120_000)
             expect(page.locator("#llm-resume")).to_be_hidden()
             expect(page.locator("#llm-labels-body tr")).to_have_count(3)
-            for label in ("invoice", "receipt", "other"):
-                expect(page.locator(f'#llm-labels-body tr[data-label="{label}"] td.num')).to_have_text("8")
+            for label, n in (("invoice", 17), ("receipt", 17), ("other", 16)):
+                expect(page.locator(f'#llm-labels-body tr[data-label="{label}"] td.num')).to_have_text(str(n))
             expect(page.locator('button[data-export="invoice"]')).to_be_visible()
             expect(page.locator('button[data-export="receipt"]')).to_have_count(0)  # no fields
             with page.expect_download() as download:
@@ -403,10 +403,19 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             download.value.save_as(saved)
             assert download.value.suggested_filename == f"{job_id}-invoice-fields.csv"
             rows = list(csv.DictReader(io.StringIO(saved.read_text(encoding="utf-8"))))
-            assert len(rows) == 8 and all(r["invoice_number"].startswith("INV-") for r in rows)
+            assert len(rows) == 17 and all(r["invoice_number"].startswith("INV-") for r in rows)
             assert provider_key not in saved.read_text(encoding="utf-8")
             shot(page, "15-llm-resumed-and-done")
-            assert sim.stats()["chat_requests"] == 24 + 8  # nobody paid for twice
+            assert sim.stats()["chat_requests"] == 50 + 17  # nobody paid for twice
+
+            # a document: its class, who decided, its fields and its cost
+            first = api.get(f"/v1/jobs/{job_id}/documents", params={"label": "invoice", "limit": 1}).json()["items"][0]
+            page.goto(f"{base}/#/jobs/{job_id}/documents/{first['id']}")
+            expect(page.locator("#doc-label")).to_have_text("invoice")
+            expect(page.locator("#doc-decided-by")).to_have_text("the LLM")
+            expect(page.locator("#doc-fields")).to_contain_text("INV-")
+            expect(page.locator("#doc-cost")).not_to_have_text("$0.0000")
+            shot(page, "16-llm-document")
             assert provider_key not in page.content()
             assert watched.unexpected_errors() == []
         finally:

@@ -248,6 +248,8 @@ function renderDocument(root, jobId, docId, signal) {
     const timings = Object.entries(rec.timings || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)} s`).join(" · ");
     // PDFs get the page view: the page as an image, its tables' boxes, its text
     const viewer = rec.mime === "application/pdf" && rec.pages > 0 ? pageViewer(jobId, rec, signal) : null;
+    // the class: {label, confidence, decided_by} from the LLM stage (a bare label from older ledgers)
+    const cls = rec.class && typeof rec.class === "object" ? rec.class : { label: rec.class || null };
     append(root,
       h("section", { class: "card" },
         h("h1", { class: "wrap", id: "doc-source" }, rec.source),
@@ -255,7 +257,9 @@ function renderDocument(root, jobId, docId, signal) {
           ["Status", badge(rec.status), "doc-status"],
           ["Type", rec.mime || "–"],
           ["Pages", num(rec.pages)],
-          ["Label", rec.class || "–", "doc-label"],
+          ["Label", cls.label || "–", "doc-label"],
+          cls.confidence !== undefined && cls.confidence !== null ? ["Confidence", cls.confidence.toFixed(2), "doc-confidence"] : null,
+          cls.decided_by ? ["Decided by", { rules: "local rules", model: "local model", llm: "the LLM" }[cls.decided_by] || cls.decided_by, "doc-decided-by"] : null,
           ["Cost", usd(rec.cost_usd), "doc-cost"],
           ["Tokens in / out", `${num((rec.tokens || {}).in)} / ${num((rec.tokens || {}).out)}`],
           ["Size", num(rec.size) + " bytes"],
