@@ -339,6 +339,45 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
         assert provider_key not in text
 
 
+def test_against_a_provider_like_simulator_the_estimate_holds_what_is_billed(
+    tmp_path: Path, provider_key: str
+) -> None:
+    """Issue 15's provider (90 requests a minute per key, 5xx, hung requests, malformed
+    answers; latencies shortened, a hung request given up after 3 s): the dry run sends
+    nothing, the run's retries and repairs are billed and the estimate's range holds them."""
+    make_docs(tmp_path / "in", 30)
+    config = SimConfig.provider_like(latency_min_s=0.05, latency_max_s=0.3, latency_tail_rate=0.0, seed=11)
+    seen: list[str] = []
+    with serve_in_thread(config) as sim:
+        data, tiers, sets = _server(tmp_path, sim.base_url)
+        key = create_key(data, tiers, "team")
+        port = free_port()
+        proc = start_server(data, port, *sets, "llm.timeout_s=3")
+        try:
+            api = Api(f"http://127.0.0.1:{port}", key, seen)
+            dry = api.post("/v1/jobs", files=uploads(tmp_path / "in"), data={"spec": "invoices", "dry_run": "true"})
+            assert dry.status_code == 200, dry.text
+            est = dry.json()
+            assert httpx.get(sim.base_url.removesuffix("/v1") + "/_sim/stats").json()["chat_requests"] == 0
+            job_id = api.post("/v1/jobs", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()["id"]
+            job = api.wait(job_id, ("done", "failed", "stopped_budget"))
+            assert job["status"] == "done", job
+            stats = sim.stats()
+            billed = billed_usd(stats)
+            assert est["cost_low"] <= billed <= est["cost_high"], (est, billed, stats)
+            assert job["llm"]["cost_usd"] == pytest.approx(billed, rel=1e-3)
+            assert api.get("/v1/usage").json()["spent_usd"] == pytest.approx(billed, rel=1e-3)
+            api.get(f"/v1/jobs/{job_id}/export", params={"format": "jsonl"})
+            print(f"provider-like: {stats['chat_requests']} requests ({stats['server_errors']} 5xx, "
+                  f"{stats['timeouts']} hung, {stats['invalid_json']} malformed) for 30 documents; billed "
+                  f"{billed:.6f} USD, estimate {est['cost_low']:.6f} / {est['cost_expected']:.6f} / {est['cost_high']:.6f}")
+        finally:
+            kill_group(proc)
+    log = (tmp_path / f"server-{port}.log").read_text(encoding="utf-8")
+    for text in (*seen, log):
+        assert provider_key not in text
+
+
 @browser_needed
 def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_higher_budget(
     watched: Watched,  # noqa: F811
