@@ -253,6 +253,13 @@ def test_published_specs_estimates_and_a_job_without_the_provider_key_anywhere(
                                 params={"format": "csv", "label": "receipt", "fields": "true"})
             assert no_fields.status_code == 422 and no_fields.json()["error"]["code"] == "no_fields"
             api.get("/openapi.json")
+
+            # the spec's files broken on the server: the job fails naming the spec, not where it is
+            (tmp_path / "invoice.schema.json").rename(tmp_path / "moved.json")
+            broken = api.post("/v1/jobs", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()
+            failed = api.wait(broken["id"], ("done", "failed", "stopped_budget"))
+            assert failed["status"] == "failed" and "<spec invoices>/invoice.schema.json" in failed["error"]
+            assert str(tmp_path) not in failed["error"]
         finally:
             kill_group(proc)
     log = (tmp_path / f"server-{port}.log").read_text(encoding="utf-8")

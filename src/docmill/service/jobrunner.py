@@ -18,6 +18,7 @@ the budget stops ends ``stopped_budget``: a resume with a higher budget queues i
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -196,6 +197,15 @@ class JobRunner:
         out["llm.budget_usd"] = budget
         return out
 
+    def _without_spec_paths(self, job: Job, message: str) -> str:
+        """A run's error with the server's spec file and folder named by the spec's name
+        (a key never learns where the operator keeps them)."""
+        path = spec_path(self.settings, job.llm_spec) if job.llm_spec else None
+        if path:
+            message = message.replace(path, f"<spec {job.llm_spec}>")
+            message = message.replace(os.path.dirname(path) + os.sep, f"<spec {job.llm_spec}>/")
+        return message
+
     def _run(self, job: Job, me: str) -> None:
         log.info("job %s: run %d starts", job.id, job.runs)
         token = StopToken()
@@ -241,7 +251,7 @@ class JobRunner:
             else:
                 status = "interrupted"
         except Exception as exc:  # a run-level error (bad settings, unusable ledger ...)
-            error = str(exc)
+            error = self._without_spec_paths(job, str(exc))
         finally:
             done.set()
             beater.join()
