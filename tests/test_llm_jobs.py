@@ -346,6 +346,38 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
         assert provider_key not in text
 
 
+def test_two_jobs_of_one_key_running_at_once_share_its_month(tmp_path: Path, provider_key: str) -> None:
+    """Two runners start a key's jobs together: each run's budget is decided in one
+    write transaction, so the two never both count the same rest of the month."""
+    make_docs(tmp_path / "in", 30)
+    # answers take 1-1.5 s: each job runs for seconds, so the second starts while the first runs
+    with serve_in_thread(SimConfig(latency_min_s=1.0, latency_max_s=1.5, seed=9)) as sim:
+        data, tiers, sets = _server(tmp_path, sim.base_url)
+        port = free_port()
+        proc = start_server(data, port, *sets, "service.job_workers=2", "llm.max_output_tokens=64")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            probe = Api(base, create_key(data, tiers, "team"), [])
+            est = probe.post("/v1/estimates", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()
+            monthly = round(est["cost_expected"], 6)  # less than the two jobs need together
+            api = Api(base, create_key(data, tiers, "team", "--monthly-budget-usd", str(monthly)), [])
+            ids = [api.post("/v1/jobs", files=uploads(tmp_path / "in"),
+                            data={"spec": "invoices", "budget_usd": "100"}).json()["id"] for _ in range(2)]
+            jobs = [api.wait(job_id, ("done", "failed", "stopped_budget")) for job_id in ids]
+            in_force = [j["llm"]["budget_in_force_usd"] for j in jobs]
+            first, second = sorted(jobs, key=lambda j: j["started_at"])
+            assert second["started_at"] < first["finished_at"]  # they ran at once
+            assert sum(in_force) <= monthly + 1e-6, in_force
+            assert any(j["status"] == "stopped_budget" for j in jobs)
+            usage = api.get("/v1/usage").json()
+            assert 0 < usage["spent_usd"] <= monthly + 1e-9
+            assert usage["spent_usd"] == pytest.approx(billed_usd(sim.stats()), rel=1e-3)
+            started = sorted(j["started_at"] for j in jobs)
+            print(f"budgets in force {in_force} of a month of {monthly}; started {started[1] - started[0]:.2f} s apart")
+        finally:
+            kill_group(proc)
+
+
 def test_against_a_provider_like_simulator_the_estimate_holds_what_is_billed(
     tmp_path: Path, provider_key: str
 ) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,14 @@ from docmill.service.keys import KeyStore
 from docmill.service.retention import remove_sources, sweep
 from docmill.service.specs import spec_path
 from docmill.service.tiers import load_tiers
-from docmill.service.usage import KeyLimits, SpendLedger, period_of, run_budget
+from docmill.service.usage import (
+    KeyLimits,
+    SpendLedger,
+    job_totals_in,
+    period_of,
+    run_budget,
+    spent_in,
+)
 from docmill.settings import Settings, SettingsError, with_overrides
 from docmill.settings.deliveries import DeliverySpec
 from docmill.state import StoreError
@@ -184,16 +192,19 @@ class JobRunner:
         self._record_spend(job, progress)  # the key's month includes all this job spent
         asked = job.budget_usd if job.budget_usd is not None else self.settings.llm.budget_usd
         limit = self.limits.of(job.owner)[0]
-        others = self.ledger.running_budgets(job.owner, job.id)
-        totals = self.spend.job_totals(others)
-        outstanding = sum(max(0.0, b - totals.get(j, 0.0)) for j, b in others.items())
-        budget = run_budget(
-            asked, float(progress.get("cost_usd") or 0.0), limit,
-            self.spend.spent(job.owner, period_of(time.time())), outstanding,
-        )
+        spent = float(progress.get("cost_usd") or 0.0)
+
+        def decide(others: dict[str, float], conn: sqlite3.Connection) -> float:
+            # read through the deciding transaction (the spend ledger's own connection
+            # may be waiting for its write lock: a heartbeat recording spend)
+            totals = job_totals_in(conn, others)
+            outstanding = sum(max(0.0, b - totals.get(j, 0.0)) for j, b in others.items())
+            month = spent_in(conn, job.owner, period_of(time.time()))
+            return run_budget(asked, spent, limit, month, outstanding)
+
+        budget = self.ledger.settle_budget(job.id, me, job.owner, decide)
         if budget < asked:
             log.info("job %s: LLM budget %.4f USD (asked %.4f): the key's monthly limit", job.id, budget, asked)
-        self.ledger.set_budget_in_force(job.id, me, budget)
         out["llm.budget_usd"] = budget
         return out
 

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,22 +278,26 @@ class JobLedger:
             )
             return cur.rowcount == 1
 
-    def set_budget_in_force(self, job_id: str, worker: str, budget_usd: float) -> None:
-        """The ``llm.budget_usd`` the job's run got (its runner, as the run starts)."""
+    def settle_budget(
+        self, job_id: str, worker: str, owner: str,
+        decide: Callable[[dict[str, float], sqlite3.Connection], float],
+    ) -> float:
+        """The ``llm.budget_usd`` a job's run gets, decided and recorded in one write
+        transaction: ``decide`` sees the budgets in force of the owner's other running
+        jobs (by id) and reads what else it needs through the transaction's connection;
+        no other runner, in any process, decides in between (SQLite's write lock), so two
+        jobs never both count the same rest of a key's month."""
         with self._tx() as c:
-            c.execute(
-                "UPDATE jobs SET budget_in_force=? WHERE id=? AND worker=?", (budget_usd, job_id, worker)
-            )
-
-    def running_budgets(self, owner: str, but: str) -> dict[str, float]:
-        """The budgets in force of ``owner``'s other running jobs, by job id."""
-        with self._lock:
-            rows = self._conn.execute(
+            rows = c.execute(
                 "SELECT id, budget_in_force FROM jobs WHERE owner=? AND status='running' AND id<>? "
                 "AND budget_in_force IS NOT NULL",
-                (owner, but),
+                (owner, job_id),
             ).fetchall()
-        return {job_id: float(budget) for job_id, budget in rows}
+            budget = decide({other: float(b) for other, b in rows}, c)
+            c.execute(
+                "UPDATE jobs SET budget_in_force=? WHERE id=? AND worker=?", (budget, job_id, worker)
+            )
+        return budget
 
     # --- the runners' side -------------------------------------------------------------
 

@@ -96,6 +96,27 @@ class KeyLimits:
         return limit, ("tier" if limit is not None else None)
 
 
+def spent_in(conn: sqlite3.Connection, key_id: str, period: str) -> float:
+    """What ``key_id`` spent in ``period`` (any connection to ``service.db``)."""
+    row = conn.execute(
+        "SELECT COALESCE(SUM(cost_usd), 0) FROM key_spend WHERE key_id=? AND period=?",
+        (key_id, period),
+    ).fetchone()
+    return float(row[0])
+
+
+def job_totals_in(conn: sqlite3.Connection, job_ids: Iterable[str]) -> dict[str, float]:
+    """What has been recorded for each of ``job_ids``, every month together."""
+    ids = list(job_ids)
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT job_id, SUM(cost_usd) FROM key_spend WHERE job_id IN ({marks}) GROUP BY job_id", ids
+    ).fetchall()
+    return {job_id: float(cost) for job_id, cost in rows}
+
+
 @dataclass(frozen=True, slots=True)
 class KeyUsage:
     key_id: str
@@ -182,24 +203,12 @@ class SpendLedger:
         return float(row[0])
 
     def job_totals(self, job_ids: Iterable[str]) -> dict[str, float]:
-        ids = list(job_ids)
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT job_id, SUM(cost_usd) FROM key_spend WHERE job_id IN ({marks}) GROUP BY job_id",
-                ids,
-            ).fetchall()
-        return {job_id: float(cost) for job_id, cost in rows}
+            return job_totals_in(self._conn, job_ids)
 
     def spent(self, key_id: str, period: str) -> float:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT COALESCE(SUM(cost_usd), 0) FROM key_spend WHERE key_id=? AND period=?",
-                (key_id, period),
-            ).fetchone()
-        return float(row[0])
+            return spent_in(self._conn, key_id, period)
 
     def usage(self, key_id: str, period: str) -> KeyUsage:
         with self._lock:
