@@ -119,6 +119,14 @@ def create_key(data: Path, tiers: Path, tier: str, *extra: str) -> str:
     return key
 
 
+def assert_nowhere_under(folder: Path, secret: str) -> None:
+    """Not one file the service wrote (ledgers, WAL, parts, caches, uploads) holds it."""
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    assert len(files) > 5
+    for path in files:
+        assert secret.encode() not in path.read_bytes(), path
+
+
 def uploads(folder: Path) -> list[tuple[str, tuple[str, bytes]]]:
     return [("files", (p.name, p.read_bytes())) for p in sorted(folder.iterdir())]
 
@@ -267,6 +275,7 @@ def test_published_specs_estimates_and_a_job_without_the_provider_key_anywhere(
     for text in (*seen, log):
         assert provider_key not in text
     assert len(seen) >= 15
+    assert_nowhere_under(data, provider_key)
 
 
 def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
