@@ -593,3 +593,22 @@ def test_the_c_api_reads_as_the_command_line_does() -> None:
     assert api.read_file(str(DATA / "page.png")).split() == cli.read_file(str(DATA / "page.png")).split()
     with pytest.raises(OcrFailed):
         api.read_file(str(DATA / "sample.txt"))  # not an image: Leptonica refuses it
+
+
+@needs_tesseract
+def test_the_words_tsv_is_the_library_tsv_row_for_row() -> None:
+    """The C API's TSV is walked word by word with Tesseract's left-to-right iterator
+    (GetTSVText's reading-order iterator is quadratic in the page's words): on a page
+    of several blocks, paragraphs and a table it gives the command line's rows exactly,
+    boxes and confidences included."""
+    from dataclasses import replace
+
+    pdf = REAL / "pdfplumber" / "tests" / "pdfs" / "federal-register-2020-17221.pdf"
+    image, dpi = _render(pdf)
+    api, cli = open_tesseract("eng"), open_tesseract("eng", api=False)
+    if api.api is None:
+        pytest.skip("libtesseract cannot be loaded here")
+    got = replace(api, psm=3)._read_pnm(image, dpi, "tsv")
+    want = replace(cli, psm=3)._read_pnm(image, dpi, "tsv")
+    assert got.count("\n2\t") > 1 and got.count("\n3\t") > 3  # blocks and paragraphs
+    assert got.splitlines() == want.splitlines()
