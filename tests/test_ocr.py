@@ -596,6 +596,33 @@ def test_the_c_api_reads_as_the_command_line_does() -> None:
 
 
 @needs_tesseract
+def test_the_c_api_runs_one_thread_whatever_the_worker_inherits() -> None:
+    """OpenMP in libtesseract starts a thread pool per parallel region up to
+    OMP_THREAD_LIMIT; a worker that inherits a limit of 4 must still read with one
+    thread (its threads only add CPU when every core runs a worker)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from docmill.processors.ocr.tesseract import open_tesseract\n"
+        "from imagegen import LOREM\n"
+        "from test_ocr import _render\n"
+        "t = open_tesseract('eng')\n"
+        "if t.api is None: sys.exit(3)\n"
+        "t.read_pnm_tsv(*_render(LOREM[0]))\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    env = dict(os.environ, OMP_THREAD_LIMIT="4", PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parent, check=False)  # fmt: skip
+    if done.returncode == 3:
+        pytest.skip("libtesseract cannot be loaded here")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["1"]  # no OpenMP pool threads left beside the main one
+
+@needs_tesseract
 def test_the_words_tsv_is_the_library_tsv_row_for_row() -> None:
     """The C API's TSV is walked word by word with Tesseract's left-to-right iterator
     (GetTSVText's reading-order iterator is quadratic in the page's words): on a page

@@ -9,8 +9,9 @@ inside a worker the engine kills at ``run.timeout_s`` or over ``run.memory_mb`` 
 model counts in the worker's memory now, ~100-200 MB for English); a crash in it costs
 its worker, like one in PDFium.
 
-OpenMP is held to one thread (``OMP_THREAD_LIMIT=1`` before the library loads: its
-threads are slower, not faster, when workers already use every core). Image files
+OpenMP is held to one thread (``OMP_THREAD_LIMIT=1`` set before the library loads,
+whatever the worker inherited: its threads are slower, not faster, when workers already
+use every core). Image files
 are read by Leptonica (``liblept.so.5``, Tesseract's own image library), one TIFF frame
 at a time. :func:`load` returns None where either library is missing; the caller then
 runs the command line.
@@ -54,7 +55,9 @@ def _library() -> tuple[Any, Any] | None:
     if "tess" in _LIBRARIES:
         return _LIBRARIES["tess"]  # type: ignore[no-any-return]
     found: tuple[Any, Any] | None = None
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # read by libgomp when it loads
+    # read by libgomp when it loads; set, not defaulted: a limit the worker inherits (4
+    # in a user's shell) had Tesseract run 4 threads for 1.85x the CPU of a page
+    os.environ["OMP_THREAD_LIMIT"] = "1"
     try:
         tess = ctypes.CDLL(ctypes.util.find_library("tesseract") or "libtesseract.so.5")
         lept = ctypes.CDLL(ctypes.util.find_library("lept") or "liblept.so.5")
