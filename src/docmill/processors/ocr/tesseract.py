@@ -38,7 +38,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field, replace
 
-from docmill.processors.ocr.capi import ApiFailed, TessApi
+from docmill.processors.ocr.capi import TSV_HEADER, ApiFailed, TessApi
 from docmill.processors.ocr.capi import load as load_api
 
 # a page is read upright first (--psm 3); only when its words' mean confidence is under
@@ -118,6 +118,19 @@ class Tesseract:
     osd_when_unsure: bool = True
 
     def _read_pnm(self, image: bytes, dpi: int, output: str) -> str:
+        """The reading of a PGM/PPM; for TSV, of its ink only (see :mod:`margins`)."""
+        from docmill.processors.ocr import margins
+
+        cut = margins.content(image, dpi) if output == "tsv" else None
+        if cut is None:
+            return self._read_whole(image, dpi, output)
+        grey, box = cut
+        if box is None:  # no ink: nothing for Tesseract to read
+            return TSV_HEADER + margins.page_row(grey.width, grey.height) + "\n"
+        tsv = self._read_whole(margins.crop_pgm(grey, box), dpi, output)
+        return margins.shift_tsv(tsv, box[0], box[1], grey.width, grey.height)
+
+    def _read_whole(self, image: bytes, dpi: int, output: str) -> str:
         if self.api is None:
             return self._run("-", ["--dpi", str(dpi)], image, output)
         try:
