@@ -2,19 +2,19 @@
 
 The command line costs ~0.3-0.5 s of a core per page before it reads a pixel: a new
 process, the language model loaded again. Here the model is loaded once per worker
-process (a :class:`TessApi` is kept per language set for the process's life) and each
-page's pixels are handed over in memory. Nothing to compile and no new dependency: the
-library comes with the tesseract package the CLI comes from. Tesseract still runs
-inside a worker the engine kills at ``run.timeout_s`` or over ``run.memory_mb`` (the
-model counts in the worker's memory now, ~100-200 MB for English); a crash in it costs
-its worker, like one in PDFium.
+process (a :class:`TessApi` is kept per language set for the process's life), each
+page's pixels are handed over in memory, and its TSV is built from Tesseract's
+left-to-right result iterator (GetTSVText's own walk is quadratic in the page's words).
+Nothing to compile and no new dependency: the library comes with the tesseract package
+the CLI comes from. Tesseract still runs inside a worker the engine kills at
+``run.timeout_s`` or over ``run.memory_mb`` (the model counts in the worker's memory
+now, ~100-200 MB for English); a crash in it costs its worker, like one in PDFium.
 
 OpenMP is held to one thread (``OMP_THREAD_LIMIT=1`` set before the library loads,
 whatever the worker inherited: its threads are slower, not faster, when workers already
-use every core). Image files
-are read by Leptonica (``liblept.so.5``, Tesseract's own image library), one TIFF frame
-at a time. :func:`load` returns None where either library is missing; the caller then
-runs the command line.
+use every core). Image files are read by Leptonica (``liblept.so.5``, Tesseract's own
+image library), one TIFF frame at a time. :func:`load` returns None where either library
+is missing; the caller then runs the command line.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ address-space limit. Both read with the same options and give the same TSV.
 Tesseract binarises with Sauvola's local threshold (``thresholding_method=2``, a window of
 0.15 inch) instead of its global Otsu threshold: text on grey table bands and shaded
 cells, which one threshold for the page turns black or white, stays readable (on the
-rendered corpus pages, see bench/ocr.py). Its reading is then mended from the page's
+rendered corpus pages, see bench/ocr.py). A page's blank margins are cut off before it
+is read, where that leaves at most 70 % of it, and a page without ink is not read
+(:mod:`docmill.processors.ocr.margins`). Its reading is then mended from the page's
 pixels: dot leaders are counted (:mod:`docmill.processors.ocr.leaders`), marks read from a
 table's vertical rules are dropped (:mod:`docmill.processors.ocr.rules`), and text set
 sideways in an upright page is read again turned (:mod:`docmill.processors.ocr.sideways`).
