@@ -40,8 +40,12 @@ _LTR = {
     "beginning": "_ZNK9tesseract12PageIterator15IsAtBeginningOfENS_17PageIteratorLevelE",
     "text": "_ZNK9tesseract17LTRResultIterator11GetUTF8TextENS_17PageIteratorLevelE",
     "confidence": "_ZNK9tesseract17LTRResultIterator10ConfidenceENS_17PageIteratorLevelE",
+    "direction": "_ZNK9tesseract17LTRResultIterator13WordDirectionEv",
 }
 RIL_BLOCK, RIL_PARA, RIL_TEXTLINE, RIL_WORD = 0, 1, 2, 3  # tesseract::PageIteratorLevel
+# tesseract::StrongScriptDirection of a word that the reading-order iterator would move:
+# right to left, mixed (Arabic, Hebrew...); the page's TSV then comes from GetTSVText
+_NOT_LTR = (2, 3)
 
 _LIBRARIES: dict[str, Any] = {}  # this process's libtesseract and liblept, loaded once
 _APIS: dict[str, TessApi] = {}  # this process's handles, one per language set
@@ -99,6 +103,7 @@ def _declare(tess: Any, lept: Any) -> None:
         _LTR["beginning"]: (ctypes.c_bool, [p, i]),
         _LTR["text"]: (p, [p, i]),
         _LTR["confidence"]: (ctypes.c_float, [p, i]),
+        _LTR["direction"]: (i, [p]),
     }
     try:  # the left-to-right iterator, called by its C++ names (see words_tsv)
         for name, (restype, argtypes) in ltr.items():
@@ -135,16 +140,19 @@ class TessApi:
             if tess.TessBaseAPIRecognize(handle, None) != 0:
                 raise ApiFailed("tesseract could not recognise the image")
             if output == "tsv" and getattr(tess, "ltr", False):
-                return TSV_HEADER + self._words_tsv()
+                rows = self._words_tsv()
+                if rows is not None:
+                    return TSV_HEADER + rows
             if output == "tsv":
                 return TSV_HEADER + self._text(tess.TessBaseAPIGetTsvText(handle, 0))
             return self._text(tess.TessBaseAPIGetUTF8Text(handle))
         finally:
             tess.TessBaseAPIClear(handle)
 
-    def _words_tsv(self) -> str:
+    def _words_tsv(self) -> str | None:
         """The rows of ``GetTSVText`` for the page just recognised, walked with the
-        left-to-right iterator (the same rows for left-to-right scripts, in linear time)."""
+        left-to-right iterator (the same rows for left-to-right scripts, in linear time);
+        None on a page with a word set right to left, whose order only GetTSVText has."""
         tess, handle = self._tess, self._handle
         width, height = self._size
         rows = [f"1\t1\t0\t0\t0\t0\t0\t0\t{width}\t{height}\t-1\t\n"]
@@ -154,6 +162,7 @@ class TessApi:
         nxt, empty = getattr(tess, _LTR["next"]), getattr(tess, _LTR["empty"])
         beginning, text = getattr(tess, _LTR["beginning"]), getattr(tess, _LTR["text"])
         confidence, bbox = getattr(tess, _LTR["confidence"]), tess.TessPageIteratorBoundingBox
+        direction = getattr(tess, _LTR["direction"])
         box = [ctypes.c_int() for _ in range(4)]
         refs = [ctypes.byref(b) for b in box]
 
@@ -168,6 +177,8 @@ class TessApi:
                 if empty(it, RIL_WORD):
                     nxt(it, RIL_WORD)
                     continue
+                if direction(it) in _NOT_LTR:
+                    return None
                 if beginning(it, RIL_BLOCK):
                     block, par, line, word = block + 1, 0, 0, 0
                     rows.append(f"2\t1\t{block}\t0\t0\t0\t{at(RIL_BLOCK)}\t-1\t\n")
