@@ -17,54 +17,65 @@ pytest.importorskip("moto", reason="moto[server] is in the dev lock: run scripts
 
 from docmill.settings import SourceSettings
 from docmill.sources.backend import BackendError, Backends, RemoteObject
-from docmill.sources.s3_get import object_path, open_getter, sign_get
+from docmill.sources.s3_get import object_path, open_getter, query_string, sign_request
 from docmill.sources.spool import Spool, fetch
 from docmill.sources.throttle import Retrier
 
 # --- the signature ----------------------------------------------------------------------
 
 
-def botocore_headers(url: str, headers: dict[str, str], key_id: str, secret: str,
+def botocore_headers(method: str, url: str, headers: dict[str, str], key_id: str, secret: str,
                      token: str | None, region: str) -> dict[str, str]:
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    request = AWSRequest("GET", url, headers=dict(headers))
+    request = AWSRequest(method, url, headers=dict(headers))
     S3SigV4Auth(Credentials(key_id, secret, token), "s3", region).add_auth(request)
     return dict(request.headers)
 
 
+LIST = {"list-type": "2", "prefix": "in box/ü+&=x", "max-keys": "1000", "encoding-type": "url"}
+
+
 @pytest.mark.parametrize(
-    ("base", "key", "extra", "token", "region"),
+    ("method", "base", "key", "query", "extra", "token", "region"),
     [
-        ("http://127.0.0.1:9000/bench", "corpus/a.pdf", {}, None, "us-east-1"),
-        ("https://acme.s3.eu-west-1.amazonaws.com", "2024/Q1 report (final).pdf",
+        ("GET", "http://127.0.0.1:9000/bench", "corpus/a.pdf", {}, {}, None, "us-east-1"),
+        ("GET", "https://acme.s3.eu-west-1.amazonaws.com", "2024/Q1 report (final).pdf", {},
          {"If-Match": '"0123abcd"'}, None, "eu-west-1"),
-        ("https://s3.us-west-2.amazonaws.com/acme", "ünï/cödé+x~y=z&.pdf",
+        ("GET", "https://s3.us-west-2.amazonaws.com/acme", "ünï/cödé+x~y=z&.pdf", {},
          {"If-Match": '"9f"', "Range": "bytes=1048576-"}, "FwoGZXIvYXdzEJr//token==", "us-west-2"),
-        ("http://localhost:4566/b", "a//b/./c", {"Range": "bytes=5-"}, None, "us-east-1"),
+        ("GET", "http://localhost:4566/b", "a//b/./c", {}, {"Range": "bytes=5-"}, None, "us-east-1"),
+        ("HEAD", "http://127.0.0.1:9000/bench", "one/report.pdf", {}, {}, "tok", "us-east-1"),
+        ("GET", "http://127.0.0.1:9000/bench", "", LIST, {}, None, "us-east-1"),
+        ("GET", "https://acme.s3.amazonaws.com", "",
+         {**LIST, "continuation-token": "1/a+b==/c d"}, {}, None, "us-east-1"),
     ],
 )
 def test_the_signature_is_botocores(
-    base: str, key: str, extra: dict[str, str], token: str | None, region: str
+    method: str, base: str, key: str, query: dict[str, str], extra: dict[str, str],
+    token: str | None, region: str,
 ) -> None:
     from urllib.parse import urlsplit
 
     parts = urlsplit(base)
     path = object_path(parts.path, key)
-    url = f"{parts.scheme}://{parts.netloc}{path}"
+    url = f"{parts.scheme}://{parts.netloc}{path}" + (f"?{query_string(query)}" if query else "")
     key_id, secret = "AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
     # botocore's takes its own time; ours is given the same moment and the same payload hash
-    theirs = botocore_headers(url, {**extra, "X-Amz-Content-SHA256": hashlib.sha256(b"").hexdigest()},
+    theirs = botocore_headers(method, url,
+                              {**extra, "X-Amz-Content-SHA256": hashlib.sha256(b"").hexdigest()},
                               key_id, secret, token, region)
-    ours = sign_get(parts.netloc, path, extra, access_key=key_id, secret_key=secret,
-                    token=token, region=region, amz_date=theirs["X-Amz-Date"])
+    ours = sign_request(method, parts.netloc, path, query, extra, access_key=key_id,
+                        secret_key=secret, token=token, region=region,
+                        amz_date=theirs["X-Amz-Date"])
     assert ours["Authorization"] == theirs["Authorization"]
     assert {k.lower(): v for k, v in ours.items()} == {k.lower(): v for k, v in theirs.items()}
     # and it depends on what it signs
-    other = sign_get(parts.netloc, path + "x", extra, access_key=key_id, secret_key=secret,
-                     token=token, region=region, amz_date=theirs["X-Amz-Date"])
+    other = sign_request(method, parts.netloc, path + "x", query, extra, access_key=key_id,
+                         secret_key=secret, token=token, region=region,
+                         amz_date=theirs["X-Amz-Date"])
     assert other["Authorization"] != ours["Authorization"]
     assert secret not in repr(ours)
 
@@ -125,12 +136,11 @@ def test_objects_are_read_over_one_kept_alive_connection(moto: MotoS3, proxy: S3
     backend, _retrier = Backends(SourceSettings()).for_url(f"s3://{bucket}/")
     try:
         found = listed(backend, bucket)
-        before = proxy.connections
         for key, data in objects.items():
             obj = found[key.rsplit("/", 1)[-1]]
             assert b"".join(backend.read(obj, 0)) == data
-        assert proxy.counts["get"] == len(objects)
-        assert proxy.connections - before == 1  # every GET on the same connection
+        assert proxy.counts["get"] == len(objects) and proxy.counts["list"] == 1
+        assert proxy.connections == 1  # the listing and every GET on the same connection
         # a resumed read (Range) gives the rest
         obj = found["big.bin"]
         assert b"".join(backend.read(obj, 1_000_001)) == objects["d/big.bin"][1_000_001:]
@@ -236,3 +246,41 @@ def test_s3fs_reads_when_asked_and_when_a_proxy_applies(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     assert open_getter(bucket) is None  # botocore's client honours the proxy: s3fs reads
+
+
+def test_listing_and_stat_go_through_the_lean_client_page_by_page(
+    moto: MotoS3, proxy: S3Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from docmill.sources import s3 as s3_module
+
+    odd = ["in/a b.pdf", "in/ü+&=x.pdf", "in/sub/%41.txt", "in/c~d(1).txt", "in/z.txt",
+           "in/folder/", "out/no.txt"]
+    bucket = bucket_with(moto, {k: k.encode() for k in odd})
+    monkeypatch.setattr(s3_module, "PAGE_KEYS", 2)
+    monkeypatch.delitem(sys.modules, "s3fs", raising=False)
+    backend, retrier = Backends(SourceSettings()).for_url(f"s3://{bucket}/")
+    try:
+        from docmill.sources.urls import parse
+
+        found = list(backend.list(parse(f"s3://{bucket}/in/"), lambda _n: True))
+        expect = sorted(k for k in odd if k.startswith("in/") and not k.endswith("/"))
+        assert [o.url for o in found] == [f"s3://{bucket}/{k}" for k in expect]
+        for obj in found:
+            key = obj.url.split("/", 3)[3]
+            assert obj.size == len(key.encode())
+            assert obj.version == hashlib.md5(key.encode()).hexdigest()
+            assert obj.mtime_ns > 0
+            assert b"".join(backend.read(obj, 0)) == key.encode()
+        assert proxy.counts["list"] == 3  # 5 keys and a folder marker, 2 a page
+        one = backend.stat(f"s3://{bucket}/in/ü+&=x.pdf")
+        listed_one = next(o for o in found if o.url == f"s3://{bucket}/in/ü+&=x.pdf")
+        assert one is not None and (one.size, one.version) == (listed_one.size, listed_one.version)
+        assert abs(one.mtime_ns - listed_one.mtime_ns) < 2_000_000_000
+        assert backend.stat(f"s3://{bucket}/in/missing.pdf") is None
+        assert proxy.counts["head"] == 2
+        assert "s3fs" not in sys.modules  # nothing went through s3fs's client
+    finally:
+        backend.close()
+    assert retrier.stats["requests"] == 3 + 2 and "gave_up" not in retrier.stats  # lists, heads

@@ -1,4 +1,5 @@
-"""A lean ``GetObject`` for the S3 backend (``sources.s3_get = "lean"``, the default).
+"""A lean S3 client for the S3 backend's reads (``sources.s3_get = "lean"``, the default):
+``GetObject``, ``HeadObject`` and ``ListObjectsV2``.
 
 s3fs's client costs the driver ~2 ms of CPU per object (botocore's request pipeline,
 aiohttp, the hop to s3fs's event loop); for a million small documents that is the
@@ -11,8 +12,9 @@ driver's whole budget. This path does the same request with ~0.3 ms:
   ``GetObject``, and the object URL's form (endpoint, virtual-hosted or path style) is
   read from it; the credentials object is kept (refreshable ones refresh themselves);
 * each object is then one ``GET`` on a pooled keep-alive ``http.client`` connection,
-  signed with SigV4 here (:func:`sign_get`, checked against botocore's signer in the
-  tests), streamed in chunks.
+  signed with SigV4 here (:func:`sign_request`, checked against botocore's signer in
+  the tests), streamed in chunks; a listing page is one ``GET ?list-type=2`` on the same
+  connections, its XML read as botocore reads it (keys URL-encoded on the wire).
 
 Errors keep botocore's shape (:class:`S3HttpError` has a botocore-like ``response``), so
 :meth:`~docmill.sources.s3.S3Backend._translate` reads them as every other error. Where
@@ -32,9 +34,11 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote_plus, urlsplit
 
 CHUNK = 1 << 20
 TIMEOUT_S = 60.0  # connect and read, as botocore's defaults
@@ -79,16 +83,16 @@ def _signing_key(secret: str, day: str, region: str) -> bytes:
     return key
 
 
-def sign_get(
-    host: str, path: str, headers: Mapping[str, str], *, access_key: str, secret_key: str,
-    token: str | None, region: str, amz_date: str,
+def sign_request(
+    method: str, host: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
+    *, access_key: str, secret_key: str, token: str | None, region: str, amz_date: str,
 ) -> dict[str, str]:
-    """The headers of a SigV4-signed ``GET host/path`` (no query string, empty body):
+    """The headers of a SigV4-signed ``METHOD host/path?query`` with an empty body:
     ``headers`` (e.g. ``If-Match``, ``Range``) plus ``X-Amz-Date``,
     ``X-Amz-Content-SHA256``, ``X-Amz-Security-Token`` with a session token, and
-    ``Authorization``. ``path`` is sent as given (already percent-encoded); every header
-    given is signed, as botocore signs them. Pure: the time is ``amz_date``
-    (``YYYYMMDDTHHMMSSZ``)."""
+    ``Authorization``. ``path`` is sent as given (already percent-encoded), ``query`` is
+    encoded here (:func:`query_string`); every header given is signed, as botocore signs
+    them. Pure: the time is ``amz_date`` (``YYYYMMDDTHHMMSSZ``)."""
     out = dict(headers)
     out["X-Amz-Date"] = amz_date
     out["X-Amz-Content-SHA256"] = EMPTY_SHA256
@@ -100,7 +104,8 @@ def sign_get(
     names = sorted(canon)
     signed = ";".join(names)
     request = "\n".join((
-        "GET", path, "", "".join(f"{n}:{canon[n]}\n" for n in names), signed, EMPTY_SHA256,
+        method, path, query_string(query), "".join(f"{n}:{canon[n]}\n" for n in names), signed,
+        EMPTY_SHA256,
     ))
     day = amz_date[:8]
     scope = f"{day}/{region}/s3/aws4_request"
@@ -114,6 +119,14 @@ def sign_get(
         f"Signature={signature}"
     )
     return out
+
+
+def query_string(query: Mapping[str, str]) -> str:
+    """``query`` as SigV4's canonical query string (sorted, every byte but ``-_.~`` and
+    alphanumerics percent-encoded); sent exactly so."""
+    return "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(query.items())
+    )
 
 
 def object_path(prefix: str, key: str) -> str:
@@ -177,23 +190,26 @@ class LeanGetter:
         self._credentials = credentials  # botocore's: get_frozen_credentials() per request
         self._pool = _Pool(parts.scheme, parts.hostname or "", parts.port, context)
 
-    def _headers(self, key: str, extra: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+    def _headers(self, method: str, path: str, query: Mapping[str, str],
+                 extra: Mapping[str, str]) -> dict[str, str]:
         frozen = self._credentials.get_frozen_credentials()
-        path = object_path(self.prefix, key)
-        return path, sign_get(
-            self.host, path, extra, access_key=frozen.access_key, secret_key=frozen.secret_key,
-            token=frozen.token, region=self.region,
+        return sign_request(
+            method, self.host, path, query, extra, access_key=frozen.access_key,
+            secret_key=frozen.secret_key, token=frozen.token, region=self.region,
             amz_date=time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         )
 
-    def _open(self, key: str, extra: Mapping[str, str]) -> tuple[http.client.HTTPConnection,
-                                                                   http.client.HTTPResponse]:
+    def _open(self, method: str, key: str, extra: Mapping[str, str],
+              query: Mapping[str, str] | None = None) -> tuple[http.client.HTTPConnection,
+                                                              http.client.HTTPResponse]:
+        path = object_path(self.prefix, key)
+        target = f"{path}?{query_string(query)}" if query else path
         while True:
             conn, reused = self._pool.get()
-            path, headers = self._headers(key, extra)
+            headers = self._headers(method, path, query or {}, extra)
             headers["Host"] = self.host  # as signed (http.client would drop a default port)
             try:
-                conn.request("GET", path, headers=headers)
+                conn.request(method, target, headers=headers)
                 return conn, conn.getresponse()
             except _STALE:
                 conn.close()
@@ -207,17 +223,13 @@ class LeanGetter:
         """``key``'s bytes in chunks (``headers``: ``If-Match``, ``Range``); raises
         :class:`S3HttpError` for an error answer, :class:`Unsupported` for a redirect,
         ``http.client``'s and the socket's errors for a dropped connection."""
-        conn, resp = self._open(key, headers)
+        conn, resp = self._open("GET", key, headers)
         done = False
         try:
             if resp.status not in (200, 206):
                 body = resp.read()
                 done = True
-                error = S3HttpError(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                                    body)
-                if resp.status in (301, 302, 307) or error.response["Error"]["Code"] in _REDIRECT_CODES:
-                    raise Unsupported(error.response["Error"]["Code"])
-                raise error
+                _raise(resp.status, resp.getheaders(), body)
             left = resp.length
             while left is None or left > 0:
                 chunk = resp.read(CHUNK if left is None else min(CHUNK, left))
@@ -233,8 +245,80 @@ class LeanGetter:
             else:
                 conn.close()
 
+    def _small(self, method: str, key: str, query: Mapping[str, str] | None = None
+               ) -> tuple[dict[str, str], bytes]:
+        """One request whose whole answer is read: (headers, lower-case names; body)."""
+        conn, resp = self._open(method, key, {}, query)
+        try:
+            body = resp.read()
+        except BaseException:
+            conn.close()
+            raise
+        if resp.will_close:
+            conn.close()
+        else:
+            self._pool.put(conn)
+        if resp.status not in (200, 206):
+            _raise(resp.status, resp.getheaders(), body)
+        return {k.lower(): v for k, v in resp.getheaders()}, body
+
+    def head(self, key: str) -> dict[str, Any]:
+        """``HeadObject``: ContentLength, ETag, LastModified (a datetime), as botocore's."""
+        headers, _body = self._small("HEAD", key)
+        modified = headers.get("last-modified")
+        return {
+            "ContentLength": int(headers.get("content-length") or 0),
+            "ETag": headers.get("etag", ""),
+            "LastModified": parsedate_to_datetime(modified) if modified else None,
+        }
+
+    def list_page(self, prefix: str, token: str | None, max_keys: int) -> dict[str, Any]:
+        """One ``ListObjectsV2`` page under ``prefix``, shaped as botocore's answer
+        (Contents: Key, Size, ETag, LastModified; IsTruncated; NextContinuationToken);
+        keys come URL-encoded (``encoding-type=url``, as botocore asks) and are decoded."""
+        query = {"list-type": "2", "prefix": prefix, "max-keys": str(max_keys),
+                 "encoding-type": "url"}
+        if token:
+            query["continuation-token"] = token
+        _headers, body = self._small("GET", "", query)
+        return parse_list(body)
+
     def close(self) -> None:
         self._pool.close()
+
+
+def _raise(status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    error = S3HttpError(status, {k.lower(): v for k, v in headers}, body)
+    if status in (301, 302, 307) or error.response["Error"]["Code"] in _REDIRECT_CODES:
+        raise Unsupported(error.response["Error"]["Code"])
+    raise error
+
+
+def parse_list(body: bytes) -> dict[str, Any]:
+    """A ``ListObjectsV2`` answer (``encoding-type=url``) as botocore gives it."""
+    from xml.etree import ElementTree
+
+    root = ElementTree.fromstring(body)
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    url_encoded = (root.findtext(f"{ns}EncodingType") or "").lower() == "url"
+    contents = []
+    for item in root.iter(f"{ns}Contents"):
+        key = item.findtext(f"{ns}Key") or ""
+        modified = item.findtext(f"{ns}LastModified")
+        contents.append({
+            "Key": unquote_plus(key) if url_encoded else key,
+            "Size": int(item.findtext(f"{ns}Size") or 0),
+            "ETag": item.findtext(f"{ns}ETag") or "",
+            "LastModified": datetime.fromisoformat(modified) if modified else None,
+        })
+    page: dict[str, Any] = {
+        "Contents": contents,
+        "IsTruncated": (root.findtext(f"{ns}IsTruncated") or "").lower() == "true",
+    }
+    token = root.findtext(f"{ns}NextContinuationToken")
+    if token:
+        page["NextContinuationToken"] = token
+    return page
 
 
 def _uses_proxy(url: str) -> bool:
