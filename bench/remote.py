@@ -6,8 +6,9 @@
 The corpus is ../shared/corpus/real (``--copies`` copies, each file with unique bytes).
 The S3 store runs in its own process on loopback, on the same cores docmill uses
 (``--server``): ``moto`` (moto's ``moto_server``, the default; the tests use moto too),
-``moto-cached`` (the same, with moto's per-request scan of its own package folder done
-once: ``bench/moto_server.py``) or ``s3rver`` (the npm package, a fake S3 server over a folder, which checks signatures:
+``moto-fast`` (moto's same app served by uvicorn, with keep-alive as S3 has, and
+moto's per-request scan of its own package folder done once: ``bench/moto_server.py``)
+or ``s3rver`` (the npm package, a fake S3 server over a folder, which checks signatures:
 ``npm install --prefix bench s3rver@3`` once, or have ``s3rver`` on PATH). The files are
 uploaded through its S3 API before anything is timed.
 
@@ -69,7 +70,7 @@ def free_port() -> int:
 
 
 BENCH = Path(__file__).resolve().parent
-CREDENTIALS = {"moto": ("bench", "bench-secret"), "moto-cached": ("bench", "bench-secret"),
+CREDENTIALS = {"moto": ("bench", "bench-secret"), "moto-fast": ("bench", "bench-secret"),
                "s3rver": ("S3RVER", "S3RVER")}
 
 
@@ -96,7 +97,7 @@ def start_s3(kind: str, files: list[Path], root: Path, tmp: Path) -> tuple[subpr
     port = free_port()
     if kind == "moto":
         argv = [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
-    elif kind == "moto-cached":
+    elif kind == "moto-fast":
         argv = [tool("python"), str(BENCH / "moto_server.py"), "127.0.0.1", str(port)]
     else:
         data = tmp / "s3rver"
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1, help="copies of the corpus (default 1)")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
     parser.add_argument("--rounds", type=int, default=3, help="local/S3 pairs (median)")
-    parser.add_argument("--server", choices=("moto", "moto-cached", "s3rver"), default="moto",
+    parser.add_argument("--server", choices=("moto", "moto-fast", "s3rver"), default="moto",
                         help="the S3 server (default moto)")
     parser.add_argument("--get", default="lean,s3fs",
                         help="sources.s3_get values, one S3 run each a round (default "
