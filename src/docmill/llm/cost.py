@@ -295,7 +295,7 @@ class TokenStats:
         if not seen or not seen.answers:
             return est_in, prior_out
         ratio = seen.ratio_sum / seen.answers
-        return math.ceil(est_in * ratio), math.ceil(seen.out_sum / seen.answers)
+        return math.ceil(round(est_in * ratio, 6)), math.ceil(seen.out_sum / seen.answers)
 
     def output_need(self, role: str, model: str, prior_out: int) -> int:
         """Output tokens to ask for at the least when money is short: twice the longest
@@ -311,7 +311,7 @@ class TokenStats:
         ceiling = est_in * 3 // 2 + 16
         seen = self._seen.get((role, model))
         if seen and seen.answers >= LEARN_AFTER:
-            ceiling = min(ceiling, math.ceil(est_in * seen.ratio_max * 1.1) + 16)
+            ceiling = min(ceiling, math.ceil(round(est_in * seen.ratio_max * 1.1, 6)) + 16)
         return ceiling
 
 
