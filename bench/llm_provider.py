@@ -26,12 +26,15 @@ the machine), each with and without OpenAI's ``x-ratelimit-*`` headers:
 ``--bare`` adds the three cases against a provider that states nothing (no headers, no
 figures in its 429s: the limit is learned from 429 counts alone).
 
-``budget`` (only with ``--cases budget``, or ``--budget``): first a full run against a fast
+``budget`` (only with ``--cases budget``): first a full run against a fast
 provider with the same answers, 5xx and malformed share (no limits, no latency, nothing
 hung) measures what the whole work costs; then a run against the provider-like one with
 ``llm.budget_usd`` = half that. Figures: spend ÷ budget (target 0.90-1.00, never more),
 documents finished (done) ÷ all and those with fields ÷ the full run's (target >= 40 %),
-and documents left classified without fields.
+and documents left classified without fields. ``budget/folder`` takes the folder as it is
+(its files sorted: every invoice first, the documents whose fields cost most);
+``budget/mixed`` lists the same files in a ``@list`` with the labels interleaved, as an
+inbox holds them.
 
 Every case also prints the ledger's spend ÷ what the simulator billed (its ``billed``
 tokens per model at the spec's prices; not for ``prefilled``, whose other client is billed
@@ -87,14 +90,15 @@ EXAMPLE = REPO / "examples" / "llm"
 
 @dataclass(frozen=True)
 class Case:
-    start: str  # fresh | prefilled | resume
+    start: str  # fresh | prefilled | resume | budget
     headers: bool
     figures: bool = True
+    mixed: bool = False  # budget: the sources listed with their labels interleaved
 
     @property
     def name(self) -> str:
         if self.start == "budget":
-            return "budget"
+            return "budget/mixed" if self.mixed else "budget/folder"
         said = "headers" if self.headers else "429-figures" if self.figures else "nothing-said"
         return f"{self.start}/{said}"
 
@@ -170,6 +174,15 @@ def prefill(base_url: str, key: str, n: int, seconds: float) -> None:
     asyncio.run(main())
 
 
+def interleaved(sources: list[Path]) -> list[Path]:
+    """The sources with their folders (labels) taken in turn."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in sources:
+        by_folder.setdefault(path.parent, []).append(path)
+    columns = list(by_folder.values())
+    return [p for row in itertools.zip_longest(*columns) for p in row if p is not None]
+
+
 def docmill_argv(src: Path, out: Path, spec: Path, budget: float = 1000.0) -> list[str]:
     return [
         tool("docmill"), "run", str(src), "--out", str(out), "--workers", "1", "--quiet",
@@ -209,17 +222,16 @@ def ledger_spend(out: Path) -> dict[str, Any]:
     return {"spend_usd": float(spend), "states": states, "stranded": int(stranded)}
 
 
-def full_cost(args: argparse.Namespace, work: Path, src: Path) -> dict[str, Any]:
+def full_cost(args: argparse.Namespace, folder: Path, src: Path) -> dict[str, Any]:
     """What the whole work costs: one run against a fast provider with the provider-like
     answers, 5xx and malformed share (no limits, no latency, nothing hung)."""
     from docmill.testkit.llm_sim import SimConfig, serve_in_thread
 
-    folder = work / "budget-full"
     config = SimConfig.provider_like(
         rpm=0, tpm=0, latency_min_s=0.0, latency_max_s=0.02, latency_tail_rate=0.0,
         timeout_rate=0.0, seed=args.seed + 17,
     )  # fmt: skip
-    env = {**os.environ, "DOCMILL_SIM_KEY": "sk-bench-full"}
+    env = {**os.environ, "DOCMILL_SIM_KEY": f"sk-bench-full-{folder.parent.name}"}
     with serve_in_thread(config) as sim:
         spec = write_spec(folder, sim.base_url, args.local_rules)
         done = subprocess.run(
@@ -334,7 +346,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, sources: list[Pat
     budget = 1000.0
     full: dict[str, Any] = {}
     if case.start == "budget":
-        full = full_cost(args, work, src)
+        full = full_cost(args, folder / "full", src)
         budget = round(full["cost_usd"] / 2, 6)
     with serve_in_thread(config) as sim:
         spec = write_spec(folder, sim.base_url, args.local_rules)
@@ -345,6 +357,10 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, sources: list[Pat
             prefill(sim.base_url, key, args.prefill, args.prefill_s)
         marks["start"] = time.monotonic()
         argv = docmill_argv(src, out, spec, budget)
+        if case.mixed:  # the same files, their labels interleaved, through a @list
+            listing = folder / "sources.txt"
+            listing.write_text("\n".join(str(p) for p in interleaved(sources)) + "\n", encoding="utf-8")
+            argv[2] = f"@{listing}"
         if case.start == "resume":
             proc = subprocess.Popen(argv, env=env, start_new_session=True,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -412,8 +428,10 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
         cases = [c for c in cases if any(c.name == w or c.name.startswith(w + "/") for w in wanted)]
-        if "budget" in wanted:
+        if "budget" in wanted or "budget/folder" in wanted:
             cases.append(Case("budget", False))
+        if "budget" in wanted or "budget/mixed" in wanted:
+            cases.append(Case("budget", False, mixed=True))
     with ThreadPoolExecutor(len(cases)) as pool:
         runs = list(pool.map(lambda c: run_case(c, args, work, sources, src), cases))
     return {

@@ -662,7 +662,9 @@ class LlmStage:
             answer, problem = await self._ask(result, lane, job, asked, schema, schema_name, check)
             if problem is None:
                 if self._cache is not None:
-                    self._cache.put(key, answer, {})
+                    last = result.attempts[-1]
+                    usage = {"prompt_tokens": last["input_tokens"], "completion_tokens": last["output_tokens"]}
+                    self._cache.put(key, answer, usage)
                 return answer
         raise InvalidOutput(problem or "invalid answer")
 
