@@ -202,7 +202,7 @@ def billed_usd(stats: dict[str, Any], spec: Path) -> float:
     price = prices(spec)
     return sum(
         (c.get("prompt_tokens", 0) * price[m][0] + c.get("completion_tokens", 0) * price[m][1]) / 1e6
-        for m, c in stats.get("billed", {}).items()
+        for m, c in stats.get("by_model", {}).items()
     )
 
 

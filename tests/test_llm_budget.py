@@ -33,7 +33,7 @@ PRICES = {"sim-small": (1.0, 2.0), "sim-large": (10.0, 30.0)}  # write_spec's, U
 def billed_usd(stats: dict[str, Any]) -> float:
     """What the simulator billed, at the spec's prices."""
     total = 0.0
-    for model, counts in stats["billed"].items():
+    for model, counts in stats["by_model"].items():
         price_in, price_out = PRICES[model]
         total += (counts["prompt_tokens"] * price_in + counts["completion_tokens"] * price_out) / 1e6
     return total
@@ -136,7 +136,7 @@ def test_kill_9_mid_run_loses_at_most_the_requests_in_flight(tmp_path: Path) -> 
             stop_all(proc)
         time.sleep(0.5)  # the simulator answers (and bills) what was in flight
         stats = sim.stats()
-        answers = sum(c["answers"] for c in stats["billed"].values())
+        answers = sum(c["answers"] for c in stats["by_model"].values())
         assert answers >= 30
         rows = ledger(out, "SELECT COUNT(*), COALESCE(SUM(cost_usd), 0) FROM llm_calls")[0]
         spend = ledger(out, "SELECT SUM(cost_usd) FROM documents")[0][0]
@@ -151,7 +151,7 @@ def test_kill_9_mid_run_loses_at_most_the_requests_in_flight(tmp_path: Path) -> 
         assert set(records) == set(truth)
         assert all(r["status"] == "done" for r in records.values())
         stats = sim.stats()
-        answers = sum(c["answers"] for c in stats["billed"].values())
+        answers = sum(c["answers"] for c in stats["by_model"].values())
         rows = ledger(out, "SELECT COUNT(*), SUM(cost_usd) FROM llm_calls")[0]
         assert answers - rows[0] <= 2 * concurrency
         assert status(out)["llm"]["cost_usd"] == pytest.approx(rows[1])

@@ -101,3 +101,65 @@ def test_text_to_send_cuts_like_the_bridge() -> None:
     assert text_to_send(["a", "b", "c"], 2, 100) == "a\n\nb"
     assert text_to_send(["a", "b", "c"], 0, 100) == "a\n\nb\n\nc"
     assert text_to_send(["abcdef"], 3, 4) == "abcd"
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llm"
+
+
+def example_spec(folder: Path, base_url: str) -> Path:
+    """``examples/llm/spec.toml`` with its provider at the simulator, without a key
+    (schemas beside it)."""
+    import re
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for schema in EXAMPLE.glob("*.schema.json"):
+        shutil.copy(schema, folder / schema.name)
+    text = (EXAMPLE / "spec.toml").read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^base_url = ".*"', f'base_url = "{base_url}"', text, count=1)
+    text = re.sub(r"(?m)^api_key = .*$", "", text)  # the simulator needs no key
+    path = folder / "spec.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def billed_usd(stats: dict, spec: Path) -> float:
+    """What the simulator billed per model (``by_model``) at the spec's prices."""
+    import tomllib
+
+    prices = tomllib.loads(spec.read_text(encoding="utf-8"))["prices"]
+    return sum(
+        counts["prompt_tokens"] * prices[model]["input"] / 1e6
+        + counts["completion_tokens"] * prices[model]["output"] / 1e6
+        for model, counts in stats["by_model"].items()
+    )
+
+
+def test_the_estimate_is_calibrated_on_a_labelled_set_it_was_not_tuned_on(tmp_path: Path) -> None:
+    """The estimator's constants were tuned on the labelled corpus of seed 1
+    (bench/llm_estimate.py); seed 2 is held out. The example spec: the rules decide what
+    they are sure of, sim-small classifies the rest, sim-large extracts invoices' and
+    receipts' fields; 3 % of the simulator's JSON answers are malformed (repairs)."""
+    from docmill.testkit.labelled import generate
+
+    src = tmp_path / "in"
+    generate(src, 90, 2)
+    (src / "truth.jsonl").unlink()
+    with serve_in_thread(SimConfig(invalid_json_rate=0.03, seed=5)) as sim:
+        spec = example_spec(tmp_path / "spec", sim.base_url)
+        est = estimate_cli(src, spec, "--sample", "90")
+        assert sim.stats()["chat_requests"] == 0
+        assert est["repair_calls"] > 0
+        out = tmp_path / "out"
+        assert llm_run(src, out, spec, "--set", "llm.budget_usd=100").returncode == 0
+        stats = sim.stats()
+    billed = billed_usd(stats, spec)
+    assert stats["by_model"]["sim-large"]["answers"] > est["extract_calls"]  # repairs billed
+    assert status(out)["llm"]["cost_usd"] == pytest.approx(billed, rel=1e-6)
+    assert est["cost_low"] <= billed <= est["cost_high"]
+    # the issue asks for +-15 %; held-out sets measure within 7 % (bench/README.md)
+    assert est["cost_expected"] == pytest.approx(billed, rel=0.10), (est, billed)
+    # and its parts: typical answers' length, field requests with their repairs
+    assert est["output_tokens"] == pytest.approx(stats["completion_tokens"], rel=0.15)
+    large = stats["by_model"]["sim-large"]["answers"]
+    assert est["extract_calls"] + est["repair_calls"] == pytest.approx(large, rel=0.10)

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -237,6 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def status_data(out_dir: str) -> dict[str, Any]:
     """What ``docmill status`` shows; failure examples (path, message) are PII-masked,
     as every log line is (the records and ``docmill export`` keep the real path)."""
+    from docmill.llm.watch import published
     from docmill.observability.redact import redact
     from docmill.state import Store
 
@@ -268,10 +270,15 @@ def status_data(out_dir: str) -> dict[str, Any]:
         for entry in data["deliveries"].values():
             for example in entry["examples"]:
                 example["message"] = redact(example["message"])
-        if last and last["status"] == "running" and not store.run_in_progress():
+        running = store.run_in_progress()
+        if last and last["status"] == "running" and not running:
             last["status"] = "crashed"  # killed without a chance to record it
+        data["llm_limits"] = published(store.llm_limits(), running)
         if last:
-            elapsed = (last["finished_at"] or last["started_at"]) - last["started_at"]
+            # a run not finished counts what it finished so far (Store.last_run), until its
+            # last document (a crash) or now (still running)
+            end = last["finished_at"] or (time.time() if running else last["last_at"])
+            elapsed = max(0.0, (end or last["started_at"]) - last["started_at"])
             data["last_run"] = {
                 "status": last["status"],
                 "elapsed_s": round(elapsed, 2),
@@ -283,6 +290,12 @@ def status_data(out_dir: str) -> dict[str, Any]:
         return data
     finally:
         store.close()
+
+
+def _limit_text(value: float, source: str, unit: str) -> str:
+    if not value:
+        return f"{unit}/min not known"
+    return f"{value:,.0f} {unit}/min ({ {'429': '429 figures'}.get(source, source) or '?'})"
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -315,6 +328,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  llm: {llm['cost_usd']:.4f} USD, {llm['tokens_in']:,} tokens in,"
             f" {llm['tokens_out']:,} out; labels: {labels or 'none'}"
         )
+    limits = data["llm_limits"]
+    if limits and limits["models"]:
+        age = time.time() - (limits["updated_at"] or 0)
+        print(f"  llm limits ({'now' if limits['live'] else 'as the last run left them'}, {age:,.0f}s ago):")
+        for m in limits["models"]:
+            print(
+                f"    {m['model']:<16} {_limit_text(m['rpm'], m['rpm_source'], 'requests')}, "
+                f"{_limit_text(m['tpm'], m['tpm_source'], 'tokens')}, per {m['scope']}; "
+                f"in flight {m['in_flight']:,} (of {m['concurrency']:,}), waiting {m['waiting']:,}"
+                + (f", breaker {m['breaker']}" if m["breaker"] != "closed" else "")
+            )
     if data["failures"]:
         print("  failures:")
         for f in data["failures"]:
@@ -487,7 +511,7 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         f" {r.decided_share:.0%} of them decided locally)"
     )
     print(f"  classify calls  {r.classify_calls:>12,.0f}  ({r.models['classify']})")
-    print(f"  extract calls   {r.extract_calls:>12,.0f}  ({r.models['extract']})")
+    print(f"  extract calls   {r.extract_calls:>12,.0f}  ({r.models['extract']}; and about {r.repair_calls:,.0f} repairs)")
     print(f"  input tokens    {r.input_tokens:>12,.0f}")
     print(f"  output tokens   {r.output_tokens:>12,.0f}  (typical answers; up to llm.max_output_tokens each)")
     print(f"  cost USD        {r.cost_expected:>12,.4f}  (range {r.cost_low:,.4f} - {r.cost_high:,.4f})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("docmill.llm")
 CACHE_FILE = "llm-cache.db"
+PUBLISH_EVERY_S = 1.0  # the stage's limits view goes to the ledger at most this often
+REFRESH_S = 10.0  # and at least this often while the run lasts (its updated_at)
 
 
 class _Entry(Protocol):
@@ -57,6 +60,8 @@ class LlmBridge:
         self._spend = spend
         self._waiting: dict[int, tuple[Any, ProcessOutcome]] = {}
         self._cap = max(64, 4 * settings.max_concurrency)
+        self._published: list[dict[str, Any]] = []
+        self._published_at = -REFRESH_S
 
     @classmethod
     def open(cls, settings: LlmSettings, out_dir: Path, store: Store) -> LlmBridge:
@@ -171,9 +176,26 @@ class LlmBridge:
         result.input_tokens = sum(c.tokens_in for c in calls)
         result.output_tokens = sum(c.tokens_out for c in calls)
 
+    def publish(self, *, final: bool = False) -> None:
+        """Write the stage's limits, sources, requests in flight and breakers per model to
+        the ledger (``docmill status`` and the service read them from other processes):
+        at most once every ``PUBLISH_EVERY_S``, when they changed or ``REFRESH_S`` passed;
+        ``final``: at the end, nothing in flight any more."""
+        now = time.monotonic()
+        if not final and now - self._published_at < PUBLISH_EVERY_S:
+            return
+        rows = [view.to_dict() for view in self._stage.limit_views()]
+        if final:
+            rows = [{**row, "in_flight": 0, "waiting": 0} for row in rows]
+        if not rows or (rows == self._published and now - self._published_at < REFRESH_S):
+            return
+        self._store.save_llm_limits(rows)
+        self._published, self._published_at = rows, now
+
     def close(self) -> None:
         """Stop the stage; what still waits on it stays in flight for the runner to release."""
         self._stage.close()
+        self.publish(final=True)
         self._stage.results()  # finished while closing: their spend is in the ledger
         if self._spend is not None:
             self._spend.close()

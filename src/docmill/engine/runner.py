@@ -329,6 +329,8 @@ class Runner:
                 if now - last_progress >= 0.2:
                     last_progress = now
                     self._report(now - started, exhausted)
+                    if llm:
+                        llm.publish()  # its limits per model, for status (once a second)
                 if not self._inflight and not self._ready:
                     if self.stop.draining:
                         break

@@ -74,6 +74,7 @@ __all__ = [
     "Dispatch",
     "KeyLimiter",
     "LimiterConfig",
+    "ModelView",
     "Outcome",
     "Permit",
     "Ticket",
@@ -272,6 +273,39 @@ class Dispatch:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class ModelView:
+    """What the limiter holds for one model now (:meth:`KeyLimiter.views`): the limits in
+    force (0: none known) and where each came from (``headers``, ``429``, ``learned``,
+    ``configured``; "" none), where they are counted (``key``, ``model``), its requests in
+    flight and waiting, its concurrency limit and breaker."""
+
+    model: str
+    scope: str
+    rpm: float
+    rpm_source: str
+    tpm: float
+    tpm_source: str
+    in_flight: int
+    waiting: int
+    concurrency: int
+    breaker: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "scope": self.scope,
+            "rpm": round(self.rpm, 1),
+            "rpm_source": self.rpm_source,
+            "tpm": round(self.tpm),
+            "tpm_source": self.tpm_source,
+            "in_flight": self.in_flight,
+            "waiting": self.waiting,
+            "concurrency": self.concurrency,
+            "breaker": self.breaker,
+        }
+
+
 def backoff_s(attempt: int, base_s: float, max_s: float, u: float) -> float:
     """Full-jitter exponential backoff: ``u * min(max_s, base_s * 2 ** (attempt - 1))``.
 
@@ -359,6 +393,46 @@ class KeyLimiter:
         rpm = [v for s in scopes if (v := s.requests.limit(self._now)) is not None]
         tpm = [v for s in scopes if (v := s.tokens.limit(self._now)) is not None]
         return min(rpm, default=0.0), min(tpm, default=0.0)
+
+    def limit_of(self, model: str, kind: str) -> tuple[float, str]:
+        """(the ``kind`` limit per minute holding for ``model`` now, where it came from):
+        the tightest of its scopes; (0, "") when none is known."""
+        found = [
+            (value, dim.source(self._now))
+            for scope in self._scopes(model)
+            if (value := (dim := scope.dim(kind)).limit(self._now)) is not None
+        ]
+        return min(found, default=(0.0, ""), key=lambda x: x[0])
+
+    def views(self, now: float) -> list[ModelView]:
+        """Every model this limiter has seen, as :class:`ModelView` (sorted by name)."""
+        self._now = max(self._now, now)
+        waiting: dict[str, int] = {}
+        for lane in self._lanes.values():
+            for ticket in lane.queue:
+                waiting[ticket.model] = waiting.get(ticket.model, 0) + 1
+        out = []
+        for model in sorted(self._models):
+            if not model and len(self._models) > 1:
+                continue  # the default model, only looked at (``breaker``, ``blocked_until``)
+            state = self._models[model]
+            rpm, rpm_source = self.limit_of(model, "requests")
+            tpm, tpm_source = self.limit_of(model, "tokens")
+            out.append(
+                ModelView(
+                    model=model,
+                    scope=self.scope_of(model),
+                    rpm=rpm,
+                    rpm_source=rpm_source,
+                    tpm=tpm,
+                    tpm_source=tpm_source,
+                    in_flight=len(state.in_flight),
+                    waiting=waiting.get(model, 0),
+                    concurrency=int(state.limit),
+                    breaker=str(state.breaker),
+                )
+            )
+        return out
 
     @property
     def learned_rpm(self) -> float | None:

@@ -185,6 +185,7 @@ class MinuteLimit:
         self.configured = configured
         self.params = params
         self.stated: float | None = None
+        self.stated_by = ""  # headers | 429: where the stated figure came from
         self.learned: LearnedLimit | None = None
         self._entries: deque[_Entry] = deque()
         self._by_permit: dict[int, _Entry] = {}
@@ -207,6 +208,20 @@ class MinuteLimit:
             value = self.learned.current(now, p.probe, p.recover_s, p.unsure_doubling_s)
             return min(value, self.configured) if self.configured else value
         return self.configured or None
+
+    def source(self, now: float) -> str:
+        """Where the limit in force now comes from: ``headers`` or ``429`` (the provider's
+        figure), ``configured``, ``learned`` (from 429s); "" when none is known."""
+        limit = self.limit(now)
+        if limit is None:
+            return ""
+        if self.configured and limit >= self.configured and (
+            self.stated is None or self.stated > self.configured
+        ):
+            return "configured"
+        if self.stated is not None:
+            return self.stated_by
+        return "learned" if self.learned is not None else "configured"
 
     @property
     def from_provider(self) -> bool:
@@ -307,7 +322,7 @@ class MinuteLimit:
     def observe(self, now: float, limit: float, used: float, at: float, permit: int) -> None:
         """A header: the provider's ``limit`` and what it had ``used`` when it counted the
         request ``permit`` (sent ``at``)."""
-        self.stated = float(limit)
+        self.stated, self.stated_by = float(limit), "headers"
         self._note_foreign(used, at, permit)
         self._sync_bucket(now)
 
@@ -341,7 +356,7 @@ class MinuteLimit:
         (``next_permit``: the id the next request will get)."""
         self.forget(permit)
         if figure is not None:
-            self.stated = float(figure)
+            self.stated, self.stated_by = float(figure), "429"
         if self.stated is not None:
             full = self.stated if used is None else used
             oldest_leaves = now + retry_after_s if retry_after_s is not None else None
@@ -353,7 +368,7 @@ class MinuteLimit:
 
     def clear_provider_view(self, now: float) -> None:
         """Forget what the provider said (it was about a narrower scope)."""
-        self.stated = None
+        self.stated, self.stated_by = None, ""
         self.learned = None
         self._foreign = 0.0
         self._foreign_at = -math.inf

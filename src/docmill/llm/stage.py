@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import random
 import threading
 import time
@@ -58,8 +59,9 @@ from docmill.llm.client import (
 )
 from docmill.llm.cost import Budget, Pledge, PriceTable, Reservation, TokenStats
 from docmill.llm.dispatch import KeyDispatcher
-from docmill.llm.limits import KeyLimiter, LimiterConfig
+from docmill.llm.limits import KeyLimiter, LimiterConfig, ModelView
 from docmill.llm.spec import Label, LlmSpec, ProviderSpec
+from docmill.llm.watch import ThrottleLog
 
 CLASSIFY_SCHEMA_NAME = "classification"
 EXTRACT_SCHEMA_NAME = "fields"
@@ -178,6 +180,7 @@ class StageOptions:
     cache_path: str | None = None  # None: no cache
     time_scale: float = 1.0  # real seconds per second of the limiters' clock: tests and
     # benches against a simulator with the same time_scale (its minute lasts 60 x this)
+    log_interval_s: float = 30.0  # at most one throttle line per kind this often (llm/watch.py)
 
 
 def classify_schema(labels: list[str]) -> dict[str, Any]:
@@ -384,6 +387,11 @@ class LlmStage:
         dispatcher = self._dispatchers.get(limit_key(provider))
         return dispatcher.limiter if dispatcher is not None else None
 
+    def limit_views(self) -> list[ModelView]:
+        """Each model's limits, requests in flight and breaker, as its key's dispatcher
+        last published them (once a second; any thread may ask)."""
+        return [view for d in list(self._dispatchers.values()) for view in d.views]
+
     def _route(self, lane: str, provider: ProviderSpec) -> _Route:
         route = self._routes.get(lane)
         if route is not None:
@@ -403,7 +411,8 @@ class LlmStage:
             )
             now = time.monotonic() / o.time_scale  # the limiter's clock (KeyDispatcher.now)
             limiter = KeyLimiter(config, now=now, random=self._random.random)
-            dispatcher = KeyDispatcher(limiter, time_scale=o.time_scale)
+            watch = ThrottleLog(o.log_interval_s)
+            dispatcher = KeyDispatcher(limiter, time_scale=o.time_scale, watch=watch)
             dispatcher.start()
             self._dispatchers[key] = dispatcher
         client = ProviderClient(
@@ -493,7 +502,7 @@ class LlmStage:
             longest = max(self.spec.label_names, key=len)
             return estimate_tokens(json.dumps({"label": longest, "confidence": 0.95}))
         props = (label.schema or {}).get("properties") or {} if label is not None else {}
-        return estimate_tokens(json.dumps({name: None for name in props})) + (
+        return estimate_tokens(json.dumps({name: None for name in props})) + math.ceil(
             FIELD_VALUE_TOKENS * len(props)
         )
 

@@ -36,6 +36,11 @@ def content_json(blob: bytes | None) -> str:
     return zlib.decompress(blob).decode("utf-8") if blob else EMPTY_JSON
 
 
+def content_json_utf8(blob: bytes | None) -> bytes:
+    """:func:`content_json` as UTF-8 bytes (never decoded to text)."""
+    return zlib.decompress(blob) if blob else _EMPTY_UTF8
+
+
 def decode_content(blob: bytes | None) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(content_json(blob))
     data["text"] = list(data.get("text") or [])

@@ -40,13 +40,17 @@ class JobResult:
 
 
 def job_progress(ledger: JobLedger, job_id: str) -> dict[str, Any]:
-    """Counts, pages, spend and failures of the job's folder (empty before its first run)."""
+    """Counts, pages, spend, failures, deliveries and the LLM limits per model of the job's
+    folder (empty before its first run)."""
     try:
         with LedgerReader.open(ledger.job_dir(job_id)) as reader:
             progress = {"counts": reader.counts(), **reader.totals()}
             deliveries = reader.deliveries()
             if deliveries:
                 progress["deliveries"] = deliveries
+            limits = reader.llm_limits()  # the LLM stage's view per model, once a second
+            if limits:
+                progress["llm_limits"] = limits
             return progress
     except StoreError:
         return {}

@@ -25,7 +25,8 @@ class Services:
     tiers: Mapping[str, Tier] = field(default_factory=dict)  # what each key's tier permits
 
 
-def services(request: Request) -> Services:
-    """The FastAPI dependency for the composition root."""
+async def services(request: Request) -> Services:
+    """The FastAPI dependency for the composition root (async: FastAPI runs a plain
+    function dependency in its thread pool, a thread hop on every request)."""
     found: Services = request.app.state.services
     return found

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from docmill.llm.watch import published
 from docmill.model import ProcessOutcome, Record
+from docmill.model.content import content_json_utf8, encode_content_plain
 from docmill.service.jobs import Job
 from docmill.service.public import PublicNames
 from docmill.service.retention import Refusal
@@ -63,6 +66,9 @@ def job_view(
             name: _delivery_counts((progress.get("deliveries") or {}).get(name))
             for name in job.deliveries
         },
+        # the LLM stage's limits per model (requests and tokens a minute, where each came
+        # from, in flight, waiting, breaker) as the run last wrote them; None: no LLM stage
+        "llm_limits": published(progress.get("llm_limits"), job.status == "running"),
     }
 
 
@@ -90,13 +96,38 @@ def record_view(
     return data
 
 
-def outcome_view(outcome: ProcessOutcome, name: str) -> dict[str, Any]:
-    """``POST /v1/extract``'s answer: the record of one document."""
-    data = outcome.to_dict()
-    extra = data.pop("extra", {}) or {}
-    for transient in ("needs_split", "label", "cost_usd", "tokens_in", "tokens_out"):
-        data.pop(transient, None)
-    if data.get("page_range") is None:  # kept when the request asked for some pages
-        data.pop("page_range", None)
-    data["timings"] = {"parse_s": round(data.pop("parse_s", 0.0), 4)}
-    return {"source": name, **data, **extra}
+def outcome_json(outcome: ProcessOutcome, name: str) -> bytes:
+    """``POST /v1/extract``'s answer, the record of one document, as UTF-8 JSON: the
+    outcome's own fields (``source``, ``status``, ``mime``, ``pages``, ``error``,
+    ``page_range`` when some pages were asked for, ``timings``), then its content
+    (``text``, ``metadata``, ``tables``, ``markdown``...) spliced in as the worker encoded
+    it, never decoded here: with tables that JSON is ~96 KB a page, and decoding it,
+    deep-copying it and encoding it again cost the event loop ~15 ms an answer. The
+    same object the answer was before (keys in another order: the content's last); a non-finite number
+    in the content (NaN, Infinity: not JSON) is answered as null, as before."""
+    head: dict[str, Any] = {
+        "source": name,
+        "status": outcome.status.value,
+        "mime": outcome.mime,
+        "pages": outcome.pages,
+        "error": outcome.error.to_dict() if outcome.error else None,
+    }
+    if outcome.page_range is not None:  # kept when the request asked for some pages
+        head["page_range"] = {"start": outcome.page_range.start, "stop": outcome.page_range.stop}
+    head["timings"] = {"parse_s": round(outcome.parse_s, 4)}
+    body = _content_utf8(outcome)
+    if b"NaN" in body or b"Infinity" in body:  # rare: maybe a number, maybe words
+        body = json.dumps(
+            json.loads(body, parse_constant=lambda _token: None), ensure_ascii=False
+        ).encode("utf-8")
+    start = json.dumps(head, ensure_ascii=False).encode("utf-8")
+    return start if body == b"{}" else start[:-1] + b", " + body[1:]
+
+
+def _content_utf8(outcome: ProcessOutcome) -> bytes:
+    """The content's JSON: as sealed (uncompressed already when small), else encoded
+    from the outcome's fields (a failure the pool made is not sealed)."""
+    if outcome.content is not None:
+        plain = outcome.content_utf8()
+        return plain if plain is not None else content_json_utf8(outcome.content)
+    return encode_content_plain(outcome.text, outcome.metadata, **outcome.extra)[1]

@@ -15,7 +15,7 @@ from typing import Any
 
 from docmill.model import DocState, Record
 from docmill.state.migrations import MIGRATIONS
-from docmill.state.store import _RECORD_SQL, DB_NAME, StoreError, _record
+from docmill.state.store import _RECORD_SQL, DB_NAME, StoreError, _record, read_llm_limits
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +116,10 @@ class LedgerReader:
         for state, n in self._conn.execute("SELECT state, COUNT(*) FROM documents GROUP BY state"):
             out[state] = n
         return out
+
+    def llm_limits(self) -> dict[str, Any] | None:
+        """The LLM stage's limits per model as its run last wrote them (None: never)."""
+        return read_llm_limits(self._conn)
 
     def totals(self) -> dict[str, Any]:
         """Pages of done documents, LLM spend and tokens, failures by category."""

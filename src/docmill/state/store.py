@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from docmill.state.llm_calls import LlmCall
 
 DB_NAME = "docmill.db"
+LLM_LIMITS_KEY = "llm_limits"  # meta: the LLM stage's limits per model, as last written
 LOCK_NAME = "docmill.lock"
 INIT_LOCK_NAME = "docmill.init.lock"
 
@@ -206,6 +207,8 @@ class Store:
         return list(json.loads(row[0])) if row else []
 
     def last_run(self) -> dict[str, Any] | None:
+        """The last run; one that has not finished (running, or killed) counts what it
+        finished from the documents (terminal since it started), ``last_at`` the last."""
         row = self._conn.execute(
             "SELECT id, started_at, finished_at, status, docs_finished, pages_finished "
             "FROM runs ORDER BY id DESC LIMIT 1"
@@ -213,7 +216,17 @@ class Store:
         if row is None:
             return None
         keys = ("id", "started_at", "finished_at", "status", "docs_finished", "pages_finished")
-        return dict(zip(keys, row, strict=True))
+        run = dict(zip(keys, row, strict=True))
+        run["last_at"] = run["finished_at"]
+        if run["finished_at"] is None:
+            docs, pages, last = self._conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state='done' THEN pages END), 0), "
+                "MAX(finished_at) FROM documents WHERE finished_at >= ? "
+                "AND state IN ('done', 'failed', 'skipped')",
+                (run["started_at"],),
+            ).fetchone()
+            run.update(docs_finished=int(docs), pages_finished=int(pages), last_at=last)
+        return run
 
     # --- recovery ---------------------------------------------------------------------
 
@@ -559,6 +572,20 @@ class Store:
         )
         return {"cost_usd": float(cost), "tokens_in": int(tin), "tokens_out": int(tout), "labels": labels}
 
+    def save_llm_limits(self, models: list[dict[str, Any]]) -> None:
+        """The LLM stage's view per model now (limits, their source, in flight), for
+        ``docmill status`` and the service in other processes (:func:`read_llm_limits`)."""
+        value = json.dumps({"updated_at": time.time(), "models": models})
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (LLM_LIMITS_KEY, value),
+            )
+
+    def llm_limits(self) -> dict[str, Any] | None:
+        return read_llm_limits(self._conn)
+
     def count_attempt(self, doc_id: int, error: ErrorInfo) -> None:
         """A retryable failure that will be tried again: count it, keep its error."""
         with self.transaction() as c:
@@ -747,6 +774,16 @@ _RECORD_SQL = (
     "SELECT id, source, sha256, size, mime, state, error_category, error_message, error_stage, "
     "pages, result, parse_s, total_s, attempts, duplicate_of FROM documents"
 )
+
+
+def read_llm_limits(conn: sqlite3.Connection) -> dict[str, Any] | None:
+    """``{"updated_at": epoch s, "models": [ModelView.to_dict() ...]}`` as the last run's
+    LLM stage wrote it (None: never)."""
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (LLM_LIMITS_KEY,)).fetchone()
+    if row is None:
+        return None
+    data: dict[str, Any] = json.loads(row[0])
+    return data
 
 
 def timings(parse_s: float | None, total_s: float | None) -> dict[str, float]:

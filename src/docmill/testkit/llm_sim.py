@@ -13,7 +13,8 @@ or in-process::
         sim.set_outage(True)
 
 Endpoints: ``POST /v1/chat/completions`` (answers from ``llm_answers``: deterministic,
-derived from the prompt), ``GET /v1/models``, ``GET /_sim/stats`` (totals, and per
+derived from the prompt), ``GET /v1/models``, ``GET /_sim/stats`` (totals; ``by_model``:
+the answers and the tokens billed per model, what a provider's invoice says; and per
 simulated minute: ``requests``, ``admitted``, ``admitted:MODEL``, ``ok``, ``429``,
 ``5xx``, ``timeouts``), ``POST /_sim/outage``
 ``{"on": true}``, ``POST /_sim/config`` (any ``SimConfig`` field), ``POST /_sim/reset``
@@ -52,7 +53,7 @@ What happens to a chat request, in order:
    answers is deliberately invalid JSON (fenced, truncated or single-quoted), and a share
    ``off_schema_rate`` is valid JSON that does not fit the schema (the answer wrapped as
    ``{"result": ...}``: no label, no fields). Every 200 is billed: ``/_sim/stats``
-   ``billed`` holds prompt and completion tokens and answers per model, counted as the
+   ``by_model`` holds prompt and completion tokens and answers per model, counted as the
    answer is written (a client that dies before reading it is billed all the same).
 
 ``SimConfig.provider_like()`` is the server of issue 15: 90 requests and 60,000 tokens a
@@ -218,7 +219,7 @@ class _Stats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     off_schema: int = 0
-    billed: dict[str, Counter[str]] = field(default_factory=dict)  # per model
+    by_model: dict[str, Counter[str]] = field(default_factory=dict)  # tokens billed per model
     in_flight: int = 0  # admitted chat requests not yet answered
     connections_open: int = 0
     connections_peak: int = 0
@@ -324,11 +325,11 @@ class LlmSimulator:
             "timeouts": s.timeouts,
             "invalid_json": s.invalid_json,
             "off_schema": s.off_schema,
-            "billed": {model: dict(counts) for model, counts in sorted(s.billed.items())},
             "client_errors": s.client_errors,
             "image_parts": s.image_parts,
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
+            "by_model": {model: dict(counts) for model, counts in sorted(s.by_model.items())},
             "in_flight": s.in_flight,
             "connections_open": s.connections_open,
             "connections_peak": s.connections_peak,
@@ -540,10 +541,10 @@ class LlmSimulator:
         s.ok += 1
         s.prompt_tokens += reply.prompt_tokens
         s.completion_tokens += completion_tokens
-        billed = s.billed.setdefault(str(payload["model"]), Counter())
+        billed = s.by_model.setdefault(str(payload["model"]), Counter())
+        billed["answers"] += 1
         billed["prompt_tokens"] += reply.prompt_tokens
         billed["completion_tokens"] += completion_tokens
-        billed["answers"] += 1
         self._count("ok")
         return _Response(
             200,

@@ -36,6 +36,14 @@ export function renderJob(root, jobId, signal) {
     h("table", { class: "grid narrow", id: "deliveries" },
       h("thead", {}, h("tr", {}, h("th", {}, "Delivery"), h("th", {}, "Kind"), h("th", {}, "Done"),
         h("th", {}, "Pending"), h("th", {}, "Failed"), h("th", {}, "Failures"))), deliveries));
+  const limits = h("tbody", { id: "llm-limits-body" });
+  const limitsNote = h("p", { class: "muted", id: "llm-limits-note" });
+  const limitsCard = h("section", { class: "card", id: "llm-limits-card", hidden: true },
+    h("h2", {}, "LLM limits"),
+    h("table", { class: "grid narrow", id: "llm-limits" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "Requests/min"), h("th", {}, "Tokens/min"),
+        h("th", {}, "Counted per"), h("th", {}, "In flight"), h("th", {}, "Waiting"), h("th", {}, "Breaker"))), limits),
+    limitsNote);
   const message = h("p", { role: "status", id: "job-message", hidden: true });
   const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
   const retry = h("button", { type: "button", id: "retry" }, "Retry");
@@ -77,6 +85,14 @@ export function renderJob(root, jobId, signal) {
       h("td", {}, name), h("td", {}, d.kind || "–"), h("td", { class: "num" }, num(d.done)),
       h("td", { class: "num" }, num(d.pending)), h("td", { class: "num" }, num(d.failed)),
       h("td", {}, Object.entries(d.failures || {}).map(([cat, n]) => `${cat} ${num(n)}`).join(", ") || "–"))));
+    const models = (job.llm_limits && job.llm_limits.models) || [];
+    limitsCard.hidden = models.length === 0;
+    fill(limits, models.map((m) => h("tr", {},
+      h("td", { class: "mono" }, m.model), h("td", { class: "num" }, perMinute(m.rpm, m.rpm_source)),
+      h("td", { class: "num" }, perMinute(m.tpm, m.tpm_source)), h("td", {}, m.scope),
+      h("td", { class: "num" }, `${num(m.in_flight)} of ${num(m.concurrency)}`), h("td", { class: "num" }, num(m.waiting)),
+      h("td", {}, m.breaker))));
+    fill(limitsNote, job.llm_limits ? `${job.llm_limits.live ? "Now" : "As the last run left them"}; written ${when(job.llm_limits.updated_at)}. Where a limit comes from: the provider's headers, the figures in its 429 answers, learned from 429s, or configured (llm.rpm, llm.tpm).` : "");
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
     showRetry();
     if (job.error) show(job.error, true);
@@ -159,6 +175,7 @@ export function renderJob(root, jobId, signal) {
         h("thead", {}, h("tr", {}, h("th", {}, "Category"), h("th", {}, "Documents"))), failures),
       noFailures),
     deliveriesCard,
+    limitsCard,
     docs.element);
 
   guarded(root, signal, async () => {
@@ -177,6 +194,13 @@ export function renderJob(root, jobId, signal) {
     docs.reload();
     follow();
   });
+}
+
+// a limit per minute and where it came from: "90 (429 figures)", "–" when none is known
+function perMinute(value, source) {
+  if (!value) return "–";
+  const from = { "429": "429 figures" }[source] || source;
+  return `${num(Math.round(value))}${from ? ` (${from})` : ""}`;
 }
 
 async function download(jobId, fmt, message) {
