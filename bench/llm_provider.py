@@ -26,6 +26,21 @@ the machine), each with and without OpenAI's ``x-ratelimit-*`` headers:
 ``--bare`` adds the three cases against a provider that states nothing (no headers, no
 figures in its 429s: the limit is learned from 429 counts alone).
 
+``budget`` (only with ``--cases budget``): first a full run against a fast
+provider with the same answers, 5xx and malformed share (no limits, no latency, nothing
+hung) measures what the whole work costs; then a run against the provider-like one with
+``llm.budget_usd`` = half that. Figures: spend ÷ budget (target 0.90-1.00, never more),
+documents finished (done) ÷ all and those with fields ÷ the full run's (target >= 40 %),
+and documents left classified without fields. ``budget/folder`` takes the folder as it is
+(its files sorted: every invoice first, the documents whose fields cost most);
+``budget/mixed`` lists the same files in a ``@list`` with the labels interleaved, as an
+inbox holds them.
+
+Every case also prints the ledger's spend ÷ what the simulator billed (its ``billed``
+tokens per model at the spec's prices; not for ``prefilled``, whose other client is billed
+too): after ``kill -9`` and resume only the answers of requests in flight at the kill may
+be missing (target >= 0.99).
+
 Figures, per case (for ``resume``, of the resumed run), from ``/_sim/stats`` read twice a
 second; a run's minute 0 starts at its first request:
 
@@ -67,17 +82,23 @@ HIDDEN_RPM = 90
 TARGET_FRESH = 0.95
 TARGET_PREFILLED = 0.90
 TARGET_429 = 0.02
+TARGET_BILLED = 0.99
+TARGET_SPEND = (0.90, 1.00)
+TARGET_FIELDS = 0.40
 EXAMPLE = REPO / "examples" / "llm"
 
 
 @dataclass(frozen=True)
 class Case:
-    start: str  # fresh | prefilled | resume
+    start: str  # fresh | prefilled | resume | budget
     headers: bool
     figures: bool = True
+    mixed: bool = False  # budget: the sources listed with their labels interleaved
 
     @property
     def name(self) -> str:
+        if self.start == "budget":
+            return "budget/mixed" if self.mixed else "budget/folder"
         said = "headers" if self.headers else "429-figures" if self.figures else "nothing-said"
         return f"{self.start}/{said}"
 
@@ -153,11 +174,77 @@ def prefill(base_url: str, key: str, n: int, seconds: float) -> None:
     asyncio.run(main())
 
 
-def docmill_argv(src: Path, out: Path, spec: Path) -> list[str]:
+def interleaved(sources: list[Path]) -> list[Path]:
+    """The sources with their folders (labels) taken in turn."""
+    by_folder: dict[Path, list[Path]] = {}
+    for path in sources:
+        by_folder.setdefault(path.parent, []).append(path)
+    columns = list(by_folder.values())
+    return [p for row in itertools.zip_longest(*columns) for p in row if p is not None]
+
+
+def docmill_argv(src: Path, out: Path, spec: Path, budget: float = 1000.0) -> list[str]:
     return [
         tool("docmill"), "run", str(src), "--out", str(out), "--workers", "1", "--quiet",
-        "--set", f"llm.spec={spec}", "--set", "llm.budget_usd=1000",
+        "--set", f"llm.spec={spec}", "--set", f"llm.budget_usd={budget}",
     ]  # fmt: skip
+
+
+def prices(spec: Path) -> dict[str, tuple[float, float]]:
+    import tomllib
+
+    table_ = tomllib.loads(spec.read_text(encoding="utf-8"))["prices"]
+    return {model: (float(p["input"]), float(p["output"])) for model, p in table_.items()}
+
+
+def billed_usd(stats: dict[str, Any], spec: Path) -> float:
+    """What the simulator billed, at the spec's prices."""
+    price = prices(spec)
+    return sum(
+        (c.get("prompt_tokens", 0) * price[m][0] + c.get("completion_tokens", 0) * price[m][1]) / 1e6
+        for m, c in stats.get("by_model", {}).items()
+    )
+
+
+def ledger_spend(out: Path) -> dict[str, Any]:
+    """The ledger's spend, documents by state, and those left classified without fields."""
+    import sqlite3
+
+    with sqlite3.connect(out / "docmill.db") as conn:
+        spend = conn.execute("SELECT COALESCE(SUM(cost_usd), 0) FROM documents").fetchone()[0]
+        states = dict(conn.execute("SELECT state, COUNT(*) FROM documents GROUP BY state").fetchall())
+        stranded = conn.execute(
+            "SELECT COUNT(*) FROM documents d WHERE d.state = 'pending' AND EXISTS (SELECT 1 "
+            "FROM llm_calls c WHERE c.doc_id = d.id AND c.role = 'classify' AND c.outcome = "
+            "'valid') AND NOT EXISTS (SELECT 1 FROM llm_calls c WHERE c.doc_id = d.id AND "
+            "c.role = 'extract')"
+        ).fetchone()[0]
+    return {"spend_usd": float(spend), "states": states, "stranded": int(stranded)}
+
+
+def full_cost(args: argparse.Namespace, folder: Path, src: Path) -> dict[str, Any]:
+    """What the whole work costs: one run against a fast provider with the provider-like
+    answers, 5xx and malformed share (no limits, no latency, nothing hung)."""
+    from docmill.testkit.llm_sim import SimConfig, serve_in_thread
+
+    config = SimConfig.provider_like(
+        rpm=0, tpm=0, latency_min_s=0.0, latency_max_s=0.02, latency_tail_rate=0.0,
+        timeout_rate=0.0, seed=args.seed + 17,
+    )  # fmt: skip
+    env = {**os.environ, "DOCMILL_SIM_KEY": f"sk-bench-full-{folder.parent.name}"}
+    with serve_in_thread(config) as sim:
+        spec = write_spec(folder, sim.base_url, args.local_rules)
+        done = subprocess.run(
+            docmill_argv(src, folder / "out", spec), env=env, capture_output=True, text=True, check=False
+        )
+        billed = billed_usd(sim.stats(), spec)
+    recs = records(folder / "out")
+    return {
+        "returncode": done.returncode,
+        "cost_usd": ledger_spend(folder / "out")["spend_usd"],
+        "billed_usd": billed,
+        "with_fields": sum(1 for r in recs if r.get("status") == "done" and r.get("fields")),
+    }
 
 
 def records(out: Path) -> list[dict[str, Any]]:
@@ -256,6 +343,11 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, sources: list[Pat
     env = {**os.environ, "DOCMILL_SIM_KEY": key}
     out = folder / "out"
     marks: dict[str, float] = {}
+    budget = 1000.0
+    full: dict[str, Any] = {}
+    if case.start == "budget":
+        full = full_cost(args, folder / "full", src)
+        budget = round(full["cost_usd"] / 2, 6)
     with serve_in_thread(config) as sim:
         spec = write_spec(folder, sim.base_url, args.local_rules)
         stop = threading.Event()
@@ -264,7 +356,11 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, sources: list[Pat
         if case.start == "prefilled":
             prefill(sim.base_url, key, args.prefill, args.prefill_s)
         marks["start"] = time.monotonic()
-        argv = docmill_argv(src, out, spec)
+        argv = docmill_argv(src, out, spec, budget)
+        if case.mixed:  # the same files, their labels interleaved, through a @list
+            listing = folder / "sources.txt"
+            listing.write_text("\n".join(str(p) for p in interleaved(sources)) + "\n", encoding="utf-8")
+            argv[2] = f"@{listing}"
         if case.start == "resume":
             proc = subprocess.Popen(argv, env=env, start_new_session=True,
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
@@ -280,6 +376,7 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, sources: list[Pat
         stop.set()
         poller.join()
         final = sim.stats()
+        billed = billed_usd(final, spec)
     since = marks.get("killed", marks["start"])
     figures = segment(samples, since, marks["end"])
     n_lost, states, failures = lost(sources, out)
@@ -294,6 +391,28 @@ def run_case(case: Case, args: argparse.Namespace, work: Path, sources: list[Pat
         "simulator": {k: final[k] for k in ("chat_requests", "admitted", "rate_limited", "server_errors", "timeouts", "invalid_json")},
         **figures,
     }
+    spent = ledger_spend(out)
+    if case.start != "prefilled":  # there the other client's requests are billed too
+        result["ledger_usd"] = round(spent["spend_usd"], 6)
+        result["billed_usd"] = round(billed, 6)
+        result["ledger_per_billed"] = round(spent["spend_usd"] / billed, 4) if billed else None
+    if case.start == "budget":
+        recs = records(out)
+        with_fields = sum(1 for r in recs if r.get("status") == "done" and r.get("fields"))
+        result["budget"] = {
+            "full_run": full,
+            "budget_usd": budget,
+            "spend_usd": round(spent["spend_usd"], 6),
+            "spend_per_budget": round(spent["spend_usd"] / budget, 4),
+            "finished": spent["states"].get("done", 0) + spent["states"].get("failed", 0),
+            "finished_share": round(
+                (spent["states"].get("done", 0) + spent["states"].get("failed", 0)) / len(sources), 4
+            ),
+            "with_fields": with_fields,
+            "with_fields_share": round(with_fields / max(1, full["with_fields"]), 4),
+            "pending": spent["states"].get("pending", 0),
+            "stranded": spent["stranded"],
+        }
     if "killed" in marks:
         result["before_kill"] = segment(samples, marks["start"], marks["killed"])
     return result
@@ -309,6 +428,10 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     if args.cases:
         wanted = [w.strip() for w in args.cases.split(",") if w.strip()]
         cases = [c for c in cases if any(c.name == w or c.name.startswith(w + "/") for w in wanted)]
+        if "budget" in wanted or "budget/folder" in wanted:
+            cases.append(Case("budget", False))
+        if "budget" in wanted or "budget/mixed" in wanted:
+            cases.append(Case("budget", False, mixed=True))
     with ThreadPoolExecutor(len(cases)) as pool:
         runs = list(pool.map(lambda c: run_case(c, args, work, sources, src), cases))
     return {
@@ -327,8 +450,27 @@ def report(fig: dict[str, Any]) -> str:
         m = f"[{r['case']}]"
         start = r["case"].split("/")[0]
         target = TARGET_FRESH if start == "fresh" else TARGET_PREFILLED
-        if r["returncode"] != 0:
+        b = r.get("budget")
+        if r["returncode"] != 0 and not (b and r["returncode"] == 3):  # 3: the budget is spent
             rows.append((f"{m} docmill exit", f"{r['returncode']}: {r['stderr_tail'][-300:]}"))
+        if b:
+            lo, hi = TARGET_SPEND
+            rows += [
+                (f"{m} spend ÷ budget", f"{b['spend_per_budget']:.3f}  ({b['spend_usd']:.5f} of "
+                 f"{b['budget_usd']:.5f} USD, half the full run's {b['full_run']['cost_usd']:.5f}; "
+                 f"target {lo:.2f}-{hi:.2f})"),
+                (f"{m} documents finished", f"{b['finished_share']:.1%}  ({b['finished']} of "
+                 f"{r['documents']}; {b['pending']} pending, {b['stranded']} of them classified "
+                 "without fields)"),
+                (f"{m} with fields ÷ full run's", f"{b['with_fields_share']:.1%}  ({b['with_fields']} "
+                 f"of {b['full_run']['with_fields']}; target >= {TARGET_FIELDS:.0%})"),
+            ]  # fmt: skip
+        if r.get("ledger_per_billed") is not None:
+            rows.append((f"{m} ledger spend ÷ billed", f"{r['ledger_per_billed']:.4f}  "
+                         f"({r['ledger_usd']:.5f} of {r['billed_usd']:.5f} USD; target >= "
+                         f"{TARGET_BILLED})"))  # fmt: skip
+        if b:  # the rate figures of a run the budget stops are not the limiter's
+            continue
         if "error" in r:
             rows.append((f"{m} error", r["error"]))
             continue
@@ -372,6 +514,7 @@ def add_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--local-rules", action="store_true",
                    help="keep the example's min_confidence 0.8 (the rules decide about half)")  # fmt: skip
     g.add_argument("--cases", default="",
-                   help="only these, comma-separated: fresh, prefilled/headers, ... (default: all)")  # fmt: skip
+                   help="only these, comma-separated: fresh, prefilled/headers, ..., budget "
+                        "(default: all but budget)")  # fmt: skip
     g.add_argument("--bare", action="store_true",
                    help="also against a provider that states nothing (no headers, no figures)")  # fmt: skip

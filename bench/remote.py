@@ -4,29 +4,41 @@
     ratio = pages/s (s3://bucket/corpus) / pages/s (the same files on local disk)   target >= 0.8
 
 The corpus is ../shared/corpus/real (``--copies`` copies, each file with unique bytes).
-The S3 store is moto's server (``ThreadedMotoServer``) in this process, on loopback, so
-the server's CPU is taken from the same cores docmill uses; the files are uploaded
-through its S3 API before anything is timed.
+The S3 store runs in its own process on loopback, on the same cores docmill uses
+(``--server``): ``moto`` (moto's ``moto_server``, the default; the tests use moto too),
+``moto-fast`` (moto's same app served by uvicorn, with keep-alive as S3 has, and
+moto's per-request scan of its own package folder done once: ``bench/moto_server.py``)
+or ``s3rver`` (the npm package, a fake S3 server over a folder, which checks signatures:
+``npm install --prefix bench s3rver@3`` once, or have ``s3rver`` on PATH). The files are
+uploaded through its S3 API before anything is timed.
 
 - local: ``docmill run CORPUS --out TMP --workers W --quiet``, wall clock from start to
   exit, pages from ``docmill status --json``;
 - s3: ``docmill run s3://bench/corpus --out TMP2 ...`` with ``AWS_ENDPOINT_URL`` at the
   server and fake credentials in the environment, as a user would run it: listing,
   downloads into the spool (throttled at the default ``sources.requests_per_s``),
-  hashing and the same processing.
+  hashing and the same processing; once per client of ``--get`` (``lean``: the default
+  ``sources.s3_get``; ``s3fs``: s3fs's client, as before the lean path).
 
-``--rounds N`` alternates the two N times and reports medians (and each round's
-ratio). Nothing is asserted.
+``--rounds N`` alternates the runs N times and reports medians (and each round's
+ratio); ``ratio`` is the first client's. Also printed: the server's own CPU per object
+(user + system of its process, from /proc, over the run, per file) and docmill's CPU
+per object beyond the local run's (driver and workers, whole run, per file), and the
+CPU ratio: local CPU ÷ (s3 run's CPU + the server's), what the ratio is where the runs
+are CPU-bound on cores nothing else uses (the wall-clock ratio moves with other load on
+a shared machine; this one much less). Nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
+import shutil
 import socket
 import statistics
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +55,7 @@ from corpus import (
     make_corpus,
     run_benchmark,
     table,
+    tool,
     usable_cores,
 )
 
@@ -56,19 +69,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_s3(files: list[Path], root: Path) -> tuple[Any, str]:
-    """moto's S3 server on a free loopback port, the corpus uploaded under corpus/."""
-    import boto3
-    from moto.server import ThreadedMotoServer
+BENCH = Path(__file__).resolve().parent
+CREDENTIALS = {"moto": ("bench", "bench-secret"), "moto-fast": ("bench", "bench-secret"),
+               "s3rver": ("S3RVER", "S3RVER")}
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def s3rver_command() -> list[str]:
+    found = BENCH / "node_modules" / ".bin" / "s3rver"
+    exe = str(found) if found.exists() else shutil.which("s3rver")
+    if exe is None or shutil.which("node") is None:
+        raise SystemExit("bench: --server s3rver needs node and the npm package s3rver: "
+                         "npm install --prefix bench s3rver@3")
+    return [exe]
+
+
+def start_s3(kind: str, files: list[Path], root: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """The S3 server ``kind`` in its own process on a free loopback port, the corpus
+    uploaded under corpus/."""
+    import boto3
+
     port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    if kind == "moto":
+        argv = [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    elif kind == "moto-fast":
+        argv = [tool("python"), str(BENCH / "moto_server.py"), "127.0.0.1", str(port)]
+    else:
+        data = tmp / "s3rver"
+        data.mkdir()
+        argv = [*s3rver_command(), "-d", str(data), "-a", "127.0.0.1", "-p", str(port),
+                "--silent", "--no-vhost-buckets"]
+    server = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"bench: the {kind} server did not start") from None
+            time.sleep(0.1)
     endpoint = f"http://127.0.0.1:{port}"
+    key_id, secret = CREDENTIALS[kind]
     client = boto3.client(
         "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="bench", aws_secret_access_key="bench-secret",
+        aws_access_key_id=key_id, aws_secret_access_key=secret,
     )
     client.create_bucket(Bucket=BUCKET)
     for path in files:
@@ -82,48 +132,76 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     corpus = tmp / "corpus"
     n_files, _pages = make_corpus(corpus, args.copies, args.source)
     files = corpus_files(corpus)
-    server, endpoint = start_s3(files, corpus)
+    server, endpoint = start_s3(args.server, files, corpus, tmp)
+    key_id, secret = CREDENTIALS[args.server]
     os.environ.update(
-        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench-secret", AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=key_id,
+        AWS_SECRET_ACCESS_KEY=secret, AWS_DEFAULT_REGION="us-east-1",
         AWS_EC2_METADATA_DISABLED="true",
     )
     extra = [*TEXT_LAYER_ONLY, *args.set_args]
+    gets = [g.strip() for g in args.get.split(",") if g.strip()]
+    runs: list[tuple[str, list[Any], list[str]]] = [("local", [corpus], [])]
+    runs += [(f"s3-{g}", [f"s3://{BUCKET}/corpus"], ["--set", f"sources.s3_get={g}"]) for g in gets]
     rounds: list[dict[str, float]] = []
     try:
         for r in range(args.rounds):
             figures: dict[str, float] = {}
-            for kind, sources in (("local", [corpus]), ("s3", [f"s3://{BUCKET}/corpus"])):
+            for kind, sources, more in runs:
                 out = tmp / f"out-{kind}-{r}"
-                run = docmill_run(sources, out, workers, extra)  # type: ignore[arg-type]
+                server_before = process_cpu_s(server.pid)
+                run = docmill_run(sources, out, workers, [*extra, *more])
+                server_cpu = process_cpu_s(server.pid) - server_before
                 check_run(run, f"docmill run ({kind})")
                 status = docmill_status(out)
                 pages = int(status.get("pages", 0))
                 figures[f"{kind}_pages"] = pages
                 figures[f"{kind}_wall_s"] = run.wall_s
+                figures[f"{kind}_cpu_s"] = run.cpu_s
                 figures[f"{kind}_pages_per_s"] = pages / run.wall_s
-                if kind == "s3":
+                if kind != "local":
+                    figures[f"{kind}_server_ms"] = server_cpu / n_files * 1e3
+                    figures[f"{kind}_extra_ms"] = (run.cpu_s - figures["local_cpu_s"]) / n_files * 1e3
+                    figures[f"{kind}_ratio"] = figures[f"{kind}_pages_per_s"] / figures["local_pages_per_s"]
+                    # what the ratio is where the run is CPU-bound on cores it has alone
+                    figures[f"{kind}_cpu_ratio"] = figures["local_cpu_s"] / (run.cpu_s + server_cpu)
                     spool = out / "spool"
                     figures["spool_left"] = len(list(spool.iterdir())) if spool.is_dir() else 0
-            figures["ratio"] = figures["s3_pages_per_s"] / figures["local_pages_per_s"]
+            figures["ratio"] = figures[f"s3-{gets[0]}_ratio"]
             rounds.append(figures)
             print(f"  round {r + 1}: local {figures['local_pages_per_s']:.1f} pages/s, "
-                  f"s3 {figures['s3_pages_per_s']:.1f} pages/s, ratio {figures['ratio']:.3f}",
+                  + ", ".join(f"s3 {g} {figures[f's3-{g}_pages_per_s']:.1f} pages/s (ratio "
+                              f"{figures[f's3-{g}_ratio']:.3f})" for g in gets),
                   file=sys.stderr)
     finally:
-        server.stop()
+        server.terminate()
+        server.wait(timeout=30)
 
     def median(key: str) -> float:
         return float(statistics.median(r[key] for r in rounds))
 
+    clients = {
+        g: {
+            "pages_per_s": median(f"s3-{g}_pages_per_s"),
+            "ratio": median(f"s3-{g}_ratio"),
+            "ratios": [round(r[f"s3-{g}_ratio"], 3) for r in rounds],
+            "server_cpu_ms_per_object": median(f"s3-{g}_server_ms"),
+            "docmill_extra_cpu_ms_per_object": median(f"s3-{g}_extra_ms"),
+            "cpu_ratio": median(f"s3-{g}_cpu_ratio"),
+        }
+        for g in gets
+    }
     return {
         "target": TARGET,
+        "server": args.server,
+        "get": gets,
         "ratio": median("ratio"),
         "ratios": [round(r["ratio"], 3) for r in rounds],
         "local_pages_per_s": median("local_pages_per_s"),
-        "s3_pages_per_s": median("s3_pages_per_s"),
+        "s3_pages_per_s": median(f"s3-{gets[0]}_pages_per_s"),
+        "clients": clients,
         "pages": rounds[0]["local_pages"],
-        "s3_pages": rounds[0]["s3_pages"],
+        "s3_pages": rounds[0][f"s3-{gets[0]}_pages"],
         "files": n_files,
         "workers": workers,
         "rounds": args.rounds,
@@ -133,17 +211,23 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def report(fig: dict[str, Any]) -> str:
     ok = "meets" if fig["ratio"] >= fig["target"] else "misses"
-    return "remote sources (moto S3 on loopback) against local disk\n" + table(
-        [
-            ("corpus", f"{fig['files']} files, {fig['pages']} pages ({fig['s3_pages']} from S3)"),
-            ("workers", str(fig["workers"])),
-            ("local", f"{fig['local_pages_per_s']:.1f} pages/s"),
-            ("s3", f"{fig['s3_pages_per_s']:.1f} pages/s"),
-            ("ratio", f"{fig['ratio']:.3f} ({ok} the target {fig['target']}); rounds "
-                      f"{', '.join(map(str, fig['ratios']))}"),
-            ("others", f"{fig['others_share']:.0%} of the machine busy with other work"),
-        ]
-    )
+    rows = [
+        ("server", f"{fig['server']} in its own process on loopback (same cores)"),
+        ("corpus", f"{fig['files']} files, {fig['pages']} pages ({fig['s3_pages']} from S3)"),
+        ("workers", str(fig["workers"])),
+        ("local", f"{fig['local_pages_per_s']:.1f} pages/s"),
+    ]
+    for get, c in fig["clients"].items():
+        rows.append((f"s3 {get}", f"{c['pages_per_s']:.1f} pages/s, ratio {c['ratio']:.3f} "
+                                  f"(rounds {', '.join(map(str, c['ratios']))}); server "
+                                  f"{c['server_cpu_ms_per_object']:.2f} ms CPU/object, docmill "
+                                  f"+{c['docmill_extra_cpu_ms_per_object']:.2f} ms CPU/object; "
+                                  f"CPU ratio {c['cpu_ratio']:.3f}"))
+    rows += [
+        ("ratio", f"{fig['ratio']:.3f} ({fig['get'][0]}; {ok} the target {fig['target']})"),
+        ("others", f"{fig['others_share']:.0%} of the machine busy with other work"),
+    ]
+    return f"remote sources ({fig['server']} S3 on loopback) against local disk\n" + table(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1, help="copies of the corpus (default 1)")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
     parser.add_argument("--rounds", type=int, default=3, help="local/S3 pairs (median)")
+    parser.add_argument("--server", choices=("moto", "moto-fast", "s3rver"), default="moto",
+                        help="the S3 server (default moto)")
+    parser.add_argument("--get", default="lean,s3fs",
+                        help="sources.s3_get values, one S3 run each a round (default "
+                             "lean,s3fs; the ratio is the first's)")
     parser.add_argument(
         "--set", action="append", default=[], dest="sets", metavar="KEY=VALUE",
         help="a docmill setting for both runs (repeatable)",

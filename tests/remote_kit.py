@@ -103,6 +103,9 @@ class Faults:
     slowdown_every: int = 0
     too_many_every: int = 0
     drop_every: int = 0
+    # every n-th GET is answered whole, as kept alive, and its connection then closed
+    # without a word (a keep-alive connection the server dropped while it was idle)
+    close_after_every: int = 0
     retry_after: str | None = None
     # PUTs (uploads) wait for S3Proxy.release(): "before" they reach the store, or "after"
     # (the object is stored, its answer held), so a test can kill the uploader there
@@ -118,6 +121,7 @@ class S3Proxy:
     counts: Counter[str] = field(default_factory=Counter)  # list, head, get, injected/...
     gets: Counter[str] = field(default_factory=Counter)  # GETs per object key
     puts: Counter[str] = field(default_factory=Counter)  # PUTs per object key (stored)
+    connections: int = 0  # TCP connections accepted
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _released: threading.Event = field(default_factory=threading.Event)
 
@@ -129,6 +133,11 @@ class S3Proxy:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                with proxy._lock:
+                    proxy.connections += 1
+                super().setup()
 
             def _forward(self) -> None:
                 proxy.handle(self)
@@ -212,6 +221,10 @@ class S3Proxy:
         req.end_headers()
         if req.command != "HEAD":
             req.wfile.write(data[: len(data) // 2] if drop else data)
+        if kind == "get" and f.close_after_every and n % f.close_after_every == 0 and not drop:
+            drop = True  # the whole answer, then the connection closed
+            with self._lock:
+                self.counts["injected/close"] += 1
         if drop:
             req.wfile.flush()
             req.close_connection = True

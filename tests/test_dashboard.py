@@ -279,8 +279,16 @@ def test_sign_in_upload_progress_and_a_document(service: Live, watched: Watched)
 
 
 def _slow_pdfs(folder: Path, n: int) -> list[Path]:
-    """Distinct one-page PDFs; with OCR "always" each costs a Tesseract call."""
-    return [write_pdf(folder / f"scan-{i:03d}.pdf", [f"Scanned page number {i}"]) for i in range(n)]
+    """Distinct one-page PDFs; with OCR "always" each costs a Tesseract read of 20 lines
+    (a page of one line is read in a blink now that blank margins are cut before OCR, and
+    the job would end before it could be cancelled)."""
+    return [
+        write_pdf(
+            folder / f"scan-{i:03d}.pdf",
+            ["\n".join(f"Scanned page number {i}, line {k}: the quick brown fox {k * 37}" for k in range(20))],
+        )
+        for i in range(n)
+    ]
 
 
 @browser_needed

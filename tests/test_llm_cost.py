@@ -11,6 +11,7 @@ from docmill.llm.cost import (
     Budget,
     Price,
     PriceTable,
+    TokenStats,
     UnknownModelError,
     estimate,
 )
@@ -144,3 +145,52 @@ def test_estimate_uses_the_given_price_table() -> None:
     assert (e.low, e.expected, e.high) == pytest.approx((3.0, 3.0, 3.0))
     with pytest.raises(ValueError):
         estimate([], 3, "mine", 0, prices=table)
+
+
+def test_pledges_admit_documents_by_expected_cost_and_leave_a_margin() -> None:
+    b = Budget(1.0)
+    first = b.pledge(0.4, margin_usd=0.1)
+    second = b.pledge(0.4, margin_usd=0.1)
+    assert first is not None and second is not None
+    assert b.pledge(0.2, margin_usd=0.1) is None  # 0.8 pledged + 0.2 + 0.1 > 1.0
+    assert b.pledge(0.1, margin_usd=0.1) is not None
+    # pledges never block a request: the hard cap counts reservations only
+    assert b.reserve(0.9) is not None
+    b.repledge(first, 0.0)  # its document needs nothing more
+    assert b.pledged_usd == pytest.approx(0.5)
+    b.release(second)
+    b.release(second)  # twice is harmless
+    assert b.pledges == 2
+
+
+def test_spent_money_counts_against_pledges() -> None:
+    b = Budget(1.0)
+    p = b.pledge(0.5)
+    assert p is not None
+    r = b.reserve(0.6)
+    assert r is not None
+    b.settle(r, 0.45)
+    b.repledge(p, 0.0)
+    assert b.pledge(0.5) is not None  # 0.45 spent + 0 + 0.5 <= 1
+    assert b.pledge(0.1) is None
+
+
+def test_output_tokens_within_a_sum() -> None:
+    table = PriceTable({"m": {"input": 1.0, "output": 2.0}})
+    n = table.output_tokens_within("m", 1000, 0.003)  # 0.001 for the input, 0.002 left
+    assert 990 <= n < 1000
+    assert table.cost("m", 1000, n) <= 0.003
+    assert table.output_tokens_within("m", 4000, 0.003) == 0
+
+
+def test_token_stats_learn_per_role_and_model() -> None:
+    stats = TokenStats()
+    assert stats.expected("classify", "m", 100, 12) == (100, 12)  # the prior
+    assert stats.output_need("classify", "m", 12) == 24
+    assert stats.input_ceiling("classify", "m", 100) == 166  # +50 % + 16 before learning
+    for out in (10, 20, 30):
+        stats.observe("classify", "m", 100, 110, out)
+    assert stats.expected("classify", "m", 200, 12) == (220, 20)
+    assert stats.output_need("classify", "m", 12) == 60  # twice the longest seen
+    assert stats.input_ceiling("classify", "m", 100) == 137  # 1.1 x the largest ratio + 16
+    assert stats.expected("extract", "m", 100, 40) == (100, 40)  # another role: its prior

@@ -163,6 +163,26 @@ def test_invalid_json_share_gives_parse_errors_not_failures() -> None:
             json.loads(result.content or "")
 
 
+def test_off_schema_share_is_valid_json_that_does_not_fit() -> None:
+    with serve_in_thread(SimConfig(off_schema_rate=1.0, time_scale=0.01)) as sim:
+        results = run(chat_many(provider(sim.base_url), 4, schema=SCHEMA))
+        assert sim.stats()["off_schema"] == 4
+    for result in results:
+        assert result.kind is ResultKind.OK and isinstance(result.parsed, dict)
+        assert set(result.parsed) == {"result"}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(result.parsed, SCHEMA)
+
+
+def test_an_answer_is_cut_to_max_tokens_and_billed_so() -> None:
+    with serve_in_thread(SimConfig(time_scale=0.01)) as sim:
+        (cut,) = run(chat_many(provider(sim.base_url), 1, schema=SCHEMA, max_tokens=3))
+        billed = sim.stats()["by_model"]["sim-small"]
+    assert cut.kind is ResultKind.OK and cut.usage is not None
+    assert cut.usage.completion_tokens == 3 and billed["completion_tokens"] == 3
+    assert cut.parsed is None  # a cut JSON answer does not parse
+
+
 # --- limits ----------------------------------------------------------------------------
 
 

@@ -593,3 +593,125 @@ def test_the_c_api_reads_as_the_command_line_does() -> None:
     assert api.read_file(str(DATA / "page.png")).split() == cli.read_file(str(DATA / "page.png")).split()
     with pytest.raises(OcrFailed):
         api.read_file(str(DATA / "sample.txt"))  # not an image: Leptonica refuses it
+
+
+@needs_tesseract
+def test_the_c_api_runs_one_thread_whatever_the_worker_inherits() -> None:
+    """OpenMP in libtesseract starts a thread pool per parallel region up to
+    OMP_THREAD_LIMIT; a worker that inherits a limit of 4 must still read with one
+    thread (its threads only add CPU when every core runs a worker)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "from docmill.processors.ocr.tesseract import open_tesseract\n"
+        "from imagegen import LOREM\n"
+        "from test_ocr import _render\n"
+        "t = open_tesseract('eng')\n"
+        "if t.api is None: sys.exit(3)\n"
+        "t.read_pnm_tsv(*_render(LOREM[0]))\n"
+        "print(len(os.listdir('/proc/self/task')))\n"
+    )
+    env = dict(os.environ, OMP_THREAD_LIMIT="4", PYTHONPATH=os.pathsep.join(sys.path))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).parent, check=False)  # fmt: skip
+    if done.returncode == 3:
+        pytest.skip("libtesseract cannot be loaded here")
+    assert done.returncode == 0, done.stderr[-500:]
+    assert done.stdout.split() == ["1"]  # no OpenMP pool threads left beside the main one
+
+@needs_tesseract
+def test_the_words_tsv_is_the_library_tsv_row_for_row() -> None:
+    """The C API's TSV is walked word by word with Tesseract's left-to-right iterator
+    (GetTSVText's reading-order iterator is quadratic in the page's words): on a page
+    of several blocks, paragraphs and a table it gives the command line's rows exactly,
+    boxes and confidences included."""
+    from dataclasses import replace
+
+    pdf = REAL / "pdfplumber" / "tests" / "pdfs" / "federal-register-2020-17221.pdf"
+    image, dpi = _render(pdf)
+    api, cli = open_tesseract("eng"), open_tesseract("eng", api=False)
+    if api.api is None:
+        pytest.skip("libtesseract cannot be loaded here")
+    got = replace(api, psm=3)._read_pnm(image, dpi, "tsv")
+    want = replace(cli, psm=3)._read_pnm(image, dpi, "tsv")
+    assert got.count("\n2\t") > 1 and got.count("\n3\t") > 3  # blocks and paragraphs
+    assert got.splitlines() == want.splitlines()
+
+
+# ------------------------------------------------------------------- blank margins cut off
+def test_the_ink_box_holds_every_dark_pixel_and_the_margin() -> None:
+    from docmill.processors.ocr.leaders import Grey
+    from docmill.processors.ocr.margins import crop_pgm, ink_box, page_row, shift_tsv
+
+    width, height = 200, 100
+    pixels = bytearray(b"\xf0" * width * height)  # paper a scan's grey, lighter than PAPER
+    pixels[30 * width + 50] = 0  # a dot
+    pixels[60 * width + 20 : 60 * width + 25] = b"\x80" * 5  # a grey stroke further left
+    pixels[70 * width + 150] = 200  # pale ink, lower and further right
+    grey = Grey(width, height, bytes(pixels))
+    assert ink_box(grey, 0) == (20, 30, 151, 71)
+    assert ink_box(grey, 10) == (10, 20, 161, 81)
+    assert ink_box(grey, 40) == (0, 0, 191, 100)  # clipped to the image
+    assert ink_box(Grey(width, height, b"\xff" * width * height), 5) is None
+    # cut only where that leaves at most MAX_KEPT of the page; a blank page is not read
+    from docmill.processors.ocr.margins import MAX_KEPT, content
+
+    header = b"P5\n%d %d\n255\n" % (width, height)
+    assert content(header + grey.pixels, 30) == (grey, (17, 27, 154, 74))  # 0.32 kept
+    spread = bytearray(pixels)
+    spread[5 * width + 3] = spread[95 * width + 196] = 0  # ink near two corners
+    assert MAX_KEPT < 1 and content(header + bytes(spread), 30) is None
+    blank = content(header + b"\xff" * width * height, 30)
+    assert blank is not None and blank[1] is None
+    assert content(b"P6\n1 1\n255\n\x00\x00\x00", 300) is None  # not a PGM: read whole
+    cut = crop_pgm(grey, (20, 30, 151, 71))
+    assert cut.startswith(b"P5\n131 41\n255\n") and len(cut) == 14 + 131 * 41
+    assert cut[14 + 30] == 0 and cut[14 + 30 * 131] == 0x80 and cut[-1] == 200
+    tsv = _tsv([[((1, 2, 11, 12), 95.0, "Hello"), ((20, 2, 30, 12), 90.0, "world")]])
+    tsv = tsv.replace("\n", "\n" + page_row(131, 41) + "\n", 1)
+    moved = shift_tsv(tsv, 20, 30, 200, 100).split("\n")
+    assert moved[1] == page_row(200, 100)
+    assert [row.split("\t")[6:12] for row in moved[-3:-1]] == [
+        ["21", "32", "10", "10", "95.0", "Hello"],
+        ["40", "32", "10", "10", "90.0", "world"],
+    ]
+
+
+@needs_tesseract
+def test_a_page_read_without_its_margins_keeps_its_words_in_place() -> None:
+    from dataclasses import replace
+
+    from docmill.processors.ocr.leaders import parse_pgm
+    from docmill.processors.ocr.margins import content
+
+    pdf, _ = LOREM
+    image, dpi = _render(pdf)
+    grey = parse_pgm(image)
+    cut = content(image, dpi)
+    assert grey is not None and cut is not None
+    left, top, right, bottom = cut[1] or (0, 0, 0, 0)
+    assert (right - left) * (bottom - top) < 0.6 * grey.width * grey.height  # margins cut
+
+    tesseract = replace(open_tesseract("eng"), psm=3)
+
+    def words(tsv: str) -> list[tuple[str, int, int]]:
+        rows = [row.split("\t") for row in tsv.splitlines()[1:]]
+        return [(r[11], int(r[6]), int(r[7])) for r in rows if r[0] == "5" and r[11].strip()]
+
+    whole, inked = words(tesseract._read_whole(image, dpi, "tsv")), words(tesseract._read_pnm(image, dpi, "tsv"))
+    assert len(inked) > 50
+    assert [w for w, _, _ in inked] == [w for w, _, _ in whole]
+    assert all(abs(a[1] - b[1]) <= 2 and abs(a[2] - b[2]) <= 2 for a, b in zip(inked, whole, strict=True))
+    # a page upside down is still turned upright (orientation detection reads the cut-out)
+    if "osd" in installed_languages(tesseract.binary):
+        header = image[: len(image) - len(grey.pixels)]
+        upside_down = open_tesseract("eng").read_pnm(header + grey.pixels[::-1], dpi)
+        assert has_words(upside_down, WORDS[LOREM])
+    # a blank page is not read: its TSV is the page row alone
+    blank = b"P5\n%d %d\n255\n" % (grey.width, grey.height) + b"\xff" * (grey.width * grey.height)
+    assert tesseract._read_pnm(blank, dpi, "tsv").splitlines()[1:] == [
+        f"1\t1\t0\t0\t0\t0\t0\t0\t{grey.width}\t{grey.height}\t-1\t"
+    ]

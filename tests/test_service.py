@@ -153,9 +153,11 @@ def test_a_job_runs_to_done_pages_and_exports(server: httpx.Client) -> None:
 
 
 def _slow_pdfs(folder: Path, n: int) -> list[Path]:
-    """Distinct one-page PDFs; with extract.ocr=always each costs a Tesseract call."""
+    """Distinct one-page PDFs; with extract.ocr=always each costs a Tesseract read of 12
+    lines (a one-line page is read in a blink now that blank margins are cut before OCR)."""
     folder.mkdir(parents=True, exist_ok=True)
-    return [write_pdf(folder / f"doc-{i:03d}.pdf", [f"Document number {i} of the batch"]) for i in range(n)]
+    lines = [f"Document number {{i}} of the batch, line {k}: the quick brown fox" for k in range(12)]
+    return [write_pdf(folder / f"doc-{i:03d}.pdf", ["\n".join(lines).format(i=i)]) for i in range(n)]
 
 
 def test_cancel_stops_a_running_job(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ CONTRACT_DEFAULTS = {
     "sources.downloads": 8,
     "sources.requests_per_s": 1000.0,
     "sources.retries": 8,
+    "sources.s3_get": "lean",
     "sources.gdrive_credentials": "",
     "sources.gdrive_token_env": "",
     "sources.gdrive_subject": "",

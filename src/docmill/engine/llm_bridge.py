@@ -6,6 +6,12 @@ asks the local classifier, and passes the job to :class:`docmill.llm.stage.LlmSt
 :meth:`LlmBridge.collect` returns finished documents with the label, fields and spend
 added to their content (record keys ``class``, ``fields``, ``llm``), or marked deferred
 when the budget ran out (they go back to pending, and what they cost is still counted).
+
+Spend reaches the ledger answer by answer: the stage hands every billed answer to a
+:class:`~docmill.state.llm_calls.SpendWriter` (its own connection, on the stage's thread)
+before it uses it, so a ``kill -9`` loses at most the requests in flight. A record's
+``llm.cost_usd`` and tokens are the document's totals over every billed answer of every
+run, listed in ``llm.attempts``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from docmill.state import Store
 
 if TYPE_CHECKING:
     from docmill.llm.stage import LlmResult, LlmStage
+    from docmill.state.llm_calls import SpendWriter
 
 log = logging.getLogger("docmill.llm")
 CACHE_FILE = "llm-cache.db"
@@ -38,11 +45,19 @@ class _Entry(Protocol):
 
 
 class LlmBridge:
-    def __init__(self, settings: LlmSettings, stage: LlmStage, store: Store, classifier: Any) -> None:
+    def __init__(
+        self,
+        settings: LlmSettings,
+        stage: LlmStage,
+        store: Store,
+        classifier: Any,
+        spend: SpendWriter | None = None,
+    ) -> None:
         self._settings = settings
         self._stage = stage
         self._store = store
         self._classifier = classifier
+        self._spend = spend
         self._waiting: dict[int, tuple[Any, ProcessOutcome]] = {}
         self._cap = max(64, 4 * settings.max_concurrency)
         self._published: list[dict[str, Any]] = []
@@ -53,7 +68,8 @@ class LlmBridge:
         """Load the spec, start the stage (raises SettingsError for a bad spec)."""
         from docmill.llm.classify import LocalClassifier
         from docmill.llm.spec import load_spec
-        from docmill.llm.stage import LlmStage, StageOptions
+        from docmill.llm.stage import Attempt, LlmStage, StageOptions
+        from docmill.state.llm_calls import LlmCall, SpendWriter
 
         if settings.input == "images" and settings.redact_pii:
             from docmill.settings import SettingsError
@@ -64,6 +80,13 @@ class LlmBridge:
             )
         spec = load_spec(settings.spec)
         spent = float(store.llm_totals()["cost_usd"])  # type: ignore[arg-type]
+        spend = SpendWriter(store.path)
+
+        def on_billed(doc_id: int, a: Attempt) -> None:
+            spend.add(
+                doc_id, LlmCall(a.role, a.model, a.tokens_in, a.tokens_out, a.cost_usd, a.outcome)
+            )
+
         stage = LlmStage(
             spec,
             StageOptions(
@@ -77,6 +100,7 @@ class LlmBridge:
                 max_concurrency=settings.max_concurrency,
                 cache_path=str(out_dir / CACHE_FILE) if settings.cache else None,
             ),
+            on_billed=on_billed,
         )
         stage.start()
         if spent >= settings.budget_usd:
@@ -87,7 +111,7 @@ class LlmBridge:
                 spent,
             )
             stage.exhausted = True
-        return cls(settings, stage, store, LocalClassifier.from_spec(spec))
+        return cls(settings, stage, store, LocalClassifier.from_spec(spec), spend)
 
     # --- what the run loop asks -----------------------------------------------------
 
@@ -136,15 +160,21 @@ class LlmBridge:
         out: list[tuple[Any, ProcessOutcome, bool]] = []
         for result in self._stage.results():
             entry, outcome = self._waiting.pop(result.doc_id)
-            if result.status == "deferred":
-                if result.cost_usd:
-                    self._store.add_spend(
-                        result.doc_id, result.cost_usd, result.input_tokens, result.output_tokens
-                    )
+            if result.status == "deferred":  # its spend is in the ledger already
                 out.append((entry, outcome, True))
             else:
-                out.append((entry, merge_answer(outcome, result), False))
+                if self._spend is not None:
+                    self._totals(result)
+                out.append((entry, merge_answer(outcome, result, committed=self._spend is not None), False))
         return out
+
+    def _totals(self, result: LlmResult) -> None:
+        """The document's spend over every billed answer of every run, from the ledger."""
+        calls = self._store.llm_attempts(result.doc_id)
+        result.attempts = [c.to_dict() for c in calls]
+        result.cost_usd = sum(c.cost_usd for c in calls)
+        result.input_tokens = sum(c.tokens_in for c in calls)
+        result.output_tokens = sum(c.tokens_out for c in calls)
 
     def publish(self, *, final: bool = False) -> None:
         """Write the stage's limits, sources, requests in flight and breakers per model to
@@ -166,11 +196,9 @@ class LlmBridge:
         """Stop the stage; what still waits on it stays in flight for the runner to release."""
         self._stage.close()
         self.publish(final=True)
-        for result in self._stage.results():  # finished while closing: spend still counts
-            if result.cost_usd:
-                self._store.add_spend(
-                    result.doc_id, result.cost_usd, result.input_tokens, result.output_tokens
-                )
+        self._stage.results()  # finished while closing: their spend is in the ledger
+        if self._spend is not None:
+            self._spend.close()
         self._waiting.clear()
 
     # --- helpers --------------------------------------------------------------------
@@ -182,8 +210,11 @@ class LlmBridge:
         return text_to_send(pages, self._settings.max_pages, self._settings.max_chars)
 
 
-def merge_answer(outcome: ProcessOutcome, result: LlmResult) -> ProcessOutcome:
-    """The outcome with the label, fields and spend in its content and ledger columns."""
+def merge_answer(
+    outcome: ProcessOutcome, result: LlmResult, *, committed: bool = False
+) -> ProcessOutcome:
+    """The outcome with the label, fields and spend in its content and ledger columns
+    (``committed``: the spend is in the ledger already, answer by answer: not added again)."""
     data = decode_content(outcome.content) if outcome.content else {
         "text": list(outcome.text),
         "metadata": dict(outcome.metadata),
@@ -200,9 +231,10 @@ def merge_answer(outcome: ProcessOutcome, result: LlmResult) -> ProcessOutcome:
     outcome.content = encode_content(text, metadata, **data)
     outcome.text, outcome.extra = [], {}
     outcome.label = result.label
-    outcome.cost_usd = result.cost_usd
-    outcome.tokens_in = result.input_tokens
-    outcome.tokens_out = result.output_tokens
+    if not committed:
+        outcome.cost_usd = result.cost_usd
+        outcome.tokens_in = result.input_tokens
+        outcome.tokens_out = result.output_tokens
     if result.status == "failed" and result.error:
         category, _, message = result.error.partition(":")
         outcome.status = DocState.FAILED

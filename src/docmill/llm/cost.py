@@ -106,11 +106,30 @@ class PriceTable:
         p = self.price(model)
         return (input_tokens * p.input_per_mtok + output_tokens * p.output_per_mtok) / _MTOK
 
+    def output_tokens_within(self, model: str, input_tokens: int, usd: float) -> int:
+        """The most output tokens a call with ``input_tokens`` may have and cost at most
+        ``usd`` (0 when even its input does not fit; a free output: a very large number)."""
+        p = self.price(model)
+        left = usd * _MTOK - input_tokens * p.input_per_mtok
+        if left < 0:
+            return 0
+        if p.output_per_mtok == 0:
+            return 1 << 30
+        # a hair under what fits: the cost is rounded up to a nano-dollar when reserved
+        return max(0, math.floor(left / p.output_per_mtok * (1 - 1e-9)) - 1)
+
 
 def _to_nano_up(usd: float) -> int:
     if not (math.isfinite(usd) and usd >= 0):
         raise ValueError(f"an amount must be a finite number >= 0, got {usd!r}")
     return math.ceil(usd * _NANO)
+
+
+@dataclass(frozen=True)
+class Pledge:
+    """The expected cost of a document's remaining requests, set aside when it was admitted."""
+
+    id: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +162,14 @@ class Budget:
     ``spent + reserved + max_cost <= cap`` again. So the overrun is bounded by the excess
     of calls already in flight; callers that reserve ``cost(input tokens counted exactly,
     max_tokens)`` never overrun. Amounts are rounded up to a nano-dollar; the cap down.
+
+    Pledges plan ahead (the LLM stage): a document is admitted only when its remaining
+    requests' *expected* cost fits beside what is spent and what the documents admitted
+    before it still expect to spend (:meth:`pledge`: ``spent + pledged + expected +
+    margin <= cap``), so money is never spent classifying a document whose fields would
+    not fit. A pledge is lowered as its requests are answered (:meth:`repledge`) and
+    released when its document is done. Pledges never let a request through: the hard
+    guarantee above holds for the reservations alone.
     """
 
     def __init__(self, budget_usd: float) -> None:
@@ -153,6 +180,7 @@ class Budget:
         self._overrun = 0
         self._open: dict[int, int] = {}
         self._next_id = 0
+        self._pledges: dict[int, int] = {}
 
     @property
     def cap_usd(self) -> float:
@@ -190,6 +218,37 @@ class Budget:
         self._open[r.id] = amount
         return r
 
+    @property
+    def pledged_usd(self) -> float:
+        return sum(self._pledges.values()) / _NANO
+
+    @property
+    def pledges(self) -> int:
+        """Documents admitted and not yet released."""
+        return len(self._pledges)
+
+    def pledge(self, expected_usd: float, margin_usd: float = 0.0) -> Pledge | None:
+        """Admit a document expected to cost ``expected_usd`` more, keeping ``margin_usd``
+        spare for the spread of actual costs; ``None``: it does not fit now."""
+        amount = _to_nano_up(expected_usd)
+        margin = _to_nano_up(margin_usd)
+        if self._spent + sum(self._pledges.values()) + amount + margin > self._cap:
+            return None
+        p = Pledge(self._next_id)
+        self._next_id += 1
+        self._pledges[p.id] = amount
+        return p
+
+    def repledge(self, pledge: Pledge, expected_usd: float) -> None:
+        """What the admitted document now expects still to spend (no check: admitted)."""
+        if pledge.id not in self._pledges:
+            raise ValueError(f"pledge {pledge.id} is not open")
+        self._pledges[pledge.id] = _to_nano_up(expected_usd)
+
+    def release(self, pledge: Pledge) -> None:
+        """The document is done (or stopped): its pledge is free again."""
+        self._pledges.pop(pledge.id, None)
+
     def settle(self, reservation: Reservation, actual_cost: float) -> None:
         """Release ``reservation`` and charge ``actual_cost``."""
         actual = _to_nano_up(actual_cost)
@@ -198,6 +257,65 @@ class Budget:
             raise ValueError(f"reservation {reservation.id} is not open (settled twice?)")
         self._spent += actual
         self._overrun += max(0, actual - held)
+
+
+@dataclass
+class _Seen:
+    answers: int = 0
+    ratio_sum: float = 0.0  # billed input tokens / our estimate
+    out_sum: int = 0
+    out_max: int = 0
+    ratio_max: float = 0.0
+
+
+class TokenStats:
+    """What answers cost so far, per (role, model): billed input tokens against the
+    stage's estimate, and output tokens (mean and most). Before the first answer of a
+    (role, model) the caller's prior (the spec's estimate of a typical answer) stands."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], _Seen] = {}
+
+    def observe(self, role: str, model: str, est_in: int, tokens_in: int, tokens_out: int) -> None:
+        seen = self._seen.setdefault((role, model), _Seen())
+        seen.answers += 1
+        ratio = tokens_in / est_in if est_in > 0 else 1.0
+        seen.ratio_sum += ratio
+        seen.ratio_max = max(seen.ratio_max, ratio)
+        seen.out_sum += tokens_out
+        seen.out_max = max(seen.out_max, tokens_out)
+
+    def answers(self, role: str, model: str) -> int:
+        seen = self._seen.get((role, model))
+        return seen.answers if seen else 0
+
+    def expected(self, role: str, model: str, est_in: int, prior_out: int) -> tuple[int, int]:
+        """(input, output) tokens a request is expected to be billed."""
+        seen = self._seen.get((role, model))
+        if not seen or not seen.answers:
+            return est_in, prior_out
+        ratio = seen.ratio_sum / seen.answers
+        return math.ceil(round(est_in * ratio, 6)), math.ceil(seen.out_sum / seen.answers)
+
+    def output_need(self, role: str, model: str, prior_out: int) -> int:
+        """Output tokens to ask for at the least when money is short: twice the longest
+        answer seen (twice the prior before any), at least 16."""
+        seen = self._seen.get((role, model))
+        most = seen.out_max if seen and seen.answers else prior_out
+        return max(16, 2 * most)
+
+    def input_ceiling(self, role: str, model: str, est_in: int) -> int:
+        """Input tokens a request may be billed at the most: our estimate + 50 % for the
+        provider's tokenizer, or, once ``LEARN_AFTER`` answers are in, 10 % above the
+        largest ratio of billed to estimated tokens seen (whichever is less)."""
+        ceiling = est_in * 3 // 2 + 16
+        seen = self._seen.get((role, model))
+        if seen and seen.answers >= LEARN_AFTER:
+            ceiling = min(ceiling, math.ceil(round(est_in * seen.ratio_max * 1.1, 6)) + 16)
+        return ceiling
+
+
+LEARN_AFTER: Final = 3
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,11 @@ class KeyDispatcher:
         self.limiter.on_result(permit, self.now(), Outcome.CANCELLED)
         self._wake.set()
 
+    def give_back(self, permit: Permit) -> None:
+        """A permit not used: the request was not sent (the budget holds it back)."""
+        self.limiter.on_result(permit, self.now(), Outcome.CANCELLED, tokens_used=0)
+        self._wake.set()
+
     async def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt`` (full jitter, in the limiter's clock)."""
         await asyncio.sleep(self.limiter.backoff(attempt) * self._scale)

@@ -10,17 +10,29 @@ collects what it decided (:meth:`LlmStage.results`). For each document:
    answer is validated against the schema, one repair request follows an invalid one,
    then the document fails with ``invalid_output``.
 
-Every request goes through the answer cache, then the budget (a reservation of the most
-it can cost), then its key's :class:`~docmill.llm.limits.KeyLimiter` (one per endpoint
+A document is admitted only when the expected cost of its requests (learned from the
+answers so far per role and model, the spec's typical answer before any) fits in the
+budget beside what the documents admitted before it still expect to spend
+(:meth:`~docmill.llm.cost.Budget.pledge`): a document the budget cannot finish is not
+classified, and one that is classified keeps what its fields need. Every request goes
+through the answer cache, then its key's :class:`~docmill.llm.limits.KeyLimiter` (one per endpoint
 and API key, :func:`limit_key`, shared by both roles and models: rate limits where the
 provider counts them, per-model concurrency, Retry-After, breaker). A request waits in
 its role's lane (``classify``, ``extract``) until the key's
 :class:`~docmill.llm.dispatch.KeyDispatcher` (one task per key) hands it a permit; the
-lanes share the key in proportion to the requests waiting in each. 429s, 5xx and timeouts are retried
-with backoff for as long as the stage runs: a provider outage delays documents, it never
-fails them. When the budget refuses a reservation the
-stage stops sending; documents not finished come back ``deferred`` and stay pending for a
-later run.
+lanes share the key in proportion to the requests waiting in each; then, as it is sent, the
+budget's hard reservation: the most the request can cost (its input with a margin for the
+provider's tokenizer, its ``max_tokens``) must fit beside the reservations of the
+requests in flight, so the spend never passes the budget. When money is short a request
+asks for fewer output tokens (never fewer than twice the longest answer of its role
+seen), and a request that does not fit waits for those in flight. 429s, 5xx and timeouts
+are retried with backoff for as long as the stage runs: a provider outage delays
+documents, it never fails them. Each billed answer is handed to ``on_billed`` (the
+ledger commits it) before the stage uses it. A document that does not fit when nothing
+else is admitted, or whose request cannot fit with nothing in flight, comes back
+``deferred`` (pending for a later run) and the stage counts the budget as spent
+(:attr:`LlmStage.exhausted`: the run claims nothing more); documents already waiting
+may still go when they fit.
 """
 
 from __future__ import annotations
@@ -28,12 +40,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from docmill.llm.cache import AnswerCache, cache_key
@@ -44,7 +57,7 @@ from docmill.llm.client import (
     ResultKind,
     resolve_api_key,
 )
-from docmill.llm.cost import Budget, PriceTable, Reservation
+from docmill.llm.cost import Budget, Pledge, PriceTable, Reservation, TokenStats
 from docmill.llm.dispatch import KeyDispatcher
 from docmill.llm.limits import KeyLimiter, LimiterConfig, ModelView
 from docmill.llm.spec import Label, LlmSpec, ProviderSpec
@@ -97,6 +110,8 @@ class LlmResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    retries: int = 0  # requests not billed (429, 5xx, timeouts) and sent again
+    attempts: list[dict[str, Any]] = field(default_factory=list)  # one per billed answer
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -105,10 +120,39 @@ class LlmResult:
             "decided_by": self.decided_by,
             "calls": self.calls,
             "cached": self.cached,
+            "retries": self.retries,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
             "cost_usd": round(self.cost_usd, 8),
+            "attempts": self.attempts,
         }
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One billed answer: the role that asked, the model, tokens as billed, cost, and what
+    the answer was worth (``valid``; ``invalid``: JSON that does not fit; ``not_json``)."""
+
+    role: str
+    model: str
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    outcome: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "role": self.role,
+            "model": self.model,
+            "input_tokens": self.tokens_in,
+            "output_tokens": self.tokens_out,
+            "cost_usd": round(self.cost_usd, 8),
+            "outcome": self.outcome,
+        }
+
+
+OnBilled = Callable[[int, Attempt], None]
+"""Called with (document id, attempt) for each billed answer before the stage uses it."""
 
 
 class BudgetExhausted(Exception):
@@ -182,8 +226,16 @@ def billed_tokens(messages: Sequence[Mapping[str, Any]], schema: Mapping[str, An
     return estimate_tokens("\n".join(texts) + json.dumps(schema, sort_keys=True)) + images * IMAGE_TOKENS
 
 
+def _repair(messages: list[dict[str, Any]], problem: str | None) -> list[dict[str, Any]]:
+    if problem:
+        messages.append(
+            {"role": "user", "content": f"Your previous answer was invalid: {problem}. Answer again."}
+        )
+    return messages
+
+
 def classify_messages(
-    spec: LlmSpec, text: str, images: Sequence[str] = ()
+    spec: LlmSpec, text: str, images: Sequence[str] = (), problem: str | None = None
 ) -> list[dict[str, Any]]:
     lines = [f"- {lb.name}: {', '.join(lb.keywords)}" for lb in spec.labels]
     described = "\n".join(f"{lb.name}: {lb.description}" for lb in spec.labels if lb.description)
@@ -192,7 +244,18 @@ def classify_messages(
         "confidence between 0 and 1."
     )
     user = f"Labels:\n{chr(10).join(lines)}\n\n{described}\n\n<document>\n{text}\n</document>"
-    return [{"role": "system", "content": system}, {"role": "user", "content": _user(user, images)}]
+    return _repair(
+        [{"role": "system", "content": system}, {"role": "user", "content": _user(user, images)}],
+        problem,
+    )
+
+
+def label_problem(labels: Sequence[str], answer: Any) -> str | None:
+    """Why a classification answer is not usable (None: it is)."""
+    label = answer.get("label") if isinstance(answer, dict) else None
+    if label not in labels:
+        return f"label {label!r} is not one of {list(labels)}"[:300]
+    return None
 
 
 def extract_messages(
@@ -206,11 +269,7 @@ def extract_messages(
         {"role": "system", "content": system},
         {"role": "user", "content": _user(f"<document>\n{text}\n</document>", images)},
     ]
-    if problem:
-        messages.append(
-            {"role": "user", "content": f"Your previous answer was invalid: {problem}. Answer again."}
-        )
-    return messages
+    return _repair(messages, problem)
 
 
 def schema_problem(schema: Mapping[str, Any], answer: Any) -> str | None:
@@ -261,13 +320,23 @@ class _Route:
 class LlmStage:
     """The stage's thread and loop. Construct, :meth:`start`, submit, poll, :meth:`close`."""
 
-    def __init__(self, spec: LlmSpec, options: StageOptions, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        spec: LlmSpec,
+        options: StageOptions,
+        *,
+        seed: int = 0,
+        on_billed: OnBilled | None = None,
+    ) -> None:
         self.spec = spec
         self.options = options
         self.prices = PriceTable(spec.prices)
         remaining = max(0.0, options.budget_usd - options.spent_before_usd)
         self.budget = Budget(remaining)
+        self.tokens = TokenStats()  # what answers cost so far, per role and model
         self.exhausted = False
+        self._on_billed = on_billed
+        self._budget_changed: asyncio.Event | None = None
         self._random = random.Random(seed)
         self._results: deque[LlmResult] = deque()
         self._pending = 0
@@ -306,6 +375,7 @@ class LlmStage:
 
     async def _open(self) -> None:
         self._stopping = asyncio.Event()
+        self._budget_changed = asyncio.Event()
         if self.options.cache_path:
             self._cache = AnswerCache(self.options.cache_path)
         self._route(CLASSIFY, self.spec.provider)
@@ -412,33 +482,143 @@ class LlmStage:
         with self._lock:
             self._results.append(result)
 
+    # --- the budget ---------------------------------------------------------------
+
+    def _budget_moved(self) -> None:
+        """Wake what waits for money: spend settled, a reservation or pledge released."""
+        assert self._budget_changed is not None
+        self._budget_changed.set()
+        self._budget_changed = asyncio.Event()
+
+    async def _budget_wait(self) -> None:
+        assert self._budget_changed is not None
+        await self._budget_changed.wait()
+
+    def _prior_out(self, lane: str, label: Label | None = None) -> int:
+        """Output tokens of a typical answer before any is seen (``docmill estimate``'s)."""
+        from docmill.llm.estimate import FIELD_VALUE_TOKENS
+
+        if lane == CLASSIFY:
+            longest = max(self.spec.label_names, key=len)
+            return estimate_tokens(json.dumps({"label": longest, "confidence": 0.95}))
+        props = (label.schema or {}).get("properties") or {} if label is not None else {}
+        return estimate_tokens(json.dumps({name: None for name in props})) + math.ceil(
+            FIELD_VALUE_TOKENS * len(props)
+        )
+
+    def _expected(self, lane: str, est_in: int, prior_out: int) -> float:
+        model = self._routes[lane].model
+        tokens_in, tokens_out = self.tokens.expected(lane, model, est_in, prior_out)
+        return self.prices.cost(model, tokens_in, min(tokens_out, self.options.max_output_tokens))
+
+    def _spread(self, lane: str, est_in: int, prior_out: int) -> float:
+        """The most a request may cost when money is short, above its expected cost."""
+        model = self._routes[lane].model
+        need = min(self.tokens.output_need(lane, model, prior_out), self.options.max_output_tokens)
+        ceiling_in = self.tokens.input_ceiling(lane, model, est_in)
+        return max(0.0, self.prices.cost(model, ceiling_in, need) - self._expected(
+            lane, est_in, prior_out
+        ))
+
+    def _fields_plan(self, job: LlmJob, label: Label | None) -> tuple[float, float]:
+        """(expected cost of the document's fields request, margin for its spread): for
+        ``label``, the local guess's, or before classification the costliest label with a
+        schema (any may be the one)."""
+        if label is None and job.guess_label is None:
+            candidates = [lb for lb in self.spec.labels if lb.schema is not None]
+        else:
+            chosen = label if label is not None else self.spec.label(job.guess_label or "")
+            candidates = [chosen] if chosen is not None and chosen.schema is not None else []
+        worst = margin = 0.0
+        for lb in candidates:
+            assert lb.schema is not None
+            est = billed_tokens(extract_messages(lb, job.text, None, job.images), dict(lb.schema))
+            prior = self._prior_out(EXTRACT, lb)
+            worst = max(worst, self._expected(EXTRACT, est, prior))
+            margin = max(margin, self._spread(EXTRACT, est, prior))
+        return worst, margin
+
+    def _classify_plan(self, job: LlmJob) -> tuple[float, float]:
+        """(expected cost of the document's classification, margin for its spread)."""
+        if job.guess_label is not None:
+            return 0.0, 0.0
+        est = billed_tokens(
+            classify_messages(self.spec, job.text, job.images),
+            classify_schema(self.spec.label_names),
+        )
+        prior = self._prior_out(CLASSIFY)
+        return self._expected(CLASSIFY, est, prior), self._spread(CLASSIFY, est, prior)
+
+    def _plan(self, job: LlmJob) -> tuple[float, float]:
+        """(expected cost of all the document's requests, margin for their spread)."""
+        expected, margin = self._fields_plan(job, None)
+        classify, classify_margin = self._classify_plan(job)
+        return expected + classify, max(margin, classify_margin)
+
+    async def _admit(self, job: LlmJob) -> Pledge | None:
+        """Wait until the document's expected cost fits (None: nothing to ask).
+
+        While other documents are admitted it waits for them. Alone, a document whose
+        fields may not fit is still classified when that fits (its label may need no
+        fields; the answer is cached for a later run either way); when not even that
+        fits, the budget is spent: :attr:`exhausted`."""
+        expected, margin = self._plan(job)
+        if expected <= 0:
+            return None
+        while True:
+            pledge = self.budget.pledge(expected, margin)
+            if pledge is not None:
+                return pledge
+            if self.budget.pledges == 0 and self.budget.in_flight == 0:
+                classify, classify_margin = self._classify_plan(job)
+                pledge = self.budget.pledge(classify, classify_margin) if classify else None
+                if pledge is not None:
+                    return pledge
+                self.exhausted = True  # not even alone: the run claims nothing more
+                raise BudgetExhausted
+            await self._budget_wait()
+
+    # --- one document ---------------------------------------------------------------
+
     async def _run_job(self, job: LlmJob) -> None:
         result = LlmResult(job.doc_id, "done")
+        pledge: Pledge | None = None
         try:
+            pledge = await self._admit(job)
             if job.guess_label is not None:
                 result.label, result.confidence = job.guess_label, job.guess_confidence
                 result.decided_by = job.guess_by
             else:
                 labels = self.spec.label_names
-                answer = await self._ask(
+                answer = await self._answer(
                     result,
                     CLASSIFY,
                     job,
-                    classify_messages(self.spec, job.text, job.images),
+                    lambda problem: classify_messages(self.spec, job.text, job.images, problem),
                     classify_schema(labels),
                     CLASSIFY_SCHEMA_NAME,
+                    lambda answer: label_problem(labels, answer),
+                    pledge,
                 )
-                label = answer.get("label") if isinstance(answer, dict) else None
-                if label not in labels:
-                    raise InvalidOutput(f"label {label!r} is not one of {labels}")
-                result.label, result.decided_by = str(label), "llm"
+                result.label, result.decided_by = str(answer["label"]), "llm"
                 confidence = answer.get("confidence")
                 result.confidence = float(confidence) if isinstance(confidence, int | float) else None
             label_spec = self.spec.label(result.label or "")
             if label_spec is not None and label_spec.schema is not None:
-                result.fields = await self._fields(result, job, label_spec)
+                schema = label_spec.schema
+                result.fields = dict(
+                    await self._answer(
+                        result,
+                        EXTRACT,
+                        job,
+                        lambda problem: extract_messages(label_spec, job.text, problem, job.images),
+                        dict(schema),
+                        EXTRACT_SCHEMA_NAME,
+                        lambda answer: schema_problem(schema, answer),
+                        pledge,
+                    )
+                )
         except BudgetExhausted:
-            self.exhausted = True
             result.status = "deferred"
         except asyncio.CancelledError:
             result.status = "deferred"
@@ -448,24 +628,53 @@ class LlmStage:
             result.status, result.error = "failed", f"invalid_output:{exc}"
         except ClientFailure as exc:
             result.status, result.error = "failed", f"llm:{exc}"
+        except Exception as exc:  # the ledger refused an answer's cost (disk full...)
+            result.status, result.error = "failed", f"llm:{type(exc).__name__}: {exc}"[:300]
+        finally:
+            if pledge is not None:
+                self.budget.release(pledge)
+                self._budget_moved()
         self._finish(result)
 
-    async def _fields(self, result: LlmResult, job: LlmJob, label: Label) -> dict[str, Any]:
-        assert label.schema is not None
+    async def _answer(
+        self,
+        result: LlmResult,
+        lane: str,
+        job: LlmJob,
+        messages: Callable[[str | None], list[dict[str, Any]]],
+        schema: dict[str, Any],
+        schema_name: str,
+        check: Callable[[Any], str | None],
+        pledge: Pledge | None,
+    ) -> Any:
+        """A valid answer: asked, then one repair request after an invalid one. Only a
+        valid answer is cached (under the first request's key)."""
+        slot = self._routes[lane]
+        params = {"schema": schema, "max_tokens": self.options.max_output_tokens, "temperature": 0}
+        first = messages(None)
+        key = cache_key(job.sha256, json.dumps(first, ensure_ascii=False), slot.model, params)
+        if self._cache is not None:
+            hit = self._cache.get(key)
+            if hit is not None and check(hit.answer) is None:
+                result.cached += 1
+                return hit.answer
         problem: str | None = None
-        for _attempt in range(2):  # the answer, then one repair
-            answer = await self._ask(
-                result,
-                EXTRACT,
-                job,
-                extract_messages(label, job.text, problem, job.images),
-                dict(label.schema),
-                EXTRACT_SCHEMA_NAME,
-                use_cache=problem is None,
-            )
-            problem = "the answer is not JSON" if answer is _NOT_JSON else schema_problem(label.schema, answer)
+        for attempt in range(2):  # the answer, then one repair
+            asked = first if attempt == 0 else messages(problem)
+            if pledge is not None:  # what this document still expects to spend, from here
+                label = self.spec.label(result.label or "") if lane == EXTRACT else None
+                expected = self._expected(lane, billed_tokens(asked, schema), self._prior_out(lane, label))
+                if lane == CLASSIFY:
+                    expected += self._fields_plan(job, None)[0]
+                self.budget.repledge(pledge, expected)
+                self._budget_moved()
+            answer, problem = await self._ask(result, lane, job, asked, schema, schema_name, check)
             if problem is None:
-                return dict(answer)
+                if self._cache is not None:
+                    last = result.attempts[-1]
+                    usage = {"prompt_tokens": last["input_tokens"], "completion_tokens": last["output_tokens"]}
+                    self._cache.put(key, answer, usage)
+                return answer
         raise InvalidOutput(problem or "invalid answer")
 
     async def _ask(
@@ -476,31 +685,18 @@ class LlmStage:
         messages: list[dict[str, Any]],
         schema: dict[str, Any],
         schema_name: str,
-        *,
-        use_cache: bool = True,
-    ) -> Any:
-        """One answer (parsed JSON, or ``_NOT_JSON``), from the cache or the provider;
-        ``lane``: the role asking (``classify``, ``extract``)."""
+        check: Callable[[Any], str | None],
+    ) -> tuple[Any, str | None]:
+        """One billed answer from the provider and what is wrong with it (None: nothing);
+        ``lane``: the role asking (``classify``, ``extract``). Its cost is handed to
+        ``on_billed`` before it is returned."""
         slot = self._routes[lane]
-        params = {"schema": schema, "max_tokens": self.options.max_output_tokens, "temperature": 0}
-        prompt = json.dumps(messages, ensure_ascii=False)
-        key = cache_key(job.sha256, prompt, slot.model, params)
-        if use_cache and self._cache is not None:
-            hit = self._cache.get(key)
-            if hit is not None:
-                result.cached += 1
-                return hit.answer
         est_in = billed_tokens(messages, schema)
-        # reserved: the estimate with a margin for the provider's own tokenizer
-        max_cost = self.prices.cost(slot.model, est_in * 3 // 2 + 16, self.options.max_output_tokens)
+        label = self.spec.label(result.label or "") if lane == EXTRACT else None
+        prior_out = self._prior_out(lane, label)
         attempt = 0
         while True:
-            if self.exhausted:
-                raise BudgetExhausted
-            reservation = self.budget.reserve(max_cost)
-            if reservation is None:
-                raise BudgetExhausted
-            chat = await self._send(slot, messages, schema, schema_name, est_in, reservation)
+            chat = await self._send(slot, messages, schema, schema_name, est_in, prior_out)
             if chat is None:  # not sent (stopping)
                 raise asyncio.CancelledError
             result.calls += 1
@@ -509,20 +705,36 @@ class LlmStage:
                 tokens_in = usage.prompt_tokens if usage else est_in
                 tokens_out = usage.completion_tokens if usage else 0
                 cost = self.prices.cost(slot.model, tokens_in, tokens_out)
-                self.budget.settle(reservation, cost)
+                self.tokens.observe(lane, slot.model, est_in, tokens_in, tokens_out)
                 result.input_tokens += tokens_in
                 result.output_tokens += tokens_out
                 result.cost_usd += cost
-                if not chat.json_ok:
-                    return _NOT_JSON
-                if use_cache and self._cache is not None:
-                    self._cache.put(key, chat.parsed, {"prompt_tokens": tokens_in, "completion_tokens": tokens_out})
-                return chat.parsed
-            self.budget.settle(reservation, 0.0)  # a refused or failed call is not billed
+                answer: Any = chat.parsed if chat.json_ok else _NOT_JSON
+                problem = check(answer) if chat.json_ok else "the answer is not JSON"
+                outcome = "valid" if problem is None else "not_json" if answer is _NOT_JSON else "invalid"
+                billed = Attempt(lane, slot.model, tokens_in, tokens_out, cost, outcome)
+                if self._on_billed is not None:
+                    self._on_billed(job.doc_id, billed)  # committed before it is used
+                result.attempts.append(billed.to_dict())
+                return answer, problem
+            result.retries += 1
             if chat.kind is ResultKind.CLIENT_ERROR:
                 raise ClientFailure(f"HTTP {chat.status}: {chat.error or 'refused'}"[:300])
             attempt += 1
             await slot.dispatch.backoff(min(attempt, 10))
+
+    def _reserve(self, model: str, lane: str, est_in: int, prior_out: int) -> tuple[Reservation, int] | None:
+        """The hard reservation for one request and the output tokens to ask for: all of
+        ``max_output_tokens`` while they fit, else what fits, never under what the role's
+        answers need (None: the request does not fit now)."""
+        ceiling_in = self.tokens.input_ceiling(lane, model, est_in)
+        most = self.options.max_output_tokens
+        fits = self.prices.output_tokens_within(model, ceiling_in, self.budget.remaining_usd)
+        max_tokens = min(most, fits)
+        if max_tokens < min(most, self.tokens.output_need(lane, model, prior_out)):
+            return None
+        reservation = self.budget.reserve(self.prices.cost(model, ceiling_in, max_tokens))
+        return (reservation, max_tokens) if reservation is not None else None
 
     async def _send(
         self,
@@ -531,17 +743,28 @@ class LlmStage:
         schema: dict[str, Any],
         schema_name: str,
         est_in: int,
-        reservation: Reservation,
+        prior_out: int,
     ) -> ChatResult | None:
-        est_tokens = est_in + self.options.max_output_tokens
-        permit = await slot.dispatch.permit(slot.lane, slot.model, est_tokens)
+        while True:  # money first: a request that cannot fit does not queue for the key
+            if self._reserve_fits(slot, est_in, prior_out):
+                est_tokens = est_in + self.options.max_output_tokens
+                permit = await slot.dispatch.permit(slot.lane, slot.model, est_tokens)
+                held = self._reserve(slot.model, slot.lane, est_in, prior_out)
+                if held is not None:
+                    break
+                slot.dispatch.give_back(permit)  # spent meanwhile: wait again
+            if self.budget.in_flight == 0:
+                self.exhausted = True  # it cannot fit even alone: stop claiming
+                raise BudgetExhausted
+            await self._budget_wait()
+        reservation, max_tokens = held
         try:
             self.sent += 1
             chat = await slot.client.chat(
                 messages,
                 schema=schema,
                 schema_name=schema_name,
-                max_tokens=self.options.max_output_tokens,
+                max_tokens=max_tokens,
                 temperature=0.0,
             )
         except asyncio.CancelledError:
@@ -549,7 +772,26 @@ class LlmStage:
             self.budget.settle(reservation, 0.0)
             raise
         slot.dispatch.report(permit, chat)
+        if chat.ok:
+            usage = chat.usage
+            cost = self.prices.cost(
+                slot.model,
+                usage.prompt_tokens if usage else est_in,
+                usage.completion_tokens if usage else 0,
+            )
+            self.budget.settle(reservation, cost)
+        else:
+            self.budget.settle(reservation, 0.0)  # a refused or failed call is not billed
+        self._budget_moved()
         return chat
+
+    def _reserve_fits(self, slot: _Route, est_in: int, prior_out: int) -> bool:
+        """Whether the request would get its reservation now (nothing is reserved)."""
+        held = self._reserve(slot.model, slot.lane, est_in, prior_out)
+        if held is None:
+            return False
+        self.budget.settle(held[0], 0.0)
+        return True
 
 
 _NOT_JSON: Any = object()

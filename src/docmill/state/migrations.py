@@ -114,6 +114,26 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         INSERT INTO meta VALUES ('ledger_id', lower(hex(randomblob(6))))
         """,
     ),
+    (
+        # the LLM stage: one row per billed answer, committed as it arrives (before the
+        # stage uses it), so a kill -9 loses at most the requests in flight; the document's
+        # cost_usd / tokens columns are raised in the same transaction
+        "0006_llm_calls",
+        """
+        CREATE TABLE llm_calls (
+            id INTEGER PRIMARY KEY,
+            doc_id INTEGER NOT NULL,
+            at REAL NOT NULL,
+            role TEXT NOT NULL,
+            model TEXT NOT NULL,
+            tokens_in INTEGER NOT NULL,
+            tokens_out INTEGER NOT NULL,
+            cost_usd REAL NOT NULL,
+            outcome TEXT NOT NULL
+        );
+        CREATE INDEX llm_calls_doc ON llm_calls(doc_id, id)
+        """,
+    ),
 )
 
 

@@ -32,6 +32,7 @@ from docmill.state.migrations import apply_migrations
 
 if TYPE_CHECKING:
     from docmill.state.deliveries import DeliveryLedger
+    from docmill.state.llm_calls import LlmCall
 
 DB_NAME = "docmill.db"
 LLM_LIMITS_KEY = "llm_limits"  # meta: the LLM stage's limits per model, as last written
@@ -550,6 +551,12 @@ class Store:
                 "tokens_out=tokens_out+? WHERE id=?",
                 (cost_usd, tokens_in, tokens_out, doc_id),
             )
+
+    def llm_attempts(self, doc_id: int) -> list[LlmCall]:
+        """A document's billed LLM answers over every run (``state/llm_calls.py``)."""
+        from docmill.state.llm_calls import llm_attempts
+
+        return llm_attempts(self._conn, doc_id)
 
     def llm_totals(self) -> dict[str, object]:
         """Spend and tokens so far, and documents per label."""

@@ -48,8 +48,13 @@ What happens to a chat request, in order:
    ``latency_tail_rate`` is drawn uniform in ``latency_tail_min_s .. latency_tail_max_s``
    instead (the slow tail); every sleep and the rate-limit window are multiplied by
    ``time_scale`` (0.01 turns a minute into 0.6 s);
-6. 200 with the answer; for a JSON ``response_format``, a share ``invalid_json_rate`` of
-   answers is deliberately invalid JSON (fenced, truncated or single-quoted).
+6. 200 with the answer (cut to the request's ``max_tokens``, ``finish_reason: "length"``,
+   as providers do); for a JSON ``response_format``, a share ``invalid_json_rate`` of
+   answers is deliberately invalid JSON (fenced, truncated or single-quoted), and a share
+   ``off_schema_rate`` is valid JSON that does not fit the schema (the answer wrapped as
+   ``{"result": ...}``: no label, no fields). Every 200 is billed: ``/_sim/stats``
+   ``by_model`` holds prompt and completion tokens and answers per model, counted as the
+   answer is written (a client that dies before reading it is billed all the same).
 
 ``SimConfig.provider_like()`` is the server of issue 15: 90 requests and 60,000 tokens a
 minute per key shared by both models, latency log-normal with median 1.5 s and 5 % at
@@ -107,6 +112,7 @@ class SimConfig:
     error_rate: float = 0.0
     timeout_rate: float = 0.0
     invalid_json_rate: float = 0.0
+    off_schema_rate: float = 0.0  # valid JSON answers that do not fit the schema
     hang_s: float = 600.0  # how long a "timeout" request is held (not scaled)
     seed: int = 0
     models: tuple[str, ...] = ("sim-small", "sim-large")
@@ -146,7 +152,9 @@ class SimConfig:
             raise ValueError("limit_scope must be 'model' or 'key'")
         if not 0.0 <= self.latency_tail_min_s <= self.latency_tail_max_s:
             raise ValueError("the latency tail needs 0 <= min <= max")
-        for name in ("error_rate", "timeout_rate", "invalid_json_rate", "latency_tail_rate"):
+        for name in (
+            "error_rate", "timeout_rate", "invalid_json_rate", "latency_tail_rate", "off_schema_rate"
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {value}")
@@ -210,6 +218,7 @@ class _Stats:
     image_parts: int = 0  # image_url parts received (page images)
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    off_schema: int = 0
     by_model: dict[str, Counter[str]] = field(default_factory=dict)  # tokens billed per model
     in_flight: int = 0  # admitted chat requests not yet answered
     connections_open: int = 0
@@ -315,6 +324,7 @@ class LlmSimulator:
             "outage_503": s.outage_503,
             "timeouts": s.timeouts,
             "invalid_json": s.invalid_json,
+            "off_schema": s.off_schema,
             "client_errors": s.client_errors,
             "image_parts": s.image_parts,
             "prompt_tokens": s.prompt_tokens,
@@ -518,16 +528,23 @@ class LlmSimulator:
             status = (500, 502, 503)[self._rng.randrange(3)]
             return _error(status, f"simulated server error {status}", "server_error")
         content = reply.content
+        completion_tokens, finish = reply.completion_tokens, "stop"
+        limit = payload.get("max_tokens")
+        if isinstance(limit, int) and 0 < limit < completion_tokens:  # cut, as providers do
+            content, completion_tokens, finish = content[: 4 * limit], limit, "length"
         if reply.is_json and self._rng.random() < config.invalid_json_rate:
             s.invalid_json += 1
             content = corrupt_json(content, self._rng.randrange(3))
+        elif reply.is_json and config.off_schema_rate and self._rng.random() < config.off_schema_rate:
+            s.off_schema += 1
+            content = json.dumps({"result": json.loads(content)}, ensure_ascii=False)
         s.ok += 1
         s.prompt_tokens += reply.prompt_tokens
-        s.completion_tokens += reply.completion_tokens
+        s.completion_tokens += completion_tokens
         billed = s.by_model.setdefault(str(payload["model"]), Counter())
         billed["answers"] += 1
         billed["prompt_tokens"] += reply.prompt_tokens
-        billed["completion_tokens"] += reply.completion_tokens
+        billed["completion_tokens"] += completion_tokens
         self._count("ok")
         return _Response(
             200,
@@ -540,13 +557,13 @@ class LlmSimulator:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": content},
-                        "finish_reason": "stop",
+                        "finish_reason": finish,
                     }
                 ],
                 "usage": {
                     "prompt_tokens": reply.prompt_tokens,
-                    "completion_tokens": reply.completion_tokens,
-                    "total_tokens": reply.prompt_tokens + reply.completion_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": reply.prompt_tokens + completion_tokens,
                 },
             },
         )
@@ -791,6 +808,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--error-rate", type=float, help="share of 500/502/503")
     p.add_argument("--timeout-rate", type=float, help="share never answered (held --hang s)")
     p.add_argument("--invalid-json-rate", type=float, help="share of malformed JSON answers")
+    p.add_argument(
+        "--off-schema-rate", type=float, help="share of valid JSON answers off the schema"
+    )
     p.add_argument("--hang", type=float, help="seconds a timeout is held (default 600)")
     p.add_argument("--seed", type=int)
     return p
@@ -803,7 +823,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     changes: dict[str, Any] = {}
     plain = ("rpm", "tpm", "limit_scope", "ratelimit_headers", "limit_figures",
              "latency_dist", "time_scale", "error_rate", "timeout_rate", "invalid_json_rate",
-             "seed")  # fmt: skip
+             "off_schema_rate", "seed")  # fmt: skip
     changes.update({name: given[name] for name in plain if name in given})
     if "latency" in given:
         changes["latency_min_s"], changes["latency_max_s"] = given["latency"]

@@ -17,7 +17,8 @@ found by regular expression over the binarised column, so a page costs tens of m
 
 from __future__ import annotations
 
-import itertools
+import functools
+import operator
 import re
 
 from docmill.processors.ocr.leaders import parse_pgm, tsv_line_rows
@@ -25,6 +26,7 @@ from docmill.processors.ocr.leaders import parse_pgm, tsv_line_rows
 MIN_LENGTH_IN = 0.4  # a rule is at least this long (inches)
 MAX_WIDTH_IN = 0.03  # ... and at most this wide
 NEAR_IN = 0.05  # a mark at a word's edge this close to a rule is the rule
+SAMPLES = 4  # rows sampled along a rule's length to find the columns worth scanning
 INK = 200  # grey below this is ink here: thin rules are drawn pale when anti-aliased
 _BINARY = bytes(ord("1") if v < INK else ord("0") for v in range(256))
 _PAIRS = {")": "(", "]": "[", "}": "{"}
@@ -39,13 +41,14 @@ def vertical_rules(width: int, height: int, pixels: bytes, dpi: int) -> list[Rul
     length = max(round(MIN_LENGTH_IN * dpi), 8)
     long_run = re.compile(b"1{%d,}" % length)
     # runs by column: (top, bottom) of each long dark run, looked for only in columns
-    # with ink in two rows ``step`` apart (every run that long crosses two of them)
-    step = length // 2
+    # with ink in SAMPLES rows ``step`` apart (every run that long crosses that many in a
+    # row; four, not two: lines of text put ink in two rows' same column far more often)
+    step = max(length // SAMPLES, 1)
     sampled = [int(dark[y * width : (y + 1) * width], 2) for y in range(0, height, step)]
-    both = 0
-    for upper, lower in itertools.pairwise(sampled):
-        both |= upper & lower
-    flags = f"{both:0{width}b}"
+    every = 0
+    for k in range(len(sampled) - SAMPLES + 1):
+        every |= functools.reduce(operator.and_, sampled[k : k + SAMPLES])
+    flags = f"{every:0{width}b}"
     runs: list[list[tuple[int, int]]] = [
         [m.span() for m in long_run.finditer(dark[x::width])] if flags[x] == "1" else []
         for x in range(width)

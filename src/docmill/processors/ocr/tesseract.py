@@ -13,7 +13,9 @@ address-space limit. Both read with the same options and give the same TSV.
 Tesseract binarises with Sauvola's local threshold (``thresholding_method=2``, a window of
 0.15 inch) instead of its global Otsu threshold: text on grey table bands and shaded
 cells, which one threshold for the page turns black or white, stays readable (on the
-rendered corpus pages, see bench/ocr.py). Its reading is then mended from the page's
+rendered corpus pages, see bench/ocr.py). A page's blank margins are cut off before it
+is read, where that leaves at most 70 % of it, and a page without ink is not read
+(:mod:`docmill.processors.ocr.margins`). Its reading is then mended from the page's
 pixels: dot leaders are counted (:mod:`docmill.processors.ocr.leaders`), marks read from a
 table's vertical rules are dropped (:mod:`docmill.processors.ocr.rules`), and text set
 sideways in an upright page is read again turned (:mod:`docmill.processors.ocr.sideways`).
@@ -38,7 +40,7 @@ import signal
 import subprocess
 from dataclasses import dataclass, field, replace
 
-from docmill.processors.ocr.capi import ApiFailed, TessApi
+from docmill.processors.ocr.capi import TSV_HEADER, ApiFailed, TessApi
 from docmill.processors.ocr.capi import load as load_api
 
 # a page is read upright first (--psm 3); only when its words' mean confidence is under
@@ -118,6 +120,19 @@ class Tesseract:
     osd_when_unsure: bool = True
 
     def _read_pnm(self, image: bytes, dpi: int, output: str) -> str:
+        """The reading of a PGM/PPM; for TSV, of its ink only (see :mod:`margins`)."""
+        from docmill.processors.ocr import margins
+
+        cut = margins.content(image, dpi) if output == "tsv" else None
+        if cut is None:
+            return self._read_whole(image, dpi, output)
+        grey, box = cut
+        if box is None:  # no ink: nothing for Tesseract to read
+            return TSV_HEADER + margins.page_row(grey.width, grey.height) + "\n"
+        tsv = self._read_whole(margins.crop_pgm(grey, box), dpi, output)
+        return margins.shift_tsv(tsv, box[0], box[1], grey.width, grey.height)
+
+    def _read_whole(self, image: bytes, dpi: int, output: str) -> str:
         if self.api is None:
             return self._run("-", ["--dpi", str(dpi)], image, output)
         try:
