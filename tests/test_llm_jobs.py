@@ -286,9 +286,7 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
     with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.05, seed=5)) as sim:
         data, tiers, sets = _server(tmp_path, sim.base_url)
         port = free_port()
-        # answers here are under 40 tokens: a smaller cap keeps each call's reservation
-        # (input x 1.5 + the cap, see llm/stage.py) near what it costs
-        proc = start_server(data, port, *sets, "llm.max_output_tokens=64")
+        proc = start_server(data, port, *sets)
         try:
             base = f"http://127.0.0.1:{port}"
             probe = Api(base, create_key(data, tiers, "team"), seen)
@@ -305,8 +303,8 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
             assert job["status"] == "stopped_budget", job
             assert job["llm"]["stopped_at_budget"] is True and "resume" in job["error"]
             spent = job["llm"]["cost_usd"]
-            assert 0 < spent <= half
             ratio_at_stop = spent / half
+            assert 0.9 <= ratio_at_stop <= 1.0, (spent, half)  # the stage's planned budget
             assert job["counts"]["pending"] > 0
             assert billed_usd(sim.stats()) == pytest.approx(spent, rel=1e-3)
 
@@ -335,7 +333,7 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
             assert job2["status"] == "stopped_budget", (est, left, job2["llm"])
             assert job2["llm"]["budget_usd"] == 100
             assert job2["llm"]["budget_in_force_usd"] == pytest.approx(left, rel=1e-4)
-            assert 0 < job2["llm"]["cost_usd"] <= left + 1e-9
+            assert 0.9 * left <= job2["llm"]["cost_usd"] <= left + 1e-9
             usage = api.get("/v1/usage").json()
             assert usage["spent_usd"] <= monthly + 1e-9
             assert usage["spent_usd"] == pytest.approx(billed_usd(sim.stats()), rel=1e-3)
