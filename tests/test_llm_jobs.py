@@ -227,6 +227,7 @@ def test_published_specs_estimates_and_a_job_without_the_provider_key_anywhere(
             assert llm["cost_per_document_usd"] == pytest.approx(billed / 12, rel=1e-3)
             assert llm["labels"] == {"invoice": 4, "other": 4, "receipt": 4}
             assert llm["tokens"]["in"] > 0 and llm["stopped_at_budget"] is False
+            assert llm["calls"] == stats["chat_requests"] == 16
             assert "llm.spec" not in job["settings"]  # the server's file is never shown
 
             docs = api.get(f"/v1/jobs/{job['id']}/documents", params={"label": "invoice"}).json()["items"]
@@ -478,6 +479,7 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             expect(page.locator("#job-status")).to_contain_text("done", timeout=120_000)
             expect(page.locator("#llm-resume")).to_be_hidden()
             expect(page.locator("#llm-labels-body tr")).to_have_count(3)
+            expect(page.locator("#llm-calls")).to_have_text(str(50 + 17))
             for label, n in (("invoice", 17), ("receipt", 17), ("other", 16)):
                 expect(page.locator(f'#llm-labels-body tr[data-label="{label}"] td.num')).to_have_text(str(n))
             expect(page.locator('button[data-export="invoice"]')).to_be_visible()

@@ -67,6 +67,9 @@ def job_progress(ledger: JobLedger, job_id: str) -> dict[str, Any]:
             labels = reader.labels()
             if labels:
                 progress["labels"] = labels
+            calls = reader.llm_calls()
+            if calls:
+                progress["llm_calls"] = calls
             deliveries = reader.deliveries()
             if deliveries:
                 progress["deliveries"] = deliveries

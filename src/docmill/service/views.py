@@ -96,6 +96,7 @@ def _llm_view(
         "budget_used": round(cost / in_force, 4) if in_force else None,
         "cost_per_document_usd": round(cost / done, 6) if done else None,
         "tokens": {"in": int(progress.get("tokens_in") or 0), "out": int(progress.get("tokens_out") or 0)},
+        "calls": int(progress.get("llm_calls") or 0),  # billed answers, over every run
         "labels": labels,
         "stopped_at_budget": job.status == "stopped_budget",
     }

@@ -142,6 +142,16 @@ class LedgerReader:
             "failures": failures,
         }
 
+    def llm_calls(self) -> int:
+        """Billed LLM answers over every run (``llm_calls`` rows: never deleted, so the
+        highest id is their count, read without a scan); 0 before any, or in a ledger
+        from before the table."""
+        try:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM llm_calls").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(row[0])
+
     def labels(self) -> dict[str, int]:
         """Documents per label the LLM stage (or its local classifier) gave, most first."""
         return dict(

@@ -209,6 +209,7 @@ function llmCard(jobId, resumed, failed) {
   const perDoc = h("dd", { id: "llm-per-doc" }, "–");
   const tokens = h("dd", { id: "llm-tokens" }, "–");
   const asked = h("dd", { id: "llm-asked" }, "–");
+  const calls = h("dd", { id: "llm-calls" }, "–");
   const labels = h("tbody", { id: "llm-labels-body" });
   const noLabels = h("p", { class: "muted", id: "llm-no-labels" }, "No document labelled yet.");
   const budget = h("input", { type: "number", id: "llm-new-budget", min: "0", step: "any", "aria-label": "new budget in USD" });
@@ -222,6 +223,7 @@ function llmCard(jobId, resumed, failed) {
     h("dl", { class: "stats" },
       h("div", {}, h("dt", {}, "Cost per document"), perDoc),
       h("div", {}, h("dt", {}, "Tokens in / out"), tokens),
+      h("div", {}, h("dt", {}, "Calls"), calls),
       h("div", {}, h("dt", {}, "Budget asked"), asked)),
     resume,
     h("table", { class: "grid narrow labels", id: "llm-labels" },
@@ -279,6 +281,7 @@ function llmCard(jobId, resumed, failed) {
     fill(perDoc, l.cost_per_document_usd === null ? "–" : usd(l.cost_per_document_usd));
     fill(tokens, `${num(l.tokens.in)} / ${num(l.tokens.out)}`);
     fill(asked, usd(l.budget_usd));
+    fill(calls, num(l.calls));
     const rows = Object.entries(l.labels || {});
     const most = Math.max(1, ...rows.map(([, n]) => n));
     fill(labels, rows.map(([name, n]) => h("tr", { "data-label": name },
