@@ -18,6 +18,7 @@ import pytest
 
 from docmill.testkit.llm_sim import SimConfig, serve_in_thread
 from engine_kit import run_cli
+from pdfgen import write_pdf
 from service_kit import free_port, kill_group, start_server, wait_job
 from test_dashboard import Watched, browser, browser_needed, playwright, shot, sign_in, watched  # noqa: F401
 from test_llm_stage import INVOICE_SCHEMA, make_docs
@@ -354,6 +355,43 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
         assert provider_key not in text
 
 
+@pytest.mark.usefixtures("provider_key")
+def test_documents_filtered_by_whether_their_fields_fit_the_schema(tmp_path: Path) -> None:
+    """fields=valid: done with a label that has fields; fields=invalid: the answer never
+    fit (a letter about an invoice has no invoice number of the schema's pattern)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_pdf(folder / "a-invoice.pdf", ["INVOICE from Acme\nInvoice number: INV-1001\nVendor: Acme GmbH\nTotal: 10.50 EUR"])
+    write_pdf(folder / "b-receipt.pdf", ["RECEIPT 7\nThank you for your payment\nPaid: 20 EUR"])
+    write_pdf(folder / "c-letter.pdf", ["Dear customer,\nthe invoice you asked about follows by post."])
+    with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.03, seed=2)) as sim:
+        data, tiers, sets = _server(tmp_path, sim.base_url)
+        properties = {**INVOICE_SCHEMA["properties"], "invoice_number": {"type": "string", "pattern": "^INV-[0-9]+$"}}  # type: ignore[dict-item]
+        strict = {**INVOICE_SCHEMA, "properties": properties}
+        (tmp_path / "invoice.schema.json").write_text(json.dumps(strict), encoding="utf-8")
+        key = create_key(data, tiers, "team")
+        port = free_port()
+        proc = start_server(data, port, *sets)
+        try:
+            api = Api(f"http://127.0.0.1:{port}", key, [])
+            job_id = api.post("/v1/jobs", files=uploads(folder), data={"spec": "invoices"}).json()["id"]
+            job = api.wait(job_id, ("done", "failed", "stopped_budget"))
+            assert job["status"] == "done" and job["failures"] == {"invalid_output": 1}, job
+
+            def names(**params: str) -> list[str]:
+                page = api.get(f"/v1/jobs/{job_id}/documents", params=params)
+                assert page.status_code == 200, page.text
+                return [d["source"] for d in page.json()["items"]]
+
+            assert names(fields="valid") == ["a-invoice.pdf"]
+            assert names(fields="invalid") == ["c-letter.pdf"]
+            assert names(fields="invalid", status="done") == []
+            assert names(label="invoice") == ["a-invoice.pdf", "c-letter.pdf"]
+            assert api.get(f"/v1/jobs/{job_id}/documents", params={"fields": "maybe"}).status_code == 422
+        finally:
+            kill_group(proc)
+
+
 def test_two_jobs_of_one_key_running_at_once_share_its_month(tmp_path: Path, provider_key: str) -> None:
     """Two runners start a key's jobs together: each run's budget is decided in one
     write transaction, so the two never both count the same rest of the month."""
@@ -480,6 +518,9 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
             expect(page.locator("#llm-resume")).to_be_hidden()
             expect(page.locator("#llm-labels-body tr")).to_have_count(3)
             expect(page.locator("#llm-calls")).to_have_text(str(50 + 17))
+            page.select_option("#f-fields", "valid")  # the documents whose fields fit
+            expect(page.locator("#docs-body tr[data-doc]")).to_have_count(17)
+            page.select_option("#f-fields", "")
             for label, n in (("invoice", 17), ("receipt", 17), ("other", 16)):
                 expect(page.locator(f'#llm-labels-body tr[data-label="{label}"] td.num')).to_have_text(str(n))
             expect(page.locator('button[data-export="invoice"]')).to_be_visible()

@@ -546,11 +546,39 @@ def _reader(svc: Services, job: Job) -> LedgerReader:
         raise ApiError(409, "not_started", "the job has not started yet") from None
 
 
+def _schema_labels(svc: Services, job: Job) -> list[str]:
+    """The labels of the job's spec that have fields (a schema); [] without a spec."""
+    if job.llm_spec and job.llm_spec in svc.specs:
+        spec = svc.specs[job.llm_spec].spec
+    elif svc.settings.llm.spec:
+        from docmill.llm.spec import SpecError, load_spec
+
+        try:
+            spec = load_spec(svc.settings.llm.spec)
+        except SpecError:
+            return []
+    else:
+        return []
+    return [lb.name for lb in spec.labels if lb.schema]
+
+
 def _documents(
     svc: Services, caller: Caller, job_id: str, status: str | None, label: str | None,
-    q: str | None, cursor: str | None, limit: int,
+    q: str | None, cursor: str | None, limit: int, fields: str | None = None,
 ) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
+    # fields=valid: done with a label that has fields (the stage keeps only answers that
+    # fit the schema); invalid: failed because the answer never fit (invalid_output)
+    category: str | None = None
+    labels: list[str] | None = None
+    if fields == "invalid":
+        if status not in (None, "failed"):
+            return {"items": [], "next_cursor": None}
+        status, category = "failed", "invalid_output"
+    elif fields == "valid":
+        if status not in (None, "done"):
+            return {"items": [], "next_cursor": None}
+        status, labels = "done", _schema_labels(svc, job)
     after = 0
     if cursor:
         if not cursor.isdigit():
@@ -563,7 +591,8 @@ def _documents(
     names = _names(svc, job)
     with reader:
         rows = reader.page(
-            status=status, label=label, q=q, after=after, limit=limit + 1, skip=names.skip
+            status=status, label=label, q=q, after=after, limit=limit + 1, skip=names.skip,
+            category=category, labels=labels,
         )
     items = []
     for row in rows[:limit]:
@@ -584,8 +613,13 @@ async def list_documents(
     q: Annotated[str | None, Query(max_length=500)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    fields: Annotated[
+        str | None,
+        Query(pattern="^(valid|invalid)$",
+              description="valid: done with a label that has fields; invalid: its answer never fit the schema"),
+    ] = None,
 ) -> dict[str, Any]:
-    return await run_in_threadpool(_documents, svc, caller, job_id, status, label, q, cursor, limit)
+    return await run_in_threadpool(_documents, svc, caller, job_id, status, label, q, cursor, limit, fields)
 
 
 def _document(svc: Services, caller: Caller, job_id: str, doc_id: int) -> dict[str, Any]:

@@ -326,6 +326,9 @@ async function download(jobId, fmt, message, query = "", suffix = "", failed = n
 function documentsTable(jobId, signal) {
   const status = h("select", { id: "f-status" }, h("option", { value: "" }, "any status"), STATES.map((s) => h("option", { value: s }, s)));
   const label = h("input", { type: "text", id: "f-label", placeholder: "label" });
+  const fields = h("select", { id: "f-fields", title: "whether the LLM's fields fit the label's schema" },
+    h("option", { value: "" }, "any fields"), h("option", { value: "valid" }, "fields valid"),
+    h("option", { value: "invalid" }, "fields invalid"));
   const q = h("input", { type: "search", id: "f-q", placeholder: "file name contains…" });
   const limit = h("select", { id: "f-limit" }, LIMITS.map((n) => h("option", { value: String(n) }, String(n))));
   limit.value = "100";
@@ -339,11 +342,12 @@ function documentsTable(jobId, signal) {
   let lastRefresh = 0;
 
   const form = h("form", { class: "filters", id: "doc-filters" },
-    status, label, q, h("label", { for: "f-limit" }, "rows ", limit),
+    status, label, fields, q, h("label", { for: "f-limit" }, "rows ", limit),
     h("button", { type: "submit" }, "Filter"),
-    h("button", { type: "button", class: "link", onclick: () => { status.value = ""; label.value = ""; q.value = ""; first(); } }, "clear"));
+    h("button", { type: "button", class: "link", onclick: () => { status.value = ""; label.value = ""; fields.value = ""; q.value = ""; first(); } }, "clear"));
   form.addEventListener("submit", (ev) => { ev.preventDefault(); first(); });
   status.addEventListener("change", first);
+  fields.addEventListener("change", first);
   limit.addEventListener("change", first);
 
   function first() {
@@ -357,6 +361,7 @@ function documentsTable(jobId, signal) {
     if (cursor) params.set("cursor", cursor);
     if (status.value) params.set("status", status.value);
     if (label.value.trim()) params.set("label", label.value.trim());
+    if (fields.value) params.set("fields", fields.value);
     if (q.value.trim()) params.set("q", q.value.trim());
     const mine = {};
     loading = mine;
