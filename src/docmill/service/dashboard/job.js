@@ -42,7 +42,8 @@ export function renderJob(root, jobId, signal) {
     h("h2", {}, "LLM limits"),
     h("table", { class: "grid narrow", id: "llm-limits" },
       h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "Requests/min"), h("th", {}, "Tokens/min"),
-        h("th", {}, "Counted per"), h("th", {}, "In flight"), h("th", {}, "Waiting"), h("th", {}, "Breaker"))), limits),
+        h("th", {}, "Counted per"), h("th", {}, "In flight"), h("th", {}, "Waiting"), h("th", {}, "Breaker"),
+        h("th", { title: "requests the provider refused with 429 in the last run" }, "429s"))), limits),
     limitsNote);
   const llm = llmCard(jobId, (next, text) => { update(next); show(text, false); follow(); }, (text) => show(text, true));
   const message = h("p", { role: "status", id: "job-message", hidden: true });
@@ -92,7 +93,7 @@ export function renderJob(root, jobId, signal) {
       h("td", { class: "mono" }, m.model), h("td", { class: "num" }, perMinute(m.rpm, m.rpm_source)),
       h("td", { class: "num" }, perMinute(m.tpm, m.tpm_source)), h("td", {}, m.scope),
       h("td", { class: "num" }, `${num(m.in_flight)} of ${num(m.concurrency)}`), h("td", { class: "num" }, num(m.waiting)),
-      h("td", {}, m.breaker))));
+      h("td", {}, m.breaker), h("td", { class: "num" }, num(m.rate_limited || 0)))));
     fill(limitsNote, job.llm_limits ? `${job.llm_limits.live ? "Now" : "As the last run left them"}; written ${when(job.llm_limits.updated_at)}. Where a limit comes from: the provider's headers, the figures in its 429 answers, learned from 429s, or configured (llm.rpm, llm.tpm).` : "");
     llm.update(job);
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
