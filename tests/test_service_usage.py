@@ -104,3 +104,25 @@ def test_published_specs_from_the_file_env_and_flags(tmp_path: Path, monkeypatch
     broken = load_settings(None, env={}, overrides={"service.llm_specs": json.dumps({"gone": "nope.toml"})})
     with pytest.raises(SettingsError, match=r"service\.llm_specs\.gone"):
         load_published(broken)
+
+
+def test_keys_get_their_own_monthly_limit_and_lose_it(tmp_path: Path) -> None:
+    from engine_kit import run_cli
+
+    where = ("--set", f"service.data_dir={tmp_path}")
+    made = run_cli("keys", "create", "--tier", "pro", "--monthly-budget-usd", "12.5", "--json", *where)
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["monthly_budget_usd"] == 12.5
+    listed = json.loads(run_cli("keys", "list", "--json", *where).stdout)
+    assert [k["monthly_budget_usd"] for k in listed] == [12.5]
+    assert "monthly LLM limit 12.5 USD" in run_cli("keys", "list", *where).stdout
+    changed = run_cli("keys", "budget", key["id"], "tier", *where)
+    assert changed.returncode == 0 and "its tier's" in changed.stdout
+    assert json.loads(run_cli("keys", "list", "--json", *where).stdout)[0]["monthly_budget_usd"] is None
+    for bad in ("-1", "nan", "lots"):
+        refused = run_cli("keys", "budget", key["id"], bad, *where)
+        assert refused.returncode == 1 and "monthly budget" in refused.stderr
+    assert run_cli("keys", "budget", "000000000000", "3", *where).returncode == 1
+    negative = run_cli("keys", "create", "--tier", "pro", "--monthly-budget-usd", "-2", *where)
+    assert negative.returncode == 1 and "--monthly-budget-usd" in negative.stderr
