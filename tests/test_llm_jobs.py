@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -470,16 +471,18 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
     provider_key: str,
 ) -> None:
     make_docs(tmp_path / "in", 50)  # 17 invoices, 17 receipts, 16 letters
-    with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.05, seed=7)) as sim:
+    # answers take 0.2-0.4 s, two at a time: the resumed run lasts seconds, long enough
+    # to watch its cost and labels move on the page
+    with serve_in_thread(SimConfig(latency_min_s=0.2, latency_max_s=0.4, seed=7)) as sim:
         data, tiers, sets = _server(tmp_path, sim.base_url)
         key = create_key(data, tiers, "team")
         port = free_port()
-        proc = start_server(data, port, *sets, "llm.max_output_tokens=64")
+        proc = start_server(data, port, *sets, "llm.max_output_tokens=64", "llm.max_concurrency=2")
         try:
             base = f"http://127.0.0.1:{port}"
             api = Api(base, key, [])
             est = api.post("/v1/estimates", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()
-            budget = round(est["cost_expected"] / 2, 4)
+            budget = round(est["cost_expected"] / 4, 4)  # a quarter: most of the work after the resume
 
             # sign in, upload, choose the spec, see the estimate, set a budget, start
             page = watched.page
@@ -514,7 +517,16 @@ def test_the_job_page_shows_cost_against_budget_and_labels_and_resumes_at_a_high
 
             page.fill("#llm-new-budget", str(round(3 * est["cost_high"], 4)))
             page.click("#llm-resume-go")
-            expect(page.locator("#job-status")).to_contain_text("done", timeout=120_000)
+            watched_spend: list[str] = []  # what the card showed while the run went on
+            deadline = time.monotonic() + 120
+            while "done" not in page.locator("#job-status").inner_text() and time.monotonic() < deadline:
+                shown = page.locator("#llm-spent").inner_text()
+                if not watched_spend or watched_spend[-1] != shown:
+                    watched_spend.append(shown)
+                page.wait_for_timeout(100)
+            expect(page.locator("#job-status")).to_contain_text("done")
+            assert len(watched_spend) >= 3, watched_spend  # it moved while the job ran
+            print("the LLM card while the resumed run went on:", watched_spend)
             expect(page.locator("#llm-resume")).to_be_hidden()
             expect(page.locator("#llm-labels-body tr")).to_have_count(3)
             expect(page.locator("#llm-calls")).to_have_text(str(50 + 17))
