@@ -45,6 +45,8 @@ def test_views_say_where_each_limit_came_from() -> None:
     lim.on_result(b, 1.0, Outcome.SUCCESS, 0.5, 200, None, headers)
     views = {v.model: v for v in lim.views(1.0)}
     assert (views["small"].rpm, views["small"].rpm_source) == (90.0, "429")
+    assert (views["small"].rate_limited, views["large"].rate_limited) == (1, 0)  # 429s counted
+    assert views["small"].to_dict()["rate_limited"] == 1
     assert (views["large"].tpm, views["large"].tpm_source) == (40_000, "headers")
     assert views["small"].scope == views["large"].scope == "key"
     assert views["small"].in_flight == views["large"].in_flight == 0

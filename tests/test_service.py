@@ -256,9 +256,10 @@ def test_kill_9_during_a_job_loses_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "filters",
-    [{}, {"status": "done"}, {"label": "invoice"}, {"q": "x"}, {"status": "failed", "q": "a"}],
+    [{}, {"status": "done"}, {"label": "invoice"}, {"q": "x"}, {"status": "failed", "q": "a"},
+     {"status": "failed", "category": "invalid_output"}, {"status": "done", "labels": ["invoice", "receipt"]}],
 )
-def test_documents_page_query_uses_an_index(tmp_path: Path, filters: dict[str, str]) -> None:
+def test_documents_page_query_uses_an_index(tmp_path: Path, filters: dict[str, Any]) -> None:
     """Keyset pages never sort: each filter walks an index (or the primary key) in id order."""
     from docmill.state import Store
     from docmill.state.browse import LedgerReader, page_query
@@ -266,7 +267,7 @@ def test_documents_page_query_uses_an_index(tmp_path: Path, filters: dict[str, s
     Store.open(tmp_path).close()
     sql, params = page_query(
         status=filters.get("status"), label=filters.get("label"), q=filters.get("q"),
-        after=10, limit=100,
+        after=10, limit=100, category=filters.get("category"), labels=filters.get("labels"),
     )
     with LedgerReader.open(tmp_path) as reader:
         plan = reader.plan(sql, params)

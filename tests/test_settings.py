@@ -97,6 +97,7 @@ CONTRACT_DEFAULTS = {
     "service.auth_fail_limit": 20,
     "service.auth_fail_window_s": 60.0,
     "service.upload_retention_h": 24.0,
+    "service.llm_specs": (),
 }
 
 

@@ -114,10 +114,20 @@ def _parser() -> argparse.ArgumentParser:
     k_create = keys_sub.add_parser("create", help="a new key (printed once, stored hashed)")
     k_create.add_argument("--tier", required=True, help="rate-limit tier (free, pro, ...)")
     k_create.add_argument("--name", default="", help="a label for people")
+    k_create.add_argument(
+        "--monthly-budget-usd", type=float, default=None, metavar="USD",
+        help="what the key may spend on LLM calls a calendar month, over all its jobs "
+        "(default: its tier's monthly_budget_usd)",
+    )
     k_revoke = keys_sub.add_parser("revoke", help="revoke a key at once")
     k_revoke.add_argument("key_id", metavar="KEY_ID")
+    k_budget = keys_sub.add_parser(
+        "budget", help="set a key's own monthly LLM limit (USD), or 'tier' for its tier's"
+    )
+    k_budget.add_argument("key_id", metavar="KEY_ID")
+    k_budget.add_argument("monthly_budget_usd", metavar="USD|tier")
     k_list = keys_sub.add_parser("list", help="every key (never the secrets)")
-    service_cmds = [serve, worker, k_create, k_revoke, k_list]
+    service_cmds = [serve, worker, k_create, k_revoke, k_budget, k_list]
     for cmd in (k_create, k_list):
         cmd.add_argument("--json", action="store_true", help="machine-readable output")
     for cmd in (serve, worker):
@@ -576,6 +586,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _monthly_budget(text: str) -> float | None:
+    """``keys budget``'s value: USD >= 0, or ``tier`` (None: the tier's limit)."""
+    if text.strip().lower() == "tier":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (0 <= value < float("inf")):
+        raise ValueError(f"the monthly budget must be USD >= 0 or 'tier', got {text!r}")
+    return value
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from docmill.settings import SettingsError
 
@@ -586,17 +609,30 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
         if args.keys_command == "create":
             tier = check_tier(load_tiers(settings.service.tiers_file), args.tier).name
+            monthly = args.monthly_budget_usd
+            if monthly is not None and not (monthly >= 0 and monthly < float("inf")):
+                raise ValueError("--monthly-budget-usd must be a number >= 0")
+        if args.keys_command == "budget":
+            monthly = _monthly_budget(args.monthly_budget_usd)
     except (ValueError, SettingsError) as exc:
         _error(str(exc))
         return EXIT_ERROR
     with KeyStore.open(settings.service.data_dir) as store:
         if args.keys_command == "create":
-            key, plaintext = store.create(tier, args.name)
+            key, plaintext = store.create(tier, args.name, monthly)
             if args.json:
                 print(json.dumps({**key.to_dict(), "key": plaintext}))
             else:
                 print(plaintext)
                 print(f"key {key.id} (tier {tier}): shown once, store it now", file=sys.stderr)
+            return EXIT_OK
+        if args.keys_command == "budget":
+            changed = store.set_monthly_budget(args.key_id, monthly)
+            if changed is None:
+                _error(f"no key {args.key_id}")
+                return EXIT_ERROR
+            shown = "its tier's" if monthly is None else f"{monthly:g} USD"
+            print(f"key {changed.id}: monthly LLM limit {shown}")
             return EXIT_OK
         if args.keys_command == "revoke":
             found = store.revoke(args.key_id)
@@ -614,7 +650,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
     for k in rows:
         state = "revoked" if k.revoked else "active"
         created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(k.created_at))
-        print(f"{k.id}  {k.tier:<12} {state:<8} {created}Z  {k.name}")
+        monthly = "" if k.monthly_budget_usd is None else f"  (monthly LLM limit {k.monthly_budget_usd:g} USD)"
+        print(f"{k.id}  {k.tier:<12} {state:<8} {created}Z  {k.name}{monthly}")
     return EXIT_OK
 
 

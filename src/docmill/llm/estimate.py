@@ -297,6 +297,11 @@ def sample_paths(
     return count, picked
 
 
+Extract = Callable[[str, ExtractOptions, int], tuple[str, list[str]]]
+"""``(path, options, max_file_bytes) -> (status, page texts)``: how a sampled document is
+read (the CLI: in-process; the service: in its supervised worker pool)."""
+
+
 def extract_pages(path: str, options: ExtractOptions, max_file_bytes: int) -> tuple[str, list[str]]:
     """(status, page texts) of one document, extracted in-process."""
     outcome = process_task(Task(0, 0, path, None, max_file_bytes, options)).opened()
@@ -316,8 +321,10 @@ def estimate_run(
     max_file_bytes: int = 2048 << 20,
     on_file: Callable[[str], None] | None = None,
     seed: int = 0,
+    extract: Extract = extract_pages,
 ) -> RunEstimate:
-    """Predict the LLM stage's calls, tokens and cost for ``sources``; sends nothing."""
+    """Predict the LLM stage's calls, tokens and cost for ``sources``; sends nothing
+    (``extract`` reads a sampled document: in-process unless told otherwise)."""
     documents, paths = sample_paths(sources, source_options, sample, seed)
     max_pages = llm.max_pages
     if extract_options.max_pages:
@@ -325,7 +332,9 @@ def estimate_run(
     options = replace(extract_options, max_pages=max_pages)
     classifier = LocalClassifier.from_spec(spec)
     prices = PriceTable(spec.prices)
-    samples = list(_estimates(paths, spec, llm, options, classifier, prices, max_file_bytes, on_file))
+    samples = list(
+        _estimates(paths, spec, llm, options, classifier, prices, max_file_bytes, on_file, extract)
+    )
     return summarize(samples, documents, llm.budget_usd, spec, seed=seed)
 
 
@@ -338,11 +347,12 @@ def _estimates(
     prices: PriceTable,
     max_file_bytes: int,
     on_file: Callable[[str], None] | None,
+    extract: Extract = extract_pages,
 ) -> Iterator[DocEstimate]:
     for path in paths:
         if on_file:
             on_file(path)
-        status, pages = extract_pages(path, options, max_file_bytes)
+        status, pages = extract(path, options, max_file_bytes)
         if status != "llm":
             yield DocEstimate(path, status)
             continue

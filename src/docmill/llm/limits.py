@@ -290,6 +290,7 @@ class ModelView:
     waiting: int
     concurrency: int
     breaker: str
+    rate_limited: int = 0  # requests for the model answered 429 since the limiter began
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -303,6 +304,7 @@ class ModelView:
             "waiting": self.waiting,
             "concurrency": self.concurrency,
             "breaker": self.breaker,
+            "rate_limited": self.rate_limited,
         }
 
 
@@ -356,6 +358,7 @@ class KeyLimiter:
         self._next_id = 0
         self._lanes: dict[str, _Lane] = {}
         self._next_ticket = 0
+        self._refusals: dict[str, int] = {}  # 429s per model (ModelView.rate_limited)
 
     # -- read-only views (the default model "" unless named) ---------------------------
 
@@ -430,6 +433,7 @@ class KeyLimiter:
                     waiting=waiting.get(model, 0),
                     concurrency=int(state.limit),
                     breaker=str(state.breaker),
+                    rate_limited=self._refusals.get(model, 0),
                 )
             )
         return out
@@ -598,6 +602,7 @@ class KeyLimiter:
             return
         refused = outcome is Outcome.RATE_LIMITED
         if refused:  # the provider counted it nowhere
+            self._refusals[permit.model] = self._refusals.get(permit.model, 0) + 1
             for scope in self._scopes(permit.model):
                 scope.requests.forget(permit.id)
                 scope.tokens.forget(permit.id)

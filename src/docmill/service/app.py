@@ -25,8 +25,10 @@ from docmill.service.jobs import JobLedger
 from docmill.service.metrics import CONTENT_TYPE, ServiceMetrics
 from docmill.service.pages import router as pages_router
 from docmill.service.routes import router
+from docmill.service.specs import load_published
 from docmill.service.state import Services
 from docmill.service.tiers import load_tiers
+from docmill.service.usage import KeyLimits, SpendLedger
 from docmill.settings import Settings
 
 
@@ -44,7 +46,10 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
             on_finished=lambda r: metrics.job_finished(r.status, r.progress),
         )
     tiers = key_auth.tiers if key_auth is not None else load_tiers(settings.service.tiers_file)
-    svc = Services(settings, ledger, metrics, ExtractService(settings), runner, tiers)
+    specs = load_published(settings)  # a spec that cannot be used stops the start
+    spend = SpendLedger.open(settings.service.data_dir)
+    limits = KeyLimits(key_auth.keys if key_auth is not None else None, tiers)
+    svc = Services(settings, ledger, metrics, ExtractService(settings), runner, tiers, specs, spend, limits)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -60,6 +65,7 @@ def create_app(settings: Settings, *, authenticate: Authenticate | None = None) 
             await run_in_threadpool(svc.extract.stop)
             if key_auth is not None:
                 await key_auth.close()
+            spend.close()
             ledger.close()
 
     app = FastAPI(

@@ -102,6 +102,11 @@ class ExtractService:
             options, page_range = self.options(choice.overrides, choice.max_pages), choice.page_range
         return self._put(Task(next(self._ids), 0, os.fspath(path), page_range, self._max_bytes, options))
 
+    def submit_options(self, path: str, options: ExtractOptions, max_bytes: int) -> Future[ProcessOutcome]:
+        """Queue one document with options built elsewhere (an estimate's sample: the
+        text its LLM stage would see), under the pool's limits like any other task."""
+        return self._put(Task(next(self._ids), 0, os.fspath(path), None, max_bytes, options))
+
     def render(self, path: str, page: int, dpi: int, roots: tuple[str, ...] = ()) -> Future[ProcessOutcome]:
         """Queue drawing page ``page`` (0-based) of a PDF as a PNG at ``dpi`` (the task
         only renders: ``ExtractOptions.render_only``); the outcome has the image in

@@ -52,7 +52,7 @@ class BodyLimits:
         multipart = content_type.lower().startswith("multipart/form-data")
         if method == "POST" and multipart and path.rstrip("/") == "/v1/extract":
             return self.extract, "service.extract_max_mb"
-        if method == "POST" and multipart and path.rstrip("/") == "/v1/jobs":
+        if method == "POST" and multipart and path.rstrip("/") in ("/v1/jobs", "/v1/estimates"):
             return self.job_upload, "service.max_job_mb"
         return self.json, "service.max_json_kb"
 

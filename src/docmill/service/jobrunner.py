@@ -7,11 +7,19 @@ row every second, caches its counts and turns the cancel flag into a stop reques
 A job whose runner died is claimed again and the engine resumes on the same folder.
 Between jobs, a runner sweeps the uploads of jobs ended more than
 ``service.upload_retention_h`` ago (``service/retention.py``).
+
+A job that names a published LLM spec runs the LLM stage with ``llm.spec`` set to that
+spec's file on the server (``service/specs.py``) and ``llm.budget_usd`` set to the
+job's budget clamped to what is left of its key's monthly limit (``service/usage.py``);
+its spend goes to the key's monthly record with every heartbeat and at its end. A run
+the budget stops ends ``stopped_budget``: a resume with a higher budget queues it again.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +28,18 @@ from typing import Any
 
 from docmill.engine.runner import Runner, StopToken
 from docmill.service.jobs import Job, JobLedger, runner_identity
+from docmill.service.keys import KeyStore
 from docmill.service.retention import remove_sources, sweep
+from docmill.service.specs import spec_path
+from docmill.service.tiers import load_tiers
+from docmill.service.usage import (
+    KeyLimits,
+    SpendLedger,
+    job_totals_in,
+    period_of,
+    run_budget,
+    spent_in,
+)
 from docmill.settings import Settings, SettingsError, with_overrides
 from docmill.settings.deliveries import DeliverySpec
 from docmill.state import StoreError
@@ -45,6 +64,12 @@ def job_progress(ledger: JobLedger, job_id: str) -> dict[str, Any]:
     try:
         with LedgerReader.open(ledger.job_dir(job_id)) as reader:
             progress = {"counts": reader.counts(), **reader.totals()}
+            labels = reader.labels()
+            if labels:
+                progress["labels"] = labels
+            calls = reader.llm_calls()
+            if calls:
+                progress["llm_calls"] = calls
             deliveries = reader.deliveries()
             if deliveries:
                 progress["deliveries"] = deliveries
@@ -89,6 +114,9 @@ class JobRunner:
         self._poll_s = poll_s
         self._sweep_lock = threading.Lock()
         self._swept_at = 0.0  # monotonic; 0: sweep on the first idle turn
+        self.spend = SpendLedger.open(settings.service.data_dir)
+        keys = KeyStore.open(settings.service.data_dir) if settings.service.auth == "keys" else None
+        self.limits = KeyLimits(keys, load_tiers(settings.service.tiers_file))
 
     def start(self) -> None:
         for i in range(self._threads_wanted):
@@ -143,6 +171,55 @@ class JobRunner:
         finally:
             self._sweep_lock.release()
 
+    def _record_spend(self, job: Job, progress: dict[str, Any]) -> None:
+        if progress:
+            self.spend.record(
+                job.owner, job.id, float(progress.get("cost_usd") or 0.0),
+                int(progress.get("tokens_in") or 0), int(progress.get("tokens_out") or 0),
+            )
+
+    def llm_overrides(self, job: Job, me: str) -> dict[str, Any]:
+        """``llm.spec`` (the published spec the job names, as the server has it now) and
+        ``llm.budget_usd`` (the job's, within its key's monthly limit) of a job's run."""
+        out: dict[str, Any] = {}
+        if job.llm_spec:
+            path = spec_path(self.settings, job.llm_spec)
+            if path is None:
+                raise SettingsError(
+                    f"LLM spec {job.llm_spec!r} is no longer published by this server (service.llm_specs)"
+                )
+            out["llm.spec"] = path
+        if not (out or self.settings.llm.spec):
+            return out  # no LLM stage
+        progress = job_progress(self.ledger, job.id)
+        self._record_spend(job, progress)  # the key's month includes all this job spent
+        asked = job.budget_usd if job.budget_usd is not None else self.settings.llm.budget_usd
+        limit = self.limits.of(job.owner)[0]
+        spent = float(progress.get("cost_usd") or 0.0)
+
+        def decide(others: dict[str, float], conn: sqlite3.Connection) -> float:
+            # read through the deciding transaction (the spend ledger's own connection
+            # may be waiting for its write lock: a heartbeat recording spend)
+            totals = job_totals_in(conn, others)
+            outstanding = sum(max(0.0, b - totals.get(j, 0.0)) for j, b in others.items())
+            month = spent_in(conn, job.owner, period_of(time.time()))
+            return run_budget(asked, spent, limit, month, outstanding)
+
+        budget = self.ledger.settle_budget(job.id, me, job.owner, decide)
+        if budget < asked:
+            log.info("job %s: LLM budget %.4f USD (asked %.4f): the key's monthly limit", job.id, budget, asked)
+        out["llm.budget_usd"] = budget
+        return out
+
+    def _without_spec_paths(self, job: Job, message: str) -> str:
+        """A run's error with the server's spec file and folder named by the spec's name
+        (a key never learns where the operator keeps them)."""
+        path = spec_path(self.settings, job.llm_spec) if job.llm_spec else None
+        if path:
+            message = message.replace(path, f"<spec {job.llm_spec}>")
+            message = message.replace(os.path.dirname(path) + os.sep, f"<spec {job.llm_spec}>/")
+        return message
+
     def _run(self, job: Job, me: str) -> None:
         log.info("job %s: run %d starts", job.id, job.runs)
         token = StopToken()
@@ -151,7 +228,9 @@ class JobRunner:
         def heartbeat() -> None:
             while not done.wait(BEAT_S):
                 try:
-                    cancel = self.ledger.beat(job.id, me, job_progress(self.ledger, job.id))
+                    progress = job_progress(self.ledger, job.id)
+                    cancel = self.ledger.beat(job.id, me, progress)
+                    self._record_spend(job, progress)
                 except Exception:
                     log.exception("job %s: heartbeat failed", job.id)
                     continue
@@ -171,20 +250,30 @@ class JobRunner:
             confined = {**job.overrides, "sources.confine_to_root": True}
             # where it delivers: the operator's tables it named, never its own
             confined["deliver"] = deliveries_for(job, self.settings)
+            # what it may spend: the server's spec it named, its budget within its key's
+            confined.update(self.llm_overrides(job, me))
             settings = with_overrides(self.settings, confined)
             summary = Runner(settings, job.sources, self.ledger.job_dir(job.id), stop=token).run()
             if summary.completed:
                 status = "done"
             elif summary.status == "budget":
-                error = "the LLM budget (llm.budget_usd) is spent; retry after raising it"
+                status = "stopped_budget"
+                error = (
+                    f"stopped at the LLM budget ({settings.llm.budget_usd:.4f} USD); resume with a "
+                    f"higher budget (POST /v1/jobs/{job.id}/resume) within the key's monthly limit"
+                )
             else:
                 status = "interrupted"
         except Exception as exc:  # a run-level error (bad settings, unusable ledger ...)
-            error = str(exc)
+            error = self._without_spec_paths(job, str(exc))
         finally:
             done.set()
             beater.join()
         progress = job_progress(self.ledger, job.id)
+        try:
+            self._record_spend(job, progress)
+        except Exception:  # the next run records it (totals, never deltas)
+            log.exception("job %s: its spend could not be recorded", job.id)
         if status == "interrupted":
             current = self.ledger.get(job.id)
             if current is not None and current.cancel:

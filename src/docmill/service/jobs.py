@@ -2,8 +2,8 @@
 
 A job is a docmill run over its sources into ``{data_dir}/jobs/{id}/``; the run's own
 ledger there holds its documents. This table holds who owns the job, where it stands
-(``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled``), its settings
-overrides, a cache of its counts, the cancel flag, and which runner holds it with its
+(``queued`` → ``running`` → ``done`` | ``failed`` | ``cancelled`` | ``stopped_budget``),
+its settings overrides, the LLM spec it names with its budget, a cache of its counts, the cancel flag, and which runner holds it with its
 heartbeat. Any number of processes (the server, ``docmill worker``) share the file;
 each claim is one ``BEGIN IMMEDIATE`` transaction, so a job is claimed once.
 """
@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,9 @@ from docmill.state.migrations import apply_migrations
 
 DB_NAME = "service.db"
 STALE_AFTER_S = 15.0  # a running job whose heartbeat is older is taken over
-TERMINAL = ("done", "failed", "cancelled")
+# stopped_budget: the LLM budget in force stopped it; its undone documents stay pending
+# and a resume (a higher budget) or a retry queues it again
+TERMINAL = ("done", "failed", "cancelled", "stopped_budget")
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -60,6 +62,17 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         "0002_job_deliveries",
         "ALTER TABLE jobs ADD COLUMN deliveries TEXT NOT NULL DEFAULT '[]'",
     ),
+    (
+        # the published LLM spec a job runs (service.llm_specs), the budget it asked for
+        # (NULL: the server's llm.budget_usd) and the one its last run got (clamped to
+        # what was left of its key's monthly limit)
+        "0003_job_llm",
+        """
+        ALTER TABLE jobs ADD COLUMN llm_spec TEXT;
+        ALTER TABLE jobs ADD COLUMN budget_usd REAL;
+        ALTER TABLE jobs ADD COLUMN budget_in_force REAL
+        """,
+    ),
 )
 
 
@@ -82,6 +95,9 @@ class Job:
     runs: int
     error: str | None
     deliveries: list[str] = field(default_factory=list)  # names in service.allowed_deliveries
+    llm_spec: str | None = None  # a name in service.llm_specs
+    budget_usd: float | None = None  # what the job asked for (None: the server's llm.budget_usd)
+    budget_in_force: float | None = None  # llm.budget_usd of its last run (clamped to the key's)
 
     @property
     def terminal(self) -> bool:
@@ -90,7 +106,8 @@ class Job:
 
 _COLUMNS = (
     "id, owner, status, created_at, started_at, finished_at, source_kind, sources, "
-    "description, overrides, counts, cancel, worker, heartbeat, runs, error, deliveries"
+    "description, overrides, counts, cancel, worker, heartbeat, runs, error, deliveries, "
+    "llm_spec, budget_usd, budget_in_force"
 )
 
 
@@ -100,6 +117,7 @@ def _job(r: tuple[Any, ...]) -> Job:
         source_kind=r[6], sources=json.loads(r[7]), description=r[8],
         overrides=json.loads(r[9]), counts=json.loads(r[10]), cancel=bool(r[11]),
         worker=r[12], heartbeat=r[13], runs=r[14], error=r[15], deliveries=json.loads(r[16]),
+        llm_spec=r[17], budget_usd=r[18], budget_in_force=r[19],
     )
 
 
@@ -199,13 +217,15 @@ class JobLedger:
         description: str,
         overrides: dict[str, Any],
         deliveries: list[str] | None = None,
+        llm_spec: str | None = None,
+        budget_usd: float | None = None,
     ) -> Job:
         with self._tx() as c:
             c.execute(
                 "INSERT INTO jobs (id, owner, created_at, source_kind, sources, description, "
-                "overrides, deliveries) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "overrides, deliveries, llm_spec, budget_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, owner, time.time(), source_kind, json.dumps(sources), description,
-                 json.dumps(overrides), json.dumps(deliveries or [])),
+                 json.dumps(overrides), json.dumps(deliveries or []), llm_spec, budget_usd),
             )
         job = self.get(job_id)
         assert job is not None
@@ -245,15 +265,39 @@ class JobLedger:
             c.execute("UPDATE jobs SET cancel=1 WHERE id=? AND status='running'", (job_id,))
         return self.get(job_id)
 
-    def requeue(self, job_id: str) -> bool:
-        """A finished job back to the queue (retry); False when it is not finished."""
+    def requeue(self, job_id: str, budget_usd: float | None = None) -> bool:
+        """A finished job back to the queue (retry; ``budget_usd``: with a new LLM
+        budget, a resume); False when it is not finished."""
+        marks = ",".join("?" * len(TERMINAL))
         with self._tx() as c:
             cur = c.execute(
                 "UPDATE jobs SET status='queued', cancel=0, finished_at=NULL, error=NULL, "
-                "worker=NULL, heartbeat=NULL WHERE id=? AND status IN ('done','failed','cancelled')",
-                (job_id,),
+                "worker=NULL, heartbeat=NULL, budget_usd=COALESCE(?, budget_usd) "
+                f"WHERE id=? AND status IN ({marks})",
+                (budget_usd, job_id, *TERMINAL),
             )
             return cur.rowcount == 1
+
+    def settle_budget(
+        self, job_id: str, worker: str, owner: str,
+        decide: Callable[[dict[str, float], sqlite3.Connection], float],
+    ) -> float:
+        """The ``llm.budget_usd`` a job's run gets, decided and recorded in one write
+        transaction: ``decide`` sees the budgets in force of the owner's other running
+        jobs (by id) and reads what else it needs through the transaction's connection;
+        no other runner, in any process, decides in between (SQLite's write lock), so two
+        jobs never both count the same rest of a key's month."""
+        with self._tx() as c:
+            rows = c.execute(
+                "SELECT id, budget_in_force FROM jobs WHERE owner=? AND status='running' AND id<>? "
+                "AND budget_in_force IS NOT NULL",
+                (owner, job_id),
+            ).fetchall()
+            budget = decide({other: float(b) for other, b in rows}, c)
+            c.execute(
+                "UPDATE jobs SET budget_in_force=? WHERE id=? AND worker=?", (budget, job_id, worker)
+            )
+        return budget
 
     # --- the runners' side -------------------------------------------------------------
 

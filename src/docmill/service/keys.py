@@ -36,6 +36,11 @@ MIGRATIONS: tuple[tuple[str, str], ...] = (
         )
         """,
     ),
+    (
+        # what the key may spend on LLM calls a calendar month (NULL: its tier's limit)
+        "keys_0002_monthly_budget",
+        "ALTER TABLE api_keys ADD COLUMN monthly_budget_usd REAL",
+    ),
 )
 
 PREFIX = "dm_"
@@ -49,6 +54,7 @@ class ApiKey:
     tier: str
     created_at: float
     revoked_at: float | None
+    monthly_budget_usd: float | None = None  # None: the tier's monthly LLM limit
 
     @property
     def revoked(self) -> bool:
@@ -56,7 +62,8 @@ class ApiKey:
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "tier": self.tier,
-                "created_at": self.created_at, "revoked_at": self.revoked_at}
+                "created_at": self.created_at, "revoked_at": self.revoked_at,
+                "monthly_budget_usd": self.monthly_budget_usd}
 
 
 def _digest(key_id: str, secret: str) -> str:
@@ -97,29 +104,35 @@ class KeyStore:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
-    def create(self, tier: str, name: str = "") -> tuple[ApiKey, str]:
-        """A new key and its plaintext (shown once; only its hash is kept)."""
+    def create(
+        self, tier: str, name: str = "", monthly_budget_usd: float | None = None
+    ) -> tuple[ApiKey, str]:
+        """A new key and its plaintext (shown once; only its hash is kept);
+        ``monthly_budget_usd``: its own monthly LLM limit (None: its tier's)."""
         key_id = secrets.token_hex(6)
         secret = secrets.token_hex(24)
         now = time.time()
         with self._lock:
             self._conn.execute(
-                "INSERT INTO api_keys (id, name, tier, secret_sha256, created_at) VALUES (?, ?, ?, ?, ?)",
-                (key_id, name, tier, _digest(key_id, secret), now),
+                "INSERT INTO api_keys (id, name, tier, secret_sha256, created_at, monthly_budget_usd) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (key_id, name, tier, _digest(key_id, secret), now, monthly_budget_usd),
             )
-        return ApiKey(key_id, name, tier, now, None), f"{PREFIX}{key_id}_{secret}"
+        key = ApiKey(key_id, name, tier, now, None, monthly_budget_usd)
+        return key, f"{PREFIX}{key_id}_{secret}"
 
     def _row(self, key_id: str) -> tuple[Any, ...] | None:
         with self._lock:
             row: tuple[Any, ...] | None = self._conn.execute(
-                "SELECT id, name, tier, created_at, revoked_at, secret_sha256 FROM api_keys WHERE id=?",
+                "SELECT id, name, tier, created_at, revoked_at, monthly_budget_usd, secret_sha256 "
+                "FROM api_keys WHERE id=?",
                 (key_id,),
             ).fetchone()
         return row
 
     def get(self, key_id: str) -> ApiKey | None:
         row = self._row(key_id)
-        return ApiKey(*row[:5]) if row else None
+        return ApiKey(*row[:6]) if row else None
 
     def verify(self, presented: str) -> ApiKey | None:
         """The key ``presented`` names when its secret matches (revoked keys included:
@@ -129,10 +142,10 @@ class KeyStore:
             return None
         key_id, secret = parsed
         row = self._row(key_id)
-        expected = row[5] if row else _digest("0" * 12, "0" * 48)  # same work when unknown
+        expected = row[6] if row else _digest("0" * 12, "0" * 48)  # same work when unknown
         if not hmac.compare_digest(expected, _digest(key_id, secret)) or row is None:
             return None
-        return ApiKey(*row[:5])
+        return ApiKey(*row[:6])
 
     def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke (idempotent); None when there is no such key."""
@@ -143,9 +156,19 @@ class KeyStore:
             )
         return self.get(key_id)
 
+    def set_monthly_budget(self, key_id: str, monthly_budget_usd: float | None) -> ApiKey | None:
+        """Change a key's own monthly LLM limit (None: its tier's from now on); None when
+        there is no such key. A job's run reads the limit as it starts."""
+        with self._lock:
+            self._conn.execute(
+                "UPDATE api_keys SET monthly_budget_usd=? WHERE id=?", (monthly_budget_usd, key_id)
+            )
+        return self.get(key_id)
+
     def list(self) -> list[ApiKey]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, name, tier, created_at, revoked_at FROM api_keys ORDER BY created_at"
+                "SELECT id, name, tier, created_at, revoked_at, monthly_budget_usd FROM api_keys "
+                "ORDER BY created_at"
             ).fetchall()
         return [ApiKey(*r) for r in rows]

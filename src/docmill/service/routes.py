@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,9 +25,10 @@ from starlette.concurrency import run_in_threadpool
 
 from docmill.service.deps import LOCAL_CALLER, Caller, current_caller
 from docmill.service.errors import ApiError
+from docmill.service.estimates import estimate_job
 from docmill.service.extract import ExtractBusy
 from docmill.service.jobrunner import job_progress
-from docmill.service.jobs import Job, new_job_id
+from docmill.service.jobs import TERMINAL, Job, new_job_id
 from docmill.service.multipart import read_form
 from docmill.service.overrides import (
     EXTRACT_KEYS,
@@ -39,6 +43,7 @@ from docmill.service.overrides import (
 )
 from docmill.service.public import PublicNames, names_for
 from docmill.service.retention import retry_refusal
+from docmill.service.specs import PublishedSpec, spec_view
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
     MB,
@@ -47,6 +52,7 @@ from docmill.service.uploads import (
     check_url,
     download,
 )
+from docmill.service.usage import period_of, run_budget
 from docmill.service.views import job_view, outcome_json, record_view
 from docmill.sources.urls import is_remote
 from docmill.state import Store, StoreError
@@ -194,10 +200,91 @@ def _names(svc: Services, job: Job) -> PublicNames:
 def _view(svc: Services, job: Job, progress: dict[str, Any]) -> dict[str, Any]:
     now = time.time()
     refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, now)
-    return job_view(job, progress, now, _names(svc, job), retry=refusal)
+    llm = svc.settings.llm.budget_usd if job.llm_spec or svc.settings.llm.spec else None
+    return job_view(job, progress, now, _names(svc, job), retry=refusal, llm_budget_usd=llm)
 
 
-JobSource = tuple[str, list[str], str, dict[str, Any], list[str]]  # kind, sources, text, settings, deliveries
+@dataclass(frozen=True, slots=True)
+class LlmAsk:
+    """What a job asks of the LLM stage: a published spec by name, its budget (None: the
+    server's ``llm.budget_usd``), and whether it only wants the estimate."""
+
+    spec: str | None = None
+    budget_usd: float | None = None
+    dry_run: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobSource:
+    kind: str  # upload | url | store | path
+    sources: list[str]
+    description: str
+    overrides: dict[str, Any]
+    deliveries: list[str]
+    llm: LlmAsk = field(default_factory=LlmAsk)
+
+
+def _flag(raw: Any, name: str) -> bool:
+    if raw is None or raw == "" or raw is False:
+        return False
+    if raw is True or (isinstance(raw, str) and raw.lower() in ("true", "1", "yes", "on")):
+        return True
+    if isinstance(raw, str) and raw.lower() in ("false", "0", "no", "off"):
+        return False
+    raise ApiError(422, "invalid_request", f"{name} must be true or false")
+
+
+def _budget(raw: Any) -> float | None:
+    if raw is None or raw == "":
+        return None
+    value: Any = raw
+    if isinstance(raw, str):
+        try:
+            value = float(raw)
+        except ValueError:
+            value = None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+        raise ApiError(422, "invalid_request", "budget_usd must be a number of USD >= 0",
+                       {"field": "budget_usd"})
+    return float(value)
+
+
+def llm_ask(raw_spec: Any, raw_budget: Any, raw_dry_run: Any, caller: Caller, svc: Services) -> LlmAsk:
+    """The LLM part of a job's request: the spec a published name the caller's tier may
+    use (422 ``unknown_spec``, 403 ``spec_not_allowed``), a budget in USD, the dry run."""
+    spec: str | None = None
+    if raw_spec is not None and raw_spec != "":
+        if not isinstance(raw_spec, str):
+            raise ApiError(422, "invalid_request", "spec must be the name of a published spec")
+        _published(svc, caller, raw_spec)
+        spec = raw_spec
+    budget = _budget(raw_budget)
+    dry_run = _flag(raw_dry_run, "dry_run")
+    if (budget is not None or dry_run) and spec is None:
+        raise ApiError(422, "spec_required",
+                       "budget_usd and dry_run need a spec: name one of GET /v1/specs")
+    return LlmAsk(spec, budget, dry_run)
+
+
+def _published(svc: Services, caller: Caller, name: str) -> PublishedSpec:
+    published = svc.specs.get(name)
+    if published is None:
+        names = sorted(n for n in svc.specs if _may_use(svc, caller, n))
+        raise ApiError(422, "unknown_spec", f"no published spec {name!r}"
+                       + (f"; this key may use: {', '.join(names)}" if names else ""),
+                       {"spec": name, "allowed": names})
+    if not _may_use(svc, caller, name):
+        raise ApiError(403, "spec_not_allowed",
+                       f"the key's tier {caller.tier!r} may not use spec {name!r}",
+                       {"spec": name, "tier": caller.tier})
+    return published
+
+
+def _may_use(svc: Services, caller: Caller, name: str) -> bool:
+    if caller.tier == LOCAL_CALLER.tier:
+        return True
+    tier = svc.tiers.get(caller.tier)
+    return tier is not None and tier.may_use(name)
 
 
 async def _from_uploads(svc: Services, request: Request, job_id: str, caller: Caller) -> JobSource:
@@ -212,12 +299,14 @@ async def _from_uploads(svc: Services, request: Request, job_id: str, caller: Ca
             raise ApiError(422, "no_files", "send the documents as multipart field 'files'")
         overrides = job_settings(form.fields.get("settings"), caller, svc)
         deliveries = deliveries_of(form.fields.get("deliveries"), svc)
+        llm = llm_ask(form.fields.get("spec"), form.fields.get("budget_usd"),
+                      form.fields.get("dry_run"), caller, svc)
     except BaseException:
         await run_in_threadpool(shutil.rmtree, folder, True)
         raise
     n = len(form.files)
     described = "1 uploaded file" if n == 1 else f"{n:,} uploaded files"
-    return "upload", [str(folder)], described, overrides, deliveries
+    return JobSource("upload", [str(folder)], described, overrides, deliveries, llm)
 
 
 def _check_store_source(source: str, allowed: tuple[str, ...]) -> str:
@@ -244,6 +333,7 @@ async def _from_json(svc: Services, request: Request, job_id: str, caller: Calle
         raise ApiError(422, "invalid_request", 'send {"source": "path or URL"} or multipart files')
     overrides = job_settings(body.get("settings"), caller, svc)
     deliveries = deliveries_of(body.get("deliveries"), svc)
+    llm = llm_ask(body.get("spec"), body.get("budget_usd"), body.get("dry_run"), caller, svc)
     if source.startswith(("http://", "https://")):
         checked = await check_url(source, s.allowed_hosts)
         folder = svc.ledger.upload_dir(job_id)
@@ -253,12 +343,43 @@ async def _from_json(svc: Services, request: Request, job_id: str, caller: Calle
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return "url", [str(folder)], source, overrides, deliveries
+        return JobSource("url", [str(folder)], source, overrides, deliveries, llm)
     if is_remote(source):  # a store (s3://, sftp://, gdrive://...): the job's run reads it
+        if llm.dry_run:
+            raise ApiError(422, "estimate_unsupported",
+                           "an estimate reads uploads, a URL or an allowed folder, not a store URL")
         url = await run_in_threadpool(_check_store_source, source, s.allowed_sources)
-        return "store", [url], url, overrides, deliveries
+        return JobSource("store", [url], url, overrides, deliveries, llm)
     path = await run_in_threadpool(check_root, source, s.allowed_roots)
-    return "path", [str(path)], str(path), overrides, deliveries
+    return JobSource("path", [str(path)], str(path), overrides, deliveries, llm)
+
+
+def _monthly(svc: Services, caller: Caller) -> tuple[float | None, str | None, float]:
+    """The caller's monthly LLM limit, where it comes from, and its spend this month."""
+    limit, source = svc.limits.of(caller.key_id) if svc.limits is not None else (None, None)
+    spent = svc.spend.spent(caller.key_id, period_of(time.time())) if svc.spend is not None else 0.0
+    return limit, source, spent
+
+
+def _estimate(svc: Services, caller: Caller, job: JobSource) -> dict[str, Any]:
+    assert job.llm.spec is not None
+    asked = job.llm.budget_usd if job.llm.budget_usd is not None else svc.settings.llm.budget_usd
+    limit, source, spent = _monthly(svc, caller)
+    budget = run_budget(asked, 0.0, limit, spent)  # what a job started now would get
+    try:
+        report = estimate_job(svc.settings, svc.extract, job.sources, job.overrides,
+                              svc.specs[job.llm.spec], budget)
+    except ExtractBusy as exc:
+        raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
+    return {
+        "dry_run": True,
+        "spec": job.llm.spec,
+        **report,
+        "budget_asked_usd": asked,
+        "monthly_budget_usd": limit,
+        "monthly_budget_source": source,
+        "monthly_left_usd": None if limit is None else round(max(0.0, limit - spent), 6),
+    }
 
 
 # POST /v1/jobs reads its body itself (multipart or JSON); this tells OpenAPI clients both
@@ -271,6 +392,18 @@ _DELIVERIES_DOC = (
     "names of deliveries the server offers (service.allowed_deliveries: the operator's "
     "destinations); any other name is 403 delivery_not_allowed"
 )
+_SPEC_DOC = (
+    "the name of an LLM task spec the server publishes (GET /v1/specs): the job classifies "
+    "and extracts fields with it; 422 unknown_spec, 403 spec_not_allowed for the key's tier"
+)
+_BUDGET_DOC = (
+    "what the job may spend on LLM calls, USD (default: the server's llm.budget_usd), "
+    "clamped to what is left of the key's monthly limit (GET /v1/usage)"
+)
+_DRY_RUN_DOC = (
+    "true: answer the estimate (calls, tokens, cost low/expected/high, whether the budget "
+    "suffices) and create no job; nothing is sent to a provider"
+)
 JOB_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -282,6 +415,9 @@ JOB_BODY: dict[str, Any] = {
                     "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     "settings": {"type": "string", "description": "a JSON object: " + _SETTINGS_DOC},
                     "deliveries": {"type": "string", "description": "a JSON list: " + _DELIVERIES_DOC},
+                    "spec": {"type": "string", "description": _SPEC_DOC},
+                    "budget_usd": {"type": "string", "description": _BUDGET_DOC},
+                    "dry_run": {"type": "string", "description": _DRY_RUN_DOC},
                 },
             }
         },
@@ -296,6 +432,9 @@ JOB_BODY: dict[str, Any] = {
                     "settings": {"type": "object", "description": _SETTINGS_DOC},
                     "deliveries": {"type": "array", "items": {"type": "string"},
                                    "description": _DELIVERIES_DOC},
+                    "spec": {"type": "string", "description": _SPEC_DOC},
+                    "budget_usd": {"type": "number", "description": _BUDGET_DOC},
+                    "dry_run": {"type": "boolean", "description": _DRY_RUN_DOC},
                 },
             }
         },
@@ -307,16 +446,72 @@ JOB_BODY: dict[str, Any] = {
     "/jobs", status_code=202, summary="Create a job from uploads, a path or a URL",
     openapi_extra={"requestBody": JOB_BODY},
 )
-async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+async def create_job(request: Request, caller: CallerDep, svc: ServicesDep) -> Any:
     job_id = new_job_id()
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        kind, sources, description, overrides, deliveries = await _from_uploads(svc, request, job_id, caller)
+        found = await _from_uploads(svc, request, job_id, caller)
     else:
-        kind, sources, description, overrides, deliveries = await _from_json(svc, request, job_id, caller)
+        found = await _from_json(svc, request, job_id, caller)
+    if found.llm.dry_run:
+        return await _dry_run(svc, caller, job_id, found)
     job = await run_in_threadpool(
-        svc.ledger.create, job_id, caller.key_id, kind, sources, description, overrides, deliveries
+        svc.ledger.create, job_id, caller.key_id, found.kind, found.sources, found.description,
+        found.overrides, found.deliveries, found.llm.spec, found.llm.budget_usd,
     )
     return await run_in_threadpool(_view, svc, job, {})  # _view may look at the uploads folder
+
+
+async def _dry_run(svc: Services, caller: Caller, job_id: str, found: JobSource) -> Response:
+    """The estimate of a job never created; its uploads (or download) removed after."""
+    try:
+        answer = await run_in_threadpool(_estimate, svc, caller, found)
+    finally:
+        if found.kind in ("upload", "url"):
+            await run_in_threadpool(shutil.rmtree, svc.ledger.upload_dir(job_id), True)
+    return Response(json.dumps(answer), status_code=200, media_type="application/json")
+
+
+@router.post(
+    "/estimates", summary="What a job would cost with an LLM spec (nothing is sent)",
+    openapi_extra={"requestBody": JOB_BODY},
+)
+async def create_estimate(request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    """``POST /v1/jobs`` with ``dry_run``: the same body (a ``spec`` is required)."""
+    job_id = new_job_id()
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        found = await _from_uploads(svc, request, job_id, caller)
+    else:
+        found = await _from_json(svc, request, job_id, caller)
+    try:
+        if found.llm.spec is None:
+            raise ApiError(422, "spec_required", "an estimate needs a spec: name one of GET /v1/specs")
+        if found.kind == "store":
+            raise ApiError(422, "estimate_unsupported",
+                           "an estimate reads uploads, a URL or an allowed folder, not a store URL")
+        return await run_in_threadpool(_estimate, svc, caller, found)
+    finally:
+        if found.kind in ("upload", "url"):
+            await run_in_threadpool(shutil.rmtree, svc.ledger.upload_dir(job_id), True)
+
+
+@router.get("/specs", summary="The LLM task specs this key may use (labels, fields, models, prices)")
+async def list_specs(caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    return {"items": [spec_view(p) for name, p in svc.specs.items() if _may_use(svc, caller, name)]}
+
+
+def _usage(svc: Services, caller: Caller, period: str | None) -> dict[str, Any]:
+    limit, source = svc.limits.of(caller.key_id) if svc.limits is not None else (None, None)
+    month = period or period_of(time.time())
+    assert svc.spend is not None
+    return svc.spend.usage(caller.key_id, month).to_dict(limit, source)
+
+
+@router.get("/usage", summary="The key's LLM spend this month (or another), per job, and its monthly limit")
+async def usage(
+    caller: CallerDep, svc: ServicesDep,
+    period: Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None,
+) -> dict[str, Any]:
+    return await run_in_threadpool(_usage, svc, caller, period)
 
 
 @router.get("/jobs", summary="The caller's jobs, newest first")
@@ -351,11 +546,39 @@ def _reader(svc: Services, job: Job) -> LedgerReader:
         raise ApiError(409, "not_started", "the job has not started yet") from None
 
 
+def _schema_labels(svc: Services, job: Job) -> list[str]:
+    """The labels of the job's spec that have fields (a schema); [] without a spec."""
+    if job.llm_spec and job.llm_spec in svc.specs:
+        spec = svc.specs[job.llm_spec].spec
+    elif svc.settings.llm.spec:
+        from docmill.llm.spec import SpecError, load_spec
+
+        try:
+            spec = load_spec(svc.settings.llm.spec)
+        except SpecError:
+            return []
+    else:
+        return []
+    return [lb.name for lb in spec.labels if lb.schema]
+
+
 def _documents(
     svc: Services, caller: Caller, job_id: str, status: str | None, label: str | None,
-    q: str | None, cursor: str | None, limit: int,
+    q: str | None, cursor: str | None, limit: int, fields: str | None = None,
 ) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
+    # fields=valid: done with a label that has fields (the stage keeps only answers that
+    # fit the schema); invalid: failed because the answer never fit (invalid_output)
+    category: str | None = None
+    labels: list[str] | None = None
+    if fields == "invalid":
+        if status not in (None, "failed"):
+            return {"items": [], "next_cursor": None}
+        status, category = "failed", "invalid_output"
+    elif fields == "valid":
+        if status not in (None, "done"):
+            return {"items": [], "next_cursor": None}
+        status, labels = "done", _schema_labels(svc, job)
     after = 0
     if cursor:
         if not cursor.isdigit():
@@ -368,7 +591,8 @@ def _documents(
     names = _names(svc, job)
     with reader:
         rows = reader.page(
-            status=status, label=label, q=q, after=after, limit=limit + 1, skip=names.skip
+            status=status, label=label, q=q, after=after, limit=limit + 1, skip=names.skip,
+            category=category, labels=labels,
         )
     items = []
     for row in rows[:limit]:
@@ -389,8 +613,13 @@ async def list_documents(
     q: Annotated[str | None, Query(max_length=500)] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    fields: Annotated[
+        str | None,
+        Query(pattern="^(valid|invalid)$",
+              description="valid: done with a label that has fields; invalid: its answer never fit the schema"),
+    ] = None,
 ) -> dict[str, Any]:
-    return await run_in_threadpool(_documents, svc, caller, job_id, status, label, q, cursor, limit)
+    return await run_in_threadpool(_documents, svc, caller, job_id, status, label, q, cursor, limit, fields)
 
 
 def _document(svc: Services, caller: Caller, job_id: str, doc_id: int) -> dict[str, Any]:
@@ -408,15 +637,49 @@ async def get_document(job_id: str, doc_id: int, caller: CallerDep, svc: Service
     return await run_in_threadpool(_document, svc, caller, job_id, doc_id)
 
 
-def _export_file(svc: Services, job: Job, fmt: str) -> Path:
-    from docmill.outputs.export import export_records
+def _label_fields(svc: Services, job: Job, label: str) -> dict[str, str | None]:
+    """The fields of ``label`` in the job's spec, name -> JSON type (422 when the label is
+    not the spec's or has no fields)."""
+    from docmill.llm.spec import SpecError, load_spec
+
+    if job.llm_spec and job.llm_spec in svc.specs:
+        spec = svc.specs[job.llm_spec].spec
+    elif svc.settings.llm.spec:
+        try:
+            spec = load_spec(svc.settings.llm.spec)
+        except SpecError:
+            raise ApiError(409, "spec_unavailable", "the server's LLM spec cannot be read") from None
+    else:
+        raise ApiError(422, "no_llm_stage", "the job runs no LLM spec: it has no fields")
+    found = spec.label(label)
+    if found is None:
+        raise ApiError(422, "unknown_label", f"the spec has no label {label!r}",
+                       {"labels": spec.label_names})
+    if not found.schema:
+        raise ApiError(422, "no_fields", f"label {label!r} has no fields (no schema in the spec)")
+    out: dict[str, str | None] = {}
+    for name, prop in (found.schema.get("properties") or {}).items():
+        kind = prop.get("type") if isinstance(prop, dict) else None
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), None)
+        out[name] = kind if isinstance(kind, str) else None
+    return out
+
+
+def _export_file(svc: Services, job: Job, fmt: str, label: str | None = None, fields: bool = False) -> Path:
+    from docmill.outputs.export import export_fields, export_records
 
     folder = svc.ledger.job_dir(job.id) / "exports"
+    names = _names(svc, job)
+    columns = _label_fields(svc, job, label) if fields and label else None
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"export-{uuid.uuid4().hex}.{fmt}"
-    names = _names(svc, job)
     with _reader(svc, job) as reader:
-        export_records(map(names.record, reader.iter_records()), fmt, path)
+        records = map(names.record, reader.iter_records(label=label))
+        if columns is not None:
+            export_fields(records, columns, fmt, path)
+        else:
+            export_records(records, fmt, path)
     return path
 
 
@@ -429,19 +692,28 @@ def _stream_file(path: Path) -> Iterator[bytes]:
         path.unlink(missing_ok=True)
 
 
-@router.get("/jobs/{job_id}/export", summary="The job's records as one JSONL, CSV or Parquet file")
+@router.get(
+    "/jobs/{job_id}/export",
+    summary="The job's records as one JSONL, CSV or Parquet file; or one label's fields, a column each",
+)
 async def export(
     job_id: str,
     caller: CallerDep,
     svc: ServicesDep,
     format: Annotated[str, Query(pattern="^(jsonl|csv|parquet)$")] = "jsonl",
+    label: Annotated[str | None, Query(max_length=200)] = None,
+    fields: Annotated[bool, Query(description="with label: one column per field of the label's schema (csv or parquet)")] = False,
 ) -> StreamingResponse:
+    if fields and (not label or format == "jsonl"):
+        raise ApiError(422, "invalid_request", "fields=true needs a label and format csv or parquet")
     job = await run_in_threadpool(_owned, svc, caller, job_id)
-    path = await run_in_threadpool(_export_file, svc, job, format)
+    path = await run_in_threadpool(_export_file, svc, job, format, label, fields)
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", label or "")[:64]
+    name = f"{job.id}-{safe}-fields" if fields else job.id
     return StreamingResponse(
         _stream_file(path),
         media_type=EXPORT_TYPES[format],
-        headers={"Content-Disposition": f'attachment; filename="{job.id}.{format}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.{format}"'},
     )
 
 
@@ -484,6 +756,40 @@ async def retry(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, A
     return await run_in_threadpool(_retry, svc, caller, job_id)
 
 
+def _resume(svc: Services, caller: Caller, job_id: str, budget: float | None) -> dict[str, Any]:
+    job = _owned(svc, caller, job_id)
+    if not (job.llm_spec or svc.settings.llm.spec):
+        raise ApiError(409, "no_llm_stage", "the job runs no LLM spec: there is no budget to raise")
+    refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, time.time())
+    if refusal is not None:  # running, or its uploads are gone
+        raise refusal.error()
+    if budget is None:
+        raise ApiError(422, "invalid_request", 'send {"budget_usd": USD}, the job\'s new LLM budget')
+    limit, _source, spent = _monthly(svc, caller)
+    if limit is not None and spent >= limit:
+        raise ApiError(409, "monthly_budget_spent",
+                       f"the key has spent its monthly LLM limit ({limit:g} USD) this month",
+                       {"monthly_budget_usd": limit, "spent_usd": round(spent, 6)})
+    if not svc.ledger.requeue(job.id, budget):
+        raise ApiError(409, "job_active", "the job changed state; try again")
+    updated = svc.ledger.get(job.id)
+    assert updated is not None
+    return _view(svc, updated, job_progress(svc.ledger, job.id))
+
+
+@router.post(
+    "/jobs/{job_id}/resume", status_code=202,
+    summary="Queue a job again with a new LLM budget (a job stopped at its budget goes on)",
+)
+async def resume(job_id: str, request: Request, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):
+        raise ApiError(422, "invalid_request", 'send {"budget_usd": USD}') from None
+    budget = _budget(body.get("budget_usd") if isinstance(body, dict) else None)
+    return await run_in_threadpool(_resume, svc, caller, job_id, budget)
+
+
 @router.get("/jobs/{job_id}/events", summary="Server-sent progress snapshots every second until the job ends")
 async def events(job_id: str, request: Request, caller: CallerDep, svc: ServicesDep) -> StreamingResponse:
     await run_in_threadpool(_owned, svc, caller, job_id)
@@ -492,7 +798,7 @@ async def events(job_id: str, request: Request, caller: CallerDep, svc: Services
         while True:
             state = await run_in_threadpool(_job_state, svc, caller, job_id)
             yield f"event: progress\ndata: {json.dumps(state)}\n\n"
-            if state["status"] in ("done", "failed", "cancelled"):
+            if state["status"] in TERMINAL:
                 yield f"event: end\ndata: {json.dumps({'status': state['status']})}\n\n"
                 return
             if await request.is_disconnected():

@@ -2,7 +2,7 @@
 
 Every ``/v1`` request of a key counts against its tier's ``all`` limit and against the
 limit of the request's group (``extract``: ``POST /v1/extract``; ``jobs_create``:
-``POST /v1/jobs``; ``other``: every other ``/v1`` route). A limit is a number of
+``POST /v1/jobs`` and ``POST /v1/estimates``; ``other``: every other ``/v1`` route). A limit is a number of
 requests per the tier's ``window_s``; 0 means no limit.
 
 The maxima bound the per-request settings of a job or an extract (``service/overrides.py``):
@@ -11,6 +11,14 @@ The maxima bound the per-request settings of a job or an extract (``service/over
 ``extract.max_pages``, an extract's ``pages``) and ``ocr`` (may ``extract.ocr`` be
 other than ``never``). A maximum of 0 is the server's own setting (never "unbounded").
 
+The LLM: ``llm_specs`` names the task specs (``service.llm_specs``) its keys may run
+(``"*"``: every one the server publishes; none: no LLM job), and
+``monthly_budget_usd`` caps what a key of the tier spends on LLM calls in a calendar
+month (UTC), over all its jobs (0: no monthly limit; a key may have its own,
+``docmill keys create --monthly-budget-usd``). Built-in: ``free`` none; ``pro`` every
+spec, 100 USD a month; ``enterprise`` every spec, 1,000 USD; ``unlimited`` every spec,
+no monthly limit.
+
 ``service.tiers_file`` (TOML) changes built-in tiers and adds new ones::
 
     [tiers.pro]            # a built-in: only the named values change
@@ -18,10 +26,12 @@ other than ``never``). A maximum of 0 is the server's own setting (never "unboun
     max_timeout_s = 300
 
     [tiers.tiny]           # a new tier: starts from `base` (default: no request limits,
-    base = "free"          # the server's settings as maxima, OCR allowed)
+    base = "free"          # the server's settings as maxima, OCR allowed, no LLM spec)
     window_s = 10
     all = 5
     ocr = false
+    llm_specs = ["invoices"]
+    monthly_budget_usd = 20
 """
 
 from __future__ import annotations
@@ -59,6 +69,14 @@ class Tier:
     max_workers: int = 0
     max_pages: int = 0
     ocr: bool = True
+    # the LLM task specs its keys may run ("*": all the server publishes) and what a key
+    # may spend on them a calendar month (0: no monthly limit)
+    llm_specs: tuple[str, ...] = ()
+    monthly_budget_usd: float = 0.0
+
+    def may_use(self, spec: str) -> bool:
+        """Whether a key of this tier may run the published spec ``spec``."""
+        return "*" in self.llm_specs or spec in self.llm_specs
 
     def limit(self, group: str) -> Limit | None:
         """The limit of ``group`` (``all`` for the per-key one); None when unlimited."""
@@ -76,10 +94,12 @@ BUILTIN: dict[str, Tier] = {
         Tier("free", 60.0, all=120, extract=10, jobs_create=5, other=120,
              max_timeout_s=30.0, max_memory_mb=1024, max_workers=1, max_pages=50, ocr=False),
         Tier("pro", 60.0, all=1200, extract=120, jobs_create=60, other=1200,
-             max_timeout_s=120.0, max_memory_mb=2048, max_workers=4, max_pages=1000),
+             max_timeout_s=120.0, max_memory_mb=2048, max_workers=4, max_pages=1000,
+             llm_specs=("*",), monthly_budget_usd=100.0),
         Tier("enterprise", 60.0, all=12000, extract=1200, jobs_create=600, other=12000,
-             max_timeout_s=600.0, max_memory_mb=4096),
-        Tier("unlimited", 60.0),  # no request limits; the server's settings as maxima
+             max_timeout_s=600.0, max_memory_mb=4096, llm_specs=("*",), monthly_budget_usd=1000.0),
+        # no request limits; the server's settings as maxima; every spec, no monthly limit
+        Tier("unlimited", 60.0, llm_specs=("*",)),
     )
 }
 
@@ -88,7 +108,7 @@ def group_of(method: str, path: str) -> str:
     """The endpoint group of a ``/v1`` request (``path`` is the route's template)."""
     if method == "POST" and path == "/v1/extract":
         return "extract"
-    if method == "POST" and path == "/v1/jobs":
+    if method == "POST" and path in ("/v1/jobs", "/v1/estimates"):
         return "jobs_create"
     return "other"
 
@@ -111,6 +131,11 @@ def _tier_from(name: str, raw: Any, known: Mapping[str, Tier], where: str) -> Ti
     for key, value in raw.items():
         if key == "base":
             continue
+        if key == "llm_specs":
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise SettingsError(f"{where}: tier {name!r}: llm_specs must be a list of spec names")
+            values[key] = tuple(value)
+            continue
         if key == "ocr":
             if not isinstance(value, bool):
                 raise SettingsError(f"{where}: tier {name!r}: ocr must be true or false, got {value!r}")
@@ -118,7 +143,7 @@ def _tier_from(name: str, raw: Any, known: Mapping[str, Tier], where: str) -> Ti
             continue
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise SettingsError(f"{where}: tier {name!r}: {key} must be a number >= 0, got {value!r}")
-        if key in ("window_s", "max_timeout_s"):
+        if key in ("window_s", "max_timeout_s", "monthly_budget_usd"):
             if key == "window_s" and value <= 0:
                 raise SettingsError(f"{where}: tier {name!r}: window_s must be > 0")
             values[key] = float(value)

@@ -14,11 +14,14 @@ from docmill.service.retention import Refusal
 
 
 def job_view(
-    job: Job, progress: dict[str, Any], now: float, names: PublicNames, *, retry: Refusal | None
+    job: Job, progress: dict[str, Any], now: float, names: PublicNames, *, retry: Refusal | None,
+    llm_budget_usd: float | None = None,
 ) -> dict[str, Any]:
     """Status, counts, pages, rates, ETA and spend of one job; its source and error
     named as ``names`` shows them (never a server path); ``retry`` is why a retry would
-    be refused now (``retention.retry_refusal``), None when it would be accepted."""
+    be refused now (``retention.retry_refusal``), None when it would be accepted;
+    ``llm_budget_usd``: the server's ``llm.budget_usd`` when the job runs the LLM stage
+    (None: it does not)."""
     progress = progress or job.counts
     if job.source_kind == "path" and job.sources:
         source = names.folder(job.sources[0])
@@ -69,6 +72,33 @@ def job_view(
         # the LLM stage's limits per model (requests and tokens a minute, where each came
         # from, in flight, waiting, breaker) as the run last wrote them; None: no LLM stage
         "llm_limits": published(progress.get("llm_limits"), job.status == "running"),
+        # the LLM stage: spec, budget asked for and in force, spend so far, per class
+        "llm": _llm_view(job, progress, counts, llm_budget_usd),
+    }
+
+
+def _llm_view(
+    job: Job, progress: dict[str, Any], counts: dict[str, int], default_budget: float | None
+) -> dict[str, Any] | None:
+    if default_budget is None:
+        return None
+    cost = float(progress.get("cost_usd") or 0.0)
+    labels: dict[str, int] = dict(progress.get("labels") or {})
+    done = counts.get("done", 0)
+    asked = job.budget_usd if job.budget_usd is not None else default_budget
+    in_force = round(job.budget_in_force, 6) if job.budget_in_force is not None else None
+    return {
+        "spec": job.llm_spec,
+        "budget_usd": asked,
+        # what the last run got: the budget within the key's monthly limit
+        "budget_in_force_usd": in_force,
+        "cost_usd": round(cost, 6),
+        "budget_used": round(cost / in_force, 4) if in_force else None,
+        "cost_per_document_usd": round(cost / done, 6) if done else None,
+        "tokens": {"in": int(progress.get("tokens_in") or 0), "out": int(progress.get("tokens_out") or 0)},
+        "calls": int(progress.get("llm_calls") or 0),  # billed answers, over every run
+        "labels": labels,
+        "stopped_at_budget": job.status == "stopped_budget",
     }
 
 

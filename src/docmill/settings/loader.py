@@ -179,6 +179,8 @@ class ServiceSettings:
     auth_fail_limit: int = 20  # failed authentications per client address per window (0: no brake)
     auth_fail_window_s: float = 60.0  # ... and that window
     upload_retention_h: float = 24.0  # a finished job's uploads are kept this long (0: removed at its end)
+    # the LLM task specs a job may name (name -> spec file; providers and keys stay here)
+    llm_specs: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class Settings:
         out["service"]["allowed_deliveries"] = {
             d.name: d.to_dict() for d in self.service.allowed_deliveries
         }
+        out["service"]["llm_specs"] = dict(self.service.llm_specs)
         out[DELIVER] = [d.to_dict() for d in self.deliver]
         return out
 
@@ -329,6 +332,8 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
         return parse_deliveries(value)
     if key == "service.allowed_deliveries":
         return parse_allowed(value)
+    if key == "service.llm_specs":
+        return _spec_table(value)
     kind = _field_type(key)
     try:
         if kind is bool:
@@ -376,6 +381,35 @@ def _coerce(key: str, value: Any, from_text: bool) -> Any:
         raise SettingsError(
             f"{key}: expected {getattr(kind, '__name__', str(kind))}, got {value!r}"
         ) from None
+
+
+_SPEC_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+def _spec_table(value: Any) -> tuple[tuple[str, str], ...]:
+    """``service.llm_specs``: a table ``{name = "path/spec.toml"}`` (or its JSON text),
+    as ``(name, path)`` pairs in the table's order."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except ValueError:
+            raise SettingsError(
+                'service.llm_specs: expected a table {name = "path/spec.toml"} (JSON in env or --set)'
+            ) from None
+    if isinstance(value, list | tuple) and all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+        value = dict(value)
+    if not isinstance(value, Mapping):
+        raise SettingsError('service.llm_specs: expected a table {name = "path/spec.toml"}')
+    out: list[tuple[str, str]] = []
+    for name, path in value.items():
+        if not isinstance(name, str) or not _SPEC_NAME.match(name):
+            raise SettingsError(
+                f"service.llm_specs: {name!r} is not a spec name (letters, digits, _ and -, at most 64)"
+            )
+        if not isinstance(path, str) or not path.strip():
+            raise SettingsError(f"service.llm_specs.{name}: expected the path of a spec file")
+        out.append((name, path))
+    return tuple(out)
 
 
 def _check(key: str, value: Any) -> None:

@@ -8,7 +8,7 @@ fast at a million rows.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +46,15 @@ class DocumentSummary:
 
 def page_query(
     *, status: str | None, label: str | None, q: str | None, after: int, limit: int,
-    skip: int = 0,
+    skip: int = 0, category: str | None = None, labels: Sequence[str] | None = None,
 ) -> tuple[str, list[Any]]:
     """The SQL (and parameters) of one documents page; exposed for query-plan tests.
 
     ``q`` is looked for in the source after its first ``skip`` characters (the service
-    searches the name its caller sees, never the server folder above it)."""
+    searches the name its caller sees, never the server folder above it). ``category``:
+    a failure category; ``labels``: any of these labels (checked row by row along the
+    other filters' index, never through the label index: several label ranges would
+    need a sort), so give it with ``status``."""
     where = ["id > ?"]
     params: list[Any] = [after]
     if status:
@@ -60,6 +63,12 @@ def page_query(
     if label:
         where.append("label = ?")
         params.append(label)
+    if category:
+        where.append("error_category = ?")
+        params.append(category)
+    if labels is not None:
+        where.append(f"+label IN ({','.join('?' * len(labels))})" if labels else "0")
+        params += list(labels)
     if q and skip:
         where.append("instr(substr(source, ?), ?) > 0")
         params += [skip + 1, q]
@@ -142,12 +151,32 @@ class LedgerReader:
             "failures": failures,
         }
 
+    def llm_calls(self) -> int:
+        """Billed LLM answers over every run (``llm_calls`` rows: never deleted, so the
+        highest id is their count, read without a scan); 0 before any, or in a ledger
+        from before the table."""
+        try:
+            row = self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM llm_calls").fetchone()
+        except sqlite3.Error:
+            return 0
+        return int(row[0])
+
+    def labels(self) -> dict[str, int]:
+        """Documents per label the LLM stage (or its local classifier) gave, most first."""
+        return dict(
+            self._conn.execute(
+                "SELECT label, COUNT(*) FROM documents WHERE label IS NOT NULL GROUP BY label "
+                "ORDER BY COUNT(*) DESC, label"
+            ).fetchall()
+        )
+
     def page(
         self, *, status: str | None, label: str | None, q: str | None, after: int, limit: int,
-        skip: int = 0,
+        skip: int = 0, category: str | None = None, labels: Sequence[str] | None = None,
     ) -> list[DocumentSummary]:
         sql, params = page_query(
-            status=status, label=label, q=q, after=after, limit=limit, skip=skip
+            status=status, label=label, q=q, after=after, limit=limit, skip=skip,
+            category=category, labels=labels,
         )
         return [
             DocumentSummary(r[0], r[1], r[2], r[3], r[4], r[5], r[6], float(r[7] or 0.0))

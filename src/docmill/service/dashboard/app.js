@@ -53,8 +53,24 @@ function newJobForm() {
   const markdown = h("input", { type: "checkbox", id: "opt-markdown" });
   const ocr = h("select", { id: "opt-ocr" }, ["auto", "always", "never"].map((v) => h("option", { value: v }, v)));
   const maxPages = h("input", { type: "number", id: "opt-max-pages", min: "0", value: "0" });
+  // the LLM: a spec the key may use (GET /v1/specs), a budget, an estimate before starting
+  const spec = h("select", { id: "opt-spec" }, h("option", { value: "" }, "none"));
+  const budget = h("input", { type: "number", id: "opt-budget", min: "0", step: "any", placeholder: "server default" });
+  const estimate = h("button", { type: "button", id: "job-estimate-go" }, "Estimate cost");
+  const estimated = h("p", { id: "job-estimate", class: "muted", hidden: true });
+  const llmRow = h("div", { class: "row options", id: "llm-options", hidden: true },
+    h("label", { for: "opt-spec" }, "LLM spec ", spec),
+    h("label", { for: "opt-budget" }, "budget USD ", budget),
+    h("div", {}, estimate));
   const submit = h("button", { type: "submit", class: "primary", id: "job-submit" }, "Start job");
   const message = h("p", { class: "error", role: "alert", id: "job-message", hidden: true });
+  api("/v1/specs").then(({ items }) => {
+    for (const s of items) {
+      const labels = s.labels.map((lb) => lb.name).join(", ");
+      spec.append(h("option", { value: s.name, title: `labels: ${labels}` }, s.name));
+    }
+    llmRow.hidden = items.length === 0;
+  }).catch(() => {});
   const form = h("form", { class: "card", id: "new-job" },
     h("h2", {}, "New job"),
     h("div", { class: "row" },
@@ -65,30 +81,71 @@ function newJobForm() {
       h("label", {}, markdown, " Markdown"),
       h("label", { for: "opt-ocr" }, "OCR ", ocr),
       h("label", { for: "opt-max-pages" }, "max pages (0 = all) ", maxPages)),
+    llmRow,
+    estimated,
     message,
     submit);
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    message.hidden = true;
+
+  function jobRequest(dryRun) {
     const settings = {};
     if (tables.checked) settings["extract.tables"] = true;
     if (markdown.checked) settings["output.markdown"] = true;
     if (ocr.value !== "auto") settings["extract.ocr"] = ocr.value;
     const pages = parseInt(maxPages.value, 10);
     if (pages > 0) settings["extract.max_pages"] = pages;
-    let opts;
+    const llm = {};
+    if (spec.value) llm.spec = spec.value;
+    if (spec.value && budget.value !== "") llm.budget_usd = Number(budget.value);
+    if (dryRun) llm.dry_run = true;
     if (files.files.length) {
       const body = new FormData();
       for (const f of files.files) body.append("files", f, f.name);
       body.append("settings", JSON.stringify(settings));
-      opts = { method: "POST", body };
-    } else if (source.value.trim()) {
-      opts = { method: "POST", json: { source: source.value.trim(), settings } };
-    } else {
-      fill(message, "Choose files to upload, or name a folder or URL.");
+      for (const [k, v] of Object.entries(llm)) body.append(k, String(v));
+      return { method: "POST", body };
+    }
+    if (source.value.trim()) return { method: "POST", json: { source: source.value.trim(), settings, ...llm } };
+    fill(message, "Choose files to upload, or name a folder or URL.");
+    message.hidden = false;
+    return null;
+  }
+
+  estimate.addEventListener("click", async () => {
+    message.hidden = true;
+    if (!spec.value) {
+      fill(message, "Choose an LLM spec to estimate its cost.");
       message.hidden = false;
       return;
     }
+    const opts = jobRequest(true);
+    if (!opts) return;
+    estimate.disabled = true;
+    fill(estimated, "Estimating (nothing is sent to the provider)…");
+    estimated.hidden = false;
+    try {
+      const e = await api("/v1/jobs", opts);
+      const verdict = e.budget_suffices ? "suffices" : e.budget_suffices_expected ? "covers the expected cost, not the high end" : "does NOT suffice";
+      const month = e.monthly_budget_usd === null ? "" : ` · the key has ${usd(e.monthly_left_usd)} left this month`;
+      fill(estimated,
+        `${num(e.documents)} documents: about ${num(e.classify_calls)} classify and ${num(e.extract_calls)} extract calls, ` +
+        `${num(e.input_tokens)} input tokens · cost ${usd(e.cost_expected)} (${usd(e.cost_low)} – ${usd(e.cost_high)}) · ` +
+        `budget ${usd(e.budget_usd)} ${verdict}${month}`);
+      if (budget.value === "") budget.value = String(Math.ceil(e.cost_high * 1e4) / 1e4);
+    } catch (err) {
+      fill(estimated, "");
+      estimated.hidden = true;
+      fill(message, err instanceof ApiFailure ? err.describe() : String(err));
+      message.hidden = false;
+    } finally {
+      estimate.disabled = false;
+    }
+  });
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    message.hidden = true;
+    const opts = jobRequest(false);
+    if (!opts) return;
     submit.disabled = true;
     fill(submit, "Uploading…");
     try {
@@ -191,6 +248,8 @@ function renderDocument(root, jobId, docId, signal) {
     const timings = Object.entries(rec.timings || {}).map(([k, v]) => `${k} ${Number(v).toFixed(3)} s`).join(" · ");
     // PDFs get the page view: the page as an image, its tables' boxes, its text
     const viewer = rec.mime === "application/pdf" && rec.pages > 0 ? pageViewer(jobId, rec, signal) : null;
+    // the class: {label, confidence, decided_by} from the LLM stage (a bare label from older ledgers)
+    const cls = rec.class && typeof rec.class === "object" ? rec.class : { label: rec.class || null };
     append(root,
       h("section", { class: "card" },
         h("h1", { class: "wrap", id: "doc-source" }, rec.source),
@@ -198,7 +257,9 @@ function renderDocument(root, jobId, docId, signal) {
           ["Status", badge(rec.status), "doc-status"],
           ["Type", rec.mime || "–"],
           ["Pages", num(rec.pages)],
-          ["Label", rec.class || "–", "doc-label"],
+          ["Label", cls.label || "–", "doc-label"],
+          cls.confidence !== undefined && cls.confidence !== null ? ["Confidence", cls.confidence.toFixed(2), "doc-confidence"] : null,
+          cls.decided_by ? ["Decided by", { rules: "local rules", model: "local model", llm: "the LLM" }[cls.decided_by] || cls.decided_by, "doc-decided-by"] : null,
           ["Cost", usd(rec.cost_usd), "doc-cost"],
           ["Tokens in / out", `${num((rec.tokens || {}).in)} / ${num((rec.tokens || {}).out)}`],
           ["Size", num(rec.size) + " bytes"],

@@ -42,8 +42,10 @@ export function renderJob(root, jobId, signal) {
     h("h2", {}, "LLM limits"),
     h("table", { class: "grid narrow", id: "llm-limits" },
       h("thead", {}, h("tr", {}, h("th", {}, "Model"), h("th", {}, "Requests/min"), h("th", {}, "Tokens/min"),
-        h("th", {}, "Counted per"), h("th", {}, "In flight"), h("th", {}, "Waiting"), h("th", {}, "Breaker"))), limits),
+        h("th", {}, "Counted per"), h("th", {}, "In flight"), h("th", {}, "Waiting"), h("th", {}, "Breaker"),
+        h("th", { title: "requests the provider refused with 429 in the last run" }, "429s"))), limits),
     limitsNote);
+  const llm = llmCard(jobId, (next, text) => { update(next); show(text, false); follow(); }, (text) => show(text, true));
   const message = h("p", { role: "status", id: "job-message", hidden: true });
   const cancel = h("button", { type: "button", id: "cancel", class: "danger" }, "Cancel");
   const retry = h("button", { type: "button", id: "retry" }, "Retry");
@@ -91,8 +93,9 @@ export function renderJob(root, jobId, signal) {
       h("td", { class: "mono" }, m.model), h("td", { class: "num" }, perMinute(m.rpm, m.rpm_source)),
       h("td", { class: "num" }, perMinute(m.tpm, m.tpm_source)), h("td", {}, m.scope),
       h("td", { class: "num" }, `${num(m.in_flight)} of ${num(m.concurrency)}`), h("td", { class: "num" }, num(m.waiting)),
-      h("td", {}, m.breaker))));
+      h("td", {}, m.breaker), h("td", { class: "num" }, num(m.rate_limited || 0)))));
     fill(limitsNote, job.llm_limits ? `${job.llm_limits.live ? "Now" : "As the last run left them"}; written ${when(job.llm_limits.updated_at)}. Where a limit comes from: the provider's headers, the figures in its 429 answers, learned from 429s, or configured (llm.rpm, llm.tpm).` : "");
+    llm.update(job);
     cancel.disabled = TERMINAL.has(job.status) || job.cancel_requested;
     showRetry();
     if (job.error) show(job.error, true);
@@ -174,6 +177,7 @@ export function renderJob(root, jobId, signal) {
       h("table", { class: "grid narrow", id: "failures" },
         h("thead", {}, h("tr", {}, h("th", {}, "Category"), h("th", {}, "Documents"))), failures),
       noFailures),
+    llm.element,
     deliveriesCard,
     limitsCard,
     docs.element);
@@ -196,6 +200,103 @@ export function renderJob(root, jobId, signal) {
   });
 }
 
+// The LLM card: the spec, cost so far against the budget in force (a bar), cost per
+// document, tokens, documents per label (a bar each); stopped at its budget, a field to
+// raise it and resume (POST /v1/jobs/{id}/resume, within the key's monthly limit).
+function llmCard(jobId, resumed, failed) {
+  const spec = h("span", { class: "mono", id: "llm-spec" });
+  const spent = h("span", { id: "llm-spent" });
+  const bar = h("progress", { id: "llm-budget-bar", max: "1", value: "0" });
+  const perDoc = h("dd", { id: "llm-per-doc" }, "–");
+  const tokens = h("dd", { id: "llm-tokens" }, "–");
+  const asked = h("dd", { id: "llm-asked" }, "–");
+  const calls = h("dd", { id: "llm-calls" }, "–");
+  const labels = h("tbody", { id: "llm-labels-body" });
+  const noLabels = h("p", { class: "muted", id: "llm-no-labels" }, "No document labelled yet.");
+  const budget = h("input", { type: "number", id: "llm-new-budget", min: "0", step: "any", "aria-label": "new budget in USD" });
+  const go = h("button", { type: "submit", id: "llm-resume-go" }, "Raise budget and resume");
+  const resume = h("form", { id: "llm-resume", hidden: true },
+    h("p", { id: "llm-stopped" }, "Stopped at its budget: the documents not yet labelled are pending. Documents already paid for are not paid again."),
+    h("label", { for: "llm-new-budget" }, "New budget (USD) "), budget, " ", go);
+  const element = h("section", { class: "card", id: "llm-card", hidden: true },
+    h("h2", {}, "LLM ", spec),
+    h("p", {}, spent), bar,
+    h("dl", { class: "stats" },
+      h("div", {}, h("dt", {}, "Cost per document"), perDoc),
+      h("div", {}, h("dt", {}, "Tokens in / out"), tokens),
+      h("div", {}, h("dt", {}, "Calls"), calls),
+      h("div", {}, h("dt", {}, "Budget asked"), asked)),
+    resume,
+    h("table", { class: "grid narrow labels", id: "llm-labels" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Label"), h("th", {}, "Documents"), h("th", {}, ""), h("th", {}, "Export"))), labels),
+    noLabels);
+
+  resume.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const value = Number(budget.value);
+    if (!budget.value || !(value >= 0)) { failed("Enter a budget in USD."); return; }
+    go.disabled = true;
+    try {
+      const next = await api(jobPath(jobId) + "/resume", { method: "POST", json: { budget_usd: value } });
+      resumed(next, `Resuming with a budget of ${usd(value)}.`);
+    } catch (err) {
+      if (err instanceof ApiFailure) failed(err.describe());
+    } finally {
+      go.disabled = false;
+    }
+  });
+
+  // the labels with fields in the job's spec (asked once): their rows get a CSV export
+  let withFields = null;
+  async function fieldsOf(name) {
+    if (withFields) return;
+    withFields = new Set();
+    try {
+      const specs = await api("/v1/specs");
+      const spec = specs.items.find((s) => s.name === name);
+      for (const lb of (spec ? spec.labels : [])) if (lb.fields.length) withFields.add(lb.name);
+    } catch (err) {
+      if (!(err instanceof ApiFailure)) throw err;
+    }
+  }
+
+  function exportFields(label) {
+    return h("button", { type: "button", class: "link", "data-export": label,
+      onclick: () => download(jobId, "csv", null, `&label=${encodeURIComponent(label)}&fields=true`, `${label}-fields`, failed) },
+      "fields CSV");
+  }
+
+  let last = null;
+  function update(job) {
+    last = job;
+    const l = job.llm;
+    element.hidden = !l;
+    if (!l) return;
+    if (l.spec && !withFields) fieldsOf(l.spec).then(() => update(last));
+    fill(spec, l.spec || "");
+    const cap = l.budget_in_force_usd;
+    bar.max = Math.max(cap || l.budget_usd || 0, 1e-9);
+    bar.value = Math.min(l.cost_usd, bar.max);
+    const share = cap ? ` (${Math.round((l.cost_usd / cap) * 100)} %)` : "";
+    fill(spent, `${usd(l.cost_usd)} of ${cap === null || cap === undefined ? usd(l.budget_usd) + " asked" : usd(cap)}${share}`);
+    fill(perDoc, l.cost_per_document_usd === null ? "–" : usd(l.cost_per_document_usd));
+    fill(tokens, `${num(l.tokens.in)} / ${num(l.tokens.out)}`);
+    fill(asked, usd(l.budget_usd));
+    fill(calls, num(l.calls));
+    const rows = Object.entries(l.labels || {});
+    const most = Math.max(1, ...rows.map(([, n]) => n));
+    fill(labels, rows.map(([name, n]) => h("tr", { "data-label": name },
+      h("td", {}, name), h("td", { class: "num" }, num(n)),
+      h("td", {}, h("progress", { max: String(most), value: String(n), "aria-label": name })),
+      h("td", {}, withFields && withFields.has(name) ? exportFields(name) : ""))));
+    noLabels.hidden = rows.length > 0;
+    resume.hidden = !l.stopped_at_budget;
+    if (l.stopped_at_budget && !budget.value) budget.value = String(Math.round((l.budget_usd || 0) * 2 * 1e4) / 1e4);
+  }
+
+  return { element, update };
+}
+
 // a limit per minute and where it came from: "90 (429 figures)", "–" when none is known
 function perMinute(value, source) {
   if (!value) return "–";
@@ -203,17 +304,18 @@ function perMinute(value, source) {
   return `${num(Math.round(value))}${from ? ` (${from})` : ""}`;
 }
 
-async function download(jobId, fmt, message) {
+async function download(jobId, fmt, message, query = "", suffix = "", failed = null) {
   try {
-    const resp = await api(jobPath(jobId) + "/export?format=" + fmt, { raw: true });
+    const resp = await api(jobPath(jobId) + "/export?format=" + fmt + query, { raw: true });
     const url = URL.createObjectURL(await resp.blob());
-    const a = h("a", { href: url, download: `${jobId}.${fmt}` });
+    const a = h("a", { href: url, download: `${jobId}${suffix ? "-" + suffix : ""}.${fmt}` });
     document.body.append(a);
     a.click();
     a.remove();
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   } catch (err) {
-    if (err instanceof ApiFailure) {
+    if (err instanceof ApiFailure && failed) failed(err.describe());
+    else if (err instanceof ApiFailure) {
       fill(message, err.describe());
       message.className = "error";
       message.hidden = false;
@@ -225,6 +327,9 @@ async function download(jobId, fmt, message) {
 function documentsTable(jobId, signal) {
   const status = h("select", { id: "f-status" }, h("option", { value: "" }, "any status"), STATES.map((s) => h("option", { value: s }, s)));
   const label = h("input", { type: "text", id: "f-label", placeholder: "label" });
+  const fields = h("select", { id: "f-fields", title: "whether the LLM's fields fit the label's schema" },
+    h("option", { value: "" }, "any fields"), h("option", { value: "valid" }, "fields valid"),
+    h("option", { value: "invalid" }, "fields invalid"));
   const q = h("input", { type: "search", id: "f-q", placeholder: "file name contains…" });
   const limit = h("select", { id: "f-limit" }, LIMITS.map((n) => h("option", { value: String(n) }, String(n))));
   limit.value = "100";
@@ -238,11 +343,12 @@ function documentsTable(jobId, signal) {
   let lastRefresh = 0;
 
   const form = h("form", { class: "filters", id: "doc-filters" },
-    status, label, q, h("label", { for: "f-limit" }, "rows ", limit),
+    status, label, fields, q, h("label", { for: "f-limit" }, "rows ", limit),
     h("button", { type: "submit" }, "Filter"),
-    h("button", { type: "button", class: "link", onclick: () => { status.value = ""; label.value = ""; q.value = ""; first(); } }, "clear"));
+    h("button", { type: "button", class: "link", onclick: () => { status.value = ""; label.value = ""; fields.value = ""; q.value = ""; first(); } }, "clear"));
   form.addEventListener("submit", (ev) => { ev.preventDefault(); first(); });
   status.addEventListener("change", first);
+  fields.addEventListener("change", first);
   limit.addEventListener("change", first);
 
   function first() {
@@ -256,6 +362,7 @@ function documentsTable(jobId, signal) {
     if (cursor) params.set("cursor", cursor);
     if (status.value) params.set("status", status.value);
     if (label.value.trim()) params.set("label", label.value.trim());
+    if (fields.value) params.set("fields", fields.value);
     if (q.value.trim()) params.set("q", q.value.trim());
     const mine = {};
     loading = mine;

@@ -7,7 +7,7 @@
 export const KEY = "docmill.apiKey";
 export const FLASH = "docmill.flash";
 export const NEXT = "docmill.next";
-export const TERMINAL = new Set(["done", "failed", "cancelled"]);
+export const TERMINAL = new Set(["done", "failed", "cancelled", "stopped_budget"]);
 
 // --- DOM --------------------------------------------------------------------------
 
