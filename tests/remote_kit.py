@@ -106,6 +106,11 @@ class Faults:
     # every n-th GET is answered whole, as kept alive, and its connection then closed
     # without a word (a keep-alive connection the server dropped while it was idle)
     close_after_every: int = 0
+    # the numbers of the GETs sent half and closed (as drop_every, for chosen ones)
+    drop_at: tuple[int, ...] = ()
+    # Range headers left out of what is forwarded: the store answers 200 and the whole
+    # object, as a server that does not support ranges does
+    ignore_range: bool = False
     retry_after: str | None = None
     # PUTs (uploads) wait for S3Proxy.release(): "before" they reach the store, or "after"
     # (the object is stored, its answer held), so a test can kill the uploader there
@@ -194,7 +199,8 @@ class S3Proxy:
                 return self._error(req, 429, "TooManyRequests", "Too many requests.")
         conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
         try:
-            headers = {k: v for k, v in req.headers.items() if k.lower() != "connection"}
+            skip = ("connection", "range") if f.ignore_range else ("connection",)
+            headers = {k: v for k, v in req.headers.items() if k.lower() not in skip}
             conn.request(req.command, req.path, body=body, headers=headers)
             resp = conn.getresponse()
             data = resp.read()
@@ -205,7 +211,8 @@ class S3Proxy:
                 self.puts[urlsplit(req.path).path.lstrip("/").split("/", 1)[-1]] += 1
         if hold == "after":
             self._released.wait()
-        drop = kind == "get" and f.drop_every and n % f.drop_every == 0 and len(data) > 1
+        drop = kind == "get" and len(data) > 1 and (
+            (f.drop_every and n % f.drop_every == 0) or n in f.drop_at)
         if drop:
             with self._lock:
                 self.counts["injected/drop"] += 1

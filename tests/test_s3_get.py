@@ -284,3 +284,27 @@ def test_listing_and_stat_go_through_the_lean_client_page_by_page(
     finally:
         backend.close()
     assert retrier.stats["requests"] == 3 + 2 and "gave_up" not in retrier.stats  # lists, heads
+
+
+@pytest.mark.parametrize("get", ["lean", "s3fs"])
+def test_a_resumed_download_from_a_server_that_ignores_range_is_whole(
+    moto: MotoS3, proxy: S3Proxy, tmp_path: Path, get: str
+) -> None:
+    data = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(40_000))  # 1.28 MB
+    bucket = bucket_with(moto, {"r/big.bin": data})
+    backends = no_sleep_backends(s3_get=get)
+    backend, retrier = backends.for_url(f"s3://{bucket}/")
+    spool = Spool(tmp_path / "spool", 10 << 20)
+    try:
+        obj = listed(backend, bucket)["big.bin"]
+        # the first GET is cut halfway; the resumed one (Range: bytes=N-) is answered 200
+        # with the whole object, so its first N bytes are not the ones asked for
+        proxy.faults = Faults(drop_at=(1,), ignore_range=True)
+        sha, why = fetch(backends, spool, 1, obj.url, obj.size, obj.version, 1 << 30)
+        assert (sha, why) == (hashlib.sha256(data).hexdigest(), ""), why
+        assert spool.path(1, obj.url).read_bytes() == data
+        # and a read from an offset gives the rest only
+        assert b"".join(backend.read(obj, 1_000_003)) == data[1_000_003:]
+    finally:
+        backends.close()
+    assert proxy.counts["injected/drop"] == 1 and retrier.stats["retry/connection"] == 1

@@ -260,6 +260,17 @@ class S3Backend:
         response = await self._fs._call_s3("get_object", **params)
         body = response["Body"]
         length = int(response.get("ContentLength") or 0)
+        if params.get("Range") and not response.get("ContentRange"):
+            # Range ignored (200, the whole object): read past what was asked to skip
+            from docmill.sources.s3_get import range_start
+
+            skip = range_start({"Range": params["Range"]})
+            while skip > 0:
+                piece = await body.read(min(CHUNK, skip))
+                if not piece:
+                    break
+                skip -= len(piece)
+                length -= len(piece)
         parts: list[bytes] = []
         got = 0
         while got < min(length, CHUNK):

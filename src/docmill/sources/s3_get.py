@@ -83,6 +83,14 @@ def _signing_key(secret: str, day: str, region: str) -> bytes:
     return key
 
 
+def range_start(headers: Mapping[str, str]) -> int:
+    """The first byte a ``Range: bytes=N-`` header asks for (0 without one)."""
+    value = next((v for k, v in headers.items() if k.lower() == "range"), "")
+    if value.startswith("bytes=") and value.endswith("-") and value[6:-1].isdigit():
+        return int(value[6:-1])
+    return 0
+
+
 def sign_request(
     method: str, host: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
     *, access_key: str, secret_key: str, token: str | None, region: str, amz_date: str,
@@ -230,6 +238,9 @@ class LeanGetter:
                 body = resp.read()
                 done = True
                 _raise(resp.status, resp.getheaders(), body)
+            # a server that ignores Range answers 200 with the whole object: what was
+            # asked for starts further in
+            skip = range_start(headers) if resp.status == 200 else 0
             left = resp.length
             while left is None or left > 0:
                 chunk = resp.read(CHUNK if left is None else min(CHUNK, left))
@@ -237,6 +248,11 @@ class LeanGetter:
                     break
                 if left is not None:
                     left -= len(chunk)
+                if skip:
+                    cut = min(skip, len(chunk))
+                    chunk, skip = chunk[cut:], skip - cut
+                    if not chunk:
+                        continue
                 yield chunk
             done = True
         finally:
