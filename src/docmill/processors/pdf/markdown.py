@@ -328,7 +328,7 @@ def layout_outside_tables(textpage: Any, frame: Frame, tables: Sequence[Box]) ->
 _SAME = str.maketrans({"\x02": "-", "\ufffe": "-", "\u00ad": "-"})  # PDFium's hyphen marks
 _FOUR_FLOATS = struct.Struct("4f")
 _RESYNC = 6  # characters that must match where the matching picks up again
-_SOLID = re.compile(r"\S")
+_NOT_SPACE = re.compile(r"\S")
 _SPACE = re.compile(r"\s+")
 
 
@@ -342,7 +342,7 @@ def _flags(text: str, solid: _Solid) -> list[bool]:
     seq = "".join(solid.chars).translate(_SAME)
     cut = solid.cut
     flags = [False] * len(text)
-    at = [m.start() for m in _SOLID.finditer(text)]
+    at = [m.start() for m in _NOT_SPACE.finditer(text)]
     mine = _SPACE.sub("", text).translate(_SAME)
     if mine == seq:  # the common case: the same characters in the same order
         for i, gone in zip(at, cut, strict=True):
