@@ -114,6 +114,20 @@ def find_gutter(rects: list[Rect], page_left: float, page_right: float) -> float
 def reading_order_text(textpage: Any, page_width: float, page_height: float) -> str | None:
     """The page's text read column by column when it has two columns; None otherwise
     (the caller keeps PDFium's own order)."""
+    bands = reading_order_bands(textpage, page_width, page_height)
+    return None if bands is None else bands_text(textpage, bands)
+
+
+def bands_text(textpage: Any, bands: list[Rect]) -> str:
+    """The text of ``bands`` (see :func:`reading_order_bands`), one after the other."""
+    parts = [_band_text(textpage, *band) for band in bands]
+    return "\n".join(p.strip("\n") for p in parts if p.strip())
+
+
+def reading_order_bands(textpage: Any, page_width: float, page_height: float) -> list[Rect] | None:
+    """The rectangles (left, bottom, right, top; PDF points) a two-column page is read
+    in, in order: each band across the gutter, and between two such bands the left
+    column then the right one; None when the page is not two columns."""
     rects = _rects(textpage)
     if not rects:
         return None
@@ -133,17 +147,17 @@ def reading_order_text(textpage: Any, page_width: float, page_height: float) -> 
             merged[-1][0] = min(merged[-1][0], bottom)
         else:
             merged.append([bottom, top])
-    parts: list[str] = []
+    bands: list[Rect] = []
     ceiling = page_height + 1
     x0, x1 = -1.0, page_width + 1
     for bottom, top in [*merged, [-1.0, -1.0]]:
         if ceiling > top:  # the two columns between the last cut and this one
-            parts.append(_band_text(textpage, x0, top, gutter, ceiling))
-            parts.append(_band_text(textpage, gutter, top, x1, ceiling))
+            bands.append((x0, top, gutter, ceiling))
+            bands.append((gutter, top, x1, ceiling))
         if bottom >= 0:
-            parts.append(_band_text(textpage, x0, bottom, x1, top))
+            bands.append((x0, bottom, x1, top))
         ceiling = bottom
-    return "\n".join(p.strip("\n") for p in parts if p.strip())
+    return bands
 
 
 def page_edges(textpage: Any, page_width: float) -> Edges | None:

@@ -9,28 +9,46 @@
   and after a line that ends a sentence well before the usual line width. A hyphen at
   a line's end before a lower-case letter is removed.
 - **Tables** (``outcome.extra["tables"]``: ``{"page": i, "bbox": ..., "rows": [[cell]]}``,
-  ``i`` counted from 0 in the document) become pipe tables at the end of their page;
-  the page's lines made only of the table's words are left out, so the table's text is
-  not repeated. No tables: nothing of the kind is rendered.
+  ``i`` counted from 0 in the document) become pipe tables at the end of their page,
+  and their text leaves the prose: by position when the page was read by PDFium (every
+  character whose box's centre lies in a table's bbox is cut out of the page's lines,
+  :func:`outside_tables`; a line left with nothing is dropped), so a row glued to
+  another or to prose in one text line ("17 Apples3 1.20Pears"), a line holding parts
+  of several rows, or a row whose cells' words run together is never repeated as
+  prose, and the prose beside a table stays. Without positions (OCR, the pypdf
+  fallback) a line is left out when all its words (letter and digit runs) are the
+  page's tables' words. No tables: nothing of the kind is rendered.
 - Running headers and footers (see :mod:`docmill.processors.pdf.layout`) are left out.
 """
 
 from __future__ import annotations
 
+import ctypes
 import re
+import struct
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.model.tables import entry_cells, filled_rows, rows_of
-from docmill.processors.pdf.layout import Edges, page_edges, reading_order_text, running_lines
+from docmill.processors.pdf.geometry import Box, Frame
+from docmill.processors.pdf.geometry import _bare as bare  # per-character C calls
+from docmill.processors.pdf.layout import (
+    Edges,
+    Rect,
+    bands_text,
+    page_edges,
+    reading_order_bands,
+    running_lines,
+)
 
 _HEADING_RATIO = 1.15  # a line this much larger than the body text is a heading
 _MAX_HEADING_CHARS = 120
 _HEADING_SHARE = 0.1  # at most this share of the document's characters
 _SENTENCE_END = (".", "!", "?", ":", ";")
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W\d_]+|\d+")  # letter runs and digit runs: "Apples3" is two
+_EDGE = 1.0  # points: a character this close outside a table's bbox is the table's
 
 
 @dataclass(slots=True)
@@ -42,6 +60,7 @@ class PageLines:
     sizes: list[float | None] = field(default_factory=list)
     chars_by_size: Counter[float] = field(default_factory=Counter)
     skip: set[str] = field(default_factory=set)  # running headers/footers (stripped text)
+    cut: bool = False  # the lines are the text outside the page's tables (by position)
 
 
 def line_sizes(textpage: Any) -> tuple[dict[str, float], Counter[float]]:
@@ -200,30 +219,217 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
             stripped = line.strip()
             if " ".join(stripped.split()) in p.skip:
                 continue
-            words = {w.casefold() for w in _WORD.findall(stripped)}
-            if table_words and words and words <= table_words:
-                continue
+            if not p.cut and table_words:  # no positions: by the tables' words
+                words = {w.casefold() for w in _WORD.findall(stripped)}
+                if words and words <= table_words:
+                    continue
             kept.append((line, levels.get(size, 0) if size else 0))
         blocks += _paragraphs(kept, typical)
         blocks += [t for t in (markdown_table(tb) for tb in here) if t]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
+def outside_tables(
+    textpage: Any,
+    frame: Frame,
+    tables: Sequence[Box],
+    text: str,
+    bands: Sequence[Rect] | None = None,
+) -> str | None:
+    """``text``, the page's text as the Markdown reads it (PDFium's order; with
+    ``bands``, each band's text in turn, as
+    :func:`~docmill.processors.pdf.layout.reading_order_text` reads them), without the
+    characters that lie in ``tables`` (bboxes in the displayed page's frame): a
+    character is the table's when the centre of its loose box lies in one (``_EDGE``
+    points of slack), whatever line or word PDFium put it in. A line that loses
+    characters keeps the rest (its pieces joined by a space) or, left with none, is
+    dropped; every other line stays as it was. The text's characters are matched to
+    PDFium's character indexes in order (:func:`_flags`); None when PDFium's text does
+    not map onto its characters."""
+    import pypdfium2.raw as pdfium_c
+
+    count = textpage.count_chars()
+    if count <= 0:
+        return text
+    chars: str = textpage.get_text_range(0, count)
+    if len(chars) != count:
+        return None
+    handle = getattr(textpage, "_as_parameter_", textpage)
+    rect = (ctypes.c_float * 4)()  # FS_RECTF: left, top, right, bottom
+    rect_ref = ctypes.byref(rect)
+    read_rect = _FOUR_FLOATS.unpack_from
+    get_box = bare(pdfium_c.FPDFText_GetLooseCharBox)
+    boxes = [(b[0] - _EDGE, b[1] - _EDGE, b[2] + _EDGE, b[3] + _EDGE) for b in tables]
+    upright, point, left0, top0 = frame.rotation == 0, frame.point, frame.left, frame.top
+    solid = _Solid([], [], [], [])
+    keep, cuts, xs, ys = solid.chars.append, solid.cut.append, solid.x.append, solid.y.append
+    for i, ch in enumerate(chars):
+        if ch.isspace() or not get_box(handle, i, rect_ref):
+            continue
+        left, top, right, bottom = read_rect(rect)
+        ux, uy = (left + right) / 2, (top + bottom) / 2
+        cx, cy = (ux - left0, top0 - uy) if upright else point(ux, uy)  # displayed page
+        cut = False
+        for b in boxes:
+            if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]:
+                cut = True
+                break
+        keep(ch)
+        cuts(cut)
+        xs(ux)
+        ys(uy)
+    if bands is None:
+        return _cut_lines(text, solid)
+    parts = []
+    for left, bottom, right, top in bands:
+        mine = [
+            k
+            for k, (x, y) in enumerate(zip(solid.x, solid.y, strict=True))
+            if left <= x <= right and bottom <= y <= top
+        ]
+        shown = textpage.get_text_bounded(left=left, bottom=bottom, right=right, top=top)
+        part = _Solid([solid.chars[k] for k in mine], [solid.cut[k] for k in mine], [], [])
+        parts.append(_cut_lines(shown.replace("\r\n", "\n").replace("\r", "\n"), part))
+    return "\n".join(p.strip("\n") for p in parts if p.strip())
+
+
+@dataclass(slots=True)
+class _Solid:
+    """A page's characters but white space, in PDFium's index order: each one, whether
+    it lies in a table, its centre (PDF points)."""
+
+    chars: list[str]
+    cut: list[bool]
+    x: list[float]
+    y: list[float]
+
+
+def layout_outside_tables(textpage: Any, frame: Frame, tables: Sequence[Box]) -> str:
+    """The page's text in layout order (:mod:`~docmill.processors.pdf.reading_order`)
+    read from its characters outside ``tables`` (the centre of the loose box, as
+    :func:`outside_tables` decides; a space goes with the glyph before it)."""
+    from docmill.processors.pdf.reading_order import ordered_text, page_glyphs
+
+    chars, turns = page_glyphs(textpage, frame)
+    boxes = [(b[0] - _EDGE, b[1] - _EDGE, b[2] + _EDGE, b[3] + _EDGE) for b in tables]
+    kept: list[Any] = []
+    kept_turns: list[int] = []
+    cut = False
+    for ch, turn in zip(chars, turns, strict=True):
+        if ch.text != " ":
+            cx, cy = (ch.x0 + ch.x1) / 2, (ch.y0 + ch.y1) / 2
+            cut = any(b[0] <= cx <= b[2] and b[1] <= cy <= b[3] for b in boxes)
+        if not cut:
+            kept.append(ch)
+            kept_turns.append(turn)
+    return ordered_text(kept, kept_turns)
+
+
+_SAME = str.maketrans({"\x02": "-", "\ufffe": "-", "\u00ad": "-"})  # PDFium's hyphen marks
+_FOUR_FLOATS = struct.Struct("4f")
+_RESYNC = 6  # characters that must match where the matching picks up again
+_NOT_SPACE = re.compile(r"\S")
+_SPACE = re.compile(r"\s+")
+
+
+def _flags(text: str, solid: _Solid) -> list[bool]:
+    """For each character of ``text``: is it a table's? Its non-space characters are
+    matched to PDFium's (``solid``, in index order) one after the other; where they
+    differ (text outside the page's box, a glyph PDFium spells two ways) the matching
+    picks up again at the next place where ``_RESYNC`` characters agree (after, else
+    before: text read in another order), and the characters not matched are kept
+    (prose)."""
+    seq = "".join(solid.chars).translate(_SAME)
+    cut = solid.cut
+    flags = [False] * len(text)
+    at = [m.start() for m in _NOT_SPACE.finditer(text)]
+    mine = _SPACE.sub("", text).translate(_SAME)
+    if mine == seq:  # the common case: the same characters in the same order
+        for i, gone in zip(at, cut, strict=True):
+            flags[i] = gone
+        return flags
+    j = 0
+    for k, i in enumerate(at):
+        if j < len(seq) and seq[j] == mine[k]:
+            flags[i] = cut[j]
+            j += 1
+            continue
+        window = mine[k : k + _RESYNC]
+        found = seq.find(window, j)
+        if found < 0:  # text read in another order (``extract.reading_order = layout``)
+            found = seq.find(window)
+        if found >= 0 and len(mine) - k >= _RESYNC:
+            j = found
+            flags[i] = cut[j]
+            j += 1
+    return flags
+
+
+def _cut_lines(text: str, solid: _Solid) -> str:
+    """``text`` without its table characters (see :func:`outside_tables`)."""
+    if not any(solid.cut):
+        return text
+    flags = _flags(text, solid)
+    lines = []
+    start = 0
+    for line in text.split("\n"):
+        stop = start + len(line)
+        cut = flags[start:stop]
+        start = stop + 1
+        if any(cut):
+            pieces: list[str] = []
+            piece: list[str] = []
+            for ch, gone in zip(line, cut, strict=True):
+                if gone:
+                    if piece:
+                        pieces.append("".join(piece).strip())
+                        piece = []
+                else:
+                    piece.append(ch)
+            pieces.append("".join(piece).strip())
+            line = " ".join(p for p in pieces if p)
+            if not line:
+                continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
 class MarkdownPass:
     """Collects what Markdown needs while the extractor walks the pages (the text
-    pages are only open then): reading order, running lines, font sizes. ``finish``
-    marks the running headers/footers in the metadata and renders the Markdown."""
+    pages are only open then): reading order, running lines, font sizes, and the text
+    outside the page's tables. ``finish`` marks the running headers/footers in the
+    metadata and renders the Markdown."""
 
-    def __init__(self, first_page: int) -> None:
+    def __init__(self, first_page: int, layout: bool = False) -> None:
         self.first_page = first_page
+        self.layout = layout  # the page text is in layout order (extract.reading_order)
         self.pages: list[PageLines] = []
         self.edges: list[Edges | None] = []
 
-    def add_page(self, textpage: Any, width: float, height: float, text: str) -> None:
-        """One page read by PDFium; ``text`` is its page text (PDFium's order)."""
-        ordered = reading_order_text(textpage, width, height)
+    def add_page(
+        self,
+        textpage: Any,
+        width: float,
+        height: float,
+        text: str,
+        tables: Sequence[Box] = (),
+        frame: Frame | None = None,
+    ) -> None:
+        """One page read by PDFium; ``text`` is its page text (PDFium's order);
+        ``tables``: the bboxes of the tables found on it, in ``frame``."""
+        bands = reading_order_bands(textpage, width, height)
+        ordered = bands_text(textpage, bands) if bands is not None else None
         sizes, chars = line_sizes(textpage)
-        lines = page_lines(self.first_page + len(self.pages), ordered or text, sizes)
+        shown = ordered or text
+        outside = None
+        if tables and frame is not None:
+            if self.layout and ordered is None:
+                outside = layout_outside_tables(textpage, frame, tables)
+            else:
+                outside = outside_tables(textpage, frame, tables, shown, bands)
+        shown = outside if outside is not None else shown
+        lines = page_lines(self.first_page + len(self.pages), shown, sizes)
+        lines.cut = outside is not None
         lines.chars_by_size = chars
         self.pages.append(lines)
         self.edges.append(page_edges(textpage, width))

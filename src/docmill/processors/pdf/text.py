@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from docmill.model import DocState, FailureCategory, PageRange, ProcessOutcome
+from docmill.processors.pdf.geometry import page_frame
 from docmill.processors.pdf.reading_order import page_text as ordered_page_text
 from docmill.processors.pdf.scanned import ocr_pdf
 from docmill.processors.registry import ExtractRequest
@@ -189,7 +190,7 @@ def _markdown_pass(request: ExtractRequest, rng: PageRange) -> MarkdownPass | No
         return None
     from docmill.processors.pdf.markdown import MarkdownPass
 
-    return MarkdownPass(rng.start)
+    return MarkdownPass(rng.start, layout=request.options.reading_order == "layout")
 
 
 def _with_markdown(
@@ -288,7 +289,9 @@ def extract_pdf(path: str, request: ExtractRequest) -> ProcessOutcome:
                     tables.add(page, textpage, index)
                     if structure is not None:
                         width, height = page.get_size()
-                        structure.add_page(textpage, width, height, text[-1])
+                        boxes = tables.boxes(index)
+                        frame = page_frame(page) if boxes else None
+                        structure.add_page(textpage, width, height, text[-1], boxes, frame)
                 finally:
                     textpage.close()
             finally:

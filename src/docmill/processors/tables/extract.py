@@ -220,6 +220,18 @@ class PageTables:
         except Exception as exc:  # one page's tables must not cost the document
             self.errors.append({"page": index, "error": f"{type(exc).__name__}: {exc}"[:300]})
 
+    def boxes(self, index: int) -> list[Box]:
+        """The bboxes of the tables found so far on page ``index`` (for the Markdown,
+        which leaves their text out of the prose)."""
+        out: list[Box] = []
+        for table in reversed(self.tables):  # the page's tables are the last ones added
+            if table.get("page") != index:
+                break
+            bbox = table.get("bbox")
+            if bbox and len(bbox) == 4:
+                out.append((float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])))
+        return out[::-1]
+
     def into(self, outcome: ProcessOutcome) -> ProcessOutcome:
         if self.on:
             outcome.extra["tables"] = self.tables
