@@ -68,8 +68,9 @@ class LlmBridge:
         """Load the spec, start the stage (raises SettingsError for a bad spec)."""
         from docmill.llm.classify import LocalClassifier
         from docmill.llm.spec import load_spec
-        from docmill.llm.stage import Attempt, LlmStage, StageOptions
-        from docmill.state.llm_calls import LlmCall, SpendWriter
+        from docmill.llm.stage import LlmStage, StageOptions
+        from docmill.model.llm import LlmAttempt
+        from docmill.state.llm_calls import SpendWriter
 
         if settings.input == "images" and settings.redact_pii:
             from docmill.settings import SettingsError
@@ -82,10 +83,8 @@ class LlmBridge:
         spent = float(store.llm_totals()["cost_usd"])  # type: ignore[arg-type]
         spend = SpendWriter(store.path)
 
-        def on_billed(doc_id: int, a: Attempt) -> None:
-            spend.add(
-                doc_id, LlmCall(a.role, a.model, a.tokens_in, a.tokens_out, a.cost_usd, a.outcome)
-            )
+        def on_billed(doc_id: int, a: LlmAttempt) -> None:
+            spend.add(doc_id, a)
 
         stage = LlmStage(
             spec,

@@ -62,6 +62,7 @@ from docmill.llm.dispatch import KeyDispatcher
 from docmill.llm.limits import KeyLimiter, LimiterConfig, ModelView
 from docmill.llm.spec import Label, LlmSpec, ProviderSpec
 from docmill.llm.watch import ThrottleLog
+from docmill.model.llm import LlmAttempt
 
 CLASSIFY_SCHEMA_NAME = "classification"
 EXTRACT_SCHEMA_NAME = "fields"
@@ -128,30 +129,9 @@ class LlmResult:
         }
 
 
-@dataclass(frozen=True)
-class Attempt:
-    """One billed answer: the role that asked, the model, tokens as billed, cost, and what
-    the answer was worth (``valid``; ``invalid``: JSON that does not fit; ``not_json``)."""
-
-    role: str
-    model: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    outcome: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "model": self.model,
-            "input_tokens": self.tokens_in,
-            "output_tokens": self.tokens_out,
-            "cost_usd": round(self.cost_usd, 8),
-            "outcome": self.outcome,
-        }
 
 
-OnBilled = Callable[[int, Attempt], None]
+OnBilled = Callable[[int, LlmAttempt], None]
 """Called with (document id, attempt) for each billed answer before the stage uses it."""
 
 
@@ -712,7 +692,7 @@ class LlmStage:
                 answer: Any = chat.parsed if chat.json_ok else _NOT_JSON
                 problem = check(answer) if chat.json_ok else "the answer is not JSON"
                 outcome = "valid" if problem is None else "not_json" if answer is _NOT_JSON else "invalid"
-                billed = Attempt(lane, slot.model, tokens_in, tokens_out, cost, outcome)
+                billed = LlmAttempt(lane, slot.model, tokens_in, tokens_out, cost, outcome)
                 if self._on_billed is not None:
                     self._on_billed(job.doc_id, billed)  # committed before it is used
                 result.attempts.append(billed.to_dict())

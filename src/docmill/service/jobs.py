@@ -26,6 +26,20 @@ from typing import Any
 from docmill.state.migrations import apply_migrations
 
 DB_NAME = "service.db"
+
+
+def open_service_db(
+    data_dir: str | Path, migrations: tuple[tuple[str, str], ...]
+) -> sqlite3.Connection:
+    """The service's database in ``data_dir`` (made if missing): one connection for any
+    thread (callers serialise it), WAL, ``migrations`` applied."""
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(root / DB_NAME, isolation_level=None, timeout=30.0, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    apply_migrations(conn, migrations)
+    return conn
 STALE_AFTER_S = 15.0  # a running job whose heartbeat is older is taken over
 # stopped_budget: the LLM budget in force stopped it; its undone documents stay pending
 # and a resume (a higher budget) or a retry queues it again
@@ -162,15 +176,7 @@ class JobLedger:
 
     @classmethod
     def open(cls, data_dir: str | Path) -> JobLedger:
-        root = Path(data_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            root / DB_NAME, isolation_level=None, timeout=30.0, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        apply_migrations(conn, MIGRATIONS)
-        return cls(conn, root)
+        return cls(open_service_db(data_dir, MIGRATIONS), Path(data_dir))
 
     def close(self) -> None:
         with self._lock:

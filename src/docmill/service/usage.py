@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from docmill.service.jobs import DB_NAME
+from docmill.service.jobs import open_service_db
 from docmill.service.keys import KeyStore
 from docmill.service.tiers import Tier
-from docmill.state.migrations import apply_migrations
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
     (
@@ -148,14 +147,7 @@ class SpendLedger:
 
     @classmethod
     def open(cls, data_dir: str | Path) -> SpendLedger:
-        root = Path(data_dir)
-        root.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(root / DB_NAME, isolation_level=None, timeout=30.0,
-                               check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        apply_migrations(conn, MIGRATIONS)
-        return cls(conn)
+        return cls(open_service_db(data_dir, MIGRATIONS))
 
     def close(self) -> None:
         with self._lock:

@@ -14,32 +14,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-
-@dataclass(frozen=True)
-class LlmCall:
-    """One billed answer: which role asked which model, tokens, cost, what it was worth
-    (``valid``, ``invalid``: JSON that does not fit, ``not_json``)."""
-
-    role: str
-    model: str
-    tokens_in: int
-    tokens_out: int
-    cost_usd: float
-    outcome: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "role": self.role,
-            "model": self.model,
-            "input_tokens": self.tokens_in,
-            "output_tokens": self.tokens_out,
-            "cost_usd": round(self.cost_usd, 8),
-            "outcome": self.outcome,
-        }
+from docmill.model.llm import LlmAttempt
 
 
 class SpendWriter:
@@ -50,7 +27,7 @@ class SpendWriter:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
-    def add(self, doc_id: int, call: LlmCall) -> None:
+    def add(self, doc_id: int, call: LlmAttempt) -> None:
         """Commit ``call`` (durable against a process kill when this returns)."""
         with self._lock:
             if self._conn is None:
@@ -84,11 +61,11 @@ class SpendWriter:
                 self._conn = None
 
 
-def llm_attempts(conn: sqlite3.Connection, doc_id: int) -> list[LlmCall]:
+def llm_attempts(conn: sqlite3.Connection, doc_id: int) -> list[LlmAttempt]:
     """A document's billed answers, oldest first (every run of the folder)."""
     rows = conn.execute(
         "SELECT role, model, tokens_in, tokens_out, cost_usd, outcome FROM llm_calls "
         "WHERE doc_id=? ORDER BY id",
         (doc_id,),
     ).fetchall()
-    return [LlmCall(r[0], r[1], int(r[2]), int(r[3]), float(r[4]), r[5]) for r in rows]
+    return [LlmAttempt(r[0], r[1], int(r[2]), int(r[3]), float(r[4]), r[5]) for r in rows]

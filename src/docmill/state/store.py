@@ -31,8 +31,8 @@ from docmill.model.content import encode_content
 from docmill.state.migrations import apply_migrations
 
 if TYPE_CHECKING:
+    from docmill.model.llm import LlmAttempt
     from docmill.state.deliveries import DeliveryLedger
-    from docmill.state.llm_calls import LlmCall
 
 DB_NAME = "docmill.db"
 LLM_LIMITS_KEY = "llm_limits"  # meta: the LLM stage's limits per model, as last written
@@ -552,7 +552,7 @@ class Store:
                 (cost_usd, tokens_in, tokens_out, doc_id),
             )
 
-    def llm_attempts(self, doc_id: int) -> list[LlmCall]:
+    def llm_attempts(self, doc_id: int) -> list[LlmAttempt]:
         """A document's billed LLM answers over every run (``state/llm_calls.py``)."""
         from docmill.state.llm_calls import llm_attempts
 
