@@ -376,29 +376,11 @@ def test_a_ray_worker_killed_mid_batch_charges_only_its_current_document(
     proc = start_ray(two_nodes, "run", str(src), "--out", str(out), "--quiet", log=log)
     try:
         _wait_for(lambda: _finished(out) >= 300 or proc.poll() is not None, 240, "progress")
-        victim: list[psutil.Process] = []
-
-        def a_batch_under_way() -> bool:
-            """A batch that started since the last look and still runs 0.3 s later
-            (the driver has heard it start: it polls every 50 ms)."""
-            if proc.poll() is not None:
-                return True
-            seen = set(_batches_running(two_nodes))
-            deadline = time.monotonic() + 10
-            found = None
-            while found is None and time.monotonic() < deadline:
-                found = _a_batch_starting(two_nodes, None, seen)
-            if found is None:
-                return False
-            time.sleep(0.3)
-            if psutil.pid_exists(found[0]) and found[0] in _batches_running(two_nodes):
-                victim.append(found[1])
-                return True
-            return False
-
-        _wait_for(a_batch_under_way, 120, "a batch under way")
-        assert proc.poll() is None, "the run ended before a worker could be killed"
-        victim[0].kill()  # kill -9 of the Ray worker (its docmill worker dies with it)
+        # a batch whose docmill worker has been busy a while: the driver has heard it
+        # start (it polls every 50 ms), and it is no process that comes and goes
+        victim = _a_busy_batch(two_nodes, set(_batches_running(two_nodes)), proc)
+        assert victim is not None, "the run ended before a worker could be killed"
+        victim.kill()  # kill -9 of the Ray worker (its docmill worker dies with it)
         proc.wait(timeout=600)
     finally:
         _kill_group(proc)
