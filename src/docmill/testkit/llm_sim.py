@@ -40,7 +40,8 @@ What happens to a chat request, in order:
    back to its full allowance), and the three ``-tokens`` ones, as counted when the
    request was admitted. A request larger than ``tpm`` alone → 400 ``request_too_large``
    (waiting would never help). Rejected requests use no quota;
-4. one draw from the seeded generator: below ``timeout_rate`` the server holds the
+4. one draw from the seeded generator of faults (its own, so the n-th admitted request
+   meets the same fate in every run): below ``timeout_rate`` the server holds the
    request for ``hang_s`` (or until the client goes away) and never answers; below
    ``timeout_rate + error_rate`` it answers 500, 502 or 503 after the latency;
 5. latency: uniform, or log-normal whose 1st..99th percentiles span ``latency_min_s ..
@@ -260,6 +261,9 @@ class LlmSimulator:
         self.config = config or SimConfig()
         self.outage = False
         self._rng = random.Random(self.config.seed)
+        # the fault draws have a generator of their own: the n-th admitted request meets
+        # the same fate in every run, however the other draws interleave with timing
+        self._fault_rng = random.Random(f"faults:{self.config.seed}")
         self._windows: dict[tuple[str, str], _Window] = {}  # (API key, model)
         self._stats = _Stats(started=time.monotonic())
         self._server: asyncio.Server | None = None
@@ -301,6 +305,7 @@ class LlmSimulator:
         self.config = dataclasses.replace(self.config, **changes)
         if "seed" in changes:
             self._rng = random.Random(self.config.seed)
+            self._fault_rng = random.Random(f"faults:{self.config.seed}")
 
     def reset(self) -> None:
         """Clear the stats and every rate-limit window."""
@@ -515,7 +520,7 @@ class LlmSimulator:
         self, reader: asyncio.StreamReader, payload: Any, reply: Answer
     ) -> _Response | None:
         s = self._stats
-        draw = self._rng.random()
+        draw = self._fault_rng.random()
         config = self.config
         if draw < config.timeout_rate:
             s.timeouts += 1
