@@ -344,13 +344,10 @@ def test_killing_a_nodes_raylet_loses_nothing_and_duplicates_nothing(
     try:
         second = two_nodes.nodes[1]
         _wait_for(lambda: _finished(out) >= 300 or proc.poll() is not None, 240, "progress")
-        seen = set(_batches_running(two_nodes, second))
-        _wait_for(
-            lambda: _a_batch_starting(two_nodes, second, seen) is not None
-            or proc.poll() is not None,
-            60, "a batch starting on the second node",
-        )
-        assert proc.poll() is None, "the run ended before the node could be killed"
+        # a batch on the second node whose docmill worker has been busy a while (a
+        # process that comes and goes under a forkserver is passed over)
+        busy = _a_busy_batch(two_nodes, set(_batches_running(two_nodes, second)), proc, second)
+        assert busy is not None and proc.poll() is None, "the run ended before the node could be killed"
         two_nodes.kill_raylet(second)  # kill -9, mid-batch
         proc.wait(timeout=600)
     finally:
@@ -396,16 +393,16 @@ def test_a_ray_worker_killed_mid_batch_charges_only_its_current_document(
     assert status(out)["counts"]["done"] == 3000
 
 
-def _a_busy_batch(cluster: RayCluster, seen: set[int], proc: subprocess.Popen[str]
-                  ) -> psutil.Process | None:
+def _a_busy_batch(cluster: RayCluster, seen: set[int], proc: subprocess.Popen[str],
+                  node: RayNode | None = None) -> psutil.Process | None:
     """The Ray worker of a batch that started since ``seen`` was taken and whose docmill
     worker has been busy a while (so the driver has heard the batch start; a process
     that comes and goes under a forkserver, or a warm-up's idle worker, is passed over);
-    None once the run has ended."""
+    None once the run has ended. ``node``: on that node only."""
     deadline = time.monotonic() + 60
     while proc.poll() is None:
         assert time.monotonic() < deadline, "timed out waiting for a busy batch"
-        found = _a_batch_starting(cluster, None, seen)
+        found = _a_batch_starting(cluster, node, seen)
         if found is None:
             time.sleep(0.02)
             continue

@@ -50,7 +50,8 @@ What happens to an API request, in order:
    ``userRateLimitExceeded``; and at most ``burst_limit`` in a ``burst_window_s`` → else 429
    ``rateLimitExceeded`` (``Retry-After`` when ``retry_after_s`` is set). The bodies are
    Google's. Refused queries use no quota;
-3. one seeded draw: below ``error_rate``, 500 ``backendError``, 502 or 503;
+3. one draw from the seeded generator of faults (its own: the n-th admitted request meets
+   the same fate in every run): below ``error_rate``, 500 ``backendError``, 502 or 503;
 4. latency, uniform in ``latency_min_s .. latency_max_s`` (times ``time_scale``);
 5. the answer; every ``drop_every``-th media body is cut halfway and the connection
    closed.
@@ -151,6 +152,7 @@ class DriveSimulator(DriveWrites):
         self.config = config or DriveSimConfig()
         self.data = data or DriveData(self.config.seed)
         self._rng = random.Random(self.config.seed)
+        self._fault_rng = random.Random(f"faults:{self.config.seed}")
         self._windows: dict[str, deque[float]] = {}
         self._bursts: dict[str, deque[float]] = {}
         self._not_before: dict[str, tuple[float, float]] = {}
@@ -195,6 +197,7 @@ class DriveSimulator(DriveWrites):
         self.config = dataclasses.replace(self.config, **changes)
         if "seed" in changes:
             self._rng = random.Random(self.config.seed)
+            self._fault_rng = random.Random(f"faults:{self.config.seed}")
         if changes.get("hold_uploads") and self._released is not None:
             self._released.clear()
 
@@ -314,7 +317,7 @@ class DriveSimulator(DriveWrites):
         if limited is not None:
             return limited
         config = self.config
-        if config.error_rate and self._rng.random() < config.error_rate:
+        if config.error_rate and self._fault_rng.random() < config.error_rate:
             self._stats.server_errors += 1
             status = (500, 502, 503)[self._rng.randrange(3)]
             await self._latency()
