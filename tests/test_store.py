@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome, SourceFile
+from docmill.model import (
+    DocState,
+    ErrorInfo,
+    FailureCategory,
+    PageRange,
+    ProcessOutcome,
+    SourceFile,
+)
 from docmill.state import Store, StoreError
 from docmill.state.migrations import MIGRATIONS, apply_migrations
 from docmill.state.store import DB_NAME
@@ -448,6 +455,35 @@ def test_complete_many_commits_each_outcome_and_drops_only_merged_chunks(
     assert query(store, "SELECT id, quarantined, attempts, finished_at FROM documents "
                  "WHERE id IN (?, ?) ORDER BY id", a, c) == [(a, 0, 1, 1000.0), (c, 1, 1, 1001.0)]
     assert state_of(store, b) == "running"
+
+
+def test_a_chunk_keeps_every_field_to_dict_writes(store: Store, tmp_path: Path) -> None:
+    """A split document's range is stored as to_dict's JSON and read back with from_dict:
+    the label and the LLM spend (ledger columns) come back with the rest."""
+    (doc,) = add_and_hash(store, [make_file(tmp_path, "big.pdf", b"big")])
+    store.claim_pending(1)
+    chunk = ProcessOutcome(
+        status=DocState.DONE,
+        mime="application/pdf",
+        pages=900,
+        text=["p1", "p2"],
+        metadata={"title": "T"},
+        error=ErrorInfo(FailureCategory.ERROR, "one page failed", "tables"),
+        parse_s=0.25,
+        page_range=PageRange(500, 502),
+        extra={"tables": [{"page": 0}]},
+        label="invoice",
+        cost_usd=0.0125,
+        tokens_in=1234,
+        tokens_out=56,
+    )
+    store.save_chunk(doc, 500, 502, chunk)
+    (back,) = store.iter_chunks(doc)
+    assert back.to_dict() == chunk.to_dict()
+    assert (back.label, back.cost_usd, back.tokens_in, back.tokens_out) == (
+        "invoice", 0.0125, 1234, 56
+    )
+    assert ProcessOutcome.from_dict(chunk.to_dict()) == chunk
 
 
 def test_record_of_unknown_id_is_none(store: Store) -> None:
