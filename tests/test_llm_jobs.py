@@ -416,6 +416,21 @@ def test_a_job_stopped_at_its_budget_is_resumed_never_retried_and_not_into_a_tin
             assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "stopped_budget"
             assert sim.stats()["chat_requests"] == requests  # nothing asked of the provider
 
+            # a job that spent nothing (its budget fits no request): a document's cost
+            # comes from the estimate, and a resume barely over nothing is refused too
+            raised = run_cli("keys", "budget", key.split("_")[1], "50",
+                             "--set", f"service.data_dir={data}", "--set", f"service.tiers_file={tiers}")
+            assert raised.returncode == 0, raised.stderr
+            starved = api.post("/v1/jobs", files=uploads(tmp_path / "in"),
+                               data={"spec": "invoices", "budget_usd": "0.000001"}).json()
+            starved = api.wait(starved["id"], ("done", "failed", "stopped_budget"))
+            assert starved["status"] == "stopped_budget" and starved["llm"]["cost_usd"] == 0, starved
+            assert sim.stats()["chat_requests"] == requests
+            refused = api.post(f"/v1/jobs/{starved['id']}/resume", json={"budget_usd": 0.000002})
+            assert refused.status_code == 422, refused.text
+            estimated = refused.json()["error"]["details"]["per_document_usd"]
+            assert est["cost_low"] / 30 <= estimated <= est["cost_high"] / 30, (estimated, est)
+
             # room again: the resume is accepted and the job finishes
             raised = run_cli("keys", "budget", key.split("_")[1], "50",
                              "--set", f"service.data_dir={data}", "--set", f"service.tiers_file={tiers}")
