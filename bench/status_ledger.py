@@ -6,11 +6,14 @@ migration applied), its rows written by bulk SQL: most finished by an earlier ru
 share finished by the run still going (``runs.finished_at`` NULL), the rest pending;
 each finished row carries a result blob of ``--blob-kb`` incompressible KB (a record's
 sealed content), some a label and an LLM spend. Then, in one run, it measures the CPU
-seconds of ``status_data`` (what ``docmill status`` reads) and of a whole
-``docmill status --json`` process, first as the ledger is (migration
+seconds of ``status_data`` (what ``docmill status`` reads), of a whole
+``docmill status --json`` process and of ``LedgerReader.totals`` (what a service job's
+runner reads every second), first as the ledger is (migration
 ``0007_status_indexes`` applied), then with that migration's indexes dropped (the
 ledger as it was before it), then with them back: the ratio is the figure. The query
-plans of both are printed. Nothing is asserted.
+plans of both are printed. What the indexes cost a run is measured too: the CPU seconds
+of the ledger writes (claims of 256 and their commits) of ``--write-docs`` documents
+with and without them, alternating rounds, medians. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -113,6 +116,20 @@ def status_cpu(out: Path, repeats: int) -> tuple[float, dict[str, Any]]:
     return statistics.median(times), data
 
 
+def totals_cpu(out: Path, repeats: int) -> float:
+    """Median CPU seconds of ``LedgerReader.totals`` (a service job's runner reads it
+    every second, with its heartbeat)."""
+    from docmill.state.browse import LedgerReader
+
+    times: list[float] = []
+    with LedgerReader.open(out) as reader:
+        for _ in range(repeats):
+            t0 = time.process_time()
+            reader.totals()
+            times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
 def cli_cpu(out: Path, repeats: int) -> float:
     """Median CPU seconds (user + system) of a whole ``docmill status --json`` process."""
     times: list[float] = []
@@ -138,6 +155,33 @@ def plans(out: Path) -> list[str]:
         conn.close()
 
 
+def write_cpu(folder: Path, docs: int, without: bool) -> float:
+    """CPU seconds the run's ledger writes of ``docs`` documents take (claims of 256 and
+    their commits, as the runner batches them), with 0007's indexes or without."""
+    from docmill.model import DocState, ProcessOutcome, SourceFile
+    from docmill.state import Store
+
+    store = Store.open(folder)
+    try:
+        if without:
+            conn = sqlite3.connect(folder / "docmill.db", isolation_level=None)
+            for name in NEW_INDEXES:
+                conn.execute(f"DROP INDEX {name}")
+            conn.close()
+        store.upsert_sources([SourceFile(f"/data/w/{i}.pdf", 100, i) for i in range(docs)])
+        store.set_hashes([(i, f"{i:064x}", "") for i, _src in store.unhashed(docs)], [])
+        outcome = ProcessOutcome(status=DocState.DONE, mime="application/pdf", pages=3,
+                                 text=["a" * 2000], metadata={})
+        outcome.seal()
+        t0 = time.process_time()
+        while rows := store.claim_pending(256):
+            now = time.time()
+            store.complete_many([(r.id, outcome, False, now, 0.1) for r in rows])
+        return time.process_time() - t0
+    finally:
+        store.close()
+
+
 def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from docmill.state.migrations import MIGRATIONS
 
@@ -151,6 +195,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                            "build_s": round(build_s, 1)}
     status_data_cpu = {}
     cli = {}
+    totals = {}
     plan = {}
     for phase in ("with", "without", "with again"):
         conn = sqlite3.connect(out / "docmill.db", isolation_level=None)
@@ -168,13 +213,25 @@ def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         cpu, data = status_cpu(out, args.repeats)
         status_data_cpu[phase] = round(cpu, 4)
         cli[phase] = round(cli_cpu(out, args.repeats), 4)
+        totals[phase] = round(totals_cpu(out, args.repeats), 4)
         plan[phase] = plans(out)
         fig["last_run"] = data["last_run"]
     fig["status_data_cpu_s"] = status_data_cpu
     fig["cli_cpu_s"] = cli
+    fig["service_totals_cpu_s"] = totals
     fig["plans"] = plan
     fig["ratio_status_data"] = round(status_data_cpu["without"] / max(status_data_cpu["with"], 1e-6), 1)
     fig["ratio_cli"] = round(cli["without"] / max(cli["with"], 1e-6), 1)
+    # what the indexes cost a run: its claims and commits, alternating, medians
+    writes: dict[str, list[float]] = {"with": [], "without": []}
+    for round_no in range(args.write_rounds):
+        for phase in ("with", "without"):
+            folder = work / f"writes-{round_no}-{phase}"
+            writes[phase].append(write_cpu(folder, args.write_docs, phase == "without"))
+    fig["write_docs"] = args.write_docs
+    fig["write_cpu_s"] = {k: round(statistics.median(v), 4) for k, v in writes.items()}
+    extra = fig["write_cpu_s"]["with"] - fig["write_cpu_s"]["without"]
+    fig["write_us_per_doc"] = round(extra / args.write_docs * 1e6, 2)
     return fig
 
 
@@ -186,8 +243,13 @@ def report(fig: dict[str, Any]) -> str:
         ("status_data CPU-s, with 0007", f"{fig['status_data_cpu_s']['with']} "
                                          f"(again: {fig['status_data_cpu_s']['with again']})"),
         ("docmill status CPU-s, without / with", f"{fig['cli_cpu_s']['without']} / {fig['cli_cpu_s']['with']}"),
+        ("service job totals CPU-s, without / with",
+         f"{fig['service_totals_cpu_s']['without']} / {fig['service_totals_cpu_s']['with']}"),
         ("ratio without / with", f"status_data {fig['ratio_status_data']}x, process {fig['ratio_cli']}x"),
         ("creating the indexes (migration)", f"{fig['create_index_cpu_s']} CPU-s"),
+        (f"a run's ledger writes, {fig['write_docs']:,} documents",
+         f"{fig['write_cpu_s']['with']} CPU-s with, {fig['write_cpu_s']['without']} without: "
+         f"{fig['write_us_per_doc']} us a document more"),
     ]
     lines = [table(rows)]
     for phase in ("without", "with"):
@@ -202,6 +264,8 @@ def main() -> int:
     p.add_argument("--blob-kb", type=float, default=1.5, help="result blob per finished row")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--write-docs", type=int, default=20_000, help="documents claimed and committed")
+    p.add_argument("--write-rounds", type=int, default=3)
     add_output_args(p, "status_ledger")
     args = p.parse_args()
     return run_benchmark("status_ledger", args, measure, report)
