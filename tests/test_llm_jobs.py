@@ -356,6 +356,97 @@ def test_a_job_stops_at_its_budget_resumes_and_the_keys_month_caps_the_next(
         assert provider_key not in text
 
 
+def test_a_job_stopped_at_its_budget_is_resumed_never_retried_and_not_into_a_tiny_month(
+    tmp_path: Path, provider_key: str
+) -> None:
+    """A retry would keep the budget that stopped the job (it stops again at once): refused,
+    pointing to resume, and the job's JSON says so (can_retry). A resume whose run would
+    get less than one document's cost beyond the job's spend is refused saying what is
+    left: a budget barely over the spend (422), a key with a tiny rest of its month (409);
+    nothing is sent to the provider for either. With room, the resume finishes the job."""
+    make_docs(tmp_path / "in", 30)
+    seen: list[str] = []
+    with serve_in_thread(SimConfig(latency_min_s=0.01, latency_max_s=0.05, seed=5)) as sim:
+        data, tiers, sets = _server(tmp_path, sim.base_url)
+        port = free_port()
+        proc = start_server(data, port, *sets)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            key = create_key(data, tiers, "team")
+            api = Api(base, key, seen)
+            est = api.post("/v1/estimates", files=uploads(tmp_path / "in"), data={"spec": "invoices"}).json()
+            half = round(est["cost_expected"] / 2, 6)
+            created = api.post("/v1/jobs", files=uploads(tmp_path / "in"),
+                               data={"spec": "invoices", "budget_usd": str(half)}).json()
+            job = api.wait(created["id"], ("done", "failed", "stopped_budget"))
+            assert job["status"] == "stopped_budget", job
+            assert job["can_retry"] is False and job["retry_refused"]["code"] == "stopped_budget"
+            requests = sim.stats()["chat_requests"]
+
+            retried = api.post(f"/v1/jobs/{job['id']}/retry")
+            assert retried.status_code == 409, retried.text
+            error = retried.json()["error"]
+            assert error["code"] == "stopped_budget"
+            assert f"/v1/jobs/{job['id']}/resume" in error["message"] and "budget_usd" in error["message"]
+            assert error["message"] == job["retry_refused"]["message"]
+
+            spent = job["llm"]["cost_usd"]
+            per_doc = job["llm"]["cost_per_document_usd"]
+            assert spent > 0 and per_doc > 0
+            barely = api.post(f"/v1/jobs/{job['id']}/resume", json={"budget_usd": round(spent + per_doc / 4, 6)})
+            assert barely.status_code == 422, barely.text
+            error = barely.json()["error"]
+            assert error["code"] == "budget_too_low"
+            assert error["details"]["least_budget_usd"] >= spent + 0.99 * per_doc
+
+            # the key's month lowered to what it spent and a quarter of a document
+            usage = api.get("/v1/usage").json()
+            monthly = round(usage["spent_usd"] + per_doc / 4, 6)
+            lowered = run_cli("keys", "budget", key.split("_")[1], str(monthly),
+                              "--set", f"service.data_dir={data}", "--set", f"service.tiers_file={tiers}")
+            assert lowered.returncode == 0, lowered.stderr
+            tiny = api.post(f"/v1/jobs/{job['id']}/resume", json={"budget_usd": 100})
+            assert tiny.status_code == 409, tiny.text
+            error = tiny.json()["error"]
+            assert error["code"] == "monthly_budget_low"
+            left = error["details"]["left_usd"]
+            assert left == pytest.approx(monthly - usage["spent_usd"], abs=2e-6)
+            assert f"{left:.6g} USD left" in error["message"] and "keys budget" in error["message"]
+            assert error["details"]["per_document_usd"] == pytest.approx(per_doc, rel=1e-3)
+            assert api.get(f"/v1/jobs/{job['id']}").json()["status"] == "stopped_budget"
+            assert sim.stats()["chat_requests"] == requests  # nothing asked of the provider
+
+            # a job that spent nothing (its budget fits no request): a document's cost
+            # comes from the estimate, and a resume barely over nothing is refused too
+            raised = run_cli("keys", "budget", key.split("_")[1], "50",
+                             "--set", f"service.data_dir={data}", "--set", f"service.tiers_file={tiers}")
+            assert raised.returncode == 0, raised.stderr
+            starved = api.post("/v1/jobs", files=uploads(tmp_path / "in"),
+                               data={"spec": "invoices", "budget_usd": "0.000001"}).json()
+            starved = api.wait(starved["id"], ("done", "failed", "stopped_budget"))
+            assert starved["status"] == "stopped_budget" and starved["llm"]["cost_usd"] == 0, starved
+            assert sim.stats()["chat_requests"] == requests
+            refused = api.post(f"/v1/jobs/{starved['id']}/resume", json={"budget_usd": 0.000002})
+            assert refused.status_code == 422, refused.text
+            estimated = refused.json()["error"]["details"]["per_document_usd"]
+            assert est["cost_low"] / 30 <= estimated <= est["cost_high"] / 30, (estimated, est)
+
+            # room again: the resume is accepted and the job finishes
+            raised = run_cli("keys", "budget", key.split("_")[1], "50",
+                             "--set", f"service.data_dir={data}", "--set", f"service.tiers_file={tiers}")
+            assert raised.returncode == 0, raised.stderr
+            resumed = api.post(f"/v1/jobs/{job['id']}/resume", json={"budget_usd": round(4 * est["cost_high"], 6)})
+            assert resumed.status_code == 202, resumed.text
+            job = api.wait(job["id"], ("done", "failed", "stopped_budget"))
+            assert job["status"] == "done", job
+            assert job["can_retry"] is True
+        finally:
+            kill_group(proc)
+    log = (tmp_path / f"server-{port}.log").read_text(encoding="utf-8")
+    for text in (*seen, log):
+        assert provider_key not in text
+
+
 @pytest.mark.usefixtures("provider_key")
 def test_documents_filtered_by_whether_their_fields_fit_the_schema(tmp_path: Path) -> None:
     """fields=valid: done with a label that has fields; fields=invalid: the answer never

@@ -198,6 +198,62 @@ def test_a_provider_outage_opens_the_breaker_and_the_run_resumes_when_it_recover
         assert all(r["class"]["label"] == truth[n]["label"] for n, r in records.items())
 
 
+def test_a_drain_stops_waiting_on_an_unreachable_provider_after_run_drain_s(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM once while the provider is down: the run drains, but stops retrying the
+    LLM after run.drain_s; the documents whose answer never came go back to pending (not
+    failed, no attempt counted, nothing charged), the run exits interrupted (130), and a
+    rerun once the provider is back finishes them."""
+    import signal
+    import sqlite3
+    import time
+
+    from engine_kit import start_cli, stop_all
+
+    truth = make_docs(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    with serve_in_thread(SimConfig(seed=6)) as sim:
+        spec = write_spec(tmp_path, sim.base_url)
+        sim.set_outage(True)
+        proc = start_cli(
+            "run", str(tmp_path / "in"), "--out", str(out), "--workers", "2", "--quiet",
+            "--set", f"llm.spec={spec}", "--set", "run.drain_s=2",
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while sim.stats()["outage_503"] < 3 and proc.poll() is None:
+                assert time.monotonic() < deadline, "the stage never reached the provider"
+                time.sleep(0.1)
+            assert proc.poll() is None
+            proc.send_signal(signal.SIGTERM)  # once: drain
+            _stdout, stderr = proc.communicate(timeout=90)  # before the fix: drained forever
+        finally:
+            stop_all(proc)
+        assert proc.returncode == 130, stderr
+        assert "draining" in stderr and "run.drain_s" in stderr, stderr
+        assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+        st = status(out)
+        assert st["counts"]["pending"] == len(truth), st["counts"]
+        assert st["counts"]["running"] == st["counts"]["failed"] == st["counts"]["done"] == 0
+        assert st["llm"]["cost_usd"] == 0 and st["last_run"]["status"] == "interrupted"
+        conn = sqlite3.connect(out / "docmill.db")
+        try:
+            assert conn.execute("SELECT COUNT(*) FROM llm_calls").fetchone() == (0,)
+            assert conn.execute("SELECT MAX(attempts), COUNT(result) FROM documents").fetchone() == (0, 0)
+        finally:
+            conn.close()
+        assert read_parts(out) == []
+
+        sim.set_outage(False)
+        again = llm_run(tmp_path / "in", out, spec)
+        assert again.returncode == 0, again.stderr
+        records = by_name(out)
+        assert set(records) == set(truth)
+        assert all(r["status"] == "done" for r in records.values())
+        assert all(r["class"]["label"] == truth[n]["label"] for n, r in records.items())
+
+
 def test_page_images_are_sent_to_models_that_read_them(tmp_path: Path) -> None:
     truth = make_docs(tmp_path / "in", 4)
     with serve_in_thread(SimConfig(seed=5)) as sim:

@@ -39,6 +39,38 @@ def test_a_runs_budget_is_the_jobs_within_what_the_key_has_left() -> None:
     assert monthly_limit(50.0, 7.0) == 7.0 and monthly_limit(0.0, 0.0) == 0.0  # a key's 0: nothing
 
 
+def test_a_resume_that_could_not_pay_for_one_document_is_refused_saying_what_is_left() -> None:
+    """A resumed job whose run would get less than one document's cost beyond what it
+    spent stops again at once: refused, by what binds (the key's month, else the budget)."""
+    from docmill.service.usage import resume_refusal
+
+    # plenty: accepted (no monthly limit; a month with room)
+    assert resume_refusal(5.0, 1.0, 0.01, None, 40.0) is None
+    assert resume_refusal(5.0, 1.0, 0.01, 20.0, 10.0) is None
+    # nothing of the month left: monthly_budget_spent, as before
+    spent = resume_refusal(5.0, 1.0, 0.01, 20.0, 20.0)
+    assert spent is not None and (spent.status, spent.code) == (409, "monthly_budget_spent")
+    # a tiny rest of the month, under one document: refused, saying what is left
+    low = resume_refusal(5.0, 1.0, 0.01, 20.0, 19.996)
+    assert low is not None and (low.status, low.code) == (409, "monthly_budget_low")
+    assert low.details["left_usd"] == pytest.approx(0.004)
+    assert low.details["per_document_usd"] == 0.01
+    assert "0.004 USD left" in low.message and "keys budget" in low.message
+    # the rest held by the key's other running jobs counts as spent
+    held = resume_refusal(5.0, 1.0, 0.01, 20.0, 10.0, others_outstanding_usd=9.995)
+    assert held is not None and held.code == "monthly_budget_low"
+    assert held.details["left_usd"] == pytest.approx(0.005)
+    # the budget asked for is what binds: it must exceed the spend by one document
+    small = resume_refusal(1.005, 1.0, 0.01, 20.0, 2.0)
+    assert small is not None and (small.status, small.code) == (422, "budget_too_low")
+    assert small.details == {"budget_usd": 1.005, "job_spent_usd": 1.0, "per_document_usd": 0.01,
+                             "least_budget_usd": 1.01}
+    assert resume_refusal(1.011, 1.0, 0.01, None, 0.0) is None
+    # no figure for one document yet (nothing spent, no estimate): only an empty month refuses
+    assert resume_refusal(5.0, 0.0, None, 20.0, 19.999) is None
+    assert resume_refusal(0.0, 0.0, None, None, 0.0) is not None  # a budget of nothing
+
+
 def test_spend_is_recorded_as_totals_and_split_where_a_month_ends(tmp_path: Path) -> None:
     spend = SpendLedger.open(tmp_path)
     try:

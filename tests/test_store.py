@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from docmill.model import DocState, ErrorInfo, FailureCategory, ProcessOutcome, SourceFile
+from docmill.model import (
+    DocState,
+    ErrorInfo,
+    FailureCategory,
+    PageRange,
+    ProcessOutcome,
+    SourceFile,
+)
 from docmill.state import Store, StoreError
 from docmill.state.migrations import MIGRATIONS, apply_migrations
 from docmill.state.store import DB_NAME
@@ -450,6 +457,35 @@ def test_complete_many_commits_each_outcome_and_drops_only_merged_chunks(
     assert state_of(store, b) == "running"
 
 
+def test_a_chunk_keeps_every_field_to_dict_writes(store: Store, tmp_path: Path) -> None:
+    """A split document's range is stored as to_dict's JSON and read back with from_dict:
+    the label and the LLM spend (ledger columns) come back with the rest."""
+    (doc,) = add_and_hash(store, [make_file(tmp_path, "big.pdf", b"big")])
+    store.claim_pending(1)
+    chunk = ProcessOutcome(
+        status=DocState.DONE,
+        mime="application/pdf",
+        pages=900,
+        text=["p1", "p2"],
+        metadata={"title": "T"},
+        error=ErrorInfo(FailureCategory.ERROR, "one page failed", "tables"),
+        parse_s=0.25,
+        page_range=PageRange(500, 502),
+        extra={"tables": [{"page": 0}]},
+        label="invoice",
+        cost_usd=0.0125,
+        tokens_in=1234,
+        tokens_out=56,
+    )
+    store.save_chunk(doc, 500, 502, chunk)
+    (back,) = store.iter_chunks(doc)
+    assert back.to_dict() == chunk.to_dict()
+    assert (back.label, back.cost_usd, back.tokens_in, back.tokens_out) == (
+        "invoice", 0.0125, 1234, 56
+    )
+    assert ProcessOutcome.from_dict(chunk.to_dict()) == chunk
+
+
 def test_record_of_unknown_id_is_none(store: Store) -> None:
     assert store.record(12345) is None
 
@@ -789,3 +825,79 @@ def test_a_reader_waits_for_every_migration(tmp_path: Path) -> None:
     conn.close()
     with LedgerReader.open(tmp_path) as reader:
         assert reader.counts()["pending"] == 0
+
+
+# --- the queries of `docmill status` ---------------------------------------------------
+
+
+def _plan(conn: sqlite3.Connection, sql: str) -> str:
+    return " / ".join(r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, (0.0,) * sql.count("?")))
+
+
+def test_status_queries_read_indexes_not_the_documents_table(tmp_path: Path) -> None:
+    """`docmill status` (and the service's totals) while a run is unfinished: what that
+    run finished, the pages done and the LLM spend come from covering indexes
+    (migration 0007), never from a scan of `documents` and its result blobs."""
+    from docmill.state.store import DONE_PAGES_SQL, LAST_RUN_SQL, LLM_SPEND_SQL
+
+    Store.open(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        plans = {sql: _plan(conn, sql) for sql in (LAST_RUN_SQL, DONE_PAGES_SQL, LLM_SPEND_SQL)}
+    finally:
+        conn.close()
+    for sql, plan in plans.items():
+        assert "USING COVERING INDEX" in plan, (sql, plan)
+    assert "documents_finished (state=? AND finished_at>?)" in plans[LAST_RUN_SQL]
+    assert "documents_finished (state=?)" in plans[DONE_PAGES_SQL]
+    assert "documents_spend" in plans[LLM_SPEND_SQL]
+
+
+def test_status_figures_from_the_indexes_match_the_rows(store: Store, tmp_path: Path) -> None:
+    """The indexed queries give what the rows say: an unfinished run's documents and
+    pages (only those finished since it started), pages done, spend and tokens."""
+    ids = add_and_hash(store, [make_file(tmp_path, f"{n}.pdf", n.encode()) for n in "abcde"])
+    store.claim_pending(5)
+    a, b, c, d, _e = ids
+    store.complete_many([(a, done(["1", "2", "3"]), False, 100.0, 1.0)])
+    run_id = store.start_run(["src"], {})
+    started = query(store, "SELECT started_at FROM runs WHERE id=?", run_id)[0][0]
+    assert isinstance(started, float)
+    failed = ProcessOutcome.failure(FailureCategory.CORRUPT, "bad xref")
+    store.complete_many([
+        (b, done(["x", "y"]), False, started + 1, 1.0),
+        (c, failed, False, started + 2, 1.0),
+    ])
+    conn = sqlite3.connect(store.path, isolation_level=None)
+    conn.execute("UPDATE documents SET cost_usd=0.5, tokens_in=100, tokens_out=7 WHERE id=?", (b,))
+    conn.execute("UPDATE documents SET tokens_in=40 WHERE id=?", (d,))  # a free model
+    conn.close()
+    last = store.last_run()
+    assert last is not None and last["finished_at"] is None
+    assert (last["docs_finished"], last["pages_finished"], last["last_at"]) == (2, 2, started + 2)
+    assert store.total_pages() == 5
+    totals = store.llm_totals()
+    assert (totals["cost_usd"], totals["tokens_in"], totals["tokens_out"]) == (0.5, 140, 7)
+
+
+def test_an_older_ledger_gets_the_status_indexes_and_is_read_only_then(tmp_path: Path) -> None:
+    """A ledger made before migration 0007 (0001-0006 applied) is not read by a reader
+    until a run or `docmill status` has applied it; opening it applies it once."""
+    from docmill.state.browse import LedgerReader
+
+    conn = sqlite3.connect(tmp_path / DB_NAME, isolation_level=None)
+    names = [name for name, _sql in MIGRATIONS]
+    assert names.index("0007_status_indexes") == len(names) - 1
+    apply_migrations(conn, MIGRATIONS[:-1])
+    conn.close()
+    with pytest.raises(StoreError, match="0007_status_indexes not applied"):
+        LedgerReader.open(tmp_path)
+    Store.open(tmp_path, create=False).close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    try:
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    finally:
+        conn.close()
+    assert {"documents_finished", "documents_spend"} <= indexes
+    with LedgerReader.open(tmp_path) as reader:
+        assert reader.totals()["pages"] == 0

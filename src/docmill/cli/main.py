@@ -205,7 +205,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print("\ndocmill: stopping now; in-flight documents go back to pending", file=sys.stderr)
         else:
             print(
-                "\ndocmill: draining (in-flight documents finish); Ctrl-C again to stop now",
+                "\ndocmill: draining (in-flight documents finish; LLM answers are waited for "
+                f"at most run.drain_s = {settings.run.drain_s:g} s); Ctrl-C again to stop now",
                 file=sys.stderr,
             )
 

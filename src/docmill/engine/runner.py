@@ -285,8 +285,11 @@ class Runner:
         last_progress = 0.0
         status = "interrupted"
         llm = self._llm
+        drain_since: float | None = None  # when the drain began (Ctrl-C / SIGTERM once)
         try:
             while not self.stop.abandon:
+                if self.stop.draining and drain_since is None:
+                    drain_since = self._clock()
                 if not self.stop.draining and not (llm and llm.exhausted):
                     self._collect_hashes(store)
                     # finished documents waiting for their commit (or, up to a cap, for
@@ -331,6 +334,8 @@ class Runner:
                     self._report(now - started, exhausted)
                     if llm:
                         llm.publish()  # its limits per model, for status (once a second)
+                if drain_since is not None and llm and self._llm_overdue(pool.busy > 0, drain_since):
+                    break  # the rest waits on the LLM: back to pending (finally, below)
                 if not self._inflight and not self._ready:
                     if self.stop.draining:
                         break
@@ -511,6 +516,28 @@ class Runner:
             self._llm.submit(entry, outcome)
         else:
             self._queue_commit(entry, outcome, False)
+
+    def _llm_overdue(self, extracting: bool, drain_since: float) -> bool:
+        """Draining, every document still in flight waits on the LLM stage (none is being
+        extracted, none waits for its commit), and ``run.drain_s`` has passed: a provider
+        that does not answer (an outage, retried without end) would hold the drain
+        forever. The stage is then closed and those documents go back to pending, their
+        attempt not counted; what was billed before is in the ledger already."""
+        llm = self._llm
+        if llm is None or not llm.waiting or extracting or self._ready or self._to_commit:
+            return False
+        if len(self._inflight) > llm.waiting:
+            return False
+        grace = self.settings.run.drain_s
+        if self._clock() - drain_since < grace:
+            return False
+        log.warning(
+            "draining: %d documents still wait on the LLM after run.drain_s = %g s; they go "
+            "back to pending for the next run",
+            llm.waiting,
+            grace,
+        )
+        return True
 
     def _release(self, store: Store, entry: _InFlight) -> None:
         """Back to pending (the LLM budget ran out): its twins waiting on it too."""

@@ -178,6 +178,8 @@ class ProcessOutcome:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProcessOutcome:
+        """The outcome :meth:`to_dict` wrote, every field (a key missing from an older
+        chunk takes its default)."""
         error = data.get("error")
         prange = data.get("page_range")
         return cls(
@@ -191,6 +193,10 @@ class ProcessOutcome:
             parse_s=float(data.get("parse_s") or 0.0),
             needs_split=bool(data.get("needs_split")),
             page_range=PageRange(**prange) if prange else None,
+            label=data.get("label"),
+            cost_usd=float(data.get("cost_usd") or 0.0),
+            tokens_in=int(data.get("tokens_in") or 0),
+            tokens_out=int(data.get("tokens_out") or 0),
         )
 
     def to_wire(self) -> tuple[Any, ...]:

@@ -42,7 +42,8 @@ def open_service_db(
     return conn
 STALE_AFTER_S = 15.0  # a running job whose heartbeat is older is taken over
 # stopped_budget: the LLM budget in force stopped it; its undone documents stay pending
-# and a resume (a higher budget) or a retry queues it again
+# and a resume (a higher budget) queues it again (a retry, which keeps the budget, is
+# refused: retention.retry_refusal)
 TERMINAL = ("done", "failed", "cancelled", "stopped_budget")
 
 MIGRATIONS: tuple[tuple[str, str], ...] = (
@@ -122,6 +123,12 @@ _COLUMNS = (
     "id, owner, status, created_at, started_at, finished_at, source_kind, sources, "
     "description, overrides, counts, cancel, worker, heartbeat, runs, error, deliveries, "
     "llm_spec, budget_usd, budget_in_force"
+)
+
+
+_RUNNING_BUDGETS = (
+    "SELECT id, budget_in_force FROM jobs WHERE owner=? AND status='running' AND id<>? "
+    "AND budget_in_force IS NOT NULL"
 )
 
 
@@ -284,6 +291,12 @@ class JobLedger:
             )
             return cur.rowcount == 1
 
+    def running_budgets(self, owner: str, besides: str) -> dict[str, float]:
+        """The budgets in force of ``owner``'s running jobs other than ``besides``, by id."""
+        with self._lock:
+            rows = self._conn.execute(_RUNNING_BUDGETS, (owner, besides)).fetchall()
+        return {job_id: float(b) for job_id, b in rows}
+
     def settle_budget(
         self, job_id: str, worker: str, owner: str,
         decide: Callable[[dict[str, float], sqlite3.Connection], float],
@@ -294,11 +307,7 @@ class JobLedger:
         no other runner, in any process, decides in between (SQLite's write lock), so two
         jobs never both count the same rest of a key's month."""
         with self._tx() as c:
-            rows = c.execute(
-                "SELECT id, budget_in_force FROM jobs WHERE owner=? AND status='running' AND id<>? "
-                "AND budget_in_force IS NOT NULL",
-                (owner, job_id),
-            ).fetchall()
+            rows = c.execute(_RUNNING_BUDGETS, (owner, job_id)).fetchall()
             budget = decide({other: float(b) for other, b in rows}, c)
             c.execute(
                 "UPDATE jobs SET budget_in_force=? WHERE id=? AND worker=?", (budget, job_id, worker)

@@ -12,7 +12,8 @@ the caller's own files and never expire here.
 
 The refusals live here, in one place: ``POST .../retry`` raises them and the job's JSON
 says ``can_retry`` from the same function, so the dashboard disables the button exactly
-when the API would refuse.
+when the API would refuse (a job stopped at its LLM budget is resumed with a new budget,
+never retried with the old one).
 """
 
 from __future__ import annotations
@@ -67,7 +68,24 @@ def sources_gone(job: Job, ledger: JobLedger, retention_h: float, now: float) ->
 
 
 def retry_refusal(job: Job, ledger: JobLedger, retention_h: float, now: float) -> Refusal | None:
-    """Why ``POST /v1/jobs/{id}/retry`` would answer 409, or None when it would not."""
+    """Why ``POST /v1/jobs/{id}/retry`` would answer 409, or None when it would not. A
+    job its LLM budget stopped is not retried: a retry keeps the budget, so its run
+    would stop again at once; ``resume`` takes a new one."""
+    refusal = rerun_refusal(job, ledger, retention_h, now)
+    if refusal is None and job.status == "stopped_budget":
+        in_force = f" ({job.budget_in_force:.6g} USD)" if job.budget_in_force is not None else ""
+        return Refusal(
+            409, "stopped_budget",
+            f"the job stopped at its LLM budget{in_force}; a retry keeps that budget and would "
+            f"stop again at once: resume it with a higher one, POST /v1/jobs/{job.id}/resume "
+            'with {"budget_usd": USD}',
+        )
+    return refusal
+
+
+def rerun_refusal(job: Job, ledger: JobLedger, retention_h: float, now: float) -> Refusal | None:
+    """Why a finished job cannot run again (retry or resume), or None: it has not
+    finished, or its uploaded files are gone."""
     if not job.terminal:
         return Refusal(409, "job_active", f"the job is {job.status}")
     if sources_gone(job, ledger, retention_h, now):

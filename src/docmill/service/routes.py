@@ -42,7 +42,7 @@ from docmill.service.overrides import (
     settings_object,
 )
 from docmill.service.public import PublicNames, names_for
-from docmill.service.retention import retry_refusal
+from docmill.service.retention import rerun_refusal, retry_refusal
 from docmill.service.specs import PublishedSpec, spec_view
 from docmill.service.state import Services, services
 from docmill.service.uploads import (
@@ -52,7 +52,7 @@ from docmill.service.uploads import (
     check_url,
     download,
 )
-from docmill.service.usage import period_of, run_budget
+from docmill.service.usage import period_of, resume_refusal, run_budget
 from docmill.service.views import job_view, outcome_json, record_view
 from docmill.sources.urls import is_remote
 from docmill.state import Store, StoreError
@@ -751,25 +751,57 @@ def _retry(svc: Services, caller: Caller, job_id: str) -> dict[str, Any]:
     return _view(svc, updated, job_progress(svc.ledger, job.id))
 
 
-@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents and deliveries again; a cancelled job resumes")
+@router.post("/jobs/{job_id}/retry", status_code=202, summary="Failed documents and deliveries again; a cancelled job resumes (a job stopped at its LLM budget: 409, resume it with a new budget)")
 async def retry(job_id: str, caller: CallerDep, svc: ServicesDep) -> dict[str, Any]:
     return await run_in_threadpool(_retry, svc, caller, job_id)
+
+
+def _per_document(svc: Services, job: Job, progress: dict[str, Any]) -> float | None:
+    """What one more document of ``job`` is expected to cost: its spend per done document
+    so far (the job's ``cost_per_document_usd``), else the estimate's mean over a small
+    sample of its sources; None when neither is known."""
+    cost = float(progress.get("cost_usd") or 0.0)
+    done = int((progress.get("counts") or {}).get("done") or 0)
+    if cost > 0 and done:
+        return cost / done
+    published = svc.specs.get(job.llm_spec) if job.llm_spec else None
+    if published is None or job.source_kind == "store":  # an estimate reads no store
+        return None
+    try:
+        report = estimate_job(svc.settings, svc.extract, job.sources, job.overrides, published,
+                              0.0, sample=RESUME_SAMPLE)
+    except (ExtractBusy, OSError, ValueError):
+        return None
+    docs = int(report.get("documents") or 0)
+    expected = float(report.get("cost_expected") or 0.0)
+    return expected / docs if docs and expected > 0 else None
+
+
+RESUME_SAMPLE = 5  # documents an estimate reads for a resume when the job spent nothing yet
 
 
 def _resume(svc: Services, caller: Caller, job_id: str, budget: float | None) -> dict[str, Any]:
     job = _owned(svc, caller, job_id)
     if not (job.llm_spec or svc.settings.llm.spec):
         raise ApiError(409, "no_llm_stage", "the job runs no LLM spec: there is no budget to raise")
-    refusal = retry_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, time.time())
+    refusal = rerun_refusal(job, svc.ledger, svc.settings.service.upload_retention_h, time.time())
     if refusal is not None:  # running, or its uploads are gone
         raise refusal.error()
     if budget is None:
         raise ApiError(422, "invalid_request", 'send {"budget_usd": USD}, the job\'s new LLM budget')
     limit, _source, spent = _monthly(svc, caller)
-    if limit is not None and spent >= limit:
-        raise ApiError(409, "monthly_budget_spent",
-                       f"the key has spent its monthly LLM limit ({limit:g} USD) this month",
-                       {"monthly_budget_usd": limit, "spent_usd": round(spent, 6)})
+    progress = job_progress(svc.ledger, job.id)
+    job_spent = float(progress.get("cost_usd") or 0.0)
+    others = svc.ledger.running_budgets(job.owner, job.id)
+    outstanding = 0.0
+    if others and svc.spend is not None:
+        totals = svc.spend.job_totals(others)
+        outstanding = sum(max(0.0, b - totals.get(j, 0.0)) for j, b in others.items())
+    # its run would get less than one document beyond its spend: it would stop at once
+    refused = resume_refusal(budget, job_spent, _per_document(svc, job, progress), limit, spent,
+                             outstanding)
+    if refused is not None:
+        raise refused
     if not svc.ledger.requeue(job.id, budget):
         raise ApiError(409, "job_active", "the job changed state; try again")
     updated = svc.ledger.get(job.id)

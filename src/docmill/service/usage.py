@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docmill.service.errors import ApiError
 from docmill.service.jobs import open_service_db
 from docmill.service.keys import KeyStore
 from docmill.service.tiers import Tier
@@ -73,6 +74,55 @@ def run_budget(
         return asked_usd
     left = max(0.0, limit_usd - key_spent_usd - others_outstanding_usd)
     return max(0.0, min(asked_usd, job_spent_usd + left))
+
+
+def resume_refusal(
+    asked_usd: float, job_spent_usd: float, per_document_usd: float | None,
+    limit_usd: float | None, key_spent_usd: float, others_outstanding_usd: float = 0.0,
+) -> ApiError | None:
+    """Why a resume (or a new run) of a job at ``asked_usd`` would be refused, or None
+    (pure). Its run gets :func:`run_budget`; what that leaves beyond the job's spend must
+    pay for at least one document (``per_document_usd``: the job's spend per done
+    document, else the estimate's; None: not known, then only nothing left refuses), or
+    the run stops at its budget again at once. Refused by what binds: the key's month
+    (409 ``monthly_budget_spent`` when nothing is left, ``monthly_budget_low`` when less
+    than a document is), else the budget asked for (422 ``budget_too_low``)."""
+    if limit_usd is not None and key_spent_usd >= limit_usd:
+        return ApiError(
+            409, "monthly_budget_spent",
+            f"the key has spent its monthly LLM limit ({limit_usd:g} USD) this month",
+            {"monthly_budget_usd": limit_usd, "spent_usd": round(key_spent_usd, 6)},
+        )
+    room = run_budget(asked_usd, job_spent_usd, limit_usd, key_spent_usd, others_outstanding_usd)
+    room -= job_spent_usd
+    need = per_document_usd or 0.0
+    if room > 0 and room >= need:
+        return None
+    doc = f"~{need:.6g} USD, the job's cost per document" if need else "anything"
+    if limit_usd is not None:
+        left = max(0.0, limit_usd - key_spent_usd - others_outstanding_usd)
+        if left < asked_usd - job_spent_usd:  # the month binds
+            held = (f", {others_outstanding_usd:.6g} held by its other running jobs"
+                    if others_outstanding_usd > 0 else "")
+            return ApiError(
+                409, "monthly_budget_low",
+                f"the key has {left:.6g} USD left of its monthly LLM limit ({limit_usd:g} USD, "
+                f"{key_spent_usd:.6g} spent this month{held}): less than one document "
+                f"({doc}), so the job would stop at its budget again at once; raise the key's "
+                "limit (docmill keys budget) or resume next month",
+                {"monthly_budget_usd": limit_usd, "spent_usd": round(key_spent_usd, 6),
+                 "held_usd": round(others_outstanding_usd, 6), "left_usd": round(left, 6),
+                 "per_document_usd": per_document_usd},
+            )
+    least = round(job_spent_usd + need, 6)
+    return ApiError(
+        422, "budget_too_low",
+        f"a budget of {asked_usd:g} USD leaves {max(0.0, asked_usd - job_spent_usd):.6g} USD beyond "
+        f"the {job_spent_usd:.6g} USD the job has spent, less than one document ({doc}): "
+        f"ask for at least {least:g} USD",
+        {"budget_usd": asked_usd, "job_spent_usd": round(job_spent_usd, 6),
+         "per_document_usd": per_document_usd, "least_budget_usd": least},
+    )
 
 
 class KeyLimits:

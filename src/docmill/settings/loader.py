@@ -61,6 +61,9 @@ class RunSettings:
     split_pages: int = 500  # documents above this many pages are split into ranges of it
     progress_interval_s: float = 5.0  # seconds between progress log lines (not a terminal)
     max_file_mb: int = 2048  # larger files end failed (too_large)
+    # a draining run (Ctrl-C / SIGTERM once) waits at most this long for LLM answers, then
+    # stops the LLM stage: documents without their answer go back to pending (0: no wait)
+    drain_s: float = 30.0
     # where tasks run: local (this machine's worker processes) | ray (a Ray cluster; the
     # driver keeps the ledger, parts and progress) | a kind a plugin registers
     executor: str = "local"
@@ -250,6 +253,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _NON_NEGATIVE = {
     "run.workers",
+    "run.drain_s",
     "run.window",
     "extract.max_pages",
     "extract.fallback_max_mb",

@@ -64,6 +64,22 @@ class LedgerRow:
     duplicate_of: int | None
 
 
+# the queries of `docmill status` (and the service's totals) that sum over many rows,
+# each read from a covering index of migration 0007, never from the rows and their
+# result blobs: what an unfinished run finished since it started (``?``), pages done,
+# the LLM spend (a row without any is in no index and adds nothing)
+LAST_RUN_SQL = (
+    "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state='done' THEN pages END), 0), "
+    "MAX(finished_at) FROM documents WHERE state IN ('done', 'failed', 'skipped') "
+    "AND finished_at >= ?"
+)
+DONE_PAGES_SQL = "SELECT COALESCE(SUM(pages), 0) FROM documents WHERE state='done'"
+LLM_SPEND_SQL = (
+    "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens_in), 0), "
+    "COALESCE(SUM(tokens_out), 0) FROM documents "
+    "WHERE cost_usd > 0 OR tokens_in > 0 OR tokens_out > 0"
+)
+
 _ROW_COLUMNS = (
     "id, source, size, sha256, mime, state, attempts, pages, "
     "error_category, error_message, error_stage, duplicate_of"
@@ -219,12 +235,7 @@ class Store:
         run = dict(zip(keys, row, strict=True))
         run["last_at"] = run["finished_at"]
         if run["finished_at"] is None:
-            docs, pages, last = self._conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state='done' THEN pages END), 0), "
-                "MAX(finished_at) FROM documents WHERE finished_at >= ? "
-                "AND state IN ('done', 'failed', 'skipped')",
-                (run["started_at"],),
-            ).fetchone()
+            docs, pages, last = self._conn.execute(LAST_RUN_SQL, (run["started_at"],)).fetchone()
             run.update(docs_finished=int(docs), pages_finished=int(pages), last_at=last)
         return run
 
@@ -560,10 +571,7 @@ class Store:
 
     def llm_totals(self) -> dict[str, object]:
         """Spend and tokens so far, and documents per label."""
-        cost, tin, tout = self._conn.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0), COALESCE(SUM(tokens_in), 0), "
-            "COALESCE(SUM(tokens_out), 0) FROM documents"
-        ).fetchone()
+        cost, tin, tout = self._conn.execute(LLM_SPEND_SQL).fetchone()
         labels = dict(
             self._conn.execute(
                 "SELECT label, COUNT(*) FROM documents WHERE label IS NOT NULL GROUP BY label "
@@ -709,9 +717,7 @@ class Store:
         return out
 
     def total_pages(self) -> int:
-        row = self._conn.execute(
-            "SELECT COALESCE(SUM(pages), 0) FROM documents WHERE state='done'"
-        ).fetchone()
+        row = self._conn.execute(DONE_PAGES_SQL).fetchone()
         return int(row[0])
 
     def failure_summary(self, limit: int = 5) -> list[tuple[str, int, str]]:
