@@ -304,3 +304,71 @@ def test_lists_and_prose_set_side_by_side_are_no_table() -> None:
     assert glossary.rows[0] == ["CH", ":", "Crosshead engines"] and glossary.bbox[3] < 400
     (table,) = tables_in_pdf(pdf, [1])  # the list of drawings: numbers beside items
     assert table.rows[0] == ["No.", "Item"]
+
+
+def test_a_tight_font_keeps_the_spaces_between_its_words(tmp_path: Path) -> None:
+    """Words set with spaces narrower than a word gap (``Tw`` below 0: a gap of ~0.15
+    line heights) keep the layer's spaces in their cells; before, the cells read
+    ``Bloodandlymphatic``. Figures with no space in the layer stay whole."""
+    from docmill.testkit.table_pages import Page, pdf_bytes
+
+    rows = [
+        ["System organ class", "Cases", "Share (%)"],
+        ["Blood and lymphatic system disorders", "1,204", "12.5"],
+        ["Cardiac disorders", "311", "3.2"],
+        ["Eye disorders of the retina", "47", "0.5"],
+        ["Skin and subcutaneous tissue", "2,990", "31.0"],
+    ]
+    page = Page()
+    xs, top, pitch = [72.0, 260.0, 330.0, 400.0], 100.0, 16.0
+    for r, row in enumerate(rows):
+        for k, text in enumerate(row):
+            page.text(xs[k] + 3, top + r * pitch + 3, text, size=9.0, word_space=-1.2)
+    for r in range(len(rows) + 1):
+        page.line(xs[0], top + r * pitch, xs[-1], top + r * pitch)
+    for x in xs:
+        page.line(x, top, x, top + len(rows) * pitch)
+    path = tmp_path / "tight.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows == rows
+
+
+def test_a_layer_space_parts_words_only_over_a_gap() -> None:
+    """line_text: a space in the layer parts two glyphs where a gap of over a tenth of
+    a line height lies between them (a tight font); over no gap (a space left between
+    overprinted or split glyphs: ``47 .6``, ``He fty``) it parts nothing; without one,
+    only a word gap (a fifth of a line height) does."""
+    from docmill.processors.pdf.geometry import Char
+    from docmill.processors.tables.text import chunk_line, line_text
+
+    def glyphs(*parts: tuple[str, float]) -> list[Char]:
+        out, x = [], 0.0
+        for text, gap in parts:
+            x += gap
+            if text == " ":
+                out.append(Char(" ", x, 0.0, x, 10.0))
+                continue
+            out.append(Char(text, x, 0.0, x + 5.0, 10.0))
+            x += 5.0
+        return out
+
+    assert line_text(glyphs(("a", 0), (" ", 0), ("b", 1.5))) == "a b"  # tight: 0.15 line heights
+    assert line_text(glyphs(("a", 0), ("b", 1.5))) == "ab"  # no space in the layer
+    assert line_text(glyphs(("4", 0), ("7", 0), (" ", 0), (".", 0), ("6", 0))) == "47.6"
+    assert line_text(glyphs(("a", 0), ("b", 2.5))) == "a b"  # a word gap
+    for chars in (glyphs(("a", 0), (" ", 0), ("b", 1.5)), glyphs(("4", 0), (" ", 0), (".", 0.5))):
+        (chunk,) = chunk_line(chars).chunks
+        assert chunk.text == line_text(chars)  # a chunk's text is line_text of its characters
+
+
+def test_cells_of_real_pages_keep_their_words_apart() -> None:
+    """Real pages whose layer parts words by spaces narrower than a word gap."""
+    diesel = str(corpus_file(CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"))
+    texts = {c.text for t in tables_in_pdf(diesel, [17, 18]) for c in t.cells}
+    assert "Semi-built Crank-\nshaft (Crankthrow,\nforged main journal\nand journals with\nflange)" in texts
+    assert "All engines with\naccumulators\nwith a capacity\nof > 0,5 l" in texts
+    assert "W for those\nthat are not\nautofretted" in texts
+    crime = str(corpus_file(CORPUS / "real" / "camelot" / "docs" / "benchmark" / "stream" / "12s0324" / "12s0324.pdf"))
+    texts = {c.text for t in tables_in_pdf(crime, [0]) for c in t.cells}
+    assert any(t.startswith("Stolen property; buying, receiving, possessing") for t in texts)

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from docmill.model.tables import Cell
 from docmill.processors.pdf.geometry import Box, Char
 from docmill.processors.tables.text import (
+    SPACE_GAP,
+    WORD_GAP,
     Chunk,
     Line,
     cell_text,
@@ -393,8 +395,18 @@ def build(
     left, right, top, bottom = x0 - 0.5, x1 + 0.5, y0 - 0.5, y1 + 0.5  # inside(c, region, 0.5)
     mine = [
         c for c in chars
-        if left <= (c.x0 + c.x1) / 2 <= right and top <= (c.y0 + c.y1) / 2 <= bottom and not c.text.isspace()
+        if left <= (c.x0 + c.x1) / 2 <= right and top <= (c.y0 + c.y1) / 2 <= bottom
+        and (not c.text.isspace() or c.text == " ")
     ]
+    # of the layer's spaces, only those that part words a gap alone would not stay
+    last = len(mine) - 1
+    loose = [
+        i for i, c in enumerate(mine)
+        if c.text == " " and not (0 < i < last and _tight_space(mine[i - 1], c, mine[i + 1]))
+    ]
+    if loose:
+        gone = set(loose)
+        mine = [c for i, c in enumerate(mine) if i not in gone]
     if not mine:
         return None
     lines = page_lines(mine)
@@ -541,6 +553,20 @@ def build(
     if ncols < 2:
         return None
     return Grid(region, cells, nrows, ncols, head, edges, ruled)
+
+
+def _tight_space(before: Char, space: Char, after: Char) -> bool:
+    """Whether the layer's space between two glyphs (its neighbours in the layer's order)
+    parts words that a gap alone would not: the gap between them is wider than
+    :data:`~docmill.processors.tables.text.SPACE_GAP` line heights but no wider than a
+    word gap (a tight font). Only such spaces are read into a table's lines: the others
+    change no text (:func:`~docmill.processors.tables.text.line_text`), and a space
+    beside a turned glyph (no height) stands on no line."""
+    if before.text.isspace() or after.text.isspace() or space.y1 <= space.y0:
+        return False
+    h = max(before.y1 - before.y0, after.y1 - after.y0, 1.0)
+    gap = after.x0 - before.x1
+    return SPACE_GAP * h < gap <= WORD_GAP * h
 
 
 def _cells(
