@@ -372,3 +372,38 @@ def test_cells_of_real_pages_keep_their_words_apart() -> None:
     crime = str(corpus_file(CORPUS / "real" / "camelot" / "docs" / "benchmark" / "stream" / "12s0324" / "12s0324.pdf"))
     texts = {c.text for t in tables_in_pdf(crime, [0]) for c in t.cells}
     assert any(t.startswith("Stolen property; buying, receiving, possessing") for t in texts)
+
+
+def test_a_heading_that_runs_on_past_its_columns_keeps_its_words(tmp_path: Path) -> None:
+    """A heading centred over two columns but wider than them, reaching on over the
+    edge of a third whose text it does not cover: it spans its two columns and keeps
+    every character (before: 'Sales in the month of Nove' | 'mber Change')."""
+    from docmill.testkit.table_pages import Page, pdf_bytes, text_width
+
+    page = Page()
+
+    def right(x1: float, y: float, text: str) -> None:
+        page.text(x1 - text_width(text, size=8.0), y, text, size=8.0)
+
+    y = 100.0
+    page.text(72, y, "Region", size=8.0)
+    page.text(190, y, "Sales in the month of November", size=8.0)  # to x ~304
+    right(340, y, "Change")
+    y += 11
+    for x1, text in ((200, "2019"), (250, "2020"), (340, "(%)")):
+        right(x1, y, text)
+    for name in ("North", "South", "East", "West", "Central"):
+        y += 11
+        page.text(72, y, name, size=8.0)
+        for x1, text in ((200, "1,204"), (250, "1,311"), (340, "8.5")):
+            right(x1, y, text)
+    path = tmp_path / "heading.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows[0] == ["Region", "Sales in the month of November", "", "Change"]
+    assert _cell(table, "Sales in the month of November") == (0, 1, 1, 2)
+    assert table.rows[1] == ["", "2019", "2020", "(%)"]
+    # a real page: the title line over tabula's us-020 page 3 was cut 'by edu' | ... | 'd'
+    us020 = str(TABULA / "us-020.pdf")
+    texts = [c.text for t in tables_in_pdf(us020, [2]) for c in t.cells]
+    assert "by education system: 2011—Continued" in texts and "d" not in texts

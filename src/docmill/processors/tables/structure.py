@@ -18,7 +18,8 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   through most rows is missing, or where text crosses the edge between them and covers
   the text on both sides (a heading spanning columns; a heading wider than its column
   that only reaches into the whitespace beside it belongs to the column it covers
-  most); across a missing horizontal rule, when one of them is empty (a label spanning
+  most, and a spanning heading that reaches on into a column whose text it does not
+  cover keeps those characters: no word is cut at an edge); across a missing horizontal rule, when one of them is empty (a label spanning
   rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
   with them, and a column holding only heading text beside one holding only body text
   become one (a heading set off to the side of its figures).
@@ -469,6 +470,7 @@ def build(
         for c in ln.chunks:
             a, b = c.x0 + 1, c.x1 - 1
             over = [e for e in _edges_between(cols, a, b, ordered) if a < cols[e] < b]
+            k_lo, k_hi = 0, last_col  # the columns the chunk's characters may take
             if over:
                 spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
                 if not spans:
@@ -476,7 +478,10 @@ def build(
                     pos_chars.setdefault((r, k), []).extend(c.chars)
                     sources.setdefault((r, k), []).append(c)
                     continue
-                crossed.update((r, e) for e in spans)
+                # the chunk spans the columns from its first spanned edge to its last;
+                # what reaches beyond them stays in its cell (no word cut at an edge)
+                crossed.update((r, e) for e in range(spans[0], spans[-1] + 1))
+                k_lo, k_hi = spans[0] - 1, spans[-1]
             k_at = -1
             lo_k, hi_k = 1.0, 0.0  # a column's [left, right): a middle in it is in that column
             for ch in c.chars:
@@ -488,6 +493,7 @@ def build(
                     k = 0 if k < 0 else last_col if k > last_col else k
                     if ordered:
                         lo_k, hi_k = cols[k], cols[k + 1]
+                    k = k_lo if k < k_lo else k_hi if k > k_hi else k
                 if k != k_at:
                     k_at, at = k, pos_chars.setdefault((r, k), [])
                     src = sources.setdefault((r, k), [])
