@@ -6,7 +6,9 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
 * **columns**: every vertical rule in the region is a column edge; between two, a
   whitespace edge is added where the text leaves a vertical strip empty in every line
   of the band (a ruled band: no line may cross it and at least three lines must have
-  text on both sides; an unruled region: a few lines, spanning headings, may cross it);
+  text on both sides; an unruled region: a few lines, spanning headings, may cross it;
+  two such edges with no text between them, where one heading ends and the next
+  starts, are one);
 * **rows**: every horizontal rule is a row edge; the lines between two rules are one row
   (a cell of several lines, a spanning heading apart) unless they stand half a line
   apart or hold two numbers or more (rules drawn every five rows, a rule under the
@@ -170,6 +172,42 @@ def _gaps(
         both = sum(1 for e, s in zip(first_end, last_start, strict=True) if e <= left and s >= right)
         if both >= support:
             out.append((a + b) / 2)
+    return out
+
+
+def _heading_like(c: Chunk) -> bool:
+    """Words, not a figure: mostly letters."""
+    letters = sum(1 for ch in c.text if ch.isalpha())
+    return not c.numeric and letters >= 0.6 * len(c.text.replace(" ", ""))
+
+
+def _without_empty_columns(cols: list[float], rule_x: Sequence[float], lines: Sequence[Line]) -> list[float]:
+    """Two whitespace edges with no chunk's middle between them, words (a heading)
+    ending over the first and words starting over the second, are one: the strip between two columns,
+    parted where headings wider than their figures reach into it (one heading's start
+    meets the end of the heading beside it), makes no column of its own. The edge goes
+    to the middle of the two."""
+    if len(cols) < 4:
+        return cols
+    chunks = [c for ln in lines for c in ln.chunks]
+    middles = sorted((c.x0 + c.x1) / 2 for c in chunks)
+    out = [cols[0]]
+    i, last = 1, len(cols) - 1
+    while i < last:
+        a = cols[i]
+        if i + 1 < last and a not in rule_x and cols[i + 1] not in rule_x:
+            b = cols[i + 1]
+            if (
+                bisect_right(middles, a) == bisect_left(middles, b)  # no chunk's middle in [a, b]
+                and any(c.x0 < a < c.x1 <= b and _heading_like(c) for c in chunks)  # one ends there
+                and any(a <= c.x0 < b < c.x1 and _heading_like(c) for c in chunks)  # one starts there
+            ):
+                out.append((a + b) / 2)
+                i += 2
+                continue
+        out.append(a)
+        i += 1
+    out.append(cols[last])
     return out
 
 
@@ -430,6 +468,7 @@ def build(
             crossing = max(1, len(band) // 8)
             cols += _gaps(band, a, b, 0.5 * h, crossing, max(2, len(band) // 3))
     cols.append(x1)
+    cols = _without_empty_columns(cols, rule_x, lines)
     text_col = [x not in rule_x for x in cols]  # edges found in the text
     # row edges: rules, then lines
     hr = [r for r in hrules if y0 + SNAP < r[0] < y1 - SNAP and min(r[2], x1) - max(r[1], x0) >= 0.5 * h]
