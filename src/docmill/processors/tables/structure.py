@@ -21,7 +21,8 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   the text on both sides (a heading spanning columns; a heading wider than its column
   that only reaches into the whitespace beside it belongs to the column it covers
   most, and a spanning heading that reaches on into a column whose text it does not
-  cover keeps those characters: no word is cut at an edge); across a missing horizontal rule, when one of them is empty (a label spanning
+  cover keeps those characters: no word is cut at an edge; a heading narrower than two
+  columns but centred over the whitespace edge between them spans both); across a missing horizontal rule, when one of them is empty (a label spanning
   rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
   with them, and a column holding only heading text beside one holding only body text
   become one (a heading set off to the side of its figures).
@@ -308,6 +309,21 @@ def _covers_both(c: Chunk, left: tuple[float, float] | None, right: tuple[float,
     return True
 
 
+def _centred(c: Chunk, cols: Sequence[float], e: int, extents: Sequence[tuple[float, float] | None]) -> bool:
+    """Whether words over one edge are a heading centred over the two columns beside it
+    (narrower than them, so it covers neither's text): a quarter of it or more on each
+    side, its middle within a tenth of their text's width of their text's middle."""
+    left, right = extents[e - 1], extents[e]
+    if left is None or right is None or c.numeric:
+        return False
+    width = c.x1 - c.x0
+    edge = cols[e]
+    if edge - c.x0 < 0.25 * width or c.x1 - edge < 0.25 * width:
+        return False
+    span = right[1] - left[0]
+    return abs((c.x0 + c.x1) / 2 - (left[0] + right[1]) / 2) <= 0.1 * span
+
+
 def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set[int]:
     """The columns the line's chunks overlap by more than half a point (``ordered``:
     the edges never decrease, so only the columns near a chunk are looked at)."""
@@ -512,6 +528,8 @@ def build(
             k_lo, k_hi = 0, last_col  # the columns the chunk's characters may take
             if over:
                 spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
+                if not spans and len(over) == 1 and text_col[over[0]] and _centred(c, cols, over[0], extents):
+                    spans = over
                 if not spans:
                     k = _most_covered(c, cols, ordered)
                     pos_chars.setdefault((r, k), []).extend(c.chars)
