@@ -158,3 +158,27 @@ def test_extract_with_tables_and_markdown_through_the_api(tmp_path: Path) -> Non
     outcome = ProcessOutcome(status=DocState.DONE, extra=content)
     assert content["tables"] and _repeated_rows(outcome) == []
     assert content["markdown"].startswith("# ")  # the page's heading, prose, stays
+
+
+def test_a_pipe_table_stands_where_its_table_is_on_the_page(tmp_path: Path) -> None:
+    """Each pipe table comes after the prose above its table and before the prose below
+    it, not at the end of its page: generated pages with two tables between paragraphs,
+    and a real page whose footnotes follow its table."""
+    seen = 0
+    for seed in (0, 1):
+        for doc in generate(seed, 48):
+            if not doc.name.endswith("-two_tables"):
+                continue
+            path = tmp_path / f"{doc.name}.pdf"
+            path.write_bytes(doc.pdf())
+            blocks = _extract(path).extra["markdown"].strip().split("\n\n")
+            kinds = "".join("T" if b.startswith("|") else "p" for b in blocks)
+            # heading, caption: text; table; prose; table; prose
+            assert re.fullmatch(r"p+Tp+Tp+", kinds), (doc.name, kinds)
+            seen += 1
+    assert seen == 6
+    google = REAL / "sample-files" / "011-google-doc-document" / "google-doc-document.pdf"
+    blocks = _extract(google).extra["markdown"].strip().split("\n\n")
+    table = next(i for i, b in enumerate(blocks) if b.startswith("|"))
+    assert blocks[0] == "# Example document" and "Readability counts." in blocks[:table]
+    assert "2020 estimate" in blocks[-1] and table < len(blocks) - 1  # its footnotes after it

@@ -268,3 +268,185 @@ def test_a_table_beside_prose_in_a_two_column_page(tmp_path: Path) -> None:
     (table,) = tables_in_pdf(str(path))
     (true,) = truth["tables"]  # type: ignore[misc]
     assert table.rows == true["rows"]
+
+
+def test_justified_prose_beside_a_table_stays_out_of_it(tmp_path: Path) -> None:
+    """A column of justified prose whose stretched spaces cut its lines into one-word
+    chunks, on the same baselines as the rows of a table in the other column: the
+    table keeps to its column and keeps its last row (every two-column page of seeds
+    0-8; before, seeds 1, 3, 6, 7, 8 took the prose in as a column or lost the table)."""
+    from docmill.testkit.table_pages import generate
+
+    pages = 0
+    for seed in range(9):
+        for doc in generate(seed, 48):
+            if not doc.name.endswith("-two_columns"):
+                continue
+            path = tmp_path / f"{doc.name}.pdf"
+            path.write_bytes(doc.pdf())
+            (true,) = doc.truth()["tables"]
+            (table,) = tables_in_pdf(str(path))
+            assert table.rows == true["rows"], doc.name
+            assert table.bbox[0] > 612 / 2, doc.name  # the right-hand column only
+            pages += 1
+    assert pages == 27
+
+
+def test_lists_and_prose_set_side_by_side_are_no_table() -> None:
+    """diesel_engines.pdf: two columns of bulleted and lettered lists and prose. A
+    column of list markers is not a short column of a table, so markers beside items
+    and prose read as lists (pages 7, 15, 20, 21), and justified prose is not a row of
+    cells (page 1)."""
+    pdf = str(corpus_file(CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"))
+    for page in (0, 6, 14, 20):
+        assert tables_in_pdf(pdf, [page]) == [], page
+    (glossary,) = tables_in_pdf(pdf, [19])  # its abbreviations; the lists below it are none
+    assert glossary.rows[0] == ["CH", ":", "Crosshead engines"] and glossary.bbox[3] < 400
+    (table,) = tables_in_pdf(pdf, [1])  # the list of drawings: numbers beside items
+    assert table.rows[0] == ["No.", "Item"]
+
+
+def test_a_tight_font_keeps_the_spaces_between_its_words(tmp_path: Path) -> None:
+    """Words set with spaces narrower than a word gap (``Tw`` below 0: a gap of ~0.15
+    line heights) keep the layer's spaces in their cells; before, the cells read
+    ``Bloodandlymphatic``. Figures with no space in the layer stay whole."""
+    from docmill.testkit.table_pages import Page, pdf_bytes
+
+    rows = [
+        ["System organ class", "Cases", "Share (%)"],
+        ["Blood and lymphatic system disorders", "1,204", "12.5"],
+        ["Cardiac disorders", "311", "3.2"],
+        ["Eye disorders of the retina", "47", "0.5"],
+        ["Skin and subcutaneous tissue", "2,990", "31.0"],
+    ]
+    page = Page()
+    xs, top, pitch = [72.0, 260.0, 330.0, 400.0], 100.0, 16.0
+    for r, row in enumerate(rows):
+        for k, text in enumerate(row):
+            page.text(xs[k] + 3, top + r * pitch + 3, text, size=9.0, word_space=-1.2)
+    for r in range(len(rows) + 1):
+        page.line(xs[0], top + r * pitch, xs[-1], top + r * pitch)
+    for x in xs:
+        page.line(x, top, x, top + len(rows) * pitch)
+    path = tmp_path / "tight.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows == rows
+
+
+def test_a_layer_space_parts_words_only_over_a_gap() -> None:
+    """line_text: a space in the layer parts two glyphs where a gap of over a tenth of
+    a line height lies between them (a tight font); over no gap (a space left between
+    overprinted or split glyphs: ``47 .6``, ``He fty``) it parts nothing; without one,
+    only a word gap (a fifth of a line height) does."""
+    from docmill.processors.pdf.geometry import Char
+    from docmill.processors.tables.text import chunk_line, line_text
+
+    def glyphs(*parts: tuple[str, float]) -> list[Char]:
+        out, x = [], 0.0
+        for text, gap in parts:
+            x += gap
+            if text == " ":
+                out.append(Char(" ", x, 0.0, x, 10.0))
+                continue
+            out.append(Char(text, x, 0.0, x + 5.0, 10.0))
+            x += 5.0
+        return out
+
+    assert line_text(glyphs(("a", 0), (" ", 0), ("b", 1.5))) == "a b"  # tight: 0.15 line heights
+    assert line_text(glyphs(("a", 0), ("b", 1.5))) == "ab"  # no space in the layer
+    assert line_text(glyphs(("4", 0), ("7", 0), (" ", 0), (".", 0), ("6", 0))) == "47.6"
+    assert line_text(glyphs(("a", 0), ("b", 2.5))) == "a b"  # a word gap
+    for chars in (glyphs(("a", 0), (" ", 0), ("b", 1.5)), glyphs(("4", 0), (" ", 0), (".", 0.5))):
+        (chunk,) = chunk_line(chars).chunks
+        assert chunk.text == line_text(chars)  # a chunk's text is line_text of its characters
+
+
+def test_cells_of_real_pages_keep_their_words_apart() -> None:
+    """Real pages whose layer parts words by spaces narrower than a word gap."""
+    diesel = str(corpus_file(CORPUS / "real" / "camelot" / "tests" / "files" / "diesel_engines.pdf"))
+    texts = {c.text for t in tables_in_pdf(diesel, [17, 18]) for c in t.cells}
+    assert "Semi-built Crank-\nshaft (Crankthrow,\nforged main journal\nand journals with\nflange)" in texts
+    assert "All engines with\naccumulators\nwith a capacity\nof > 0,5 l" in texts
+    assert "W for those\nthat are not\nautofretted" in texts
+    crime = str(corpus_file(CORPUS / "real" / "camelot" / "docs" / "benchmark" / "stream" / "12s0324" / "12s0324.pdf"))
+    texts = {c.text for t in tables_in_pdf(crime, [0]) for c in t.cells}
+    assert any(t.startswith("Stolen property; buying, receiving, possessing") for t in texts)
+
+
+def test_a_heading_that_runs_on_past_its_columns_keeps_its_words(tmp_path: Path) -> None:
+    """A heading centred over two columns but wider than them, reaching on over the
+    edge of a third whose text it does not cover: it spans its two columns and keeps
+    every character (before: 'Sales in the month of Nove' | 'mber Change')."""
+    from docmill.testkit.table_pages import Page, pdf_bytes, text_width
+
+    page = Page()
+
+    def right(x1: float, y: float, text: str) -> None:
+        page.text(x1 - text_width(text, size=8.0), y, text, size=8.0)
+
+    y = 100.0
+    page.text(72, y, "Region", size=8.0)
+    page.text(190, y, "Sales in the month of November", size=8.0)  # to x ~304
+    right(340, y, "Change")
+    y += 11
+    for x1, text in ((200, "2019"), (250, "2020"), (340, "(%)")):
+        right(x1, y, text)
+    for name in ("North", "South", "East", "West", "Central"):
+        y += 11
+        page.text(72, y, name, size=8.0)
+        for x1, text in ((200, "1,204"), (250, "1,311"), (340, "8.5")):
+            right(x1, y, text)
+    path = tmp_path / "heading.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows[0] == ["Region", "Sales in the month of November", "", "Change"]
+    assert _cell(table, "Sales in the month of November") == (0, 1, 1, 2)
+    assert table.rows[1] == ["", "2019", "2020", "(%)"]
+    # a real page: the title line over tabula's us-020 page 3 was cut 'by edu' | ... | 'd'
+    us020 = str(TABULA / "us-020.pdf")
+    texts = [c.text for t in tables_in_pdf(us020, [2]) for c in t.cells]
+    assert "by education system: 2011—Continued" in texts and "d" not in texts
+
+
+def test_headings_meeting_over_the_gap_between_columns_make_no_filler_column(tmp_path: Path) -> None:
+    """Two-level headings wider than their figures: where one heading ends and the next
+    starts inside the whitespace between two columns, that strip was parted in two
+    around an empty column ('Revenue (kg/year)' | '' | 'Revenue (EUR m)'). Generated
+    pages of seed 1, upright (booktabs) and set sideways (zebra): the columns, the
+    sub-headings and the body exact (the spanning heading above them still starts a
+    column late: not fixed here)."""
+    from docmill.testkit.table_pages import generate
+
+    wanted = {"s1-017-booktabs", "s1-010-sideways"}
+    for doc in generate(1, 48):
+        if doc.name not in wanted:
+            continue
+        path = tmp_path / f"{doc.name}.pdf"
+        path.write_bytes(doc.pdf())
+        (true,) = doc.truth()["tables"]
+        (table,) = tables_in_pdf(str(path))
+        assert table.rows[1:] == true["rows"][1:], doc.name
+        wanted.discard(doc.name)
+    assert not wanted
+
+
+def test_a_narrow_heading_centred_over_two_columns_spans_them(tmp_path: Path) -> None:
+    """A group heading narrower than the two columns it heads, centred over the gap
+    between them, covers neither column's text: it spans both (before, it took the
+    column it overlapped most). Generated: seed 5's header_fill page ('Revenue' over
+    2012 and 2022); its body is read as before (a wrapped row label there is still
+    split: not this test's)."""
+    from docmill.testkit.table_pages import generate
+
+    for doc in generate(5, 48):
+        if doc.name == "s5-037-header_fill":
+            path = tmp_path / f"{doc.name}.pdf"
+            path.write_bytes(doc.pdf())
+            (true,) = doc.truth()["tables"]
+            (table,) = tables_in_pdf(str(path))
+            assert table.rows[:3] == true["rows"][:3]
+            assert _cell(table, "Revenue") == (0, 3, 1, 2)
+            assert _cell(table, "Employment (GWh)") == (0, 1, 1, 2)
+            return
+    raise AssertionError("s5-037-header_fill")

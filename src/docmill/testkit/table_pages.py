@@ -102,18 +102,23 @@ class Page:
             return y, x
         return x, self.height - y
 
-    def text(self, x: float, top: float, text: str, font: str = REGULAR, size: float = 9.0) -> Box:
-        """``text`` with its line box's top-left corner at ``(x, top)``; returns its box."""
+    def text(
+        self, x: float, top: float, text: str, font: str = REGULAR, size: float = 9.0, word_space: float = 0.0
+    ) -> Box:
+        """``text`` with its line box's top-left corner at ``(x, top)``; returns its box.
+        ``word_space``: points added to each space (``Tw``; below 0, a tight setting)."""
         ascent, descent = FONTS[font][2] / 1000, FONTS[font][3] / 1000
         base = top + ascent * size
         ux, uy = self._user(x, base)
         body = _escape(text.encode("cp1252", "replace"))
         matrix = b"0 1 -1 0" if self.rotate == 90 else b"1 0 0 1"
+        spacing = b" %.2f Tw" % word_space if word_space else b""
         self.ops.append(
-            b"BT /%s %.2f Tf %s %.2f %.2f Tm (%s) Tj ET"
-            % (font.encode(), size, matrix, ux, uy, body)
+            b"BT /%s %.2f Tf%s %s %.2f %.2f Tm (%s) Tj ET"
+            % (font.encode(), size, spacing, matrix, ux, uy, body)
         )
-        return (x, top, x + text_width(text, font, size), base - descent * size)
+        width = text_width(text, font, size) + word_space * text.count(" ")
+        return (x, top, x + width, base - descent * size)
 
     def line(self, x0: float, y0: float, x1: float, y1: float, width: float = 0.5) -> None:
         a, b = self._user(x0, y0)

@@ -9,8 +9,11 @@
   and after a line that ends a sentence well before the usual line width. A hyphen at
   a line's end before a lower-case letter is removed.
 - **Tables** (``outcome.extra["tables"]``: ``{"page": i, "bbox": ..., "rows": [[cell]]}``,
-  ``i`` counted from 0 in the document) become pipe tables at the end of their page,
-  and their text leaves the prose: by position when the page was read by PDFium (every
+  ``i`` counted from 0 in the document) become pipe tables where they stand in their
+  page's text (at the first line that held their characters, read by position: the
+  prose before a table comes before it, the prose after it after; a table whose place
+  is not known, without positions or in layout order, closes its page), and their
+  text leaves the prose: by position when the page was read by PDFium (every
   character whose box's centre lies in a table's bbox is cut out of the page's lines,
   :func:`outside_tables`; a line left with nothing is dropped), so a row glued to
   another or to prose in one text line ("17 Apples3 1.20Pears"), a line holding parts
@@ -49,6 +52,7 @@ _HEADING_SHARE = 0.1  # at most this share of the document's characters
 _SENTENCE_END = (".", "!", "?", ":", ";")
 _WORD = re.compile(r"[^\W\d_]+|\d+")  # letter runs and digit runs: "Apples3" is two
 _EDGE = 1.0  # points: a character this close outside a table's bbox is the table's
+_PLACE = "\x00table "  # a line of its own where the page's table N stands (then N)
 
 
 @dataclass(slots=True)
@@ -215,7 +219,18 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
             for w in _WORD.findall(str(c or ""))
         }
         kept: list[tuple[str, int]] = []
+        placed: set[int] = set()
         for line, size in zip(p.lines, p.sizes or [None] * len(p.lines), strict=False):
+            if line.startswith(_PLACE):  # the table stands here: the prose before it first
+                n = int(line[len(_PLACE) :])
+                if 0 <= n < len(here) and n not in placed:
+                    blocks += _paragraphs(kept, typical)
+                    kept = []
+                    placed.add(n)
+                    block = markdown_table(here[n])
+                    if block:
+                        blocks.append(block)
+                continue
             stripped = line.strip()
             if " ".join(stripped.split()) in p.skip:
                 continue
@@ -225,7 +240,8 @@ def render(pages: list[PageLines], tables: list[dict[str, Any]] | None = None) -
                     continue
             kept.append((line, levels.get(size, 0) if size else 0))
         blocks += _paragraphs(kept, typical)
-        blocks += [t for t in (markdown_table(tb) for tb in here) if t]
+        rest = (markdown_table(tb) for n, tb in enumerate(here) if n not in placed)  # place unknown
+        blocks += [t for t in rest if t]
     return "\n\n".join(blocks) + ("\n" if blocks else "")
 
 
@@ -245,7 +261,9 @@ def outside_tables(
     characters keeps the rest (its pieces joined by a space) or, left with none, is
     dropped; every other line stays as it was. The text's characters are matched to
     PDFium's character indexes in order (:func:`_flags`); None when PDFium's text does
-    not map onto its characters."""
+    not map onto its characters. The first line that holds a table's characters is
+    preceded by a line ``_PLACE`` + the table's index in ``tables``: where
+    :func:`render` puts it."""
     import pypdfium2.raw as pdfium_c
 
     count = textpage.count_chars()
@@ -269,17 +287,18 @@ def outside_tables(
         left, top, right, bottom = read_rect(rect)
         ux, uy = (left + right) / 2, (top + bottom) / 2
         cx, cy = (ux - left0, top0 - uy) if upright else point(ux, uy)  # displayed page
-        cut = False
-        for b in boxes:
+        cut = -1
+        for n, b in enumerate(boxes):
             if b[0] <= cx <= b[2] and b[1] <= cy <= b[3]:
-                cut = True
+                cut = n
                 break
         keep(ch)
         cuts(cut)
         xs(ux)
         ys(uy)
+    placed: set[int] = set()
     if bands is None:
-        return _cut_lines(text, solid)
+        return _cut_lines(text, solid, placed)
     parts = []
     for left, bottom, right, top in bands:
         mine = [
@@ -289,17 +308,17 @@ def outside_tables(
         ]
         shown = textpage.get_text_bounded(left=left, bottom=bottom, right=right, top=top)
         part = _Solid([solid.chars[k] for k in mine], [solid.cut[k] for k in mine], [], [])
-        parts.append(_cut_lines(shown.replace("\r\n", "\n").replace("\r", "\n"), part))
+        parts.append(_cut_lines(shown.replace("\r\n", "\n").replace("\r", "\n"), part, placed))
     return "\n".join(p.strip("\n") for p in parts if p.strip())
 
 
 @dataclass(slots=True)
 class _Solid:
-    """A page's characters but white space, in PDFium's index order: each one, whether
-    it lies in a table, its centre (PDF points)."""
+    """A page's characters but white space, in PDFium's index order: each one, the
+    index of the table it lies in (-1: none), its centre (PDF points)."""
 
     chars: list[str]
-    cut: list[bool]
+    cut: list[int]
     x: list[float]
     y: list[float]
 
@@ -332,8 +351,8 @@ _NOT_SPACE = re.compile(r"\S")
 _SPACE = re.compile(r"\s+")
 
 
-def _flags(text: str, solid: _Solid) -> list[bool]:
-    """For each character of ``text``: is it a table's? Its non-space characters are
+def _flags(text: str, solid: _Solid) -> list[int]:
+    """For each character of ``text``: the index of the table it is in (-1: none). Its non-space characters are
     matched to PDFium's (``solid``, in index order) one after the other; where they
     differ (text outside the page's box, a glyph PDFium spells two ways) the matching
     picks up again at the next place where ``_RESYNC`` characters agree (after, else
@@ -341,7 +360,7 @@ def _flags(text: str, solid: _Solid) -> list[bool]:
     (prose)."""
     seq = "".join(solid.chars).translate(_SAME)
     cut = solid.cut
-    flags = [False] * len(text)
+    flags = [-1] * len(text)
     at = [m.start() for m in _NOT_SPACE.finditer(text)]
     mine = _SPACE.sub("", text).translate(_SAME)
     if mine == seq:  # the common case: the same characters in the same order
@@ -365,9 +384,10 @@ def _flags(text: str, solid: _Solid) -> list[bool]:
     return flags
 
 
-def _cut_lines(text: str, solid: _Solid) -> str:
-    """``text`` without its table characters (see :func:`outside_tables`)."""
-    if not any(solid.cut):
+def _cut_lines(text: str, solid: _Solid, placed: set[int]) -> str:
+    """``text`` without its table characters (see :func:`outside_tables`), a place line
+    before the first line of each table not yet ``placed``."""
+    if all(n < 0 for n in solid.cut):
         return text
     flags = _flags(text, solid)
     lines = []
@@ -376,11 +396,14 @@ def _cut_lines(text: str, solid: _Solid) -> str:
         stop = start + len(line)
         cut = flags[start:stop]
         start = stop + 1
-        if any(cut):
+        if any(n >= 0 for n in cut):
+            for n in dict.fromkeys(n for n in cut if n >= 0 and n not in placed):  # in order
+                lines.append(f"{_PLACE}{n}")
+                placed.add(n)
             pieces: list[str] = []
             piece: list[str] = []
             for ch, gone in zip(line, cut, strict=True):
-                if gone:
+                if gone >= 0:
                     if piece:
                         pieces.append("".join(piece).strip())
                         piece = []

@@ -8,24 +8,26 @@ is built from what is left in it. A grid whose text gives no two columns and two
 
 **Unruled.** The other text lines are cut into chunks at wide gaps. A chunk of prose
 has many words (:func:`prose`); a line of justified prose cut into evenly spaced
-one-word chunks is prose too (:func:`justified`); a *row line* has at least two chunks
-that are not prose. A block starts at a row line and takes the lines below it that
+one-word chunks is prose too (:func:`justified`), also where it runs beside a table on
+the same baselines (:func:`justified_runs`: a column of justified prose in a two-column
+page); a *row line* has at least two chunks that are not prose. A block starts at a row line and takes the lines below it that
 fall within its columns, passing over lines of another column of the page (a table
 beside prose in a two-column page), while they stay close (2.2 line heights, twice the
 block's own gaps, more across a rule); it stops at prose across its columns, a caption
 ("Table 3 ..."), a row whose gaps fall where the block has text. A row line's cells
 just beyond the block's columns widen them. Short lines after the last row are notes
 (left out) unless they are its cells' wrapped text closed by a rule under them. The
-block grows upwards over heading lines within its columns, and takes the rules just
+block grows upwards over heading lines within its columns (not over prose), and takes the rules just
 above and below it. Where its rules leave a strip no rule crosses (two tables drawn
 side by side) it is cut there, if every piece still reads as a table. A block over
 drawings or around crossing axes (a plot and its tick labels) is none. Each block is
 built (:mod:`~docmill.processors.tables.structure`) and kept only when it reads as a
 table, not as text set in columns:
 
-- at least two *short* columns (their cells have three words or fewer, most of them):
-  prose in two columns, a list (marker and sentence), a transcript's line numbers
-  beside its text, a glossary have one at most;
+- at least two *short* columns (their cells have three words or fewer, most of them;
+  a column of list markers only is none): prose in two columns, a list (marker and
+  sentence), two lists side by side, a transcript's line numbers beside its text, a
+  glossary have one at most;
 - not a table of contents: dot leaders, or titles beside a last column of page
   numbers that only grow;
 - not a form: most first cells end with a colon; not a list: two columns, the first
@@ -165,7 +167,7 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
     width = page_width
 
     def cells(ln: Line) -> list[Chunk]:
-        return [] if justified(ln.chunks) else [c for c in ln.chunks if not prose(c, width)]
+        return _cell_chunks(ln.chunks, width)
 
     used: set[int] = set()
     regions: list[Box] = []
@@ -190,10 +192,7 @@ def unruled_regions(chars: Sequence[Char], hrules: Sequence[Rule], page_width: f
             if _prose_line(mine, lo, hi, width) or (len(mine) == 1 and _CAPTION.match(mine[0].text)):
                 break  # prose, or the caption of the next table
             if len(mine) >= 2:  # a row: its cells just beyond the columns so far widen them
-                near = [
-                    c for c in lines[j].chunks
-                    if not prose(c, width) and c.x1 > lo - 8 * h and c.x0 < hi + 8 * h
-                ]
+                near = [c for c in cells(lines[j]) if c.x1 > lo - 8 * h and c.x0 < hi + 8 * h]
                 mine_whites = _whites(near)
                 if whites and not any(a < d and c < b for a, b in whites for c, d in mine_whites):
                     break  # its gaps fall where the table has text: not one of its rows
@@ -283,6 +282,51 @@ def justified(chunks: Sequence[Chunk]) -> bool:
     return min(gaps) > 0 and max(gaps) <= 1.3 * min(gaps)
 
 
+def justified_runs(chunks: Sequence[Chunk]) -> list[Chunk]:
+    """The chunks of a line that belong to a line of justified prose cut into one-word
+    chunks (:func:`justified`) running beside other text: four or more chunks, evenly
+    spaced, half of them or more starting in lower case (words of a sentence, not a row
+    of headings), set off from the rest of the line by gaps more than twice as wide as
+    theirs (a column of justified prose beside a table, on the same baseline as its
+    rows). A whole line can be one run."""
+    if len(chunks) < 4:
+        return []
+    ordered = sorted(chunks, key=lambda c: c.x0)
+    gaps = [b.x0 - a.x1 for a, b in itertools.pairwise(ordered)]
+    out: list[Chunk] = []
+    start = 0
+    while start + 3 < len(ordered):
+        end = start  # the run is ordered[start .. end], its gaps gaps[start .. end - 1]
+        lo = hi = gaps[start]
+        while end + 1 < len(ordered) and end < len(gaps):
+            g = gaps[end]
+            new_lo, new_hi = min(lo, g), max(hi, g)
+            if new_lo <= 0 or new_hi > 1.3 * new_lo:
+                break
+            lo, hi, end = new_lo, new_hi, end + 1
+        run = ordered[start : end + 1]
+        apart = (start == 0 or gaps[start - 1] > 2 * hi) and (end == len(gaps) or gaps[end] > 2 * hi)
+        lower = sum(1 for c in run if c.text[:1].islower())  # words of prose, not headings
+        if len(run) >= 4 and apart and 2 * lower >= len(run) and justified(run):
+            out += run
+            start = end + 1
+        else:
+            start += 1
+    return out
+
+
+def _cell_chunks(chunks: Sequence[Chunk], width: float) -> list[Chunk]:
+    """A line's chunks that can be a table's cells: neither prose nor words of a
+    justified line of prose (:func:`justified_runs`)."""
+    if justified(chunks):
+        return []
+    running = justified_runs(chunks)
+    if running:
+        skip = {id(c) for c in running}
+        return [c for c in chunks if id(c) not in skip and not prose(c, width)]
+    return [c for c in chunks if not prose(c, width)]
+
+
 def _prose_line(mine: Sequence[Chunk], lo: float, hi: float, width: float) -> bool:
     """Prose across the block's columns (not a long label in one of them)."""
     if justified(mine):
@@ -310,7 +354,7 @@ def _region(
             continue
         if lines[members[0]].y0 - max(c.y1 for c in mine) > 1.6 * h:
             break
-        if any(prose(c, width) for c in mine) or _CAPTION.match(mine[0].text):
+        if any(prose(c, width) for c in mine) or justified_runs(mine) or _CAPTION.match(mine[0].text):
             break
         if min(c.x0 for c in mine) < lo - 0.1 * (hi - lo) or max(c.x1 for c in mine) > hi + 0.1 * (hi - lo):
             break  # wider than the table: a title or text, not a heading
@@ -351,8 +395,8 @@ def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
         return False
     short = 0
     for texts in cols:
-        if not texts:
-            continue
+        if not texts or all(_MARKER.match(t.strip()) for t in texts):
+            continue  # list markers: the items' column beside them says whether it is a list
         words = sorted(len(t.split()) for t in texts)
         if words[len(words) // 2] <= 3:
             short += 1

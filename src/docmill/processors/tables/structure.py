@@ -6,7 +6,9 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
 * **columns**: every vertical rule in the region is a column edge; between two, a
   whitespace edge is added where the text leaves a vertical strip empty in every line
   of the band (a ruled band: no line may cross it and at least three lines must have
-  text on both sides; an unruled region: a few lines, spanning headings, may cross it);
+  text on both sides; an unruled region: a few lines, spanning headings, may cross it;
+  two such edges with no text between them, where one heading ends and the next
+  starts, are one);
 * **rows**: every horizontal rule is a row edge; the lines between two rules are one row
   (a cell of several lines, a spanning heading apart) unless they stand half a line
   apart or hold two numbers or more (rules drawn every five rows, a rule under the
@@ -18,7 +20,9 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   through most rows is missing, or where text crosses the edge between them and covers
   the text on both sides (a heading spanning columns; a heading wider than its column
   that only reaches into the whitespace beside it belongs to the column it covers
-  most); across a missing horizontal rule, when one of them is empty (a label spanning
+  most, and a spanning heading that reaches on into a column whose text it does not
+  cover keeps those characters: no word is cut at an edge; a heading narrower than two
+  columns but centred over the whitespace edge between them spans both); across a missing horizontal rule, when one of them is empty (a label spanning
   rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
   with them, and a column holding only heading text beside one holding only body text
   become one (a heading set off to the side of its figures).
@@ -37,6 +41,8 @@ from dataclasses import dataclass
 from docmill.model.tables import Cell
 from docmill.processors.pdf.geometry import Box, Char
 from docmill.processors.tables.text import (
+    SPACE_GAP,
+    WORD_GAP,
     Chunk,
     Line,
     cell_text,
@@ -170,6 +176,42 @@ def _gaps(
     return out
 
 
+def _heading_like(c: Chunk) -> bool:
+    """Words, not a figure: mostly letters."""
+    letters = sum(1 for ch in c.text if ch.isalpha())
+    return not c.numeric and letters >= 0.6 * len(c.text.replace(" ", ""))
+
+
+def _without_empty_columns(cols: list[float], rule_x: Sequence[float], lines: Sequence[Line]) -> list[float]:
+    """Two whitespace edges with no chunk's middle between them, words (a heading)
+    ending over the first and words starting over the second, are one: the strip between two columns,
+    parted where headings wider than their figures reach into it (one heading's start
+    meets the end of the heading beside it), makes no column of its own. The edge goes
+    to the middle of the two."""
+    if len(cols) < 4:
+        return cols
+    chunks = [c for ln in lines for c in ln.chunks]
+    middles = sorted((c.x0 + c.x1) / 2 for c in chunks)
+    out = [cols[0]]
+    i, last = 1, len(cols) - 1
+    while i < last:
+        a = cols[i]
+        if i + 1 < last and a not in rule_x and cols[i + 1] not in rule_x:
+            b = cols[i + 1]
+            if (
+                bisect_right(middles, a) == bisect_left(middles, b)  # no chunk's middle in [a, b]
+                and any(c.x0 < a < c.x1 <= b and _heading_like(c) for c in chunks)  # one ends there
+                and any(a <= c.x0 < b < c.x1 and _heading_like(c) for c in chunks)  # one starts there
+            ):
+                out.append((a + b) / 2)
+                i += 2
+                continue
+        out.append(a)
+        i += 1
+    out.append(cols[last])
+    return out
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -265,6 +307,21 @@ def _covers_both(c: Chunk, left: tuple[float, float] | None, right: tuple[float,
         if min(c.x1, ext[1]) - max(c.x0, ext[0]) < 0.25 * width:
             return False
     return True
+
+
+def _centred(c: Chunk, cols: Sequence[float], e: int, extents: Sequence[tuple[float, float] | None]) -> bool:
+    """Whether words over one edge are a heading centred over the two columns beside it
+    (narrower than them, so it covers neither's text): a quarter of it or more on each
+    side, its middle within a tenth of their text's width of their text's middle."""
+    left, right = extents[e - 1], extents[e]
+    if left is None or right is None or c.numeric:
+        return False
+    width = c.x1 - c.x0
+    edge = cols[e]
+    if edge - c.x0 < 0.25 * width or c.x1 - edge < 0.25 * width:
+        return False
+    span = right[1] - left[0]
+    return abs((c.x0 + c.x1) / 2 - (left[0] + right[1]) / 2) <= 0.1 * span
 
 
 def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set[int]:
@@ -393,8 +450,18 @@ def build(
     left, right, top, bottom = x0 - 0.5, x1 + 0.5, y0 - 0.5, y1 + 0.5  # inside(c, region, 0.5)
     mine = [
         c for c in chars
-        if left <= (c.x0 + c.x1) / 2 <= right and top <= (c.y0 + c.y1) / 2 <= bottom and not c.text.isspace()
+        if left <= (c.x0 + c.x1) / 2 <= right and top <= (c.y0 + c.y1) / 2 <= bottom
+        and (not c.text.isspace() or c.text == " ")
     ]
+    # of the layer's spaces, only those that part words a gap alone would not stay
+    last = len(mine) - 1
+    loose = [
+        i for i, c in enumerate(mine)
+        if c.text == " " and not (0 < i < last and _tight_space(mine[i - 1], c, mine[i + 1]))
+    ]
+    if loose:
+        gone = set(loose)
+        mine = [c for i, c in enumerate(mine) if i not in gone]
     if not mine:
         return None
     lines = page_lines(mine)
@@ -417,6 +484,7 @@ def build(
             crossing = max(1, len(band) // 8)
             cols += _gaps(band, a, b, 0.5 * h, crossing, max(2, len(band) // 3))
     cols.append(x1)
+    cols = _without_empty_columns(cols, rule_x, lines)
     text_col = [x not in rule_x for x in cols]  # edges found in the text
     # row edges: rules, then lines
     hr = [r for r in hrules if y0 + SNAP < r[0] < y1 - SNAP and min(r[2], x1) - max(r[1], x0) >= 0.5 * h]
@@ -457,14 +525,20 @@ def build(
         for c in ln.chunks:
             a, b = c.x0 + 1, c.x1 - 1
             over = [e for e in _edges_between(cols, a, b, ordered) if a < cols[e] < b]
+            k_lo, k_hi = 0, last_col  # the columns the chunk's characters may take
             if over:
                 spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
+                if not spans and len(over) == 1 and text_col[over[0]] and _centred(c, cols, over[0], extents):
+                    spans = over
                 if not spans:
                     k = _most_covered(c, cols, ordered)
                     pos_chars.setdefault((r, k), []).extend(c.chars)
                     sources.setdefault((r, k), []).append(c)
                     continue
-                crossed.update((r, e) for e in spans)
+                # the chunk spans the columns from its first spanned edge to its last;
+                # what reaches beyond them stays in its cell (no word cut at an edge)
+                crossed.update((r, e) for e in range(spans[0], spans[-1] + 1))
+                k_lo, k_hi = spans[0] - 1, spans[-1]
             k_at = -1
             lo_k, hi_k = 1.0, 0.0  # a column's [left, right): a middle in it is in that column
             for ch in c.chars:
@@ -476,6 +550,7 @@ def build(
                     k = 0 if k < 0 else last_col if k > last_col else k
                     if ordered:
                         lo_k, hi_k = cols[k], cols[k + 1]
+                    k = k_lo if k < k_lo else k_hi if k > k_hi else k
                 if k != k_at:
                     k_at, at = k, pos_chars.setdefault((r, k), [])
                     src = sources.setdefault((r, k), [])
@@ -541,6 +616,20 @@ def build(
     if ncols < 2:
         return None
     return Grid(region, cells, nrows, ncols, head, edges, ruled)
+
+
+def _tight_space(before: Char, space: Char, after: Char) -> bool:
+    """Whether the layer's space between two glyphs (its neighbours in the layer's order)
+    parts words that a gap alone would not: the gap between them is wider than
+    :data:`~docmill.processors.tables.text.SPACE_GAP` line heights but no wider than a
+    word gap (a tight font). Only such spaces are read into a table's lines: the others
+    change no text (:func:`~docmill.processors.tables.text.line_text`), and a space
+    beside a turned glyph (no height) stands on no line."""
+    if before.text.isspace() or after.text.isspace() or space.y1 <= space.y0:
+        return False
+    h = max(before.y1 - before.y0, after.y1 - after.y0, 1.0)
+    gap = after.x0 - before.x1
+    return SPACE_GAP * h < gap <= WORD_GAP * h
 
 
 def _cells(

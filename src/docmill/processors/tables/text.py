@@ -17,6 +17,7 @@ from docmill.processors.pdf.geometry import Box, Char
 
 CHUNK_GAP = 0.6  # a gap wider than this many line heights separates two chunks
 WORD_GAP = 0.2  # a gap wider than this many line heights is a space between words
+SPACE_GAP = 0.1  # where the layer has a space: a gap wider than this is one (a tight font)
 
 
 @dataclass(slots=True)
@@ -100,8 +101,8 @@ def _attach_small(lines: list[list[Char]]) -> list[list[Char]]:
     if len(lines) < 2:
         return lines
 
-    def size(line: list[Char]) -> float:
-        hs = sorted([c.y1 - c.y0 for c in line])
+    def size(line: list[Char]) -> float:  # the median glyph's height (spaces aside)
+        hs = sorted([c.y1 - c.y0 for c in line if c.text != " "] or [c.y1 - c.y0 for c in line])
         return hs[len(hs) // 2]
 
     sizes = [size(ln) for ln in lines]
@@ -123,28 +124,36 @@ _SPACES = re.compile(r" {2,}")
 
 
 def line_text(chars: Sequence[Char]) -> str:
-    """The characters of one line, a space where the layer has one or the gap is wider
-    than a word space; PDFium's ``\\x02`` (a hyphen that broke a word) becomes ``-``."""
+    """The characters of one line, a space where the gap is wider than a word space
+    (:data:`WORD_GAP`), or where the layer has one and the gap is wider than
+    :data:`SPACE_GAP` (words of a tight font; a layer's space over no gap, a stray one
+    between overprinted or split glyphs, parts no word); PDFium's ``\\x02`` (a hyphen
+    that broke a word) becomes ``-``."""
     parts: list[str] = []
     append = parts.append
-    prev_text = ""
     prev_h = prev_x1 = 0.0
     first = True
+    spaced = False  # the layer has a space since the last glyph
     for ch in chars:
         text = ch.text
+        if text == " ":
+            spaced = not first
+            continue
         h_ch = ch.y1 - ch.y0
         if first:
             first = False
-        elif text != " " and prev_text != " ":
+        else:
             h = h_ch  # max(h_ch, prev_h, 1.0), as max() compares
             if prev_h > h:
                 h = prev_h
             if h < 1.0:
                 h = 1.0
-            if ch.x0 - prev_x1 > WORD_GAP * h:
+            gap = ch.x0 - prev_x1
+            if gap > WORD_GAP * h or (spaced and gap > SPACE_GAP * h):
                 append(" ")
+            spaced = False
         append(text)
-        prev_text, prev_h, prev_x1 = text, h_ch, ch.x1
+        prev_h, prev_x1 = h_ch, ch.x1
     return _finish(parts)
 
 
@@ -193,11 +202,16 @@ def chunk_line(chars: Sequence[Char]) -> Line:
     chunks: list[Chunk] = []
     last: Chunk | None = None
     parts: list[str] = []  # line_text of the last chunk so far, and its last character's
-    prev_text = ""
     prev_h = prev_x1 = 0.0
+    spaced = False  # line_text's: the layer has a space since the chunk's last glyph
     for ch in chars:
         text = ch.text
         h = ch.y1 - ch.y0
+        if text == " ":
+            if last is not None:
+                last.chars.append(ch)
+                spaced = True
+            continue
         if text.isspace():
             if last is None:
                 continue
@@ -218,19 +232,20 @@ def chunk_line(chars: Sequence[Char]) -> Line:
             last = Chunk(ch.x0, ch.y0, ch.x1, ch.y1, [ch])
             chunks.append(last)
             parts = [text]
-            prev_text, prev_h, prev_x1 = text, h, ch.x1
+            prev_h, prev_x1, spaced = h, ch.x1, False
             continue
         # one step of line_text over the last chunk's characters
-        if text != " " and prev_text != " ":
-            gap_h = h  # max(h, prev_h, 1.0), as max() compares
-            if prev_h > gap_h:
-                gap_h = prev_h
-            if gap_h < 1.0:
-                gap_h = 1.0
-            if ch.x0 - prev_x1 > WORD_GAP * gap_h:
-                parts.append(" ")
+        gap_h = h  # max(h, prev_h, 1.0), as max() compares
+        if prev_h > gap_h:
+            gap_h = prev_h
+        if gap_h < 1.0:
+            gap_h = 1.0
+        gap = ch.x0 - prev_x1
+        if gap > WORD_GAP * gap_h or (spaced and gap > SPACE_GAP * gap_h):
+            parts.append(" ")
+        spaced = False
         parts.append(text)
-        prev_text, prev_h, prev_x1 = text, h, ch.x1
+        prev_h, prev_x1 = h, ch.x1
     if last is not None:
         _set_text(last, parts)
     kept = [c for c in chunks if c.text]
