@@ -292,8 +292,9 @@ class WorkerPool:
             slot = self._slots[i] = self._replace(slot, kill=True)
             self._send(slot, task)
         slot.queue.append(task)
-        if len(slot.queue) == 1:
+        if len(slot.queue) == 1:  # busy from now: its memory is sampled RSS_SAMPLE_S on
             self._begin(slot)
+            slot.sampled_at = slot.deadline - self._limits.timeout_s
         if slot.successor is None and slot.tasks_done + len(slot.queue) >= self._limits.recycle_after:
             slot.successor = self._spawn()  # its last task: the next worker starts now
 
