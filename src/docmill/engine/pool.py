@@ -119,7 +119,7 @@ class Waker:
 
     def close(self) -> None:
         """Close the fds: only once no thread can call :meth:`wake` any more."""
-        if not self._closed:
+        if not getattr(self, "_closed", True):  # (an __init__ that failed opened nothing)
             self._closed = True
             os.close(self._read)
             if self._write != self._read:
@@ -292,9 +292,9 @@ class WorkerPool:
             slot = self._slots[i] = self._replace(slot, kill=True)
             self._send(slot, task)
         slot.queue.append(task)
-        if len(slot.queue) == 1:  # busy from now: its memory is sampled RSS_SAMPLE_S on
+        if len(slot.queue) == 1:  # busy from now: its memory is first sampled RSS_SAMPLE_S on
             self._begin(slot)
-            slot.sampled_at = slot.deadline - self._limits.timeout_s
+            slot.sampled_at = self._clock()
         if slot.successor is None and slot.tasks_done + len(slot.queue) >= self._limits.recycle_after:
             slot.successor = self._spawn()  # its last task: the next worker starts now
 
