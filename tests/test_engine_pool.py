@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
 import zlib
 from dataclasses import fields
 from pathlib import Path
 from types import SimpleNamespace
 
-from docmill.engine.pool import PoolLimits, WorkerPool
+import pytest
+
+from docmill.engine.pool import PoolLimits, Waker, WorkerPool
 from docmill.engine.worker import read_task, task_message
 from docmill.model import DocState, ErrorInfo, FailureCategory, PageRange, ProcessOutcome
 from docmill.model.content import encode_content
@@ -116,6 +120,68 @@ def test_timeout_is_enforced_from_outside_and_the_worker_replaced(tmp_path: Path
         assert pool.started == 2
     finally:
         pool.shutdown()
+
+
+def _thread_cpu_s(thread: threading.Thread) -> float:
+    assert thread.ident is not None
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+@pytest.mark.timeout(60)
+def test_an_idle_pool_waits_on_its_waker_without_using_cpu_and_wakes_at_once(tmp_path: Path) -> None:
+    pool = WorkerPool(1, PoolLimits(timeout_s=30, memory_mb=1024, recycle_after=100))
+    pool.start()
+    waker = Waker()
+    ended = threading.Event()
+    got: list[object] = []
+
+    def owner() -> None:
+        got.append(pool.poll(math.inf, waker))
+        ended.set()
+
+    try:
+        thread = threading.Thread(target=owner)
+        thread.start()
+        time.sleep(0.1)
+        cpu = _thread_cpu_s(thread)
+        assert not ended.wait(1.5)  # nothing to wake it: no result, no check, no timer
+        # a poll every 5 ms would cost ~300 turns here (milliseconds of CPU); a sleep, none
+        assert _thread_cpu_s(thread) - cpu < 0.002
+        waker.wake()
+        assert ended.wait(30) and got == [[]]
+        thread.join()
+        waker.wake()  # a wake before the wait is not lost ...
+        assert pool.poll(math.inf, waker) == []
+        waker.clear()  # ... and a cleared one is forgotten
+        assert pool.poll(0.0, waker) == []
+        pdf = write_pdf(tmp_path / "a.pdf", ["hello"])
+        pool.submit(_task(1, pdf))
+        ((task, outcome),) = pool.poll(math.inf, waker)  # an answer ends the wait too
+        assert task.task_id == 1 and outcome.status is DocState.DONE
+    finally:
+        waker.close()
+        assert pool.shutdown() == []
+
+
+@pytest.mark.timeout(120)
+def test_a_wait_without_a_limit_still_kills_a_worker_past_its_deadline() -> None:
+    big = corpus_file(HOSTILE / "generated" / "pages_100k.pdf")
+    pool = WorkerPool(1, PoolLimits(timeout_s=1.0, memory_mb=2048, recycle_after=100))
+    pool.start()
+    try:
+        pool.submit(_task(1, big, split_pages=10**9))
+        ((task, outcome),) = pool.poll(math.inf)  # woken by its own checks, not a result
+        assert task.task_id == 1 and outcome.error is not None
+        assert outcome.error.category is FailureCategory.TIMEOUT
+        assert pool.killed == {"timeout": 1}
+    finally:
+        pool.shutdown()
+
+
+def test_an_idle_pool_refuses_to_wait_forever_without_a_waker() -> None:
+    pool = WorkerPool(1, PoolLimits(timeout_s=30, memory_mb=1024, recycle_after=100))
+    with pytest.raises(ValueError, match="wait forever"):
+        pool.poll(math.inf)
 
 
 def test_shutdown_reports_tasks_still_in_flight(tmp_path: Path) -> None:

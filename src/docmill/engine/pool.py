@@ -75,6 +75,57 @@ def _signal_name(code: int) -> str:
         return f"signal {code}"
 
 
+class Waker:
+    """Wakes the thread that owns a pool from another thread: :meth:`WorkerPool.poll`
+    given a waker also returns when :meth:`wake` is called, so the owner can sleep until
+    a result, a limit check the pool must make, or new work (never a poll on a timer).
+    An eventfd (a non-blocking pipe where there is none). The owner calls :meth:`clear`
+    before it looks for new work, so a ``wake`` after that look is never lost."""
+
+    def __init__(self) -> None:
+        self._read: int
+        self._write: int
+        if hasattr(os, "eventfd"):
+            self._read = self._write = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        else:
+            self._read, self._write = os.pipe()
+            os.set_blocking(self._read, False)
+            os.set_blocking(self._write, False)
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self._read
+
+    def wake(self) -> None:
+        """Make the owner's next (or current) wait return. Safe from any thread."""
+        try:
+            os.write(self._write, (1).to_bytes(8, "little"))
+        except (BlockingIOError, OSError):  # already signalled (pipe full), or closed
+            pass
+
+    def clear(self) -> None:
+        """Forget the wake-ups so far (the owner's next wait sleeps again)."""
+        try:
+            if self._read == self._write:
+                os.read(self._read, 8)  # an eventfd's counter goes back to 0
+            else:
+                while os.read(self._read, 4096):
+                    pass
+        except (BlockingIOError, OSError):  # nothing to read
+            pass
+
+    def __del__(self) -> None:  # no thread holds it any more: nothing can write to a reused fd
+        self.close()
+
+    def close(self) -> None:
+        """Close the fds: only once no thread can call :meth:`wake` any more."""
+        if not getattr(self, "_closed", True):  # (an __init__ that failed opened nothing)
+            self._closed = True
+            os.close(self._read)
+            if self._write != self._read:
+                os.close(self._write)
+
+
 def read_rss(pid: int) -> int:
     """Resident set size of ``pid`` in bytes (0 if it is gone)."""
     try:
@@ -241,8 +292,9 @@ class WorkerPool:
             slot = self._slots[i] = self._replace(slot, kill=True)
             self._send(slot, task)
         slot.queue.append(task)
-        if len(slot.queue) == 1:
+        if len(slot.queue) == 1:  # busy from now: its memory is first sampled RSS_SAMPLE_S on
             self._begin(slot)
+            slot.sampled_at = self._clock()
         if slot.successor is None and slot.tasks_done + len(slot.queue) >= self._limits.recycle_after:
             slot.successor = self._spawn()  # its last task: the next worker starts now
 
@@ -263,14 +315,38 @@ class WorkerPool:
         returned, self._returned = self._returned, []
         return returned
 
-    def poll(self, wait_s: float) -> list[tuple[Task, ProcessOutcome]]:
-        """Wait up to ``wait_s`` for results; enforce deadlines and memory caps."""
+    def poll(self, wait_s: float, wake: Waker | None = None) -> list[tuple[Task, ProcessOutcome]]:
+        """Wait up to ``wait_s`` (``math.inf``: until something happens) for results;
+        enforce deadlines and memory caps meanwhile. It returns as soon as there are
+        results (or a worker failed) and, with ``wake``, when another thread calls
+        ``wake.wake()``. The wait wakes only for a check the pool owes (a busy worker's
+        deadline, its memory sample every ``RSS_SAMPLE_S``, a retired worker's grace),
+        never on a timer of its own: an idle pool waiting on a waker sleeps."""
+        end = time.monotonic() + wait_s
+        while True:
+            left = max(0.0, end - time.monotonic())
+            results, stirred = self._turn(left, wake)
+            if results or stirred or left <= 0:
+                return results
+
+    def _turn(
+        self, wait_s: float, wake: Waker | None
+    ) -> tuple[list[tuple[Task, ProcessOutcome]], bool]:
+        """One wait, at most until the next check the pool owes, then the checks: the
+        results, and whether any fd (a worker's, ``wake``'s) ended the wait."""
         busy = [s for s in self._slots if s.queue]
+        if self._exiting and not busy:
+            self._reap()
+        wait_s = min(wait_s, self._next_check(busy))
         if not busy:
+            if wake is not None:
+                return [], bool(self._wait(busy, wait_s, wake))
+            if wait_s == math.inf:
+                raise ValueError("an idle pool without a waker would wait forever")
             if wait_s > 0:
                 time.sleep(wait_s)
-            return []
-        ready = self._wait(busy, wait_s)
+            return [], False
+        ready = self._wait(busy, wait_s, wake)
         if self._exiting:
             self._reap()
         results: list[tuple[Task, ProcessOutcome]] = []
@@ -328,20 +404,36 @@ class WorkerPool:
                 self._slots[i] = self._replace(slot, kill=True)
                 results.append((slot.queue.popleft(), failure))
                 self._returned.extend(slot.queue)  # never started: not this document's fault
-        return results
+        return results, bool(ready)
 
-    def _wait(self, busy: list[_Slot], timeout_s: float) -> set[int]:
-        """The fds of ``busy`` that are readable (or closed) within ``timeout_s``, as
-        ``multiprocessing.connection.wait`` would say, without building a selector on
-        every call: the poll object is only told when the busy set changes."""
+    def _next_check(self, busy: list[_Slot]) -> float:
+        """Seconds until the pool must look at its workers again whatever they send:
+        the first deadline or memory sample of a busy worker, a retired one's grace."""
+        due = math.inf
+        for slot in busy:
+            due = min(due, slot.deadline, slot.sampled_at + RSS_SAMPLE_S)
+        for _proc, kill_at in self._exiting:
+            due = min(due, kill_at)
+        return max(0.0, due - self._clock()) if due < math.inf else math.inf
+
+    def _wait(self, busy: list[_Slot], timeout_s: float, wake: Waker | None = None) -> set[int]:
+        """The fds of ``busy`` (and ``wake``'s) that are readable (or closed) within
+        ``timeout_s`` (``math.inf``: until one is), as ``multiprocessing.connection.wait``
+        would say, without building a selector on every call: the poll object is only
+        told when the set changes."""
         wanted = {fd for s in busy for fd in s.fds}
+        if wake is not None:
+            wanted.add(wake.fileno())
         if wanted != self._polled:
             for fd in self._polled - wanted:
                 self._poller.unregister(fd)
             for fd in wanted - self._polled:
                 self._poller.register(fd, select.POLLIN)
             self._polled = wanted
-        ms = math.ceil(timeout_s * 1000) if timeout_s > 0 else 0
+        if timeout_s == math.inf:
+            ms: int | None = None  # no timeout
+        else:
+            ms = math.ceil(timeout_s * 1000) if timeout_s > 0 else 0
         return {fd for fd, _event in self._poller.poll(ms)}
 
     def _receive(self, slot: _Slot) -> ProcessOutcome | None:

@@ -6,8 +6,12 @@ eat memory or crash its process. The pool kills a worker past ``run.timeout_s`` 
 ``run.memory_mb`` and replaces a dead one, and the document fails as data (``timeout``,
 ``memory``, ``crash``); a crashed ``ProcessPoolExecutor`` breaks for every later call
 and has no deadline or memory cap. The pool is not thread-safe, so exactly one thread
-owns it: requests put ``(task, future)`` on a bounded queue and await the future; the
-event loop never parses.
+owns it: requests put ``(task, future)`` on a bounded queue, wake the thread (the
+pool's :class:`Waker`) and await the future; the event loop never parses. The thread
+sleeps until a worker answers, a limit check is due (a deadline, a memory sample every
+50 ms while a worker is busy) or, while the workers could take more, a request arrives:
+no timer wakes it, so an idle service costs no CPU and a request is handed to a worker
+as soon as it is queued.
 
 Each task carries its own :class:`ExtractOptions` (a request's ``settings``: tables, OCR,
 Markdown, its pages); the options of one set of settings are built once and reused, so
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import math
 import os
 import queue
 import threading
@@ -27,7 +32,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from docmill.engine.pool import PoolLimits, WorkerPool
+from docmill.engine.pool import PoolLimits, Waker, WorkerPool
 from docmill.engine.runner import extract_options
 from docmill.model import PageRange, ProcessOutcome
 from docmill.processors import ExtractOptions, Task
@@ -37,8 +42,6 @@ from docmill.settings import Settings, with_overrides
 log = logging.getLogger("docmill.service.extract")
 
 QUEUE_MAX = 256
-POLL_IDLE_S = 0.005  # the driver's wait for results while workers could take more
-POLL_FULL_S = 0.02
 OPTIONS_KEPT = 64  # distinct request options kept built (then the cache starts again)
 
 
@@ -58,10 +61,12 @@ class ExtractService:
         self._max_bytes = int(s.extract_max_mb * 1024 * 1024)
         self._render_max_bytes = int(settings.run.max_file_mb * 1024 * 1024)
         self._render_options: dict[tuple[int, tuple[str, ...]], ExtractOptions] = {}  # one object each
-        self._queue: queue.Queue[tuple[Task, Future[ProcessOutcome]] | None] = queue.Queue(QUEUE_MAX)
+        self._queue: queue.Queue[tuple[Task, Future[ProcessOutcome]]] = queue.Queue(QUEUE_MAX)
+        self._waker = Waker()  # a queued request (or stop) ends the driver's wait
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._stopping = threading.Event()
+        self.turns = 0  # the driver's turns (each one a wait ended), for stats
 
     @property
     def alive(self) -> bool:
@@ -74,10 +79,7 @@ class ExtractService:
     def stop(self) -> None:
         self._stopping.set()
         if self._thread is not None:
-            try:
-                self._queue.put_nowait(None)
-            except queue.Full:
-                pass
+            self._waker.wake()
             self._thread.join(timeout=10.0)
 
     def options(self, overrides: Mapping[str, Any], max_pages: int) -> ExtractOptions:
@@ -126,16 +128,14 @@ class ExtractService:
             self._queue.put_nowait((task, future))
         except queue.Full:
             raise ExtractBusy("too many documents are waiting; retry shortly") from None
+        self._waker.wake()
         return future
 
-    def _take(self, block: bool, limit: int) -> list[tuple[Task, Future[ProcessOutcome]]]:
+    def _take(self, limit: int) -> list[tuple[Task, Future[ProcessOutcome]]]:
         items: list[tuple[Task, Future[ProcessOutcome]]] = []
         try:
             while len(items) < limit:
-                item = self._queue.get(timeout=0.5) if block and not items else self._queue.get_nowait()
-                if item is None:  # stop() wakes the driver
-                    break
-                items.append(item)
+                items.append(self._queue.get_nowait())
         except queue.Empty:
             pass
         return items
@@ -146,21 +146,25 @@ class ExtractService:
         waiting: dict[int, Future[ProcessOutcome]] = {}
         ready: deque[Task] = deque()
         try:
-            while not self._stopping.is_set():
-                block = not waiting and not ready
-                # take what the workers can start now (one item a turn held documents back
-                # behind a poll while workers sat idle); the rest waits in the bounded queue
-                for item in self._take(block, max(1 if block else 0, pool.idle - len(ready))):
-                    task, future = item
+            while True:
+                # forget the wake-ups first, then look: a request queued (or a stop asked)
+                # after this look wakes the wait below, so none is missed while it sleeps
+                self._waker.clear()
+                if self._stopping.is_set():
+                    break
+                self.turns += 1
+                # take what the workers can start now; the rest waits in the bounded queue
+                for task, future in self._take(pool.idle - len(ready)):
                     if future.set_running_or_notify_cancel():
                         waiting[task.task_id] = future
                         ready.append(task)
                 while pool.idle and ready:
                     pool.submit(ready.popleft())
-                # a short wait while workers could take more (new requests are not in the
-                # poll's handles), a longer one when they are all full
-                wait_s = (POLL_IDLE_S if pool.idle else POLL_FULL_S) if waiting else 0.0
-                for task, outcome in pool.poll(wait_s):
+                # sleep until a worker answers or the pool owes a check (a deadline, a
+                # memory sample); a new request ends the wait too while the workers could
+                # take it (with every worker full it waits in the queue for an answer)
+                wake = self._waker if pool.idle or not pool.busy else None
+                for task, outcome in pool.poll(math.inf, wake):
                     future_done = waiting.pop(task.task_id, None)
                     if future_done is not None:
                         future_done.set_result(outcome)
