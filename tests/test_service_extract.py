@@ -12,7 +12,7 @@ import pytest
 
 from docmill.model import DocState
 from docmill.processors import ExtractOptions
-from docmill.service.extract import ExtractService
+from docmill.service.extract import ExtractBusy, ExtractService
 from docmill.settings import load_settings
 from engine_kit import HOSTILE, corpus_file
 from pdfgen import write_pdf
@@ -88,4 +88,12 @@ def test_stop_ends_a_driver_whose_worker_is_full(tmp_path: Path) -> None:
     time.sleep(0.5)
     svc.stop()
     assert not svc.alive
-    assert not all(f.done() for f in futures)
+    # no request is left to hang: the one running and those queued are told the service
+    # is stopping (the route answers 503 with Retry-After)
+    assert all(f.done() for f in futures)
+    refused = [f for f in futures if f.exception(0) is not None]
+    assert refused and all(isinstance(f.exception(0), ExtractBusy) for f in refused)
+    assert all("stopping" in str(f.exception(0)) for f in refused)
+    assert all(f.result(0).status is not None for f in futures if f not in refused)
+    with pytest.raises(ExtractBusy, match="stopping"):
+        svc.submit(str(big))

@@ -46,7 +46,12 @@ OPTIONS_KEPT = 64  # distinct request options kept built (then the cache starts 
 
 
 class ExtractBusy(RuntimeError):
-    """The queue is full: the caller should answer 503 and ask to retry."""
+    """The queue is full, or the service is stopping: the caller should answer 503 and
+    ask to retry. A future's ``result()`` raises it for a request the service stopped
+    before answering."""
+
+
+STOPPING = "the service is stopping; retry shortly"
 
 
 class ExtractService:
@@ -81,6 +86,8 @@ class ExtractService:
         if self._thread is not None:
             self._waker.wake()
             self._thread.join(timeout=10.0)
+        if not self.alive:
+            self._refuse_queued()  # one queued as the driver ended
 
     def options(self, overrides: Mapping[str, Any], max_pages: int) -> ExtractOptions:
         """The options of the server's settings with ``overrides`` (checked already: see
@@ -123,6 +130,8 @@ class ExtractService:
         return self._put(Task(next(self._ids), 0, os.fspath(path), rng, self._render_max_bytes, options))
 
     def _put(self, task: Task) -> Future[ProcessOutcome]:
+        if self._stopping.is_set():
+            raise ExtractBusy(STOPPING)
         future: Future[ProcessOutcome] = Future()
         try:
             self._queue.put_nowait((task, future))
@@ -173,5 +182,17 @@ class ExtractService:
             log.exception("the extract driver failed")
             for future in waiting.values():
                 future.set_exception(exc)
+            waiting.clear()
         finally:
             pool.shutdown(kill=True)
+            self._stopping.set()  # a driver that failed takes no more requests either
+            # every request still unanswered, running or queued, is told the service is
+            # going (503 with Retry-After), never left to hang until the server closes
+            for future in waiting.values():
+                future.set_exception(ExtractBusy(STOPPING))
+            self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        for _task, future in self._take(QUEUE_MAX):
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ExtractBusy(STOPPING))

@@ -188,9 +188,9 @@ async def page_image(
         return cached.response()
     try:
         future = svc.extract.render(source, page, dpi, roots)
-    except ExtractBusy as exc:
+        outcome = await asyncio.wrap_future(future)
+    except ExtractBusy as exc:  # the queue is full, or the service is stopping
         raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
-    outcome = await asyncio.wrap_future(future)
     image = await run_in_threadpool(_finish, cache, outcome, page)
     svc.metrics.page_images.labels(source="rendered").inc()
     return image.response()

@@ -159,9 +159,9 @@ async def extract(request: Request, caller: CallerDep, svc: ServicesDep) -> Resp
         try:
             choice = extract_overrides(form.fields.get("settings"), caller, svc)
             future = svc.extract.submit(str(saved.path), choice)
-        except ExtractBusy as exc:
+            outcome = await asyncio.wrap_future(future)
+        except ExtractBusy as exc:  # the queue is full, or the service is stopping
             raise ApiError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
-        outcome = await asyncio.wrap_future(future)
     finally:
         await run_in_threadpool(shutil.rmtree, folder, True)
     if choice.page_range is None and outcome.pages and outcome.pages > choice.max_pages:
