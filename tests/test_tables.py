@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import random
 from pathlib import Path
 
 from docmill.model import DocState
@@ -461,8 +462,6 @@ _SUBHEADINGS = [
 def _group_heading_page(seed: int, style: str, path: Path) -> list[list[str]]:
     """A generated table of two group headings, each centred over two sub-headings wider
     than the right-aligned figures under them; writes it and returns its true rows."""
-    import random
-
     from docmill.model.tables import Cell
     from docmill.testkit.table_pages import Page, TableSpec, draw_table, pdf_bytes
 
@@ -510,8 +509,6 @@ def test_a_group_heading_centred_over_three_columns_spans_them(tmp_path: Path) -
     every style, 6 seeds; and seed 0's and 1's pages where it was seen (s0-009 set
     rotated, s1-017 booktabs). A heading narrow enough to sit inside the middle column
     ('Output', good_energy's 'Economy 7') is not handled: not asserted here."""
-    import random
-
     from docmill.model.tables import Cell
     from docmill.testkit.table_pages import Page, TableSpec, draw_table, generate, pdf_bytes
 
@@ -540,3 +537,41 @@ def test_a_group_heading_centred_over_three_columns_spans_them(tmp_path: Path) -
         (table,) = tables_in_pdf(str(path))
         assert _cell(table, "Revenue (kg/year)") == (0, 1, 1, 3), name
         assert table.rows[:2] == true["rows"][:2], name
+
+
+def test_a_small_table_whose_rows_share_one_cell_is_found(tmp_path: Path) -> None:
+    """Issue 19: a small table between rules whose tight body lines are read as one cell
+    ('Chose 1\\nChose 2') counted four words in that cell since words keep their spaces,
+    so no column was short and the table was dropped (pdf_structure.pdf). A cell of lines
+    that each hold as many words counts one line's. Generated over 8 seeds (main: 0 of 8
+    found), and the real page."""
+    from docmill.testkit.table_pages import BOLD, Page, pdf_bytes
+
+    for seed in range(8):
+        rng = random.Random(seed)
+        a, b = rng.sample(["Chose", "Truc", "Item", "Name", "Kind", "Place"], 2)
+        size, x2 = rng.choice([9.0, 10.0, 11.0]), 72 + rng.choice([150, 200, 250])
+        page = Page()
+        y = 100.0
+        page.text(72, y, "Tableau", BOLD, size)
+        y += size * 1.6
+        page.line(72, y, x2 + 120, y)
+        y += 3
+        page.text(72, y, a, BOLD, size)
+        page.text(x2, y, b, BOLD, size)
+        y += size * 1.3
+        page.line(72, y, x2 + 120, y)
+        y += 3
+        for r in range(rng.randint(2, 3)):
+            page.text(72, y, f"{a} {r + 1}", size=size)
+            page.text(x2, y, f"{b} {r + 1}", size=size)
+            y += size * 1.15
+        page.line(72, y + 2, x2 + 120, y + 2)
+        path = tmp_path / f"small-{seed}.pdf"
+        path.write_bytes(pdf_bytes([page]))
+        (table,) = tables_in_pdf(str(path))
+        assert table.rows[1] == [a, b], seed
+        assert table.rows[2][0].split("\n")[0] == f"{a} 1", seed
+    real = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "pdf_structure.pdf"
+    (table,) = tables_in_pdf(str(corpus_file(real)))
+    assert table.rows[1] == ["Chose", "Truc"]
