@@ -575,3 +575,35 @@ def test_a_small_table_whose_rows_share_one_cell_is_found(tmp_path: Path) -> Non
     real = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "pdf_structure.pdf"
     (table,) = tables_in_pdf(str(corpus_file(real)))
     assert table.rows[1] == ["Chose", "Truc"]
+
+
+def test_a_wrapped_row_label_wider_than_its_column_stays_in_its_row(tmp_path: Path) -> None:
+    """Issue 19: a row label's wrapped second line ('excluding education'), the widest
+    text of the label column, reaches over the whitespace edge beside it: it was taken
+    to fill the first figure column and made a row of its own (seed 5's s5-037,
+    'Software' | 'excluding education'). Generated over 6 styles x 6 seeds (main: 10 of
+    36 exact) and s5-037."""
+    from docmill.model.tables import Cell
+    from docmill.testkit.table_pages import Page, TableSpec, draw_table, generate, pdf_bytes
+
+    for style in ("plain", "booktabs", "zebra", "header_fill", "frame", "grid"):
+        for seed in range(6):
+            rng = random.Random(seed)
+            labels = rng.sample(["Coal", "Oats", "Barley", "Maize", "Tourism", "Steel", "Wool"], 5)
+            w = rng.randrange(4)  # not the last row (a wrapped last row is left out of the box)
+            labels[w] += "\n" + rng.choice(["excluding education", "all other types", "and related services"])
+            body = [[label] + [f"{rng.uniform(1, 900):,.1f}" for _ in range(3)] for label in labels]
+            header = [Cell(0, k, 1, 1, h) for k, h in enumerate(("Sector", "2019", "2020", "Change"))]
+            spec = TableSpec(header, 1, body, ["l", "r", "r", "r"], style, rng.choice([7.5, 8.0, 8.5, 9.0]))
+            page = Page()
+            draw_table(page, spec, 72, 100, 0)
+            path = tmp_path / f"{style}-{seed}.pdf"
+            path.write_bytes(pdf_bytes([page]))
+            (table,) = tables_in_pdf(str(path))
+            assert table.rows[1:] == body, (style, seed)
+    doc = next(d for d in generate(5, 48) if d.name == "s5-037-header_fill")
+    path = tmp_path / "s5-037.pdf"
+    path.write_bytes(doc.pdf())
+    (true,) = doc.truth()["tables"]
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows == true["rows"]

@@ -15,7 +15,8 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   apart or hold two numbers or more (rules drawn every five rows, a rule under the
   heading only), and the lines of an unruled region are rows of their own; then a line
   that continues the cell above (it lacks the row's anchor column, sits closer than the
-  rows do, and starts in lower case or misses the first column) joins its row, and
+  rows do, and starts in lower case or misses the first column; a column whose text it
+  does not reach, only the whitespace beside it, it does not fill) joins its row, and
   heading lines stacked over each other join into one heading row;
 * **cells**: two neighbouring grid positions are one cell where a vertical rule drawn
   through most rows is missing, or where text crosses the edge between them and covers
@@ -543,7 +544,9 @@ def _line_rows(
                 rows[-1].append(ln)
                 row_cols[-1] |= filled[i]
                 continue
-        elif tight and anchor not in filled[i] and anchor in row_cols[-1] and filled[i] <= row_cols[-1]:
+        elif tight and anchor in row_cols[-1] and anchor not in (reach := _reaches(ln, cols, extents, filled[i])) and (
+            reach <= row_cols[-1]
+        ):
             head = ln.chunks[0].text[:1]
             if head.islower() or head in "(&" or 0 not in filled[i]:
                 rows[-1].append(ln)
@@ -551,6 +554,26 @@ def _line_rows(
         rows.append([ln])
         row_cols.append(set(filled[i]))
     return rows
+
+
+def _reaches(
+    line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None], filled: set[int]
+) -> set[int]:
+    """The columns of ``filled`` whose text the line reaches: its words overlap the
+    column's text or have their middle in it, not only its whitespace (a wrapped label
+    wider than the label column, reaching over the edge beside it)."""
+    if not extents:
+        return filled
+    out: set[int] = set()
+    for k in filled:
+        ext = extents[k]
+        for c in line.chunks:
+            if (ext is not None and min(c.x1, ext[1]) - max(c.x0, ext[0]) > 0.5) or (
+                cols[k] <= (c.x0 + c.x1) / 2 < cols[k + 1]
+            ):
+                out.add(k)
+                break
+    return out
 
 
 def _rows_of_band(lines: Sequence[Line]) -> bool:
