@@ -25,7 +25,9 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   most, and a spanning heading that reaches on into a column whose text it does not
   cover keeps those characters: no word is cut at an edge; a heading narrower than two
   columns but centred over the whitespace edge between them spans both, and so does a
-  group heading set wholly beside that edge over sub-headings under both columns; a
+  group heading set beside that edge (or over it by a little) over sub-headings under
+  both columns, or, in a line of group headings, one inside the middle column of three
+  it is centred over; a
   heading centred over three columns or more, covering neither outer one's text, spans
   them all); across a missing horizontal rule, when one of them is empty (a label
   spanning rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
@@ -234,7 +236,7 @@ def _year(text: str) -> bool:
 def _without_heading_columns(cols: list[float], rule_x: Sequence[float], lines: Sequence[Line]) -> list[float]:
     """A column between whitespace edges that only heading lines (above the body's first
     row) have text in, where a heading of it reaches on over one of its whitespace edges
-    into a column with body text, is part of that column: the edge goes. A sub-heading
+    over the body text of the column beyond, is part of that column: the edge goes. A sub-heading
     wider than its right-aligned figures, under a group heading centred beside it, left
     a strip crossed by one line on each side of the group heading (two edges, a filler
     column of heading text between them)."""
@@ -250,9 +252,14 @@ def _without_heading_columns(cols: list[float], rule_x: Sequence[float], lines: 
         changed = False
         ncols = len(cols) - 1
         body = [False] * ncols
+        body_ext: list[tuple[float, float] | None] = [None] * ncols  # the body's text by middle
         head: list[list[Chunk]] = [[] for _ in range(ncols)]
         for i, ln in enumerate(lines):
             for c in ln.chunks:
+                if i >= first_body:
+                    m = _index(cols, (c.x0 + c.x1) / 2)
+                    ext = body_ext[m]
+                    body_ext[m] = (c.x0, c.x1) if ext is None else (min(ext[0], c.x0), max(ext[1], c.x1))
                 for k in range(ncols):
                     if min(c.x1, cols[k + 1]) - max(c.x0, cols[k]) > 0.5:
                         if i >= first_body:
@@ -263,9 +270,13 @@ def _without_heading_columns(cols: list[float], rule_x: Sequence[float], lines: 
             if body[k] or not head[k]:
                 continue
             for e, side in ((k, k - 1), (k + 1, k + 1)):  # its left edge, its right edge
-                if not (0 <= side < ncols and text_edge[e] and body[side]):
+                ext = body_ext[side] if 0 <= side < ncols else None
+                if ext is None or not (text_edge[e] and body[side]):
                     continue
-                if any(c.x0 + 1 < cols[e] < c.x1 - 1 and _heading_like(c) for c in head[k]):
+                if any(  # a heading over the edge and over the body's text beyond it
+                    c.x0 + 1 < cols[e] < c.x1 - 1 and min(c.x1, ext[1]) > max(c.x0, ext[0]) and _heading_like(c)
+                    for c in head[k]
+                ):
                     del cols[e], text_edge[e]
                     changed = True
                     break
@@ -417,10 +428,12 @@ def _centred_wide(
 def _beside(
     lines: Sequence[Line], cols: Sequence[float], text_col: Sequence[bool],
     extents: Sequence[tuple[float, float] | None], ordered: bool,
-) -> dict[int, int]:
-    """Group headings set wholly beside a whitespace edge (``id(chunk)`` -> the edge):
+) -> dict[int, tuple[int, int]]:
+    """Group headings set wholly beside a whitespace edge (``id(chunk)`` -> the first
+    and last edge it spans; one edge here, two where :func:`_over_three` says so):
     words in a heading line (above the body's first row, over another heading line)
-    that cross no edge and stand no further from a text edge than their own width, where
+    that cross no edge (or one by less than a quarter of their width, covering neither
+    side's text) and stand no further from a text edge than their own width, where
     the next line has words (sub-headings) under the columns on both sides of the edge,
     reaching out past the heading on both sides, and the heading's middle is within a
     tenth of their width (with the two columns' text) of their middle, nearer to it than to the middle of the
@@ -429,17 +442,21 @@ def _beside(
     over its own next line: 'American' over 'Indian/Alaskan'). 'Gas' centred over
     a narrow and a wide column sits all in the wide one."""
     first_body = _first_body_line(lines)
-    out: dict[int, int] = {}
+    out: dict[int, tuple[int, int]] = {}
     if not first_body or first_body > 6 or len(cols) < 3:
         return out
     last = len(cols) - 2
     for i, ln in enumerate(lines[: first_body - 1]):  # a heading line over another
         below = [(d, _index(cols, (d.x0 + d.x1) / 2)) for d in lines[i + 1].chunks]
+        narrow: list[Chunk] = []  # words inside one column, for _over_three below
         for c in ln.chunks:
-            if not _heading_like(c) or any(
-                c.x0 + 1 < cols[e] < c.x1 - 1 for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered)
+            over = [e for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered) if c.x0 + 1 < cols[e] < c.x1 - 1]
+            if not _heading_like(c) or len(over) > 1 or any(
+                _centred_edge(c, cols[e]) or _covers_both(c, extents[e - 1], extents[e]) for e in over
             ):
-                continue  # a figure, or words over an edge (_covers_both, _centred)
+                continue  # a figure, or words well over an edge (_covers_both, _centred)
+            if not over:
+                narrow.append(c)
             mid, width = (c.x0 + c.x1) / 2, c.x1 - c.x0
             if any(abs((d.x0 + d.x1) / 2 - mid) <= 0.2 * max(width, d.x1 - d.x0) for d, _ in below):
                 continue  # stacked over its own next line
@@ -465,9 +482,60 @@ def _beside(
                     d is not c and min(d.x1, cols[other + 1]) - max(d.x0, cols[other]) > 0.5 for d in ln.chunks
                 ):
                     continue
-                out[id(c)] = e
+                out[id(c)] = (e, e)
                 break
+        group_line = any(  # a word of the line spans an edge: a line of group headings
+            id(d) in out or any(
+                d.x0 + 1 < cols[e] < d.x1 - 1 and _centred_edge(d, cols[e])
+                for e in _edges_between(cols, d.x0 + 1, d.x1 - 1, ordered)
+            )
+            for d in ln.chunks
+        )
+        if group_line:
+            under: dict[int, tuple[float, float]] = {}  # per column, the heading words under it
+            for h in lines[i + 1 : first_body]:
+                for d in h.chunks:
+                    j = _index(cols, (d.x0 + d.x1) / 2)
+                    ext = under.get(j)
+                    under[j] = (d.x0, d.x1) if ext is None else (min(ext[0], d.x0), max(ext[1], d.x1))
+            for c in narrow:
+                three = None if id(c) in out else _over_three(c, ln, cols, text_col, extents, under)
+                if three is not None:
+                    out[id(c)] = three
     return out
+
+
+def _centred_edge(c: Chunk, edge: float) -> bool:
+    """Whether a quarter of the words' width or more lies on each side of the edge."""
+    width = c.x1 - c.x0
+    return edge - c.x0 >= 0.25 * width and c.x1 - edge >= 0.25 * width
+
+
+def _over_three(
+    c: Chunk, line: Line, cols: Sequence[float], text_col: Sequence[bool],
+    extents: Sequence[tuple[float, float] | None], under: dict[int, tuple[float, float]],
+) -> tuple[int, int] | None:
+    """The edges on both sides of the column holding a group heading narrower than it,
+    in a line of group headings, centred over that column and the two beside it (their
+    text and the heading words under them, within a twentieth of that width), the
+    heading lines below holding words under all
+    three and its own line nothing over its two neighbours (good_energy's 'Economy 7'
+    over 'Unit Rate Day', 'Unit Rate Night' and 'Standing Charge'); else None."""
+    k = _index(cols, (c.x0 + c.x1) / 2)
+    if not 0 < k < len(cols) - 2 or not (text_col[k] and text_col[k + 1]):
+        return None
+    if not {k - 1, k, k + 1} <= under.keys():
+        return None
+    lo, hi = under[k - 1][0], under[k + 1][1]  # the words under the outer columns and their text
+    left, right = extents[k - 1], extents[k + 1]
+    lo = lo if left is None else min(lo, left[0])
+    hi = hi if right is None else max(hi, right[1])
+    if hi <= lo or abs((c.x0 + c.x1) / 2 - (lo + hi) / 2) > 0.05 * (hi - lo):
+        return None
+    lo, hi = cols[k - 1], cols[k + 2]
+    if any(d is not c and min(d.x1, hi) - max(d.x0, lo) > 0.5 for d in line.chunks):
+        return None
+    return k, k + 1
 
 
 def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set[int]:
@@ -490,26 +558,28 @@ def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set
 
 def _spans_columns(
     line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = (),
-    ordered: bool = False, beside: dict[int, int] | None = None,
+    ordered: bool = False, beside: dict[int, tuple[int, int]] | None = None, text_edge: Sequence[bool] = (),
 ) -> bool:
     """Whether a chunk of the line spans a column edge (a spanning heading): it reaches
-    over the edge and, where the columns' text extents are known, covers both sides;
+    over the edge and, where the columns' text extents are known, covers both sides or
+    is centred over it (:func:`_centred`, a whitespace edge of ``text_edge``), or over
+    three columns (:func:`_centred_wide`);
     or it is a group heading centred beside an edge (``beside``)."""
     for c in line.chunks:
         if (beside and id(c) in beside) or (extents and _centred_wide(c, line, cols, extents, ordered)):
             return True
-        for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered):
-            if c.x0 + 1 < cols[e] < c.x1 - 1 and (
-                not extents or _covers_both(c, extents[e - 1], extents[e])
-            ):
-                return True
+        over = [e for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered) if c.x0 + 1 < cols[e] < c.x1 - 1]
+        if any(not extents or _covers_both(c, extents[e - 1], extents[e]) for e in over):
+            return True
+        if text_edge and len(over) == 1 and text_edge[over[0]] and _centred(c, cols, over[0], extents):
+            return True  # a narrow heading centred over a whitespace edge (as the cells join it)
     return False
 
 
 def _line_rows(
     lines: list[Line], cols: Sequence[float], pitch: float, heading: bool,
     extents: Sequence[tuple[float, float] | None] = (), ordered: bool = False,
-    beside: dict[int, int] | None = None,
+    beside: dict[int, tuple[int, int]] | None = None, text_edge: Sequence[bool] = (),
 ) -> list[list[Line]]:
     """Lines grouped into rows: heading lines stacked over each other (above the first
     line with numbers, when ``heading``) become one row, and a line that continues the
@@ -538,8 +608,8 @@ def _line_rows(
         gap = ln.y0 - rows[-1][-1].y1
         tight = gap <= 0.5 * pitch
         if i < first_body:  # a heading: stacked heading lines are one row
-            if tight and not _spans_columns(rows[-1][-1], cols, extents, ordered, beside) and not _spans_columns(
-                ln, cols, extents, ordered, beside
+            if tight and not _spans_columns(rows[-1][-1], cols, extents, ordered, beside, text_edge) and not _spans_columns(
+                ln, cols, extents, ordered, beside, text_edge
             ):
                 rows[-1].append(ln)
                 row_cols[-1] |= filled[i]
@@ -592,14 +662,14 @@ def _loose(lines: Sequence[Line], h: float) -> bool:
 
 def _band_rows(
     lines: list[Line], cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = (),
-    ordered: bool = False, beside: dict[int, int] | None = None,
+    ordered: bool = False, beside: dict[int, tuple[int, int]] | None = None, text_edge: Sequence[bool] = (),
 ) -> list[list[Line]]:
     """The lines between two rules as one row, but a line with a heading spanning
     columns is a row of its own (a group heading over its sub-headings)."""
     rows: list[list[Line]] = []
     for ln in lines:
-        if rows and not _spans_columns(ln, cols, extents, ordered, beside) and not _spans_columns(
-            rows[-1][-1], cols, extents, ordered, beside
+        if rows and not _spans_columns(ln, cols, extents, ordered, beside, text_edge) and not _spans_columns(
+            rows[-1][-1], cols, extents, ordered, beside, text_edge
         ):
             rows[-1].append(ln)
         else:
@@ -674,10 +744,11 @@ def build(
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
         band_lines = [ln for ln, m in zip(lines, middles, strict=True) if a <= m <= b]
         if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
-            groups = _band_rows(band_lines, cols, extents, ordered, beside)
+            groups = _band_rows(band_lines, cols, extents, ordered, beside, text_col)
         else:
             groups = _line_rows(
-                band_lines, cols, pitch, heading=n == 0, extents=extents, ordered=ordered, beside=beside
+                band_lines, cols, pitch, heading=n == 0, extents=extents, ordered=ordered, beside=beside,
+                text_edge=text_col,
             )
         for g, nxt in itertools.pairwise(groups):
             rows_y.append((g[-1].y1 + nxt[0].y0) / 2)
@@ -703,9 +774,9 @@ def build(
             over = [e for e in _edges_between(cols, a, b, ordered) if a < cols[e] < b]
             k_lo, k_hi = 0, last_col  # the columns the chunk's characters may take
             if not over and beside and id(c) in beside:  # a group heading beside an edge
-                e = beside[id(c)]
-                crossed.add((r, e))
-                k_lo, k_hi = e - 1, e
+                e0, e1 = beside[id(c)]
+                crossed.update((r, e) for e in range(e0, e1 + 1))
+                k_lo, k_hi = e0 - 1, e1
             elif over:
                 spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
                 if not spans and len(over) == 1 and text_col[over[0]] and _centred(c, cols, over[0], extents):
@@ -713,6 +784,8 @@ def build(
                 wide = _centred_wide(c, ln, cols, extents, ordered)
                 if wide and wide[1] - wide[0] + 1 > len(spans) and all(text_col[e] for e in range(wide[0], wide[1] + 1)):
                     spans = list(range(wide[0], wide[1] + 1))
+                if not spans and beside and id(c) in beside:  # over an edge by a little only
+                    spans = list(range(beside[id(c)][0], beside[id(c)][1] + 1))
                 if not spans:
                     k = _most_covered(c, cols, ordered)
                     pos_chars.setdefault((r, k), []).extend(c.chars)
