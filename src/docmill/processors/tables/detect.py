@@ -24,8 +24,9 @@ drawings or around crossing axes (a plot and its tick labels) is none. Each bloc
 built (:mod:`~docmill.processors.tables.structure`) and kept only when it reads as a
 table, not as text set in columns:
 
-- at least two *short* columns (their cells have three words or fewer, most of them;
-  a column of list markers only is none): prose in two columns, a list (marker and
+- at least two *short* columns (their cells have three words or fewer, most of them,
+  a cell of lines that each hold as many words counting one line's; a column of list
+  markers only is none): prose in two columns, a list (marker and
   sentence), two lists side by side, a transcript's line numbers beside its text, a
   glossary have one at most;
 - not a table of contents: dot leaders, or titles beside a last column of page
@@ -384,6 +385,15 @@ def _columns(grid: Grid) -> list[list[str]]:
     return cols
 
 
+def _words(text: str) -> int:
+    """A cell's words; a cell of lines that each hold as many words (rows set in one
+    cell: 'Chose 1' over 'Chose 2') counts those of one line."""
+    per_line = {len(line.split()) for line in text.splitlines() if line.strip()}
+    if len(per_line) == 1:
+        return per_line.pop()
+    return len(text.split())
+
+
 def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
     cols = _columns(grid)
     filled = sum(1 for c in grid.cells if c.text)
@@ -397,7 +407,7 @@ def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
     for texts in cols:
         if not texts or all(_MARKER.match(t.strip()) for t in texts):
             continue  # list markers: the items' column beside them says whether it is a list
-        words = sorted(len(t.split()) for t in texts)
+        words = sorted(_words(t) for t in texts)
         if words[len(words) // 2] <= 3:
             short += 1
     if short < 2:

@@ -8,13 +8,15 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   of the band (a ruled band: no line may cross it and at least three lines must have
   text on both sides; an unruled region: a few lines, spanning headings, may cross it;
   two such edges with no text between them, where one heading ends and the next
-  starts, are one);
+  starts, are one; a column that only heading lines have text in, whose heading reaches
+  on over its whitespace edge into a column with body text, is part of that column);
 * **rows**: every horizontal rule is a row edge; the lines between two rules are one row
   (a cell of several lines, a spanning heading apart) unless they stand half a line
   apart or hold two numbers or more (rules drawn every five rows, a rule under the
   heading only), and the lines of an unruled region are rows of their own; then a line
   that continues the cell above (it lacks the row's anchor column, sits closer than the
-  rows do, and starts in lower case or misses the first column) joins its row, and
+  rows do, and starts in lower case or misses the first column; a column whose text it
+  does not reach, only the whitespace beside it, it does not fill) joins its row, and
   heading lines stacked over each other join into one heading row;
 * **cells**: two neighbouring grid positions are one cell where a vertical rule drawn
   through most rows is missing, or where text crosses the edge between them and covers
@@ -22,8 +24,13 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
   that only reaches into the whitespace beside it belongs to the column it covers
   most, and a spanning heading that reaches on into a column whose text it does not
   cover keeps those characters: no word is cut at an edge; a heading narrower than two
-  columns but centred over the whitespace edge between them spans both); across a missing horizontal rule, when one of them is empty (a label spanning
-  rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
+  columns but centred over the whitespace edge between them spans both, and so does a
+  group heading set beside that edge (or over it by a little) over sub-headings under
+  both columns, or, in a line of group headings, one inside the middle column of three
+  it is centred over; a
+  heading centred over three columns or more, covering neither outer one's text, spans
+  them all); across a missing horizontal rule, when one of them is empty (a label
+  spanning rows). Rows and columns in which no text starts (filler) are dropped, spans shrink
   with them, and a column holding only heading text beside one holding only body text
   become one (a heading set off to the side of its figures).
 
@@ -212,6 +219,72 @@ def _without_empty_columns(cols: list[float], rule_x: Sequence[float], lines: Se
     return out
 
 
+def _first_body_line(lines: Sequence[Line]) -> int | None:
+    """The index of the first line with a figure beside other text (the body's first
+    row; a year is a heading's figure), None when there is none."""
+    for i, ln in enumerate(lines):
+        if len(ln.chunks) >= 2 and any(c.numeric and not _year(c.text) for c in ln.chunks):
+            return i
+    return None
+
+
+def _year(text: str) -> bool:
+    """A year as a heading sets it: 1800-2099, alone."""
+    return len(text) == 4 and text.isdigit() and 1800 <= int(text) <= 2099
+
+
+def _without_heading_columns(cols: list[float], rule_x: Sequence[float], lines: Sequence[Line]) -> list[float]:
+    """A column between whitespace edges that only heading lines (above the body's first
+    row) have text in, where a heading of it reaches on over one of its whitespace edges
+    over the body text of the column beyond, is part of that column: the edge goes. A sub-heading
+    wider than its right-aligned figures, under a group heading centred beside it, left
+    a strip crossed by one line on each side of the group heading (two edges, a filler
+    column of heading text between them)."""
+    if len(cols) < 4:
+        return cols
+    first_body = _first_body_line(lines)
+    if first_body is None or not 0 < first_body <= 6 or len(lines) - first_body < 2:
+        return cols
+    text_edge = [x not in rule_x for x in cols]
+    text_edge[0] = text_edge[-1] = False
+    changed = True
+    while changed and len(cols) >= 4:
+        changed = False
+        ncols = len(cols) - 1
+        body = [False] * ncols
+        body_ext: list[tuple[float, float] | None] = [None] * ncols  # the body's text by middle
+        head: list[list[Chunk]] = [[] for _ in range(ncols)]
+        for i, ln in enumerate(lines):
+            for c in ln.chunks:
+                if i >= first_body:
+                    m = _index(cols, (c.x0 + c.x1) / 2)
+                    ext = body_ext[m]
+                    body_ext[m] = (c.x0, c.x1) if ext is None else (min(ext[0], c.x0), max(ext[1], c.x1))
+                for k in range(ncols):
+                    if min(c.x1, cols[k + 1]) - max(c.x0, cols[k]) > 0.5:
+                        if i >= first_body:
+                            body[k] = True
+                        else:
+                            head[k].append(c)
+        for k in range(ncols):
+            if body[k] or not head[k]:
+                continue
+            for e, side in ((k, k - 1), (k + 1, k + 1)):  # its left edge, its right edge
+                ext = body_ext[side] if 0 <= side < ncols else None
+                if ext is None or not (text_edge[e] and body[side]):
+                    continue
+                if any(  # a heading over the edge and over the body's text beyond it
+                    c.x0 + 1 < cols[e] < c.x1 - 1 and min(c.x1, ext[1]) > max(c.x0, ext[0]) and _heading_like(c)
+                    for c in head[k]
+                ):
+                    del cols[e], text_edge[e]
+                    changed = True
+                    break
+            if changed:
+                break
+    return cols
+
+
 # ---------------------------------------------------------------- rows
 
 
@@ -324,6 +397,147 @@ def _centred(c: Chunk, cols: Sequence[float], e: int, extents: Sequence[tuple[fl
     return abs((c.x0 + c.x1) / 2 - (left[0] + right[1]) / 2) <= 0.1 * span
 
 
+def _centred_wide(
+    c: Chunk, line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None], ordered: bool,
+) -> tuple[int, int] | None:
+    """The first and last edge of the three columns or more a heading is centred over:
+    words (not a figure) over the columns they overlap, their middle within a twentieth
+    of those columns' text width of the middle of their text, over less than half of
+    either outer column's text, their line holding no other words with their middle
+    over those columns (a group heading narrower than its columns: 'Revenue (kg/year)'
+    over 2013, 2015 and 2023; not headings set close together, read as one chunk)."""
+    if c.numeric or not _heading_like(c):
+        return None
+    near = [k for k in _columns_near(cols, c.x0, c.x1, ordered) if min(c.x1, cols[k + 1]) - max(c.x0, cols[k]) > 0.5]
+    if len(near) < 3:
+        return None
+    left, right = extents[near[0]], extents[near[-1]]
+    if left is None or right is None or right[1] <= left[0]:
+        return None
+    if abs((c.x0 + c.x1) / 2 - (left[0] + right[1]) / 2) > 0.05 * (right[1] - left[0]):
+        return None
+    for ext in (left, right):  # words over half an outer column's text are its own
+        if min(c.x1, ext[1]) - max(c.x0, ext[0]) >= 0.5 * max(ext[1] - ext[0], 1.0):
+            return None
+    lo, hi = cols[near[0]], cols[near[-1] + 1]
+    if any(d is not c and lo <= (d.x0 + d.x1) / 2 <= hi for d in line.chunks):
+        return None  # the line heads those columns itself
+    return near[0] + 1, near[-1]
+
+
+def _beside(
+    lines: Sequence[Line], cols: Sequence[float], text_col: Sequence[bool],
+    extents: Sequence[tuple[float, float] | None], ordered: bool,
+) -> dict[int, tuple[int, int]]:
+    """Group headings set wholly beside a whitespace edge (``id(chunk)`` -> the first
+    and last edge it spans; one edge here, two where :func:`_over_three` says so):
+    words in a heading line (above the body's first row, over another heading line)
+    that cross no edge (or one by less than a quarter of their width, covering neither
+    side's text) and stand no further from a text edge than their own width, where
+    the next line has words (sub-headings) under the columns on both sides of the edge,
+    reaching out past the heading on both sides, and the heading's middle is within a
+    tenth of their width (with the two columns' text) of their middle, nearer to it than to the middle of the
+    sub-headings of its own column; the heading's line holds nothing else over the
+    other column, and no word of the next line is centred under it (a heading stacked
+    over its own next line: 'American' over 'Indian/Alaskan'). 'Gas' centred over
+    a narrow and a wide column sits all in the wide one."""
+    first_body = _first_body_line(lines)
+    out: dict[int, tuple[int, int]] = {}
+    if not first_body or first_body > 6 or len(cols) < 3:
+        return out
+    last = len(cols) - 2
+    for i, ln in enumerate(lines[: first_body - 1]):  # a heading line over another
+        below = [(d, _index(cols, (d.x0 + d.x1) / 2)) for d in lines[i + 1].chunks]
+        narrow: list[Chunk] = []  # words inside one column, for _over_three below
+        for c in ln.chunks:
+            over = [e for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered) if c.x0 + 1 < cols[e] < c.x1 - 1]
+            if not _heading_like(c) or len(over) > 1 or any(
+                _centred_edge(c, cols[e]) or _covers_both(c, extents[e - 1], extents[e]) for e in over
+            ):
+                continue  # a figure, or words well over an edge (_covers_both, _centred)
+            if not over:
+                narrow.append(c)
+            mid, width = (c.x0 + c.x1) / 2, c.x1 - c.x0
+            if any(abs((d.x0 + d.x1) / 2 - mid) <= 0.2 * max(width, d.x1 - d.x0) for d, _ in below):
+                continue  # stacked over its own next line
+            k = _index(cols, mid)
+            for e, other in ((k, k - 1), (k + 1, k + 1)):
+                if not (0 <= other <= last and 0 < e <= last and text_col[e]):
+                    continue
+                if min(abs(c.x0 - cols[e]), abs(c.x1 - cols[e])) > width:
+                    continue
+                own = [d for d, j in below if j == k]
+                subs = own + [d for d, j in below if j == other]
+                if not own or len(subs) == len(own):
+                    continue
+                lo, hi = min(d.x0 for d in subs), max(d.x1 for d in subs)
+                for ext in (extents[k], extents[other]):  # and the columns' own text
+                    if ext is not None:
+                        lo, hi = min(lo, ext[0]), max(hi, ext[1])
+                own_mid = (min(d.x0 for d in own) + max(d.x1 for d in own)) / 2
+                off = abs(mid - (lo + hi) / 2)
+                if not (lo < c.x0 and hi > c.x1) or off > 0.1 * (hi - lo) or off >= abs(mid - own_mid):
+                    continue
+                if any(
+                    d is not c and min(d.x1, cols[other + 1]) - max(d.x0, cols[other]) > 0.5 for d in ln.chunks
+                ):
+                    continue
+                out[id(c)] = (e, e)
+                break
+        group_line = any(  # a word of the line spans an edge: a line of group headings
+            id(d) in out or any(
+                d.x0 + 1 < cols[e] < d.x1 - 1 and _centred_edge(d, cols[e])
+                for e in _edges_between(cols, d.x0 + 1, d.x1 - 1, ordered)
+            )
+            for d in ln.chunks
+        )
+        if group_line:
+            under: dict[int, tuple[float, float]] = {}  # per column, the heading words under it
+            for h in lines[i + 1 : first_body]:
+                for d in h.chunks:
+                    j = _index(cols, (d.x0 + d.x1) / 2)
+                    ext = under.get(j)
+                    under[j] = (d.x0, d.x1) if ext is None else (min(ext[0], d.x0), max(ext[1], d.x1))
+            for c in narrow:
+                three = None if id(c) in out else _over_three(c, ln, cols, text_col, extents, under)
+                if three is not None:
+                    out[id(c)] = three
+    return out
+
+
+def _centred_edge(c: Chunk, edge: float) -> bool:
+    """Whether a quarter of the words' width or more lies on each side of the edge."""
+    width = c.x1 - c.x0
+    return edge - c.x0 >= 0.25 * width and c.x1 - edge >= 0.25 * width
+
+
+def _over_three(
+    c: Chunk, line: Line, cols: Sequence[float], text_col: Sequence[bool],
+    extents: Sequence[tuple[float, float] | None], under: dict[int, tuple[float, float]],
+) -> tuple[int, int] | None:
+    """The edges on both sides of the column holding a group heading narrower than it,
+    in a line of group headings, centred over that column and the two beside it (their
+    text and the heading words under them, within a twentieth of that width), the
+    heading lines below holding words under all
+    three and its own line nothing over its two neighbours (good_energy's 'Economy 7'
+    over 'Unit Rate Day', 'Unit Rate Night' and 'Standing Charge'); else None."""
+    k = _index(cols, (c.x0 + c.x1) / 2)
+    if not 0 < k < len(cols) - 2 or not (text_col[k] and text_col[k + 1]):
+        return None
+    if not {k - 1, k, k + 1} <= under.keys():
+        return None
+    lo, hi = under[k - 1][0], under[k + 1][1]  # the words under the outer columns and their text
+    left, right = extents[k - 1], extents[k + 1]
+    lo = lo if left is None else min(lo, left[0])
+    hi = hi if right is None else max(hi, right[1])
+    if hi <= lo or abs((c.x0 + c.x1) / 2 - (lo + hi) / 2) > 0.05 * (hi - lo):
+        return None
+    lo, hi = cols[k - 1], cols[k + 2]
+    if any(d is not c and min(d.x1, hi) - max(d.x0, lo) > 0.5 for d in line.chunks):
+        return None
+    return k, k + 1
+
+
 def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set[int]:
     """The columns the line's chunks overlap by more than half a point (``ordered``:
     the edges never decrease, so only the columns near a chunk are looked at)."""
@@ -344,22 +558,28 @@ def _columns_of(line: Line, cols: Sequence[float], ordered: bool = False) -> set
 
 def _spans_columns(
     line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = (),
-    ordered: bool = False,
+    ordered: bool = False, beside: dict[int, tuple[int, int]] | None = None, text_edge: Sequence[bool] = (),
 ) -> bool:
     """Whether a chunk of the line spans a column edge (a spanning heading): it reaches
-    over the edge and, where the columns' text extents are known, covers both sides."""
+    over the edge and, where the columns' text extents are known, covers both sides or
+    is centred over it (:func:`_centred`, a whitespace edge of ``text_edge``), or over
+    three columns (:func:`_centred_wide`);
+    or it is a group heading centred beside an edge (``beside``)."""
     for c in line.chunks:
-        for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered):
-            if c.x0 + 1 < cols[e] < c.x1 - 1 and (
-                not extents or _covers_both(c, extents[e - 1], extents[e])
-            ):
-                return True
+        if (beside and id(c) in beside) or (extents and _centred_wide(c, line, cols, extents, ordered)):
+            return True
+        over = [e for e in _edges_between(cols, c.x0 + 1, c.x1 - 1, ordered) if c.x0 + 1 < cols[e] < c.x1 - 1]
+        if any(not extents or _covers_both(c, extents[e - 1], extents[e]) for e in over):
+            return True
+        if text_edge and len(over) == 1 and text_edge[over[0]] and _centred(c, cols, over[0], extents):
+            return True  # a narrow heading centred over a whitespace edge (as the cells join it)
     return False
 
 
 def _line_rows(
     lines: list[Line], cols: Sequence[float], pitch: float, heading: bool,
     extents: Sequence[tuple[float, float] | None] = (), ordered: bool = False,
+    beside: dict[int, tuple[int, int]] | None = None, text_edge: Sequence[bool] = (),
 ) -> list[list[Line]]:
     """Lines grouped into rows: heading lines stacked over each other (above the first
     line with numbers, when ``heading``) become one row, and a line that continues the
@@ -388,13 +608,15 @@ def _line_rows(
         gap = ln.y0 - rows[-1][-1].y1
         tight = gap <= 0.5 * pitch
         if i < first_body:  # a heading: stacked heading lines are one row
-            if tight and not _spans_columns(rows[-1][-1], cols, extents, ordered) and not _spans_columns(
-                ln, cols, extents, ordered
+            if tight and not _spans_columns(rows[-1][-1], cols, extents, ordered, beside, text_edge) and not _spans_columns(
+                ln, cols, extents, ordered, beside, text_edge
             ):
                 rows[-1].append(ln)
                 row_cols[-1] |= filled[i]
                 continue
-        elif tight and anchor not in filled[i] and anchor in row_cols[-1] and filled[i] <= row_cols[-1]:
+        elif tight and anchor in row_cols[-1] and anchor not in (reach := _reaches(ln, cols, extents, filled[i])) and (
+            reach <= row_cols[-1]
+        ):
             head = ln.chunks[0].text[:1]
             if head.islower() or head in "(&" or 0 not in filled[i]:
                 rows[-1].append(ln)
@@ -402,6 +624,26 @@ def _line_rows(
         rows.append([ln])
         row_cols.append(set(filled[i]))
     return rows
+
+
+def _reaches(
+    line: Line, cols: Sequence[float], extents: Sequence[tuple[float, float] | None], filled: set[int]
+) -> set[int]:
+    """The columns of ``filled`` whose text the line reaches: its words overlap the
+    column's text or have their middle in it, not only its whitespace (a wrapped label
+    wider than the label column, reaching over the edge beside it)."""
+    if not extents:
+        return filled
+    out: set[int] = set()
+    for k in filled:
+        ext = extents[k]
+        for c in line.chunks:
+            if (ext is not None and min(c.x1, ext[1]) - max(c.x0, ext[0]) > 0.5) or (
+                cols[k] <= (c.x0 + c.x1) / 2 < cols[k + 1]
+            ):
+                out.add(k)
+                break
+    return out
 
 
 def _rows_of_band(lines: Sequence[Line]) -> bool:
@@ -420,14 +662,14 @@ def _loose(lines: Sequence[Line], h: float) -> bool:
 
 def _band_rows(
     lines: list[Line], cols: Sequence[float], extents: Sequence[tuple[float, float] | None] = (),
-    ordered: bool = False,
+    ordered: bool = False, beside: dict[int, tuple[int, int]] | None = None, text_edge: Sequence[bool] = (),
 ) -> list[list[Line]]:
     """The lines between two rules as one row, but a line with a heading spanning
     columns is a row of its own (a group heading over its sub-headings)."""
     rows: list[list[Line]] = []
     for ln in lines:
-        if rows and not _spans_columns(ln, cols, extents, ordered) and not _spans_columns(
-            rows[-1][-1], cols, extents, ordered
+        if rows and not _spans_columns(ln, cols, extents, ordered, beside, text_edge) and not _spans_columns(
+            rows[-1][-1], cols, extents, ordered, beside, text_edge
         ):
             rows[-1].append(ln)
         else:
@@ -485,6 +727,7 @@ def build(
             cols += _gaps(band, a, b, 0.5 * h, crossing, max(2, len(band) // 3))
     cols.append(x1)
     cols = _without_empty_columns(cols, rule_x, lines)
+    cols = _without_heading_columns(cols, rule_x, lines)
     text_col = [x not in rule_x for x in cols]  # edges found in the text
     # row edges: rules, then lines
     hr = [r for r in hrules if y0 + SNAP < r[0] < y1 - SNAP and min(r[2], x1) - max(r[1], x0) >= 0.5 * h]
@@ -495,14 +738,18 @@ def build(
     extents = _column_extents(lines, cols)
     ordered = _ordered(cols)
     middles = [ln.middle for ln in lines]
+    beside = _beside(lines, cols, text_col, extents, ordered)
     rows_y: list[float] = [y0]
     row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
         band_lines = [ln for ln, m in zip(lines, middles, strict=True) if a <= m <= b]
         if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
-            groups = _band_rows(band_lines, cols, extents, ordered)
+            groups = _band_rows(band_lines, cols, extents, ordered, beside, text_col)
         else:
-            groups = _line_rows(band_lines, cols, pitch, heading=n == 0, extents=extents, ordered=ordered)
+            groups = _line_rows(
+                band_lines, cols, pitch, heading=n == 0, extents=extents, ordered=ordered, beside=beside,
+                text_edge=text_col,
+            )
         for g, nxt in itertools.pairwise(groups):
             rows_y.append((g[-1].y1 + nxt[0].y0) / 2)
             row_kind.append("text")
@@ -526,10 +773,19 @@ def build(
             a, b = c.x0 + 1, c.x1 - 1
             over = [e for e in _edges_between(cols, a, b, ordered) if a < cols[e] < b]
             k_lo, k_hi = 0, last_col  # the columns the chunk's characters may take
-            if over:
+            if not over and beside and id(c) in beside:  # a group heading beside an edge
+                e0, e1 = beside[id(c)]
+                crossed.update((r, e) for e in range(e0, e1 + 1))
+                k_lo, k_hi = e0 - 1, e1
+            elif over:
                 spans = [e for e in over if _covers_both(c, extents[e - 1], extents[e])]
                 if not spans and len(over) == 1 and text_col[over[0]] and _centred(c, cols, over[0], extents):
                     spans = over
+                wide = _centred_wide(c, ln, cols, extents, ordered)
+                if wide and wide[1] - wide[0] + 1 > len(spans) and all(text_col[e] for e in range(wide[0], wide[1] + 1)):
+                    spans = list(range(wide[0], wide[1] + 1))
+                if not spans and beside and id(c) in beside:  # over an edge by a little only
+                    spans = list(range(beside[id(c)][0], beside[id(c)][1] + 1))
                 if not spans:
                     k = _most_covered(c, cols, ordered)
                     pos_chars.setdefault((r, k), []).extend(c.chars)
