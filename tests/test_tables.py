@@ -641,3 +641,46 @@ def test_a_line_of_group_headings_over_two_and_three_columns(tmp_path: Path) -> 
             assert [_cell(table, t) for t in ("Standard", middle, "Gas")] == [
                 (0, 1, 1, 2), (0, 3, 1, 3), (0, 6, 1, 2)
             ], (style, seed)
+
+
+def _wide_page(seed: int, style: str, rotate: int = 0, sideways: bool = False, multiline: bool = False) -> tuple[bytes, dict]:
+    """A generated page holding one wide two-level table (7, 9 or 11 columns), set on a
+    landscape page (``rotate`` 90 or 270), or sideways on a portrait one; its PDF and
+    the table's truth (rows in the table's own frame, bbox in the page's)."""
+    from docmill.testkit.table_pages import MARGIN, Document, Page, draw_table, random_table
+
+    rng = random.Random(seed)
+    page = Page(792, 612, rotate=rotate, sideways=sideways)
+    spec = random_table(rng, 7 + 2 * (seed % 3), rng.randint(6, 12), two_level=True, multiline=multiline, style=style)
+    table = draw_table(page, spec, MARGIN, 70, 0, 792 - 2 * MARGIN)
+    table.bbox = page.shown(table.bbox)
+    doc = Document(f"wide-{seed}", [page], [table], ["table"])
+    (true,) = doc.truth()["tables"]
+    return doc.pdf(), true
+
+
+def test_sideways_tables_read_in_their_own_frame_either_way(tmp_path: Path) -> None:
+    """A wide table set at 90 degrees: turned by /Rotate 90 or 270 (shown landscape), or
+    drawn turned on a portrait page without /Rotate, reading bottom to top or top to
+    bottom. Each is read in its own frame (the rows a reader turning the page sees) as
+    the same table set upright is read, and its bbox is in the displayed page's
+    coordinates; 4 styles x 4 seeds each (the ruled ones exact)."""
+    for style in ("grid", "booktabs", "zebra", "frame"):
+        for seed in range(4):
+            data, true = _wide_page(seed, style)
+            path = tmp_path / f"upright-{style}-{seed}.pdf"
+            path.write_bytes(data)
+            (upright,) = tables_in_pdf(str(path))
+            if style == "grid":
+                assert upright.rows == true["rows"], (style, seed)
+            for rotate in (90, 270):
+                for sideways in (False, True):
+                    data, true = _wide_page(seed, style, rotate=rotate, sideways=sideways)
+                    path = tmp_path / f"{rotate}-{sideways}-{style}-{seed}.pdf"
+                    path.write_bytes(data)
+                    (table,) = tables_in_pdf(str(path))
+                    where = (rotate, sideways, style, seed)
+                    assert [(c.row, c.col, c.rowspan, c.colspan, c.text) for c in table.cells] == [
+                        (c.row, c.col, c.rowspan, c.colspan, c.text) for c in upright.cells
+                    ], where
+                    assert max(abs(a - b) for a, b in zip(table.bbox, true["bbox"], strict=True)) < 6, where
