@@ -4,10 +4,12 @@ A development set for table detection and structure that cannot be overfitted to
 real files: every document is drawn here from a seed, so the truth is known to the
 cell. Tables come ruled (a full grid), with rules above and below the header only
 (``booktabs``), with an outer frame, on zebra bands (filled rows, no lines), with a
-filled header, or with no lines at all; with spanning and two-level headers, cells of
-two lines, right-aligned numbers, row-group labels; alone, between paragraphs, in one
-column of a two-column page, two on a page, continued on the next page, on a page
-turned by ``/Rotate``. Pages that must yield no table: prose in one or two columns,
+filled header, with no lines at all, or with vertical rules between column groups only
+(``group_rules*``, :func:`draw_table` alone, not in :func:`generate`); with spanning and
+two-level headers, cells of two lines, right-aligned numbers, row-group labels; alone,
+between paragraphs, in one column of a two-column page, two on a page, continued on the
+next page, on a page turned by ``/Rotate`` 90 (or 270: :class:`Page`), set sideways
+without it. Pages that must yield no table: prose in one or two columns,
 bulleted and numbered lists, a table of contents with dot leaders, a form, a bar chart.
 
 The truth is docmill's own table shape (:mod:`docmill.model.tables`): per table the

@@ -6,7 +6,8 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
 * **columns**: every vertical rule in the region is a column edge; between two, a
   whitespace edge is added where the text leaves a vertical strip empty in every line
   of the band (a ruled band: no line may cross it and at least three lines must have
-  text on both sides; an unruled region: a few lines, spanning headings, may cross it;
+  text on both sides, except heading lines over an edge that parts the sub-headings
+  (columns parted by whitespace inside a ruled column group); an unruled region: a few lines, spanning headings, may cross it;
   two such edges with no text between them, where one heading ends and the next
   starts, are one; a column that only heading lines have text in, whose heading reaches
   on over its whitespace edge into a column with body text, is part of that column);
