@@ -668,7 +668,8 @@ def test_ruled_column_groups_holding_columns_parted_by_whitespace(tmp_path: Path
     parted by it, and a group heading centred between its rules spans the group's
     columns. Generated, 3 rule styles x 2 (wrapped labels or not) x 10 seeds (before: 0
     of 60 exact); and camelot's 12s0324.pdf (Total / Male / Female over 'Total', 'Under
-    18 years', '18 years and over': 7 columns -> 10)."""
+    18 years', '18 years and over': 7 columns -> 10); the group's rules must run down
+    through the body (district_health.pdf: a rule under the headings only)."""
     for style in ("group_rules", "group_rules_open", "group_rules_rows"):
         for multiline in (False, True):
             for seed in range(10):
@@ -689,6 +690,13 @@ def test_ruled_column_groups_holding_columns_parted_by_whitespace(tmp_path: Path
     # a heading's first line inside one column, nearer its middle than the group's, stays
     # that column's: 'American / Indian/Alaskan / Native' is one cell
     assert second.rows[0][3:5] == ["Black", "American\nIndian/Alaskan\nNative"]
+    # a rule drawn between the groups' headings only, over an unruled body, makes no
+    # ruled group: the body's figures are not parted on one side of it alone (they were
+    # '... 85.9' | '89.3' while the other group's stayed together)
+    health = CORPUS / "real" / "camelot" / "tests" / "files" / "district_health.pdf"
+    if health.exists():  # the shared corpus only
+        texts = [c.text for c in tables_in_pdf(str(health), [0])[0].cells]
+        assert any(t.endswith("78.6 75.0 85.9 89.3") for t in texts)
 
 
 def test_sideways_tables_read_in_their_own_frame_either_way(tmp_path: Path) -> None:

@@ -796,7 +796,13 @@ def build(
                 body = [ln for ln in band if id(ln) not in heading_ids]
                 heads = [ln for ln in band if id(ln) in heading_ids]
                 found = _gaps(band, a, b, 0.5 * h, 0, max(3, len(band) // 3))
-                for gap in _gaps(body, a, b, 0.5 * h, 0, max(3, len(band) // 3)):
+                # a ruled group: its rules drawn down through the body (a table's sides may
+                # stay open), not a rule under the headings only over an unruled body
+                body_ys = [ln.middle for ln in body]
+                walled = all(
+                    e in (x0, x1) or sum(_covered(vr, e, body_ys)) >= 0.6 * len(body_ys) for e in (a, b)
+                )
+                for gap in _gaps(body, a, b, 0.5 * h, 0, max(3, len(band) // 3)) if walled else ():
                     if not any(_one_strip(body, f, gap) for f in found):
                         edge = _sub_headings_parted(heads, body, gap, a, b)
                         if edge is not None:
