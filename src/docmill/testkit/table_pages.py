@@ -4,10 +4,12 @@ A development set for table detection and structure that cannot be overfitted to
 real files: every document is drawn here from a seed, so the truth is known to the
 cell. Tables come ruled (a full grid), with rules above and below the header only
 (``booktabs``), with an outer frame, on zebra bands (filled rows, no lines), with a
-filled header, or with no lines at all; with spanning and two-level headers, cells of
-two lines, right-aligned numbers, row-group labels; alone, between paragraphs, in one
-column of a two-column page, two on a page, continued on the next page, on a page
-turned by ``/Rotate``. Pages that must yield no table: prose in one or two columns,
+filled header, with no lines at all, or with vertical rules between column groups only
+(``group_rules*``, :func:`draw_table` alone, not in :func:`generate`); with spanning and
+two-level headers, cells of two lines, right-aligned numbers, row-group labels; alone,
+between paragraphs, in one column of a two-column page, two on a page, continued on the
+next page, on a page turned by ``/Rotate`` 90 (or 270: :class:`Page`), set sideways
+without it. Pages that must yield no table: prose in one or two columns,
 bulleted and numbered lists, a table of contents with dot leaders, a form, a bar chart.
 
 The truth is docmill's own table shape (:mod:`docmill.model.tables`): per table the
@@ -78,15 +80,16 @@ def text_width(text: str, font: str = REGULAR, size: float = 9.0) -> float:
 
 class Page:
     """One page drawn in the displayed page's frame (points, top-left origin); with
-    ``rotate`` 90 the page is stored portrait and shown landscape, as scanned reports
-    set wide tables."""
+    ``rotate`` 90 (or 270) the page is stored portrait and shown landscape turned
+    clockwise (counter-clockwise), as scanned reports set wide tables."""
 
     def __init__(
         self, width: float = 612, height: float = 792, rotate: int = 0, sideways: bool = False
     ) -> None:
         self.width, self.height, self.rotate = width, height, rotate
-        # sideways: drawn as a page turned by /Rotate 90 would be, but without /Rotate:
-        # a portrait page showing its content turned a quarter, read bottom to top
+        # sideways: drawn as a page turned by /Rotate 90 (270) would be, but without
+        # /Rotate: a portrait page showing its content turned a quarter, read bottom to
+        # top (top to bottom)
         self.sideways = sideways
         self.ops: list[bytes] = []
 
@@ -95,11 +98,15 @@ class Page:
         if not self.sideways:
             return box
         x0, y0, x1, y1 = box  # portrait page of height self.width: x = y', y = W - x'
+        if self.rotate == 270:  # x = H - y', y = x'
+            return (self.height - y1, x0, self.height - y0, x1)
         return (y0, self.width - x1, y1, self.width - x0)
 
     def _user(self, x: float, y: float) -> tuple[float, float]:
         if self.rotate == 90:  # displayed (x, y) <- user space (y, x) on a portrait page
             return y, x
+        if self.rotate == 270:  # displayed (x, y) <- user space (H - y, W - x)
+            return self.height - y, self.width - x
         return x, self.height - y
 
     def text(
@@ -111,7 +118,7 @@ class Page:
         base = top + ascent * size
         ux, uy = self._user(x, base)
         body = _escape(text.encode("cp1252", "replace"))
-        matrix = b"0 1 -1 0" if self.rotate == 90 else b"1 0 0 1"
+        matrix = {90: b"0 1 -1 0", 270: b"0 -1 1 0"}.get(self.rotate, b"1 0 0 1")
         spacing = b" %.2f Tw" % word_space if word_space else b""
         self.ops.append(
             b"BT /%s %.2f Tf%s %s %.2f %.2f Tm (%s) Tj ET"
@@ -167,7 +174,7 @@ def pdf_bytes(pages: Sequence[Page]) -> bytes:
     body: list[bytes] = []
     for i, page in enumerate(pages):
         stream = page.content()
-        w, h = (page.height, page.width) if page.rotate == 90 else (page.width, page.height)
+        w, h = (page.height, page.width) if page.rotate in (90, 270) else (page.width, page.height)
         rotate = b" /Rotate %d" % page.rotate if page.rotate and not page.sideways else b""
         body.append(
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %.2f %.2f]%s" % (w, h, rotate)
@@ -283,7 +290,7 @@ class TableSpec:
     header_rows: int
     body: list[list[str]]
     align: list[str]
-    style: str  # grid | booktabs | frame | zebra | header_fill | plain
+    style: str  # grid | booktabs | frame | zebra | header_fill | plain | group_rules[_open|_rows]
     size: float = 8.5
     group_rows: set[int] = field(default_factory=set)  # body rows holding one label only
 
@@ -434,6 +441,27 @@ def draw_table(page: Page, spec: TableSpec, x: float, top: float, page_index: in
     elif spec.style == "frame":
         page.rect(x, top, right, bottom, 0.7)
         page.line(x, header_bottom, right, header_bottom, 0.5)
+    elif spec.style.startswith("group_rules"):
+        # statistical tables: vertical rules between column groups (where a first-row
+        # heading starts) only, the columns inside a group parted by whitespace;
+        # group_rules: a frame and a short rule under each group heading; _open: rules
+        # above, under the headings and below only; _rows: a frame and a rule under each row
+        if spec.style == "group_rules_open":
+            for yy in (top, header_bottom, bottom):
+                page.line(x, yy, right, yy, 0.6)
+        else:
+            page.rect(x, top, right, bottom, 0.7)
+            page.line(x, header_bottom, right, header_bottom, 0.5)
+        starts = sorted({c.col for c in spec.header if c.row == 0 and c.col > 0})
+        for k in starts:
+            page.line(xs[k] - gap / 2, top, xs[k] - gap / 2, bottom, 0.5)
+        if spec.style == "group_rules":
+            for c in spec.header:
+                if c.row == 0 and c.colspan > 1 and c.rowspan == 1:
+                    page.line(xs[c.col] - gap / 2, ys[1], xs[c.col + c.colspan] - gap / 2, ys[1], 0.4)
+        if spec.style == "group_rules_rows":
+            for r in range(spec.header_rows + 1, nrows):
+                page.line(x, ys[r], right, ys[r], 0.3)
     if spec.style == "plain":
         bbox = (min(b[0] for b in ink), min(b[1] for b in ink), max(b[2] for b in ink), max(b[3] for b in ink))
     else:

@@ -29,6 +29,7 @@ def by_direction(chars: Sequence[Char]) -> dict[int, list[Char]]:
         return {0: list(chars)} if chars else {}
     turn = [0] * len(chars)
     known = [False] * len(chars)
+    near = [0.0] * len(chars)  # how far the neighbour that gave a character its direction
     for i in range(len(chars) - 1):
         a, b = chars[i], chars[i + 1]
         if a.text.isspace() or b.text.isspace():
@@ -39,9 +40,10 @@ def by_direction(chars: Sequence[Char]) -> dict[int, list[Char]]:
         if abs(dx) + abs(dy) > 3 * size:
             continue  # not neighbours on the page
         t = 0 if abs(dx) >= abs(dy) else (90 if dy < 0 else 270)
-        for k in (i, i + 1):
-            if not known[k]:
-                turn[k], known[k] = t, True
+        d = abs(dx) + abs(dy)
+        for k in (i, i + 1):  # the nearer neighbour wins (the last character of the
+            if not known[k] or d < near[k]:  # cell before is no neighbour of a word's first)
+                turn[k], known[k], near[k] = t, True, d
     last = 0
     for k in range(len(chars)):  # a lone character takes the direction before it
         if known[k]:

@@ -6,7 +6,8 @@ rules that lie in it, the grid is built the same way for ruled and unruled table
 * **columns**: every vertical rule in the region is a column edge; between two, a
   whitespace edge is added where the text leaves a vertical strip empty in every line
   of the band (a ruled band: no line may cross it and at least three lines must have
-  text on both sides; an unruled region: a few lines, spanning headings, may cross it;
+  text on both sides, except heading lines over an edge that parts the sub-headings
+  (columns parted by whitespace inside a ruled column group); an unruled region: a few lines, spanning headings, may cross it;
   two such edges with no text between them, where one heading ends and the next
   starts, are one; a column that only heading lines have text in, whose heading reaches
   on over its whitespace edge into a column with body text, is part of that column);
@@ -505,6 +506,72 @@ def _beside(
     return out
 
 
+def _one_strip(lines: Sequence[Line], f: float, g: float) -> bool:
+    """No chunk of ``lines`` lies between ``f`` and ``g``: one whitespace strip."""
+    lo, hi = (f, g) if f < g else (g, f)
+    return not any(c.x0 < hi and c.x1 > lo for ln in lines for c in ln.chunks)
+
+
+def _sub_headings_parted(
+    heads: Sequence[Line], body: Sequence[Line], g: float, lo: float, hi: float
+) -> float | None:
+    """A whitespace edge at ``g`` of a ruled band, found in its body lines only (a
+    group heading above narrows or crosses it): kept when a heading line (the
+    sub-headings) has words on both sides of the body's empty strip around it and none
+    over the whole strip; the edge moves to the middle of what both leave empty."""
+    s0, s1 = lo, hi  # the body's empty strip around g
+    for ln in body:
+        for c in ln.chunks:
+            if c.x1 <= g and c.x1 > s0:
+                s0 = c.x1
+            elif c.x0 >= g and c.x0 < s1:
+                s1 = c.x0
+    for ln in heads:
+        inside = [c for c in ln.chunks if c.x1 > lo and c.x0 < hi]
+        left = [c.x1 for c in inside if (c.x0 + c.x1) / 2 < g]
+        right = [c.x0 for c in inside if (c.x0 + c.x1) / 2 >= g]
+        if not left or not right:
+            continue
+        a, b = max(max(left), s0), min(min(right), s1)
+        if b > a:
+            return (a + b) / 2
+    return None
+
+
+def _ruled_groups(
+    heading: Sequence[Line], cols: Sequence[float], text_col: Sequence[bool], h: float
+) -> dict[int, tuple[int, int]]:
+    """Group headings of a ruled table whose groups hold columns parted by whitespace
+    only (``id(chunk)`` -> the first and last whitespace edge it spans): the only words
+    of a heading line between two rule edges (or the table's sides) with whitespace
+    edges between them, centred between those rules (within a sixth of their distance),
+    over a heading line with words under two of those columns or more (sub-headings),
+    span every column between them, whether or not they reach over an edge; words
+    inside one column nearer its middle than the group's (by a line height) are that
+    column's heading."""
+    bounds = [e for e in range(len(cols)) if e == 0 or e == len(cols) - 1 or not text_col[e]]
+    out: dict[int, tuple[int, int]] = {}
+    for i, ln in enumerate(heading[:-1]):
+        below = heading[i + 1]
+        for lo, hi in itertools.pairwise(bounds):
+            if hi - lo < 2:
+                continue
+            a, b = cols[lo], cols[hi]
+            inside = [c for c in ln.chunks if a - 1 <= c.x0 and c.x1 <= b + 1]
+            if len(inside) != 1 or any(c.x0 < b and c.x1 > a for c in ln.chunks if c is not inside[0]):
+                continue
+            c = inside[0]
+            subs = {bisect_right(cols, (d.x0 + d.x1) / 2) - 1 for d in below.chunks if a < (d.x0 + d.x1) / 2 < b}
+            mid = (c.x0 + c.x1) / 2
+            k = bisect_right(cols, mid) - 1
+            in_one = cols[k] <= c.x0 and c.x1 <= cols[k + 1]
+            if in_one and abs(mid - (a + b) / 2) > abs(mid - (cols[k] + cols[k + 1]) / 2) + h:
+                continue  # centred over its own column, not the group (a heading's first line)
+            if len(subs) >= 2 and abs(mid - (a + b) / 2) <= (b - a) / 6:
+                out[id(c)] = (lo + 1, hi - 1)
+    return out
+
+
 def _centred_edge(c: Chunk, edge: float) -> bool:
     """Whether a quarter of the words' width or more lies on each side of the edge."""
     width = c.x1 - c.x0
@@ -718,10 +785,31 @@ def build(
     rule_x = _cluster([r[0] for r in vr])
     col_edges = [x0, *rule_x, x1]
     cols: list[float] = []
+    # a ruled band's heading lines (above the body's first row) may cross: a group
+    # heading over sub-columns parted by whitespace only, between rules that part groups
+    first_body = _first_body_line(lines) if ruled and rule_x else None
+    heading_ids = {id(ln) for ln in lines[:first_body]} if first_body else set()
     for (a, b), band in zip(itertools.pairwise(col_edges), _column_bands(lines, col_edges), strict=True):
         cols.append(a)
-        if ruled and rule_x:  # a ruled band: no line may cross a column edge
-            cols += _gaps(band, a, b, 0.5 * h, 0, max(3, len(band) // 3))
+        if ruled and rule_x:  # a ruled band: no body line may cross a column edge
+            if heading_ids:
+                body = [ln for ln in band if id(ln) not in heading_ids]
+                heads = [ln for ln in band if id(ln) in heading_ids]
+                found = _gaps(band, a, b, 0.5 * h, 0, max(3, len(band) // 3))
+                # a ruled group: its rules drawn down through the body (a table's sides may
+                # stay open), not a rule under the headings only over an unruled body
+                body_ys = [ln.middle for ln in body]
+                walled = all(
+                    e in (x0, x1) or sum(_covered(vr, e, body_ys)) >= 0.6 * len(body_ys) for e in (a, b)
+                )
+                for gap in _gaps(body, a, b, 0.5 * h, 0, max(3, len(band) // 3)) if walled else ():
+                    if not any(_one_strip(body, f, gap) for f in found):
+                        edge = _sub_headings_parted(heads, body, gap, a, b)
+                        if edge is not None:
+                            found.append(edge)
+                cols += sorted(found)
+            else:
+                cols += _gaps(band, a, b, 0.5 * h, 0, max(3, len(band) // 3))
         else:
             crossing = max(1, len(band) // 8)
             cols += _gaps(band, a, b, 0.5 * h, crossing, max(2, len(band) // 3))
@@ -739,6 +827,8 @@ def build(
     ordered = _ordered(cols)
     middles = [ln.middle for ln in lines]
     beside = _beside(lines, cols, text_col, extents, ordered)
+    if first_body:
+        beside = {**beside, **_ruled_groups(lines[:first_body], cols, text_col, h)}
     rows_y: list[float] = [y0]
     row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
