@@ -17,7 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -57,6 +57,9 @@ from docmill.service.views import job_view, outcome_json, record_view
 from docmill.sources.urls import is_remote
 from docmill.state import Store, StoreError
 from docmill.state.browse import LedgerReader
+
+if TYPE_CHECKING:
+    from docmill.llm.spec import LlmSpec
 
 router = APIRouter(prefix="/v1")
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -546,20 +549,28 @@ def _reader(svc: Services, job: Job) -> LedgerReader:
         raise ApiError(409, "not_started", "the job has not started yet") from None
 
 
+def _job_spec(svc: Services, job: Job) -> LlmSpec | None:
+    """The LLM spec the job runs: its published spec, else the server's own
+    (``llm.spec``); None without one. A server spec that cannot be read raises
+    ``SpecError``."""
+    if job.llm_spec and job.llm_spec in svc.specs:
+        return svc.specs[job.llm_spec].spec
+    if svc.settings.llm.spec:
+        from docmill.llm.spec import load_spec
+
+        return load_spec(svc.settings.llm.spec)
+    return None
+
+
 def _schema_labels(svc: Services, job: Job) -> list[str]:
     """The labels of the job's spec that have fields (a schema); [] without a spec."""
-    if job.llm_spec and job.llm_spec in svc.specs:
-        spec = svc.specs[job.llm_spec].spec
-    elif svc.settings.llm.spec:
-        from docmill.llm.spec import SpecError, load_spec
+    from docmill.llm.spec import SpecError
 
-        try:
-            spec = load_spec(svc.settings.llm.spec)
-        except SpecError:
-            return []
-    else:
+    try:
+        spec = _job_spec(svc, job)
+    except SpecError:
         return []
-    return [lb.name for lb in spec.labels if lb.schema]
+    return [lb.name for lb in spec.labels if lb.schema] if spec is not None else []
 
 
 def _documents(
@@ -640,16 +651,13 @@ async def get_document(job_id: str, doc_id: int, caller: CallerDep, svc: Service
 def _label_fields(svc: Services, job: Job, label: str) -> dict[str, str | None]:
     """The fields of ``label`` in the job's spec, name -> JSON type (422 when the label is
     not the spec's or has no fields)."""
-    from docmill.llm.spec import SpecError, load_spec
+    from docmill.llm.spec import SpecError
 
-    if job.llm_spec and job.llm_spec in svc.specs:
-        spec = svc.specs[job.llm_spec].spec
-    elif svc.settings.llm.spec:
-        try:
-            spec = load_spec(svc.settings.llm.spec)
-        except SpecError:
-            raise ApiError(409, "spec_unavailable", "the server's LLM spec cannot be read") from None
-    else:
+    try:
+        spec = _job_spec(svc, job)
+    except SpecError:
+        raise ApiError(409, "spec_unavailable", "the server's LLM spec cannot be read") from None
+    if spec is None:
         raise ApiError(422, "no_llm_stage", "the job runs no LLM spec: it has no fields")
     found = spec.label(label)
     if found is None:
