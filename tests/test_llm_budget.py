@@ -25,18 +25,7 @@ import pytest
 from docmill.testkit.llm_sim import SimConfig, serve_in_thread
 from engine_kit import run_cli, start_cli, status, stop_all
 from pdfgen import write_pdf
-from test_llm_stage import by_name, llm_run, make_docs, write_spec
-
-PRICES = {"sim-small": (1.0, 2.0), "sim-large": (10.0, 30.0)}  # write_spec's, USD per Mtok
-
-
-def billed_usd(stats: dict[str, Any]) -> float:
-    """What the simulator billed, at the spec's prices."""
-    total = 0.0
-    for model, counts in stats["by_model"].items():
-        price_in, price_out = PRICES[model]
-        total += (counts["prompt_tokens"] * price_in + counts["completion_tokens"] * price_out) / 1e6
-    return total
+from test_llm_stage import billed_usd, by_name, llm_run, make_docs, write_spec
 
 
 def ledger(out: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -22,7 +22,7 @@ from engine_kit import run_cli
 from pdfgen import write_pdf
 from service_kit import free_port, kill_group, start_server, wait_job
 from test_dashboard import Watched, browser, browser_needed, playwright, shot, sign_in, watched  # noqa: F401
-from test_llm_stage import INVOICE_SCHEMA, make_docs
+from test_llm_stage import INVOICE_SCHEMA, billed_usd, make_docs, write_spec
 
 try:
     from playwright.sync_api import expect
@@ -31,43 +31,6 @@ except ImportError:  # pragma: no cover - the dev extra is not installed (browse
 
 PROVIDER_KEY = "sk-sim-0d5e1c9a7b3f4e21a8c6d0f9b2e7a415"  # only in the server's environment
 KEY_ENV = "SIM_PROVIDER_KEY"
-PRICES = {"sim-small": (1.0, 2.0), "sim-large": (10.0, 30.0)}  # USD per million tokens
-
-
-def write_spec(folder: Path, base_url: str) -> Path:
-    (folder / "invoice.schema.json").write_text(json.dumps(INVOICE_SCHEMA), encoding="utf-8")
-    prices = "\n".join(f'"{m}" = {{ input = {i}, output = {o} }}' for m, (i, o) in PRICES.items())
-    spec = f"""
-[provider]
-name = "sim"
-base_url = "{base_url}"
-model = "sim-small"
-api_key = {{ "$env" = "{KEY_ENV}" }}
-
-[extract_provider]
-model = "sim-large"
-
-[prices]
-{prices}
-
-[classifier]
-min_confidence = 0.9
-
-[labels.invoice]
-description = "a bill asking for payment"
-keywords = ["invoice"]
-schema_file = "invoice.schema.json"
-
-[labels.receipt]
-description = "proof of a payment made"
-keywords = ["receipt"]
-
-[labels.other]
-description = "anything else"
-"""
-    path = folder / "invoices.toml"
-    path.write_text(spec, encoding="utf-8")
-    return path
 
 
 def write_tiers(folder: Path) -> Path:
@@ -76,15 +39,6 @@ def write_tiers(folder: Path) -> Path:
         '[tiers.team]\nbase = "pro"\nllm_specs = ["invoices"]\nmonthly_budget_usd = 50\n', encoding="utf-8"
     )
     return path
-
-
-def billed_usd(stats: dict[str, Any]) -> float:
-    """What the simulator's invoice says, at the spec's prices."""
-    total = 0.0
-    for model, counts in stats["by_model"].items():
-        price_in, price_out = PRICES[model]
-        total += (counts["prompt_tokens"] * price_in + counts["completion_tokens"] * price_out) / 1e6
-    return total
 
 
 class Api:
@@ -140,7 +94,7 @@ def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _server(tmp_path: Path, base_url: str) -> tuple[Path, Path, list[str]]:
-    spec = write_spec(tmp_path, base_url)
+    spec = write_spec(tmp_path, base_url, api_key_env=KEY_ENV, name="invoices.toml")
     tiers = write_tiers(tmp_path)
     data = tmp_path / "data"
     data.mkdir()

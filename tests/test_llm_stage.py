@@ -26,32 +26,37 @@ INVOICE_SCHEMA = {
 }
 
 
-def write_spec(folder: Path, base_url: str, *, rules: bool = False) -> Path:
-    """A spec with three labels; ``rules`` gives invoices a pattern the local rules trust."""
+PRICES = {"sim-small": (1.0, 2.0), "sim-large": (10.0, 30.0)}  # write_spec's, USD per Mtok
+
+
+def write_spec(folder: Path, base_url: str, *, rules: bool = False, api_key_env: str | None = None,
+               name: str = "spec.toml") -> Path:
+    """A spec with three labels; ``rules`` gives invoices a pattern the local rules trust;
+    ``api_key_env``: the provider key comes from that environment variable."""
     (folder / "invoice.schema.json").write_text(json.dumps(INVOICE_SCHEMA), encoding="utf-8")
-    patterns = "patterns = ['(?i)invoice number']" if rules else ""
+    patterns = "\npatterns = ['(?i)invoice number']" if rules else ""
     # rules: keyword + pattern = 2 hits = confidence 0.75 (docmill.llm.classify)
     threshold = 0.7 if rules else 0.9
+    key = f'\napi_key = {{ "$env" = "{api_key_env}" }}' if api_key_env else ""
+    prices = "\n".join(f'"{m}" = {{ input = {i}, output = {o} }}' for m, (i, o) in PRICES.items())
     spec = f"""
 [provider]
 name = "sim"
 base_url = "{base_url}"
-model = "sim-small"
+model = "sim-small"{key}
 
 [extract_provider]
 model = "sim-large"
 
 [prices]
-"sim-small" = {{ input = 1.0, output = 2.0 }}
-"sim-large" = {{ input = 10.0, output = 30.0 }}
+{prices}
 
 [classifier]
 min_confidence = {threshold}
 
 [labels.invoice]
 description = "a bill asking for payment"
-keywords = ["invoice"]
-{patterns}
+keywords = ["invoice"]{patterns}
 schema_file = "invoice.schema.json"
 
 [labels.receipt]
@@ -61,9 +66,18 @@ keywords = ["receipt"]
 [labels.other]
 description = "anything else"
 """
-    path = folder / "spec.toml"
+    path = folder / name
     path.write_text(spec, encoding="utf-8")
     return path
+
+
+def billed_usd(stats: dict[str, Any]) -> float:
+    """What the simulator billed (its ``/_sim/stats``), at write_spec's prices."""
+    total = 0.0
+    for model, counts in stats["by_model"].items():
+        price_in, price_out = PRICES[model]
+        total += (counts["prompt_tokens"] * price_in + counts["completion_tokens"] * price_out) / 1e6
+    return total
 
 
 def make_docs(folder: Path, n: int) -> dict[str, dict[str, Any]]:
