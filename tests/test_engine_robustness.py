@@ -254,7 +254,14 @@ def test_a_second_run_on_the_same_folder_is_refused_while_one_is_running(tmp_pat
     deadline = time.monotonic() + 60
     while _finished(out) < 1 and time.monotonic() < deadline:
         time.sleep(0.02)
-    second = run_cli("run", str(src), "--out", str(out), "--quiet")
+    # the first run's driver (which holds the ledger's lock) is paused while the second
+    # starts: on a loaded machine the second's start-up outlasted the whole first run
+    assert first.poll() is None, "the first run ended before the second could start"
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = run_cli("run", str(src), "--out", str(out), "--quiet")
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     first.communicate(timeout=120)
     assert first.returncode == 0
     assert second.returncode == 1
