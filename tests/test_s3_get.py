@@ -5,8 +5,12 @@ fault-injecting loopback proxy of ``remote_kit``."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +21,14 @@ pytest.importorskip("moto", reason="moto[server] is in the dev lock: run scripts
 
 from docmill.settings import SourceSettings
 from docmill.sources.backend import BackendError, Backends, RemoteObject
-from docmill.sources.s3_get import object_path, open_getter, query_string, sign_request
+from docmill.sources.s3_get import (
+    botocore_getter,
+    environment_getter,
+    object_path,
+    open_getter,
+    query_string,
+    sign_request,
+)
 from docmill.sources.spool import Spool, fetch
 from docmill.sources.throttle import Retrier
 
@@ -308,3 +319,87 @@ def test_a_resumed_download_from_a_server_that_ignores_range_is_whole(
     finally:
         backends.close()
     assert proxy.counts["injected/drop"] == 1 and retrier.stats["retry/connection"] == 1
+
+
+# --- the URL form without botocore ------------------------------------------------------
+
+ENDPOINTS = ["http://127.0.0.1:9000", "http://localhost:9000/", "https://s3.example.com",
+             "https://store.example.com/base/", "http://[::1]:9000"]
+
+
+def getter_form(getter: object) -> tuple[Any, ...]:
+    frozen = getter._credentials.get_frozen_credentials()  # type: ignore[attr-defined]
+    return (getter.scheme, getter.host, getter.prefix, getter.region,  # type: ignore[attr-defined]
+            frozen.access_key, frozen.secret_key, frozen.token)
+
+
+def clean_aws_env(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, str]:
+    for name in [n for n in os.environ if n.startswith("AWS_") or n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    env = {"AWS_CONFIG_FILE": "/nonexistent/aws-config",
+           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+           "AWS_EC2_METADATA_DISABLED": "true", **env}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("more", [
+    {},
+    {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_SESSION_TOKEN": "session-token-1"},
+    {"AWS_REGION": "eu-west-2", "AWS_SECURITY_TOKEN": "legacy-token"},
+    {"AWS_ENDPOINT_URL_S3": "http://10.1.2.3:7000/s3"},
+])
+@pytest.mark.parametrize("bucket", ["docs", "my.bucket-2"])
+def test_keys_and_an_endpoint_in_the_environment_give_botocores_answer(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, more: dict[str, str], bucket: str
+) -> None:
+    env = clean_aws_env(monkeypatch, AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="AKEXAMPLE",
+                        AWS_SECRET_ACCESS_KEY="secret/example+1", **more)
+    quick = environment_getter(bucket, env)
+    assert quick is not None
+    slow = botocore_getter(bucket)
+    assert slow is not None
+    assert getter_form(quick) == getter_form(slow)
+    assert (quick._pool._context is None) == (slow._pool._context is None)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("change", [
+    {"AWS_PROFILE": "ops"}, {"AWS_USE_FIPS_ENDPOINT": "true"}, {"AWS_CREDENTIAL_EXPIRATION": "x"},
+    {"AWS_S3_US_EAST_1_REGIONAL_ENDPOINT": "regional"}, {"AWS_ENDPOINT_URL": ""},
+    {"AWS_SECRET_ACCESS_KEY": ""}, {"AWS_CONFIG_FILE": "<a file>"},
+    {"HTTP_PROXY": "http://127.0.0.1:9"},
+])
+def test_whatever_else_could_change_the_answer_leaves_it_to_botocore(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, change: dict[str, str]
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\ns3 =\n    addressing_style = virtual\n")
+    change = {k: (str(config) if v == "<a file>" else v) for k, v in change.items()}
+    env = clean_aws_env(monkeypatch, AWS_ENDPOINT_URL="http://127.0.0.1:9000",
+                        AWS_ACCESS_KEY_ID="AKEXAMPLE", AWS_SECRET_ACCESS_KEY="secret")
+    assert environment_getter("docs", env) is not None
+    for name, value in change.items():
+        monkeypatch.setenv(name, value)
+    assert environment_getter("docs", dict(os.environ)) is None
+    if "AWS_CONFIG_FILE" in change:  # the config file's style is botocore's to apply
+        monkeypatch.setenv("AWS_ENDPOINT_URL", "http://store.example.com:9000")
+        slow = botocore_getter("docs")
+        assert slow is not None and slow.host == "docs.store.example.com:9000"
+        assert slow.prefix == ""
+
+
+def test_the_environment_path_never_imports_botocore(moto: MotoS3) -> None:
+    bucket = bucket_with(moto, {"a.txt": b"no botocore"})
+    code = (
+        "import sys\n"
+        "from docmill.sources.s3_get import open_getter\n"
+        f"g = open_getter({bucket!r})\n"
+        "assert b''.join(g.get('a.txt', {})) == b'no botocore'\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('botocore', 'boto3', 's3fs')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=s3_env(moto.endpoint), timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
