@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
@@ -195,7 +196,7 @@ def test_fetch_resumes_a_dropped_download_from_its_last_byte(tmp_path: object) -
     assert spool_name("s3://b/x/we?ird:na\\me.pdf") == "we_ird_na_me.pdf"
     assert spool_name("https://h/get?id=3") == "get_id=3" and spool_name("s3://b/") == "b"
     spool.discard(7)
-    assert not (Path(str(tmp_path)) / "7").exists() and spool.used == 0
+    assert list(Path(str(tmp_path)).iterdir()) == [] and spool.used == 0
 
 
 class AccountBackend:
@@ -244,3 +245,100 @@ def test_a_store_per_scheme_backend_serves_every_url_of_its_scheme(tmp_path: obj
     failed = fetch(backends, spool, 2, "acct://folder-a/2/huge", -1, "v", 10_000)
     assert failed is not None and failed[0] is None
     assert isinstance(failed[1], ErrorInfo) and failed[1].category == FailureCategory.TOO_LARGE
+
+
+class StoreOfObjects:
+    """A backend over a dict of objects; reading a name in ``broken`` fails for good."""
+
+    def __init__(self, objects: dict[str, bytes], broken: frozenset[str] = frozenset()) -> None:
+        self.objects = objects
+        self.broken = broken
+        self.reads: list[str] = []
+        self._lock = threading.Lock()
+
+    def list(self, url: object, select: object) -> list[RemoteObject]:
+        return []
+
+    def stat(self, url: str) -> RemoteObject | None:
+        return None
+
+    def read(self, obj: RemoteObject, offset: int):  # type: ignore[no-untyped-def]
+        name = obj.url.rsplit("/", 1)[-1]
+        with self._lock:
+            self.reads.append(name)
+        if name in self.broken:
+            raise BackendError(f"{obj.url}: access denied")
+        yield self.objects[name][offset:]
+
+    def close(self) -> None:
+        pass
+
+
+def test_downloads_run_at_most_twice_their_threads_ahead_of_the_workers(tmp_path: object) -> None:
+    """``RemoteDocuments`` starts a download only while fewer than 2 x
+    ``sources.downloads`` documents are downloading or downloaded and not yet handed to a
+    worker; handing one over, settling one, or a download that left no file lets the next
+    one start. The rest wait in its queue, not in a thread."""
+    from concurrent.futures import wait
+    from pathlib import Path
+
+    from docmill.engine.remote import RemoteDocuments
+    from docmill.settings import Settings, with_overrides
+
+    objects = {f"{i:02d}.txt": f"object {i} ".encode() * 50 for i in range(12)}
+    store = StoreOfObjects(objects, broken=frozenset({"02.txt"}))
+    settings = with_overrides(Settings(), {"sources.downloads": 2})
+    backends = Backends(settings.sources, {"mem": lambda ctx: store}, secrets=Secrets(frozenset()),
+                        retrier=lambda: Retrier(0, 0, sleep=lambda _s: None))
+    remote = RemoteDocuments(settings, backends, Spool(Path(str(tmp_path)) / "spool", 1 << 20))
+    urls = {i + 1: f"mem://store/{name}" for i, name in enumerate(sorted(objects))}
+    try:
+        futures = {d: remote.submit(d, url, len(objects[url[-6:]]), "v1") for d, url in urls.items()}
+        wait([futures[d] for d in (1, 2, 3, 4)], timeout=30)
+        assert remote.lead == 4 and sorted(store.reads) == ["00.txt", "01.txt", "02.txt", "03.txt"]
+        assert remote.queued == 8 and not any(futures[d].done() for d in range(5, 13))
+        assert futures[1].result()[1][0] == hashlib.sha256(objects["00.txt"]).hexdigest()
+        assert futures[3].result()[3][0] is None  # 02.txt failed: no file, its place is free
+
+        # handing document 1 to a worker frees its place, and the failed one's
+        path, name = remote.task_file(1, urls[1])
+        assert name == "00.txt" and Path(path).read_bytes() == objects["00.txt"]
+        assert Path(path).parent == Path(str(tmp_path)) / "spool"
+        wait([futures[5], futures[6]], timeout=30)
+        assert len(store.reads) == 6 and remote.queued == 6 and not futures[7].done()
+        # a document settled without a worker (a twin's outcome) frees its place too
+        remote.settled(2)
+        wait([futures[7]], timeout=30)
+        assert len(store.reads) == 7 and not futures[8].done()
+        # settling a handed document deletes its file and starts nothing more
+        remote.settled(1)
+        assert not Path(path).exists() and remote.queued == 5
+        for d in (4, 5, 6, 7, 8, 9, 10, 11):
+            remote.task_file(d, urls[d])
+        wait(list(futures.values()), timeout=30)
+        assert remote.queued == 0 and sorted(store.reads) == sorted(objects)
+    finally:
+        remote.stop()
+        remote.close()
+
+
+def test_the_spool_reads_the_files_an_earlier_run_left_in_either_layout(tmp_path: object) -> None:
+    from pathlib import Path
+
+    folder = Path(str(tmp_path)) / "spool"
+    (folder / "6").mkdir(parents=True)  # the layout before 2026-12: <id>/<name>
+    (folder / "6" / "old.pdf").write_bytes(b"old layout")
+    (folder / "9").mkdir()  # an empty folder of the old layout
+    (folder / "5-new.pdf").write_bytes(b"new layout")
+    (folder / "stray.tmp").write_bytes(b"?")
+    spool = Spool(folder, 1000)
+    found = dict(spool.leftovers())
+    assert found == {5: folder / "5-new.pdf", 6: folder / "6" / "old.pdf", 9: folder / "9"}
+    assert not (folder / "stray.tmp").exists()
+    spool.adopt(5, 10, found[5])
+    spool.adopt(6, 10, found[6])
+    spool.remove(found[9])
+    assert spool.used == 20 and spool.path(5, "s3://b/new.pdf") == folder / "5-new.pdf"
+    spool.discard(5)
+    spool.discard(6)
+    assert list(folder.iterdir()) == [] and spool.used == 0

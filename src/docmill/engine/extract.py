@@ -52,6 +52,7 @@ def extract(
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="docmill-extract-") as tmp:
         folder = Path(tmp)
+        called = ""  # what messages call the file: "" for its own name
         if isinstance(source, bytes | bytearray | memoryview):
             shown = name or "<bytes>"
             path = folder / (os.path.basename(name) if name else BYTES_NAME)
@@ -59,7 +60,9 @@ def extract(
         else:
             text = os.fspath(source)
             if is_remote(text):
-                shown = text
+                from docmill.sources.spool import spool_name
+
+                shown, called = text, spool_name(text)
                 fetched = _download(text, folder, settings)
                 if isinstance(fetched, ErrorInfo):
                     return _failed(shown, fetched, started)
@@ -75,7 +78,8 @@ def extract(
             error = ErrorInfo(FailureCategory.IO, f"cannot read the file: {exc.strerror or exc}", "read")
             return _failed(shown, error, started)
         options = replace(extract_options(settings), split_pages=1 << 30)  # one document, whole
-        task = Task(1, 0, str(path), None, settings.run.max_file_mb * 1024 * 1024, options)
+        task = Task(1, 0, str(path), None, settings.run.max_file_mb * 1024 * 1024, options,
+                    name=called)
         outcome = _parse(task, settings) if isolated else _in_process(task)
     outcome.seal()
     return Record(

@@ -457,9 +457,9 @@ class Runner:
     def _task(self, doc: LedgerRow, page_range: PageRange | None) -> Task:
         self._task_ids += 1
         s = self.settings
-        path = doc.source
-        if self._fetching is not None:
-            path = self._fetching.task_path(doc.id, path)  # a remote one's downloaded file
+        path, name = doc.source, ""
+        if self._fetching is not None:  # a remote one's downloaded file
+            path, name = self._fetching.task_file(doc.id, path)
         return Task(
             task_id=self._task_ids,
             doc_id=doc.id,
@@ -467,6 +467,7 @@ class Runner:
             page_range=page_range,
             max_file_bytes=s.run.max_file_mb * 1024 * 1024,
             options=self._options,
+            name=name,
         )
 
     def _admit(self, store: Store, row: LedgerRow, twin: LedgerRow | None) -> None:

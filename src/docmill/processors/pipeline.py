@@ -31,6 +31,7 @@ class Task:
     page_range: PageRange | None
     max_file_bytes: int
     options: ExtractOptions = field(default_factory=ExtractOptions)
+    name: str = ""  # what messages call the file ("": the name in ``path``; a download's own)
 
 
 def classify_exception(exc: BaseException) -> FailureCategory:
@@ -59,7 +60,7 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
     only, never its folder.
     """
     if not task.options.confine_roots:
-        return _scrubbed(_process(task, task.path, None, on_stage), {task.path: task.path})
+        return _scrubbed(_process(task, task.path, None, on_stage), {task.path: _shown(task)})
     on_stage("detect")
     try:
         fd, real = Roots(task.options.confine_roots).open(task.path)
@@ -70,9 +71,14 @@ def process_task(task: Task, on_stage: Callable[[str], None] = _no_report) -> Pr
     try:
         path = fd_path(fd, real)
         outcome = _process(task, path, os.fstat(fd).st_size, on_stage)
-        return _scrubbed(outcome, {path: task.path, real: task.path, task.path: task.path})
+        shown = _shown(task)
+        return _scrubbed(outcome, {path: shown, real: shown, task.path: shown})
     finally:
         os.close(fd)
+
+
+def _shown(task: Task) -> str:
+    return task.name or task.path
 
 
 def _message(exc: BaseException) -> str:
