@@ -403,3 +403,48 @@ def test_the_environment_path_never_imports_botocore(moto: MotoS3) -> None:
                           env=s3_env(moto.endpoint), timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# --- the answer's headers ---------------------------------------------------------------
+
+
+class RawSocket:
+    """What ``HTTPResponse`` reads an answer from: the bytes as they came."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def makefile(self, _mode: str) -> Any:
+        import io
+
+        return io.BytesIO(self.data)
+
+
+ANSWERS = [
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"abc\"\r\nx-amz-meta-a: 1\r\n"
+    b"x-amz-meta-a: 2\r\nLast-Modified: Mon, 07 Dec 2026 10:00:00 GMT\r\n\r\nhello",
+    b"HTTP/1.1 206 Partial Content\r\ncontent-range: bytes 2-4/5\r\ncontent-length: 3\r\n"
+    b"Connection: close\r\n\r\nllo",
+    b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n0\r\n\r\n",
+    b"HTTP/1.1 404 Not Found\r\nContent-Type: application/xml\r\nContent-Length: 9\r\n"
+    b"X-Folded: one\r\n  two\r\n\r\n<Error/>\n",
+    b"HTTP/1.0 200 OK\r\nServer:  spaced value \t\r\nNot a field\r\nContent-Length: 2\r\n\r\nok",
+    b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n",
+    b"HTTP/1.1 200 OK\nContent-Length: 2\nBare-LF: yes\n\nok",
+]
+
+
+@pytest.mark.parametrize("raw", ANSWERS)
+def test_an_answers_headers_and_body_read_as_http_client_reads_them(raw: bytes) -> None:
+    import http.client
+
+    from docmill.sources.s3_get import _Response
+
+    def read(cls: type[http.client.HTTPResponse]) -> tuple[Any, ...]:
+        answer = cls(RawSocket(raw), method="GET")  # type: ignore[arg-type]
+        answer.begin()
+        return (answer.status, answer.reason, answer.version, answer.getheaders(),
+                answer.chunked, answer.length, answer.will_close, answer.read())
+
+    assert read(_Response) == read(http.client.HTTPResponse)
