@@ -117,10 +117,14 @@ class RemoteDocuments:
         one's spooled file (which leaves the downloads' lead) and the object's name."""
         if not is_remote(source):
             return source, ""
+        self._leave(doc_id)
+        return str(self._spool.path(doc_id, source)), spool_name(source)
+
+    def _leave(self, doc_id: int) -> None:
+        """``doc_id`` is no longer ahead of the workers: the next download may start."""
         if doc_id in self._ahead:
             self._ahead.discard(doc_id)
             self._pump()
-        return str(self._spool.path(doc_id, source)), spool_name(source)
 
     def hashed(self, store: Store, doc_ids: Iterable[int]) -> None:
         """After their hashes are recorded: a downloaded document that is not pending
@@ -136,9 +140,7 @@ class RemoteDocuments:
     def settled(self, doc_id: int) -> None:
         """A document's outcome is committed: its downloaded file is done with."""
         self._spool.discard(doc_id)
-        if doc_id in self._ahead:
-            self._ahead.discard(doc_id)
-            self._pump()
+        self._leave(doc_id)
 
     def stop(self) -> None:
         """No more downloads: wake those waiting for room, stop those running (they are

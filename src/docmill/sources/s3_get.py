@@ -40,7 +40,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -174,6 +174,11 @@ def parse_headers(lines: list[bytes]) -> http.client.HTTPMessage:
     return message
 
 
+# http.client's own reader of an answer's header lines (up to and with the blank one,
+# bounded by its _MAXLINE and _MAXHEADERS): only their parsing is replaced
+_header_lines: Callable[[Any], list[bytes]] = http.client._read_headers  # type: ignore[attr-defined]
+
+
 class _Response(http.client.HTTPResponse):
     """``http.client``'s answer with its headers read by :func:`parse_headers`; the rest
     of ``begin`` is ``http.client``'s own (Python 3.11-3.13)."""
@@ -183,7 +188,7 @@ class _Response(http.client.HTTPResponse):
             version, status, reason = self._read_status()  # type: ignore[attr-defined]
             if status != http.client.CONTINUE:
                 break
-            _header_lines(self.fp)
+            _header_lines(self.fp)  # the 100 Continue's
         self.code = self.status = status
         self.reason = reason.strip()
         if version in ("HTTP/1.0", "HTTP/0.9"):
@@ -213,24 +218,6 @@ class _Response(http.client.HTTPResponse):
             self.length = 0
         if not self.will_close and not self.chunked and self.length is None:
             self.will_close = True
-
-
-def _header_lines(fp: Any) -> list[bytes]:
-    """The header lines up to and with the blank one, bounded as ``http.client`` bounds
-    them."""
-    lines: list[bytes] = []
-    while True:
-        line = fp.readline(_MAX_LINE + 1)
-        if len(line) > _MAX_LINE:
-            raise http.client.LineTooLong("header line")
-        lines.append(line)
-        if len(lines) > _MAX_HEADERS:
-            raise http.client.HTTPException(f"got more than {_MAX_HEADERS} headers")
-        if line in (b"\r\n", b"\n", b""):
-            return lines
-
-
-_MAX_LINE, _MAX_HEADERS = 65536, 100  # http.client's _MAXLINE and _MAXHEADERS
 
 
 class _Pool:

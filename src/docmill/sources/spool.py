@@ -149,13 +149,12 @@ class Spool:
     def remove(self, path: Path) -> None:
         """Delete a spool file (and the folder of the older layout it lies in), or a
         leftover folder."""
-        try:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-                return
+        try:  # a file, nearly always: no stat first
             os.unlink(path)
             if path.parent != self.folder:
                 os.rmdir(path.parent)
+        except IsADirectoryError:
+            shutil.rmtree(path, ignore_errors=True)
         except OSError:  # gone already, or an older folder not empty
             pass
 
