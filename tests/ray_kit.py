@@ -10,7 +10,7 @@ Every process of the cluster (GCS, raylets, their agents, the Ray workers and th
 processes those start) carries ``DMTEST_RAY_CLUSTER=<tag>`` and ``DMTEST_RAY_NODE=<node
 tag>`` in its environment: ``stop()`` kills exactly those, by pid, and never another
 Ray on the machine (no ``ray stop``). ``kill_raylet(node)`` is a ``kill -9`` of one
-node's raylet.
+node's raylet. With ``DMTEST_RAY_KEEP=1`` the folder (the nodes' logs) is left behind.
 """
 
 from __future__ import annotations
@@ -202,7 +202,8 @@ class RayCluster:
                 break
             _kill(procs)
             time.sleep(0.2)
-        shutil.rmtree(self.temp_dir, ignore_errors=True)
+        if not os.environ.get("DMTEST_RAY_KEEP"):  # its logs, to read after a failure
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
 def _environ(pid: int) -> dict[str, str]:

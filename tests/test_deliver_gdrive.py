@@ -320,8 +320,9 @@ retries = 12
         month = {name: time.strftime("%Y/%m", time.gmtime(sim.data.get(fid).modified))  # type: ignore[union-attr]
                  for fid, name in ((f, n.rsplit("/", 1)[1]) for f, n in tree.urls.items())}
         tree_now = contents(sim, cases)  # no path twice: no folder, no file
-        assert {p: v for p, v in tree_now.items() if p.startswith("by-class/")} == {
-            f"by-class/{labels[name]}/{month[name]}/{name}": data for name, data in originals.items()}
+        filed = {p: v for p, v in tree_now.items() if p.startswith("by-class/")}
+        assert filed == {f"by-class/{labels[name]}/{month[name]}/{name}": data
+                         for name, data in originals.items()}, result.stderr[-3000:]
         # the records folder mirrors DIR/records, part for part
         local = {p.name: p.read_bytes() for p in sorted((out / "records").glob("part-*"))}
         assert {p: v for p, v in tree_now.items() if p.startswith("records/")} == {

@@ -13,6 +13,7 @@ import pytest
 
 from docmill.engine.executor import (
     ExecutorContext,
+    ExecutorError,
     ExecutorState,
     known_executors,
     open_executor,
@@ -155,6 +156,59 @@ def test_a_cluster_address_nobody_answers_is_refused_at_once(tmp_path: Path) -> 
     assert result.returncode == 1
     assert f"cannot join the Ray cluster at run.ray_address={address}" in result.stderr
     assert "ray start --head" in result.stderr
+
+
+def test_a_ray_error_that_only_introduces_a_traceback_is_shown_with_its_cause() -> None:
+    """Ray Client answers a failed connection with ``Initialization failure from
+    server:`` and the server's traceback: the message keeps the traceback's last line."""
+    from docmill.executors.ray import _first_line
+
+    traceback = (
+        "Initialization failure from server:\nTraceback (most recent call last):\n"
+        '  File "proxier.py", line 777, in Datapath\n'
+        "RuntimeError: Proxy failed to Connect to backend!\n"
+    )
+    assert _first_line(ConnectionAbortedError(traceback)) == (
+        "Initialization failure from server: RuntimeError: Proxy failed to Connect to backend!"
+    )
+    assert _first_line(ConnectionError("no cluster\nmore detail")) == "no cluster"
+    assert _first_line(TimeoutError()) == "TimeoutError"
+
+
+class _RayInit:
+    """Ray's ``init`` as a Ray Client server answers it: ``failures`` failed sessions
+    (what Ray raises for them), then a session."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[str] = []
+
+    def init(self, address: str, **_kwargs: object) -> None:
+        self.calls.append(address)
+        if len(self.calls) <= self.failures:
+            raise ConnectionAbortedError(
+                "Initialization failure from server:\nTraceback (most recent call last):\n"
+                "RuntimeError: Proxy failed to Connect to backend!\n"
+            )
+
+
+def test_a_ray_client_session_the_server_failed_to_start_is_asked_for_again(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from docmill.executors import ray as ray_executor
+
+    monkeypatch.setattr(ray_executor, "CLIENT_PAUSE_S", 0.0)
+    ray = _RayInit(failures=2)
+    ray_executor._join(ray, "ray://127.0.0.2:10001")
+    assert ray.calls == ["ray://127.0.0.2:10001"] * 3
+    assert "asking again (3 of 3)" in caplog.text
+    with pytest.raises(ExecutorError, match="Proxy failed to Connect to backend"):
+        ray_executor._join(_RayInit(failures=3), "ray://127.0.0.2:10001")
+    # a cluster joined by its GCS address is not a Ray Client session: one try
+    direct = _RayInit(failures=1)
+    with pytest.raises(ExecutorError, match=r"cannot join the Ray cluster at run\.ray_address=127\.0\.0\.2:6379"):
+        ray_executor._join(direct, "127.0.0.2:6379")
+    assert len(direct.calls) == 1
 
 
 # --- batching (pure) ------------------------------------------------------------------

@@ -347,7 +347,7 @@ def test_killing_a_nodes_raylet_loses_nothing_and_duplicates_nothing(
         # a batch on the second node whose docmill worker has been busy a while (a
         # process that comes and goes under a forkserver is passed over)
         busy = _a_busy_batch(two_nodes, set(_batches_running(two_nodes, second)), proc, second)
-        assert busy is not None and proc.poll() is None, "the run ended before the node could be killed"
+        assert busy is not None and proc.poll() is None, _ended_early(proc, log, "the node")
         two_nodes.kill_raylet(second)  # kill -9, mid-batch
         proc.wait(timeout=600)
     finally:
@@ -376,7 +376,7 @@ def test_a_ray_worker_killed_mid_batch_charges_only_its_current_document(
         # a batch whose docmill worker has been busy a while: the driver has heard it
         # start (it polls every 50 ms), and it is no process that comes and goes
         victim = _a_busy_batch(two_nodes, set(_batches_running(two_nodes)), proc)
-        assert victim is not None, "the run ended before a worker could be killed"
+        assert victim is not None, _ended_early(proc, log, "a worker")
         victim.kill()  # kill -9 of the Ray worker (its docmill worker dies with it)
         proc.wait(timeout=600)
     finally:
@@ -391,6 +391,14 @@ def test_a_ray_worker_killed_mid_batch_charges_only_its_current_document(
     assert [r["attempts"] for r in retried] == [2], retried
     assert "after crash" in stderr
     assert status(out)["counts"]["done"] == 3000
+
+
+def _ended_early(proc: subprocess.Popen[str], log: Path, what: str, done: str = "killed") -> str:
+    """The message for a run that ended before ``what`` could be ``done``: its exit
+    status and the end of its log."""
+    proc.poll()
+    return (f"the run ended (exit {proc.returncode}) before {what} could be {done}:\n"
+            f"{log.read_text(errors='replace')[-3000:]}")
 
 
 def _a_busy_batch(cluster: RayCluster, seen: set[int], proc: subprocess.Popen[str],
@@ -432,7 +440,7 @@ def _stop_a_batch(cluster: RayCluster, src: Path, out: Path, log: Path, timeout_
     try:
         _wait_for(lambda: _finished(out) >= 100 or proc.poll() is not None, 240, "progress")
         stopped = _a_busy_batch(cluster, set(_batches_running(cluster)), proc)
-        assert stopped is not None, "the run ended before a worker could be stopped"
+        assert stopped is not None, _ended_early(proc, log, "a worker", "stopped")
         stopped.suspend()  # SIGSTOP
         suspended_at = time.monotonic()
         proc.wait(timeout=600)
@@ -487,7 +495,7 @@ def test_kill_9_of_the_driver_then_a_rerun_resumes(two_nodes: RayCluster, tmp_pa
     proc = start_ray(two_nodes, *args, log=tmp_path / "run.log")
     try:
         _wait_for(lambda: _finished(out) >= 150 or proc.poll() is not None, 240, "progress")
-        assert proc.poll() is None, "the run ended before the driver could be killed"
+        assert proc.poll() is None, _ended_early(proc, tmp_path / "run.log", "the driver")
         os.killpg(proc.pid, signal.SIGKILL)  # the driver: its tasks die with its Ray job
         proc.wait(timeout=60)
     finally:

@@ -64,6 +64,8 @@ from docmill.sources.confine import NotAllowed
 log = logging.getLogger("docmill.engine.ray")
 
 CONNECT_TIMEOUT_S = 10.0  # a cluster address that accepts no connection in this long is refused
+CLIENT_TRIES = 3  # sessions asked of a Ray Client server that failed to start one
+CLIENT_PAUSE_S = 2.0  # before the second ask; twice that before the third
 REFRESH_S = 2.0  # how often the cluster's nodes and CPUs are read
 GRACE_S = 10.0  # a started batch silent for run.timeout_s + this is cancelled (force)
 LOST_BEFORE_START = 20  # batches in a row lost before they started: the cluster is broken
@@ -144,18 +146,7 @@ class RayExecutor:
         with _CONNECT:
             if not ray.is_initialized():
                 _check_reachable(address)  # ray.init waits for ever on an address no one answers
-                try:
-                    ray.init(
-                        address=address,
-                        log_to_driver=False,
-                        logging_level=logging.WARNING,
-                        namespace="docmill",
-                    )
-                except Exception as exc:  # ConnectionError, ValueError, RuntimeError ...
-                    raise ExecutorError(
-                        f"cannot join the Ray cluster at run.ray_address={address}: "
-                        f"{_first_line(exc)}"
-                    ) from None
+                _join(ray, address)
         # Ray Client (ray://) cannot stream a task's results: a batch answers at its end
         self._whole = address.startswith("ray://")
         if self._whole:
@@ -557,6 +548,34 @@ class RayExecutor:
         self._cpus, self._nodes, self._paths_seen = cpus, len(nodes), paths
 
 
+def _join(ray: Any, address: str) -> None:
+    """``ray.init`` on ``address``. Through Ray Client (``ray://``) a session the head's
+    proxy could not start (its server process late or gone: ``Initialization failure
+    from server``) is asked for again, up to ``CLIENT_TRIES`` times in all."""
+    tries = CLIENT_TRIES if address.startswith("ray://") else 1
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(
+                address=address,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                namespace="docmill",
+            )
+            return
+        except Exception as exc:  # ConnectionError, ValueError, RuntimeError ...
+            reason = _first_line(exc)
+            if attempt < tries and isinstance(exc, ConnectionAbortedError):
+                log.warning(
+                    "Ray Client at %s could not start a session (%s); asking again (%d of %d)",
+                    address, reason, attempt + 1, tries,
+                )
+                time.sleep(CLIENT_PAUSE_S * attempt)
+                continue
+            raise ExecutorError(
+                f"cannot join the Ray cluster at run.ray_address={address}: {reason}"
+            ) from None
+
+
 def _check_reachable(address: str) -> None:
     """Refuse at once a cluster address that takes no connection (``auto`` reads
     ``RAY_ADDRESS``; without it Ray looks for the cluster ``ray start`` made here)."""
@@ -593,5 +612,12 @@ def _this_machine() -> set[str]:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """The first line of an error; where that line only introduces what follows (Ray
+    Client's ``Initialization failure from server:`` and the server's traceback), the
+    last line too, which names the cause."""
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not text:
+        return type(exc).__name__
+    if text[0].endswith(":") and len(text) > 1:
+        return f"{text[0]} {text[-1]}"
+    return text[0]
