@@ -13,11 +13,12 @@ import pytest
 from docmill.settings import SourceSettings
 from docmill.sources.backend import BackendError, Backends, RemoteObject, Secrets
 from docmill.sources.gdrive.auth import (
+    Credentials,
     TokenReference,
     load_credentials,
 )
 from docmill.sources.gdrive.backend import DriveBackend
-from docmill.sources.gdrive.client import DriveClient, DriveConfig, retry_after
+from docmill.sources.gdrive.client import DriveClient, DriveConfig, account_pace, retry_after
 from docmill.sources.spool import Spool, fetch
 from docmill.sources.throttle import Retrier, TransientError
 from docmill.sources.urls import parse
@@ -88,6 +89,39 @@ def test_quota_answers_become_throttled_transient_errors_and_retry_after_holds_e
     client.get_file("root", "id", "root")  # waits out the Retry-After first
     assert sum(clock.slept) == pytest.approx(7.0, abs=0.01)
     client.close()
+
+
+def test_the_clients_of_one_account_share_its_quota_and_its_retry_after(
+    sim: SimHandle, tmp_path: Path
+) -> None:
+    """Google counts a user's queries whoever sends them: a run's source and its Drive
+    deliveries (each a client) spend one quota, and a Retry-After one of them got holds
+    the others too; another account's client keeps its own."""
+    clock = FakeClock()
+    settings = options(sim, write_key(tmp_path, sim.service_account()))
+    config = DriveConfig.from_settings(settings)
+    credentials = load_credentials(settings, {})
+
+    def client(account: Credentials) -> DriveClient:
+        return DriveClient(config, account, clock=clock, sleep=clock.sleep,
+                           pace=account_pace(config, account))
+
+    source, delivery = client(credentials), client(credentials)
+    other = client(TokenReference(env="TOKEN", environ={"TOKEN": sim.access_token("someone@example.com")}))
+    assert account_pace(config, credentials) is account_pace(config, load_credentials(settings, {}))
+    sim.reconfigure(burst_limit=1, burst_window_s=100.0, retry_after_s=7.0)
+    source.get_file("root", "id", "root")
+    with pytest.raises(TransientError) as caught:
+        source.get_file("root", "id", "root")
+    assert caught.value.retry_after_s == 7.0
+    sim.reconfigure(burst_limit=0)
+    clock.slept.clear()
+    other.get_file("root", "id", "root")  # another account: not held
+    assert sum(clock.slept) == 0.0
+    delivery.get_file("root", "id", "root")  # the same account: waits out the source's 429
+    assert sum(clock.slept) == pytest.approx(7.0, abs=0.01)
+    for each in (source, delivery, other):
+        each.close()
 
 
 def test_missing_changed_and_too_large_are_told_apart(sim: SimHandle, tmp_path: Path) -> None:

@@ -85,6 +85,21 @@ def test_a_throttling_answer_halves_the_pace_and_successes_bring_it_back() -> No
     assert _most_in_any_window(sent, 100.0) <= 1000
 
 
+def test_after_a_throttling_answer_a_long_pause_refills_no_burst() -> None:
+    """A retry that waited out a long backoff sends its queries at the cut pace, one at
+    a time, not as the burst Google refused; the burst comes back with the pace."""
+    quota = QueryQuota(limit=1000)  # 10 a second, a burst of 100
+    quota.take(0.0)
+    quota.throttled(0.0)  # 5 a second
+    waits = [quota.take(30.0) for _ in range(4)]  # 30 s later, four queries at once
+    assert waits == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    for _ in range(32):
+        quota.succeeded()
+    assert quota.factor == 1.0
+    waits = [quota.take(100.0) for _ in range(50)]  # whole again: the burst is back
+    assert waits == [0.0] * 50
+
+
 def test_tokens_are_refreshed_before_they_expire() -> None:
     assert refresh_due(None, 0.0)
     hour = AccessToken("t", issued_at=0.0, expires_at=3600.0)

@@ -12,7 +12,9 @@ What it does, and does not:
 * every Drive query first waits its turn in the per-user :class:`QueryQuota`
   (``sources.gdrive_queries_per_100s``; its pace halves on each throttling answer and
   comes back with successes), then for any ``Retry-After`` an answer sent (no thread
-  sends while one runs); the token endpoint is not a Drive query;
+  sends while one runs); the token endpoint is not a Drive query. The quota is the
+  account's, not the client's: the clients a run makes for one account (its source,
+  each Drive delivery) share one :class:`AccountPace` (:func:`account_pace`);
 * a bearer token from :mod:`.auth`, fetched or refreshed before it expires, under a
   lock (one refresh for all threads); a 401 refreshes once and asks again;
 * answers are translated in exactly one place (:meth:`DriveClient._translate`):
@@ -39,8 +41,9 @@ import email.utils
 import json
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -138,8 +141,38 @@ def _error_fields(body: bytes) -> tuple[str, str]:
     return "", ""
 
 
+@dataclass(eq=False)
+class AccountPace:
+    """One account's queries: its :class:`QueryQuota`, the lock around it and any
+    ``Retry-After`` Google sent (times on ``time.monotonic``'s clock)."""
+
+    quota: QueryQuota
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    hold_until: float = 0.0  # no query before this
+
+
+# the paces of the accounts the clients of this process query as, while one is in use
+_PACES: weakref.WeakValueDictionary[tuple[str, str, float], AccountPace] = weakref.WeakValueDictionary()
+_PACES_LOCK = threading.Lock()
+
+
+def account_pace(config: DriveConfig, credentials: Credentials) -> AccountPace:
+    """The pace every client of this process shares for ``credentials`` at ``config``'s
+    API: Google counts a user's queries whoever sends them, so a run's source and each
+    of its Drive deliveries (and a service's jobs) spend one quota, not one each."""
+    key = (config.api_url, credentials.describe, float(config.queries_per_100s))
+    with _PACES_LOCK:
+        pace = _PACES.get(key)
+        if pace is None:
+            pace = AccountPace(QueryQuota(config.queries_per_100s))
+            _PACES[key] = pace
+        return pace
+
+
 class DriveClient:
-    """Drive API v3 calls for one account (thread-safe; see the module docstring)."""
+    """Drive API v3 calls for one account (thread-safe; see the module docstring).
+    ``pace``: the account's quota, shared with other clients (:func:`account_pace`);
+    by default one of its own."""
 
     def __init__(
         self,
@@ -151,6 +184,7 @@ class DriveClient:
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         transport: httpx.BaseTransport | None = None,
+        pace: AccountPace | None = None,
     ) -> None:
         self.config = config
         self.credentials = credentials
@@ -164,9 +198,7 @@ class DriveClient:
             follow_redirects=True,  # a media redirect drops the Authorization header
             headers={"User-Agent": "docmill (gzip)", "Accept-Encoding": "gzip"},
         )
-        self._quota = QueryQuota(config.queries_per_100s)
-        self._quota_lock = threading.Lock()
-        self._hold_until = 0.0  # no query before this (a Retry-After received)
+        self._pace = pace or AccountPace(QueryQuota(config.queries_per_100s))
         self._token: AccessToken | None = None
         self._token_lock = threading.Lock()
         self._issued: set[str] = set()
@@ -232,27 +264,30 @@ class DriveClient:
     def _wait_quota(self) -> None:
         """Wait for this query's slot in the quota, then for any ``Retry-After`` that
         arrived meanwhile: no query leaves while one runs, from any thread."""
-        with self._quota_lock:
-            wait = self._quota.take(self._clock())
+        pace = self._pace
+        with pace.lock:
+            wait = pace.quota.take(self._clock())
         if wait > 0:
             self._sleep(wait)
         while True:
-            with self._quota_lock:
-                hold = self._hold_until - self._clock()
+            with pace.lock:
+                hold = pace.hold_until - self._clock()
             if hold <= 0:
                 return
             self._sleep(hold)
 
     def _hold(self, seconds: float) -> None:
-        with self._quota_lock:
-            self._hold_until = max(self._hold_until, self._clock() + seconds)
+        pace = self._pace
+        with pace.lock:
+            pace.hold_until = max(pace.hold_until, self._clock() + seconds)
 
     def _throttled(self, after: float | None) -> None:
         """A throttling answer: the quota's pace halves; a Retry-After holds every query."""
-        with self._quota_lock:
-            self._quota.throttled(self._clock())
+        pace = self._pace
+        with pace.lock:
+            pace.quota.throttled(self._clock())
             if after:
-                self._hold_until = max(self._hold_until, self._clock() + after)
+                pace.hold_until = max(pace.hold_until, self._clock() + after)
 
     def request(self, method: str, path: str, params: Mapping[str, Any], what: str, *,
                 headers: Mapping[str, str] | None = None, content: bytes | None = None,
@@ -280,8 +315,8 @@ class DriveClient:
                 raise TransientError(self.scrub(f"{what}: connection lost ({type(exc).__name__})"),
                                      reason="connection") from None
             if response.status_code < 400:
-                with self._quota_lock:
-                    self._quota.succeeded()
+                with self._pace.lock:
+                    self._pace.quota.succeeded()
                 return response
             try:
                 body = response.read()[:_ERROR_BODY_MAX]

@@ -20,8 +20,11 @@ threads) queue fairly. The caller holds a lock around it (:class:`DriveClient` d
 The pace adapts (AIMD, as scrapy's autothrottle and the LLM limiter do): a throttling
 answer (403 ``userRateLimitExceeded``/``rateLimitExceeded``, 429) halves it, down to a
 32nd, and empties the bucket, so the threads a pause released do not all leave at once
-and meet the same answer; each success gives back a 64th of the configured pace. The
-window's hard limit never moves.
+and meet the same answer; each success gives back a 64th of the configured pace. Until
+the pace is whole again the bucket holds one query: a retry that waited out a long
+backoff does not find ten seconds' worth of burst waiting for it (a delivery's item
+that makes a dozen queries at once met the same 429 at every try). The window's hard
+limit never moves.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ class QueryQuota:
         # pacing: the bucket refills at the pace; a negative balance is a queue
         rate = self._rate * self.factor
         if self._stamp is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * rate)
+            self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * rate)
         self._stamp = now
         self._tokens -= 1.0
         at = now if self._tokens >= 0 else now - self._tokens / rate
@@ -88,12 +91,17 @@ class QueryQuota:
             self._times.popleft()
         return at - now
 
+    def _capacity(self) -> float:
+        """The bucket's size: the full burst at the configured pace; one query while the
+        pace is cut (a pause, however long, never refills a burst Google just refused)."""
+        return self._burst if self.factor >= 1.0 else 1.0
+
     def throttled(self, now: float) -> None:
         """Google said to slow down: half the pace, and no burst."""
         if self.unlimited:
             return
         if self._stamp is not None:  # settle the bucket at the old pace first
-            self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate * self.factor)
+            self._tokens = min(self._capacity(), self._tokens + (now - self._stamp) * self._rate * self.factor)
             self._stamp = now
         self.factor = max(MIN_FACTOR, self.factor / 2)
         self._tokens = min(self._tokens, 0.0)
