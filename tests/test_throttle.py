@@ -248,12 +248,15 @@ def test_a_store_per_scheme_backend_serves_every_url_of_its_scheme(tmp_path: obj
 
 
 class StoreOfObjects:
-    """A backend over a dict of objects; reading a name in ``broken`` fails for good."""
+    """A backend over a dict of objects; reading a name in ``broken`` fails for good. No
+    read starts before ``opened`` is set (a test sets it once it has asked for them all)."""
 
     def __init__(self, objects: dict[str, bytes], broken: frozenset[str] = frozenset()) -> None:
         self.objects = objects
         self.broken = broken
         self.reads: list[str] = []
+        self.opened = threading.Event()
+        self.opened.set()
         self._lock = threading.Lock()
 
     def list(self, url: object, select: object) -> list[RemoteObject]:
@@ -264,6 +267,7 @@ class StoreOfObjects:
 
     def read(self, obj: RemoteObject, offset: int):  # type: ignore[no-untyped-def]
         name = obj.url.rsplit("/", 1)[-1]
+        self.opened.wait(30)
         with self._lock:
             self.reads.append(name)
         if name in self.broken:
@@ -293,7 +297,11 @@ def test_downloads_run_at_most_twice_their_threads_ahead_of_the_workers(tmp_path
     remote = RemoteDocuments(settings, backends, Spool(Path(str(tmp_path)) / "spool", 1 << 20))
     urls = {i + 1: f"mem://store/{name}" for i, name in enumerate(sorted(objects))}
     try:
+        # no download ends while they are being asked for: a failed one's place is taken
+        # back at the next call into ``remote``, and the loop below is such calls
+        store.opened.clear()
         futures = {d: remote.submit(d, url, len(objects[url[-6:]]), "v1") for d, url in urls.items()}
+        store.opened.set()
         wait([futures[d] for d in (1, 2, 3, 4)], timeout=30)
         assert remote.lead == 4 and sorted(store.reads) == ["00.txt", "01.txt", "02.txt", "03.txt"]
         assert remote.queued == 8 and not any(futures[d].done() for d in range(5, 13))
