@@ -404,10 +404,13 @@ def test_a_heading_that_runs_on_past_its_columns_keeps_its_words(tmp_path: Path)
     assert table.rows[0] == ["Region", "Sales in the month of November", "", "Change"]
     assert _cell(table, "Sales in the month of November") == (0, 1, 1, 2)
     assert table.rows[1] == ["", "2019", "2020", "(%)"]
-    # a real page: the title line over tabula's us-020 page 3 was cut 'by edu' | ... | 'd'
+    # a real page: the title line over tabula's us-020 page 3 was cut 'by edu' | ... | 'd';
+    # it stands above the table's top rule, and is now left out of the table whole
     us020 = str(TABULA / "us-020.pdf")
-    texts = [c.text for t in tables_in_pdf(us020, [2]) for c in t.cells]
-    assert "by education system: 2011—Continued" in texts and "d" not in texts
+    (table,) = tables_in_pdf(us020, [2])
+    texts = [c.text for c in table.cells]
+    assert table.rows[0][0] == "Benchmarking\neducation systems"
+    assert not any("by edu" in t or "2011" in t for t in texts) and "d" not in texts
 
 
 def test_headings_meeting_over_the_gap_between_columns_make_no_filler_column(tmp_path: Path) -> None:
@@ -570,11 +573,13 @@ def test_a_small_table_whose_rows_share_one_cell_is_found(tmp_path: Path) -> Non
         path = tmp_path / f"small-{seed}.pdf"
         path.write_bytes(pdf_bytes([page]))
         (table,) = tables_in_pdf(str(path))
-        assert table.rows[1] == [a, b], seed
-        assert table.rows[2][0].split("\n")[0] == f"{a} 1", seed
+        # the title above the top rule is not a row; the tight body lines count as rows
+        assert table.rows[0] == [a, b], seed
+        assert table.rows[1][0].split("\n")[0] == f"{a} 1", seed
+        assert not any("Tableau" in c.text for c in table.cells), seed
     real = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "pdf_structure.pdf"
     (table,) = tables_in_pdf(str(corpus_file(real)))
-    assert table.rows[1] == ["Chose", "Truc"]
+    assert table.rows == [["Chose", "Truc"], ["Chose 1\nChose 2", "Truc 1\nTruc 2"]]
 
 
 def test_a_wrapped_row_label_wider_than_its_column_stays_in_its_row(tmp_path: Path) -> None:
@@ -724,3 +729,81 @@ def test_sideways_tables_read_in_their_own_frame_either_way(tmp_path: Path) -> N
                         (c.row, c.col, c.rowspan, c.colspan, c.text) for c in upright.cells
                     ], where
                     assert max(abs(a - b) for a, b in zip(table.bbox, true["bbox"], strict=True)) < 6, where
+
+
+def test_a_rule_between_two_columns_across_the_header_rule_is_no_plot(tmp_path: Path) -> None:
+    """A table whose one vertical rule (between two columns) crosses the rule under its
+    header was taken for a plot's axes and dropped: tabula's us-024, a whole table. Axes
+    meet where one of them ends (an L at the origin, a T) or carry tick marks; two rules
+    that cross and run on past each other do not. Generated: such a table is found with
+    its rows, the title above its top rule left out; a plot whose axes cross mid-way with
+    ticks is still none. Real: us-024's table, and GeoTopo's plot of that kind (page 10)."""
+    from docmill.testkit.table_pages import BOLD, Page, pdf_bytes, text_width
+
+    page = Page()
+    page.text(150, 80, "Table 6. Supply and usage, 1994/95", BOLD, 10.0)
+    page.line(72, 100, 500, 100)  # top rule
+    page.text(230, 106, "Active ingredient", BOLD, 9.0)
+    page.text(390, 106, "Sales value", BOLD, 9.0)
+    page.text(72, 120, "Category", BOLD, 9.0)
+    page.line(72, 134, 500, 134)  # under the header
+    page.line(360, 104, 360, 230)  # between the last two columns, across the header's rule
+    y = 140.0
+    body = [("Production", "1.3", "7.0"), ("Imports", "0.2", "2.2"), ("Total supply", "1.5", "9.2"),
+            ("Exports", "0.5", "2.6"), ("Net usage", "1.0", "6.6")]  # fmt: skip
+    for name, lbs, usd in body:
+        page.text(72, y, name, size=9.0)
+        page.text(290 - text_width(lbs), y, lbs, size=9.0)
+        page.text(440 - text_width(usd), y, usd, size=9.0)
+        y += 16
+    page.line(72, 230, 500, 230)  # bottom rule
+    path = tmp_path / "one-rule.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows[-5:] == [list(row) for row in body]
+    assert not any("Table 6" in c.text for c in table.cells)
+    assert table.bbox[1] >= 99  # from its top rule down
+
+    plot = Page()
+    plot.line(100, 300, 400, 300)  # x axis, crossing the y axis mid-way
+    plot.line(250, 150, 250, 450)  # y axis
+    for k in range(-4, 5):
+        if k:
+            plot.line(250 + 30 * k, 297, 250 + 30 * k, 303)  # ticks on the x axis
+            plot.line(247, 300 - 30 * k, 253, 300 - 30 * k)  # ticks on the y axis
+            plot.text(250 + 30 * k - 4, 306, str(k), size=8.0)
+            plot.text(236, 300 - 30 * k - 4, str(k), size=8.0)
+    path = tmp_path / "plot.pdf"
+    path.write_bytes(pdf_bytes([plot]))
+    assert tables_in_pdf(str(path)) == []
+
+    (real,) = tables_in_pdf(str(corpus_file(TABULA / "us-024.pdf")), [0])
+    assert real.rows[0][0] == "Category" and real.rows[1:3] == [
+        ["U.S. Production", "1.3", "7.0"], ["U.S. Imports", "0.2", "2.2"],
+    ]
+    assert real.rows[-1] == ["Net Supply/Usage", "1.0", "6.6"]
+    geotopo = CORPUS / "real" / "sample-files" / "009-pdflatex-geotopo" / "GeoTopo-komprimiert.pdf"
+    assert tables_in_pdf(str(corpus_file(geotopo)), [9]) == []
+
+
+def test_column_rules_broken_where_rows_span_them_still_frame_a_ruled_table() -> None:
+    """camelot's rainfall_distribution.pdf: the column rules of its 43-row table stop at
+    each region's row, which spans the columns, so no one rule ran over half the grid: it
+    was taken for a plot's axes and ticks, and only the small table under it was found.
+    The pieces of one line (10 pt or longer: not a dashed line's dashes) now count
+    together."""
+    from docmill.processors.tables.detect import _framed
+
+    path = CORPUS / "real" / "camelot" / "tests" / "files" / "rainfall_distribution.pdf"
+    big, small = tables_in_pdf(str(corpus_file(path)), [0])
+    assert (big.kind, len(big.rows), len(big.rows[0])) == ("ruled", 43, 10)
+    assert big.rows[2][0] == "REGION : EAST AND NORTH EAST INDIA"
+    assert big.rows[3] == ["1", "ARUNACHAL PRADESH", "11.4", "18.4", "-38%", "D", "601.2", "682.6", "-12%", "N"]
+    assert (small.kind, small.rows[2]) == ("ruled", ["Excess", "12", "5"])
+    # the rule: pieces of one line count together, a dashed line's dashes do not
+    box = (0.0, 0.0, 100.0, 100.0)
+    frame = [(0.0, 0.0, 100.0), (100.0, 0.0, 100.0)]
+    broken = [(50.0, 0.0, 30.0), (50.0, 40.0, 70.0), (50.0, 80.0, 100.0)]  # 80 of 100
+    dashed = [(50.0, float(k), k + 3.0) for k in range(0, 100, 5)]  # 60 of 100 in dashes
+    assert _framed(box, frame, [(0.0, 0.0, 100.0), *broken])
+    assert not _framed(box, frame, [(0.0, 0.0, 100.0), *dashed])

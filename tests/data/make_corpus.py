@@ -68,6 +68,8 @@ FILES = [
     TABULA + "spanning_cells.pdf",  # test_tables
     TABULA + "schools.pdf",  # test_tables
     TABULA + "MultiColumn.pdf",  # test_tables
+    TABULA + "us-024.pdf",  # test_tables (a column rule across the header's underline)
+    CAMELOT + "tests/files/rainfall_distribution.pdf",  # test_tables (column rules broken)
     TABULA + "arabic.pdf",  # test_reading_order
     TABULA + "us-020.pdf",  # test_layout_markdown
     SAMPLES + "026-latex-multicolumn/multicolumn.pdf",  # test_layout_markdown

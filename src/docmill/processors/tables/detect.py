@@ -1,8 +1,9 @@
 """Where a page's tables are: ruled grids, and text that lines up in columns.
 
 **Ruled.** Each grid of crossing rulings (:func:`~docmill.processors.tables.rulings.grids`)
-with at least two long rules each way (over half the grid: a plot's axis with its short
-ticks is none) is built as a table, smallest first; a grid around tables already found
+with at least two long rules each way (over half the grid, a line's pieces of 10 pt or
+more counted together, as where rows span the columns: a plot's axis with its short
+ticks, a dashed grid line, is none) is built as a table, smallest first; a grid around tables already found
 is built from what is left in it. A grid whose text gives no two columns and two rows
 (a framed paragraph, a form's field boxes) is no table.
 
@@ -17,10 +18,13 @@ block's own gaps, more across a rule); it stops at prose across its columns, a c
 ("Table 3 ..."), a row whose gaps fall where the block has text. A row line's cells
 just beyond the block's columns widen them. Short lines after the last row are notes
 (left out) unless they are its cells' wrapped text closed by a rule under them. The
-block grows upwards over heading lines within its columns (not over prose), and takes the rules just
-above and below it. Where its rules leave a strip no rule crosses (two tables drawn
+block grows upwards over heading lines within its columns (not over prose, nor past a
+rule across its columns: its top border, with the title above it), and takes the rules
+just above and below it. Where its rules leave a strip no rule crosses (two tables drawn
 side by side) it is cut there, if every piece still reads as a table. A block over
-drawings or around crossing axes (a plot and its tick labels) is none. Each block is
+drawings or around a plot's axes (a horizontal and a vertical rule meeting inside it
+where one of them ends, or crossing with tick marks; not two rules that cross and run
+on, as a column rule across a header's rule) is none. Each block is
 built (:mod:`~docmill.processors.tables.structure`) and kept only when it reads as a
 table, not as text set in columns:
 
@@ -33,7 +37,8 @@ table, not as text set in columns:
   numbers that only grow;
 - not a form: most first cells end with a colon; not a list: two columns, the first
   of list markers;
-- cells filled: at least 40 % of the grid holds text, and three rows.
+- cells filled: at least 40 % of the grid holds text, and three rows (a row whose
+  cells each hold the same number of lines counting that many).
 
 Pure functions of the page's characters, rules and drawings.
 """
@@ -45,7 +50,7 @@ import re
 from collections.abc import Sequence
 
 from docmill.processors.pdf.geometry import Box, Char
-from docmill.processors.tables.rulings import Rule, Rulings, grids, within
+from docmill.processors.tables.rulings import SNAP, Rule, Rulings, grids, within
 from docmill.processors.tables.structure import Grid, build, is_numeric
 from docmill.processors.tables.text import Chunk, Line, box_of, inside, page_lines
 
@@ -128,25 +133,59 @@ def _over_drawing(region: Box, drawings: Sequence[Box]) -> bool:
 
 def _framed(box: Box, hs: Sequence[Rule], vs: Sequence[Rule]) -> bool:
     """Whether at least two rules each way run over half the grid (a table's frame or
-    its lines), not a long axis with short ticks."""
+    its lines), not a long axis with short ticks. A rule broken where a row spans its
+    columns counts by its pieces of 10 pt or more on one line (not a dashed line's)."""
     width, height = box[2] - box[0], box[3] - box[1]
-    long_h = sum(1 for _, a, b in hs if b - a >= 0.5 * width)
-    long_v = sum(1 for _, a, b in vs if b - a >= 0.5 * height)
-    return long_h >= 2 and long_v >= 2
+    return _long(hs, 0.5 * width) >= 2 and _long(vs, 0.5 * height) >= 2
+
+
+def _long(rules: Sequence[Rule], length: float) -> int:
+    """How many lines (rules at one position, within SNAP) have pieces of 10 pt or more
+    that together run at least ``length``."""
+    runs: list[tuple[float, float]] = []  # (position, length so far), by position
+    for at, a, b in sorted(rules):
+        if b - a < min(10.0, length):
+            continue
+        if runs and at - runs[-1][0] <= SNAP:
+            runs[-1] = (runs[-1][0], runs[-1][1] + b - a)
+        else:
+            runs.append((at, b - a))
+    return sum(1 for _, total in runs if total >= length)
 
 
 def _axes(region: Box, rules: Rulings) -> bool:
-    """Whether a horizontal and a vertical rule cross well inside the region: a plot's
-    axes with their tick labels around them, not a table."""
+    """Whether a horizontal and a vertical rule meet well inside the region as a plot's
+    axes do, with their tick labels around them: one ending where it meets the other (an
+    L at the origin, a T), or crossing it with tick marks along either. Two rules that
+    cross and run on past each other with no ticks (a header's underline crossed by the
+    rule between two columns) are a table's."""
     x0, y0, x1, y1 = region
     mx, my = 0.1 * (x1 - x0), 0.1 * (y1 - y0)
     for y, a, b in rules.h:
         if not y0 + my < y < y1 - my:
             continue
         for x, c, d in rules.v:
-            if x0 + mx < x < x1 - mx and a - 2 <= x <= b + 2 and c - 2 <= y <= d + 2:
+            if not (x0 + mx < x < x1 - mx and a - 2 <= x <= b + 2 and c - 2 <= y <= d + 2):
+                continue
+            if _ends_at(x, a, b) or _ends_at(y, c, d):
+                return True
+            if _ticks((y, a, b), rules.v) + _ticks((x, c, d), rules.h) >= 2:
                 return True
     return False
+
+
+def _ends_at(at: float, start: float, end: float) -> bool:
+    """Whether a rule from ``start`` to ``end`` ends at ``at`` (within a few points, or a
+    twentieth of its length: an axis may run a little past the origin)."""
+    reach = max(4.0, 0.05 * (end - start))
+    return min(abs(at - start), abs(end - at)) <= reach
+
+
+def _ticks(axis: Rule, across: Sequence[Rule]) -> int:
+    """Short rules across ``axis`` (at most 8 pt long and a tenth of it): its tick marks."""
+    at, start, end = axis
+    short = min(8.0, 0.1 * (end - start))
+    return sum(1 for pos, lo, hi in across if hi - lo <= short and start - 2 <= pos <= end + 2 and lo - 2 <= at <= hi + 2)
 
 
 def _contains(outer: Box, inner: Box) -> bool:
@@ -267,6 +306,12 @@ def _whites(chunks: Sequence[Chunk]) -> list[tuple[float, float]]:
     return [(a.x1, b.x0) for a, b in itertools.pairwise(ordered) if b.x0 > a.x1]
 
 
+def _rule_across(hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float) -> bool:
+    """Whether a rule between ``top`` and ``bottom`` runs across nearly all of [lo, hi]."""
+    span = hi - lo
+    return any(top <= y <= bottom and a <= lo + 0.1 * span and b >= hi - 0.1 * span for y, a, b in hrules)
+
+
 def _rule_between(hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float) -> bool:
     return any(top <= y <= bottom and a <= lo + 0.2 * (hi - lo) and b >= hi - 0.2 * (hi - lo) for y, a, b in hrules)
 
@@ -359,6 +404,8 @@ def _region(
             break
         if min(c.x0 for c in mine) < lo - 0.1 * (hi - lo) or max(c.x1 for c in mine) > hi + 0.1 * (hi - lo):
             break  # wider than the table: a title or text, not a heading
+        if _rule_across(hrules, max(c.y1 for c in mine), lines[members[0]].y0 + 0.25 * h, lo, hi):
+            break  # a rule across the table above its top line: its top border
         members.insert(0, k)
         k -= 1
     chunks = [c for k in members for c in _within(lines[k], lo, hi)]
@@ -385,6 +432,22 @@ def _columns(grid: Grid) -> list[list[str]]:
     return cols
 
 
+def _rows_read(grid: Grid) -> int:
+    """The grid's rows, a row whose filled cells (two or more) each hold the same number
+    of lines counting that many: rows set tight enough to be read as one ('Chose 1' over
+    'Chose 2' beside 'Truc 1' over 'Truc 2')."""
+    texts: dict[int, list[str]] = {}
+    for c in grid.cells:
+        if c.text:
+            texts.setdefault(c.row, []).append(c.text)
+    rows = grid.nrows
+    for cells in texts.values():
+        counts = {len([ln for ln in t.splitlines() if ln.strip()]) for t in cells}
+        if len(cells) >= 2 and len(counts) == 1:
+            rows += counts.pop() - 1
+    return rows
+
+
 def _words(text: str) -> int:
     """A cell's words; a cell of lines that each hold as many words (rows set in one
     cell: 'Chose 1' over 'Chose 2') counts those of one line."""
@@ -401,7 +464,7 @@ def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
         return False
     if ruled:
         return True
-    if filled < 0.4 * grid.nrows * grid.ncols or grid.nrows < 3:
+    if filled < 0.4 * grid.nrows * grid.ncols or _rows_read(grid) < 3:
         return False
     short = 0
     for texts in cols:
