@@ -807,3 +807,33 @@ def test_column_rules_broken_where_rows_span_them_still_frame_a_ruled_table() ->
     dashed = [(50.0, float(k), k + 3.0) for k in range(0, 100, 5)]  # 60 of 100 in dashes
     assert _framed(box, frame, [(0.0, 0.0, 100.0), *broken])
     assert not _framed(box, frame, [(0.0, 0.0, 100.0), *dashed])
+
+
+def test_a_bulleted_list_set_tight_is_no_table(tmp_path: Path) -> None:
+    """Items set tight enough that their markers read as one cell ('-' over '-' over
+    '-') beside a numbered list: the markers' column did not read as markers, so the two
+    lists made a table of two columns (pdfplumber's word365_structure.pdf). A cell of
+    lines that are each a marker is markers. Generated, and the real page, whose table
+    under the lists is still found."""
+    from docmill.testkit.table_pages import BOLD, Page, pdf_bytes
+
+    page = Page()
+    page.text(72, 80, "Titre", BOLD, 16.0)
+    page.text(72, 104, "Lorem ipsum dolor", size=10.0)
+    y = 122.0
+    for k in range(1, 4):
+        page.text(80, y, "-", size=10.0)
+        page.text(98, y, f"Liste {k}", size=10.0)
+        y += 12.5
+    page.text(72, y + 8, "Lorem ipsum dolor sit amet", size=10.0)
+    y += 26
+    for k in range(1, 3):
+        page.text(80, y, f"{k}.", size=10.0)
+        page.text(98, y, "Liste numérotée", size=10.0)
+        y += 12.5
+    path = tmp_path / "lists.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    assert tables_in_pdf(str(path)) == []
+    real = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "word365_structure.pdf"
+    (table,) = tables_in_pdf(str(corpus_file(real)), [0])
+    assert table.rows[0] == ["En-tête 1", "En-tête 2", "En-tête 3"]
