@@ -807,3 +807,72 @@ def test_column_rules_broken_where_rows_span_them_still_frame_a_ruled_table() ->
     dashed = [(50.0, float(k), k + 3.0) for k in range(0, 100, 5)]  # 60 of 100 in dashes
     assert _framed(box, frame, [(0.0, 0.0, 100.0), *broken])
     assert not _framed(box, frame, [(0.0, 0.0, 100.0), *dashed])
+
+
+def test_a_bulleted_list_set_tight_is_no_table(tmp_path: Path) -> None:
+    """Items set tight enough that their markers read as one cell ('-' over '-' over
+    '-') beside a numbered list: the markers' column did not read as markers, so the two
+    lists made a table of two columns (pdfplumber's word365_structure.pdf). A cell of
+    lines that are each a marker is markers. Generated, and the real page, whose table
+    under the lists is still found."""
+    from docmill.testkit.table_pages import BOLD, Page, pdf_bytes
+
+    page = Page()
+    page.text(72, 80, "Titre", BOLD, 16.0)
+    page.text(72, 104, "Lorem ipsum dolor", size=10.0)
+    y = 122.0
+    for k in range(1, 4):
+        page.text(80, y, "-", size=10.0)
+        page.text(98, y, f"Liste {k}", size=10.0)
+        y += 12.5
+    page.text(72, y + 8, "Lorem ipsum dolor sit amet", size=10.0)
+    y += 26
+    for k in range(1, 3):
+        page.text(80, y, f"{k}.", size=10.0)
+        page.text(98, y, "Liste numérotée", size=10.0)
+        y += 12.5
+    path = tmp_path / "lists.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    assert tables_in_pdf(str(path)) == []
+    real = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "word365_structure.pdf"
+    (table,) = tables_in_pdf(str(corpus_file(real)), [0])
+    assert table.rows[0] == ["En-tête 1", "En-tête 2", "En-tête 3"]
+
+
+def test_tight_result_rows_between_two_rules_stay_rows(tmp_path: Path) -> None:
+    """Lines between two rules were read as one row unless half of them held two
+    numbers: a lab report's results (a name, a method, one figure, a unit, a range),
+    set tight, became one row of cells of 22 lines each (pdfplumber's
+    issue-461-example.pdf, then not taken for a table at all). Lines that each hold a
+    number and fill three columns or more are rows of their own. Generated, and the real
+    page; stacked heading lines between two rules (no number on most) stay one row."""
+    from docmill.testkit.table_pages import BOLD, Page, pdf_bytes
+
+    tests = [("Leukocytes", "3.9", "E+9/L", "[4.0-10.0]"), ("Neutrophils", "2.33", "E+9/L", "[1.8-6.3]"),
+             ("Lymphocytes", "1.16", "E+9/L", "[1.1-3.2]"), ("Monocytes", "0.25", "E+9/L", "[0.1-0.6]"),
+             ("Haemoglobin", "159", "g/L", "[130-175]"), ("Platelets", "149", "E+9/L", "[125-350]")]  # fmt: skip
+    page = Page()
+    page.line(72, 96, 520, 96)
+    for x, text in ((72, "Test"), (200, "Method"), (290, "Result"), (360, "Unit"), (430, "Range")):
+        page.text(x, 100, text, BOLD, 9.0)
+    page.text(360, 110, "(SI)", BOLD, 9.0)  # a heading of two lines: one row
+    page.line(72, 122, 520, 122)
+    y = 126.0
+    for name, value, unit, span in tests:
+        for x, text in ((72, name), (200, "analyser"), (290, value), (360, unit), (430, span)):
+            page.text(x, y, text, size=9.0)
+        y += 12.0  # tight: 1.2 x the type size
+    page.line(72, y + 2, 520, y + 2)
+    path = tmp_path / "lab.pdf"
+    path.write_bytes(pdf_bytes([page]))
+    (table,) = tables_in_pdf(str(path))
+    assert table.rows[0] == ["Test", "Method", "Result", "Unit\n(SI)", "Range"]
+    assert table.rows[1:] == [[n, "analyser", v, u, s] for n, v, u, s in tests]
+
+    real = CORPUS / "real" / "pdfplumber" / "tests" / "pdfs" / "issue-461-example.pdf"
+    (table,) = tables_in_pdf(str(corpus_file(real)), [0])
+    first = table.rows.index(["项目", "检验方法", "提示", "结果", "单位", "参考范围"])
+    assert table.rows[first + 1] == ["白细胞计数(WBC)", "仪器法", "↓", "3.9", "E+9/L", "[4.0-10.0]"]
+    assert table.rows[first + 2] == ["中性粒细胞计数(NEU＃)", "仪器法", "", "2.33", "E+9/L", "[1.8-6.3]"]
+    assert len(table.rows) - first - 1 == 23  # the 22 results each a row, and the remark
+    assert table.rows[-1][0] == "建议与解释: 无"

@@ -69,6 +69,8 @@ FILES = [
     TABULA + "schools.pdf",  # test_tables
     TABULA + "MultiColumn.pdf",  # test_tables
     TABULA + "us-024.pdf",  # test_tables (a column rule across the header's underline)
+    PDFPLUMBER + "word365_structure.pdf",  # test_tables (a tight bulleted list)
+    PDFPLUMBER + "issue-461-example.pdf",  # test_tables (a lab report's tight rows)
     CAMELOT + "tests/files/rainfall_distribution.pdf",  # test_tables (column rules broken)
     TABULA + "arabic.pdf",  # test_reading_order
     TABULA + "us-020.pdf",  # test_layout_markdown

@@ -36,7 +36,7 @@ table, not as text set in columns:
 - not a table of contents: dot leaders, or titles beside a last column of page
   numbers that only grow;
 - not a form: most first cells end with a colon; not a list: two columns, the first
-  of list markers;
+  of list markers (a cell of markers set tight, one per line, is markers too);
 - cells filled: at least 40 % of the grid holds text, and three rows (a row whose
   cells each hold the same number of lines counting that many).
 
@@ -432,6 +432,13 @@ def _columns(grid: Grid) -> list[list[str]]:
     return cols
 
 
+def _markers(text: str) -> bool:
+    """Whether every line of a cell is a list marker ('•', '2.', 'b)'): the markers of a
+    list's items, one cell holding those of items set tight."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return bool(lines) and all(_MARKER.match(ln) for ln in lines)
+
+
 def _rows_read(grid: Grid) -> int:
     """The grid's rows, a row whose filled cells (two or more) each hold the same number
     of lines counting that many: rows set tight enough to be read as one ('Chose 1' over
@@ -468,7 +475,7 @@ def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
         return False
     short = 0
     for texts in cols:
-        if not texts or all(_MARKER.match(t.strip()) for t in texts):
+        if not texts or all(_markers(t) for t in texts):
             continue  # list markers: the items' column beside them says whether it is a list
         words = sorted(_words(t) for t in texts)
         if words[len(words) // 2] <= 3:
@@ -478,7 +485,7 @@ def _table_like(grid: Grid, width: float, ruled: bool) -> bool:
     first = [t for t in cols[0]]
     if first and sum(t.rstrip().endswith(":") for t in first) >= 0.5 * len(first):
         return False  # a form's labels
-    if grid.ncols == 2 and first and all(_MARKER.match(t.strip()) for t in first):
+    if grid.ncols == 2 and first and all(_markers(t) for t in first):
         return False  # a list's markers
     return not _contents([t.strip() for t in cols[-1]], grid)
 

@@ -713,11 +713,20 @@ def _reaches(
     return out
 
 
-def _rows_of_band(lines: Sequence[Line]) -> bool:
+def _rows_of_band(lines: Sequence[Line], cols: Sequence[float] = (), ordered: bool = False) -> bool:
     """Whether the lines between two rules are rows of their own (rules drawn every few
-    rows): at least two of them, and half of them, hold two numbers or more."""
+    rows): at least two of them, and half of them, hold two numbers or more; or at least
+    three, and half of them, each hold a number and fill three columns or more (a lab
+    report's result rows: one figure beside a name, a method, a unit and a range)."""
     numeric = sum(1 for ln in lines if sum(c.numeric for c in ln.chunks) >= 2)
-    return numeric >= 2 and numeric >= 0.5 * len(lines)
+    if numeric >= 2 and numeric >= 0.5 * len(lines):
+        return True
+    if len(lines) < 3 or len(cols) < 4:
+        return False
+    full = sum(
+        1 for ln in lines if any(c.numeric for c in ln.chunks) and len(_columns_of(ln, cols, ordered)) >= 3
+    )
+    return full >= 3 and full >= 0.5 * len(lines)
 
 
 def _loose(lines: Sequence[Line], h: float) -> bool:
@@ -833,7 +842,7 @@ def build(
     row_kind: list[str] = ["rule"]  # the kind of each row edge after the first
     for n, (a, b) in enumerate(itertools.pairwise(row_edges)):
         band_lines = [ln for ln, m in zip(lines, middles, strict=True) if a <= m <= b]
-        if rule_y and not _rows_of_band(band_lines) and not _loose(band_lines, h):
+        if rule_y and not _rows_of_band(band_lines, cols, ordered) and not _loose(band_lines, h):
             groups = _band_rows(band_lines, cols, extents, ordered, beside, text_col)
         else:
             groups = _line_rows(
