@@ -306,14 +306,13 @@ def _whites(chunks: Sequence[Chunk]) -> list[tuple[float, float]]:
     return [(a.x1, b.x0) for a, b in itertools.pairwise(ordered) if b.x0 > a.x1]
 
 
-def _rule_across(hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float) -> bool:
-    """Whether a rule between ``top`` and ``bottom`` runs across nearly all of [lo, hi]."""
+def _rule_between(
+    hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float, slack: float = 0.2
+) -> bool:
+    """Whether a rule between ``top`` and ``bottom`` runs across [lo, hi], short of each
+    end by at most ``slack`` of its width."""
     span = hi - lo
-    return any(top <= y <= bottom and a <= lo + 0.1 * span and b >= hi - 0.1 * span for y, a, b in hrules)
-
-
-def _rule_between(hrules: Sequence[Rule], top: float, bottom: float, lo: float, hi: float) -> bool:
-    return any(top <= y <= bottom and a <= lo + 0.2 * (hi - lo) and b >= hi - 0.2 * (hi - lo) for y, a, b in hrules)
+    return any(top <= y <= bottom and a <= lo + slack * span and b >= hi - slack * span for y, a, b in hrules)
 
 
 def justified(chunks: Sequence[Chunk]) -> bool:
@@ -404,7 +403,7 @@ def _region(
             break
         if min(c.x0 for c in mine) < lo - 0.1 * (hi - lo) or max(c.x1 for c in mine) > hi + 0.1 * (hi - lo):
             break  # wider than the table: a title or text, not a heading
-        if _rule_across(hrules, max(c.y1 for c in mine), lines[members[0]].y0 + 0.25 * h, lo, hi):
+        if _rule_between(hrules, max(c.y1 for c in mine), lines[members[0]].y0 + 0.25 * h, lo, hi, 0.1):
             break  # a rule across the table above its top line: its top border
         members.insert(0, k)
         k -= 1

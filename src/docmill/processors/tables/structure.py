@@ -713,7 +713,7 @@ def _reaches(
     return out
 
 
-def _rows_of_band(lines: Sequence[Line], cols: Sequence[float] = (), ordered: bool = False) -> bool:
+def _rows_of_band(lines: Sequence[Line], cols: Sequence[float], ordered: bool) -> bool:
     """Whether the lines between two rules are rows of their own (rules drawn every few
     rows): at least two of them, and half of them, hold two numbers or more; or at least
     three, and half of them, each hold a number and fill three columns or more (a lab
