@@ -73,13 +73,7 @@ from docmill.settings.deliveries import TemplateError, check_key
 from docmill.sources.backend import BackendError
 from docmill.sources.gdrive.auth import load_credentials
 from docmill.sources.gdrive.backend import EXPORTS, FOLDER, change_token, quoted
-from docmill.sources.gdrive.client import (
-    API_PATH,
-    SCOPE_FULL,
-    DriveClient,
-    DriveConfig,
-    account_pace,
-)
+from docmill.sources.gdrive.client import API_PATH, SCOPE_FULL, DriveClient, DriveConfig
 from docmill.sources.gdrive.locations import (
     SHARED,
     SourceLocation,
@@ -151,8 +145,7 @@ class DriveDestination:
                 raise SettingsError(f"destination {context.root}: {exc}") from None
             config = replace(DriveConfig.from_settings(context.options, SCOPE_FULL),
                              timeout_s=context.timeout_s)
-            client = DriveClient(config, credentials, secrets=context.secrets,
-                                 pace=account_pace(config, credentials))
+            client = DriveClient.of_account(config, credentials, secrets=context.secrets)
         self.client = client
         self._multipart_max = multipart_max
         self._chunk = chunk_size

@@ -43,7 +43,7 @@ from typing import Any, NamedTuple
 
 from docmill.sources.backend import BackendContext, BackendError, RemoteObject
 from docmill.sources.gdrive.auth import load_credentials
-from docmill.sources.gdrive.client import EXPORT_LIMIT, DriveClient, DriveConfig, account_pace
+from docmill.sources.gdrive.client import EXPORT_LIMIT, DriveClient, DriveConfig
 from docmill.sources.gdrive.locations import (
     SourceLocation,
     document_id,
@@ -119,12 +119,11 @@ class DriveBackend:
 
     def __init__(self, context: BackendContext, *, client: DriveClient | None = None) -> None:
         self._retrier = context.retrier
-        if client is None:
-            config = DriveConfig.from_settings(context.options)
-            credentials = load_credentials(context.options)
-            client = DriveClient(config, credentials, secrets=context.secrets,
-                                 pace=account_pace(config, credentials))
-        self.client = client
+        self.client = client or DriveClient.of_account(
+            DriveConfig.from_settings(context.options),
+            load_credentials(context.options),
+            secrets=context.secrets,
+        )
         self._page_size = max(1, min(1000, context.options.gdrive_page_size))
         self._lock = threading.Lock()
         self._partial: OrderedDict[str, tuple[int, Any]] = OrderedDict()  # url -> (offset, md5)

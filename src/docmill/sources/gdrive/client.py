@@ -174,6 +174,13 @@ class DriveClient:
     ``pace``: the account's quota, shared with other clients (:func:`account_pace`);
     by default one of its own."""
 
+    @classmethod
+    def of_account(cls, config: DriveConfig, credentials: Credentials, *, secrets: Secrets | None) -> DriveClient:
+        """A client that spends the account's quota with every other client of this
+        process for the same account (:func:`account_pace`): a run's source and its
+        Drive deliveries."""
+        return cls(config, credentials, secrets=secrets, pace=account_pace(config, credentials))
+
     def __init__(
         self,
         config: DriveConfig,
